@@ -1,0 +1,18 @@
+//! Domain types and pure logic of LangSight, free of I/O.
+//!
+//! - [`span`]: the span as agents send it (`ToolCallSpan` on the wire), its decoder and the validation
+//!   rules of `POST /api/traces/spans`, and the lineage fix-ups applied at ingest.
+//! - [`session`]: the per-session rollup maintained at ingest, so listing sessions never re-aggregates spans.
+//! - [`health`]: session health tags and their priority order.
+//! - [`time`]: the timestamp type and the wire formats the original emits.
+//! - [`keys`]: API key generation and hashing.
+
+pub mod health;
+pub mod keys;
+pub mod session;
+pub mod span;
+pub mod time;
+
+/// The version reported by `/api/status` and `/api/readiness`. We report the original's version so its SDK
+/// and dashboard, which may compare versions, treat us as the server they know.
+pub const COMPATIBLE_VERSION: &str = "0.15.0";
