@@ -1,0 +1,98 @@
+//! The storage seam: one trait per domain, and the backends that implement them side by side.
+//!
+//! - [`SpanStore`]: span ingest (durable, group-committed), the session rollups, session traces.
+//! - [`KeyStore`]: API keys (hashes only).
+//! - [`ProjectStore`]: projects and their members, enough for read scoping.
+//!
+//! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
+//! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
+
+pub mod error;
+pub mod model;
+pub mod sqlite;
+
+pub use error::StorageError;
+pub use model::*;
+
+use async_trait::async_trait;
+use langsight_core::span::Span;
+use std::sync::Arc;
+
+#[async_trait]
+pub trait SpanStore: Send + Sync {
+    /// Stores the spans and folds them into their sessions' rollups. Returns only once the data is
+    /// committed to durable storage: callers answer 202 on the strength of it.
+    async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError>;
+
+    /// Sessions active within the window, newest first.
+    async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError>;
+
+    /// The spans of one session in start order (at most `limit`), optionally within one project.
+    async fn session_spans(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn create_api_key(&self, key: NewApiKey) -> Result<ApiKeyRecord, StorageError>;
+    /// All keys, revoked included, newest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StorageError>;
+    /// Marks a key revoked; false when it does not exist or was already revoked.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StorageError>;
+    /// The non-revoked key with this SHA-256 hash.
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StorageError>;
+    /// Non-revoked keys: whether stored keys make authentication mandatory.
+    async fn count_active_api_keys(&self) -> Result<u64, StorageError>;
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<(), StorageError>;
+}
+
+#[async_trait]
+pub trait ProjectStore: Send + Sync {
+    async fn create_project(&self, project: NewProject) -> Result<Project, StorageError>;
+    async fn list_projects(&self) -> Result<Vec<Project>, StorageError>;
+    async fn get_project(&self, id: &str) -> Result<Option<Project>, StorageError>;
+    /// The principal's role in the project, if a member.
+    async fn member_role(&self, project_id: &str, principal: &str) -> Result<Option<String>, StorageError>;
+    /// Projects the principal is a member of, with its role in each.
+    async fn memberships(&self, principal: &str) -> Result<Vec<(Project, String)>, StorageError>;
+}
+
+/// A backend's answer to a readiness probe.
+#[async_trait]
+pub trait Probe: Send + Sync {
+    /// Names the backend in the readiness report (`storage`, `postgres`, `clickhouse`).
+    fn name(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StorageError>;
+}
+
+/// The storage handed to the server: every domain, behind its trait.
+#[derive(Clone)]
+pub struct Storage {
+    pub spans: Arc<dyn SpanStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub projects: Arc<dyn ProjectStore>,
+    pub probes: Vec<Arc<dyn Probe>>,
+    /// Flushes pending writes and closes connections; called once at shutdown.
+    pub closer: Arc<dyn Closer>,
+}
+
+#[async_trait]
+pub trait Closer: Send + Sync {
+    async fn close(&self);
+}
+
+impl Storage {
+    pub fn sqlite(db: Arc<sqlite::SqliteStorage>) -> Self {
+        Storage {
+            spans: db.clone(),
+            keys: db.clone(),
+            projects: db.clone(),
+            probes: vec![db.clone()],
+            closer: db,
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Records the storage traits take and return.
+
+use langsight_core::health::HealthTag;
+use langsight_core::session::SessionRollup;
+use langsight_core::time::Micros;
+
+/// What an ingest changed, for the steps after commit (alerts, events).
+#[derive(Debug, Default, Clone)]
+pub struct IngestOutcome {
+    pub accepted: usize,
+    pub sessions: Vec<SessionTagUpdate>,
+}
+
+/// A session touched by an ingest, with its stored tag before and after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionTagUpdate {
+    pub project_id: String,
+    pub session_id: String,
+    pub previous: Option<HealthTag>,
+    pub current: HealthTag,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionQuery {
+    /// `None` = all projects (admin view).
+    pub project_id: Option<String>,
+    /// Sessions whose last span ended at or after this time.
+    pub active_since: Micros,
+    pub agent_name: Option<String>,
+    pub health_tag: Option<HealthTag>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub project_id: String,
+    pub session_id: String,
+    pub rollup: SessionRollup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRole {
+    Admin,
+    Viewer,
+}
+
+impl KeyRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Admin => "admin",
+            KeyRole::Viewer => "viewer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<KeyRole> {
+        match s {
+            "admin" => Some(KeyRole::Admin),
+            "viewer" => Some(KeyRole::Viewer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: String,
+    pub name: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub role: KeyRole,
+    pub user_id: Option<String>,
+    pub project_id: Option<String>,
+    pub created_at: Micros,
+    pub expires_at: Option<Micros>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub key_prefix: String,
+    pub role: KeyRole,
+    pub user_id: Option<String>,
+    pub project_id: Option<String>,
+    pub created_at: Micros,
+    pub expires_at: Option<Micros>,
+    pub revoked_at: Option<Micros>,
+    pub last_used_at: Option<Micros>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub created_by: String,
+    pub created_at: Micros,
+    /// Added as the project's owner when set (a real user).
+    pub owner_member: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: String,
+    pub name: String,
+    pub slug: String,
+    pub created_by: String,
+    pub created_at: Micros,
+    pub member_count: u64,
+}

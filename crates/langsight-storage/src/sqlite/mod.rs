@@ -1,0 +1,174 @@
+//! Embedded SQLite backend: the zero-setup default.
+//!
+//! One file in WAL mode with `synchronous=FULL`, so a commit survives a crash of the process or the machine.
+//! Writes go through the group-commit [`writer`]; reads use a small pool of read-only connections on
+//! blocking threads, which WAL lets run while the writer commits.
+
+mod migrations;
+mod queries;
+mod writer;
+
+use crate::{Closer, Probe, StorageError};
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tokio::sync::Semaphore;
+use writer::Writer;
+
+/// Read connections: enough to overlap reads on two cores without contending on the WAL index.
+const READERS: usize = 4;
+
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Option<Writer>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    readers: Mutex<Vec<Connection>>,
+    reader_permits: Semaphore,
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "cache_size", -16_000)?; // 16 MiB page cache per connection.
+    Ok(())
+}
+
+impl SqliteStorage {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StorageError::Open(format!(
+                    "cannot create the directory {} for the SQLite database: {e}; set LANGSIGHT_SQLITE_PATH to a writable location",
+                    dir.display()
+                ))
+            })?;
+        }
+        let open_err = |e: rusqlite::Error| {
+            StorageError::Open(format!(
+                "cannot open the SQLite database {}: {e}; set LANGSIGHT_SQLITE_PATH to a writable file",
+                path.display()
+            ))
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        configure(&conn).map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StorageError::Open(format!(
+                "the SQLite database {} cannot use WAL mode (got {mode}); put it on a local filesystem",
+                path.display()
+            )));
+        }
+        // FULL: the WAL is fsynced at every commit, so 202 means the spans survive even a power loss.
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        migrations::run(&mut conn)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .map_err(open_err)?;
+            configure(&r).map_err(open_err)?;
+            readers.push(r);
+        }
+        let (writer, thread) = Writer::start(conn)?;
+        Ok(SqliteStorage {
+            path: path.to_path_buf(),
+            writer: Mutex::new(Some(writer)),
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Mutex::new(readers),
+            reader_permits: Semaphore::new(READERS),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn writer(&self) -> Result<Writer, StorageError> {
+        self.writer
+            .lock()
+            .map_err(|_| StorageError::Backend("writer handle poisoned".into()))?
+            .clone()
+            .ok_or_else(|| StorageError::Unavailable("storage is shutting down".into()))
+    }
+
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.writer()?.write(f).await
+    }
+
+    /// Runs `f` on a pooled read connection on a blocking thread.
+    pub(crate) async fn read<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        let _permit = self
+            .reader_permits
+            .acquire()
+            .await
+            .map_err(|_| StorageError::Unavailable("storage is closed".into()))?;
+        let conn = self
+            .readers
+            .lock()
+            .map_err(|_| StorageError::Backend("reader pool poisoned".into()))?
+            .pop()
+            .ok_or_else(|| StorageError::Backend("reader pool empty despite a permit".into()))?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let r = f(&conn);
+            (conn, r)
+        })
+        .await
+        .map_err(|e| StorageError::Backend(format!("read task failed: {e}")))?;
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl Probe for SqliteStorage {
+    fn name(&self) -> &'static str {
+        "storage"
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM api_keys", [], |r| r.get::<_, i64>(0))?)).await?;
+        // A writer that stopped (commit thread gone) makes the server unable to accept spans: not ready.
+        self.writer()?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Closer for SqliteStorage {
+    async fn close(&self) {
+        // Dropping the last Writer handle ends the thread after it drained the queue: every write accepted
+        // before close is committed before we return.
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        let thread = self.writer_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        if let Ok(c) = self.write_checkpoint() {
+            tracing::debug!(pages = c, "storage.checkpointed");
+        }
+    }
+}
+
+impl SqliteStorage {
+    /// Folds the WAL into the main file at shutdown so the next start opens quickly.
+    fn write_checkpoint(&self) -> Result<i64, rusqlite::Error> {
+        let conn = Connection::open(&self.path)?;
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(2))
+    }
+}

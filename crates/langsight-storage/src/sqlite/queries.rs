@@ -1,0 +1,413 @@
+//! The SQL of each domain trait for SQLite.
+
+use super::SqliteStorage;
+use crate::model::*;
+use crate::{KeyStore, ProjectStore, SpanStore, StorageError};
+use async_trait::async_trait;
+use langsight_core::health::HealthTag;
+use langsight_core::session::SessionRollup;
+use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use std::collections::HashMap;
+
+const INSERT_SPAN: &str = "INSERT INTO spans (span_id, parent_span_id, span_type, trace_id, session_id, server_name, \
+    tool_name, started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, \
+    llm_output, replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+
+const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
+    started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
+    replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
+
+fn insert_spans(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
+    let mut stmt = conn.prepare_cached(INSERT_SPAN)?;
+    for s in spans {
+        stmt.execute(params![
+            s.span_id,
+            s.parent_span_id,
+            s.span_type.as_str(),
+            s.trace_id,
+            s.session_id,
+            s.server_name,
+            s.tool_name,
+            s.started_at,
+            s.ended_at,
+            s.latency_ms,
+            s.status.as_str(),
+            s.error,
+            s.agent_name,
+            s.input_json,
+            s.output_json,
+            s.llm_input,
+            s.llm_output,
+            s.replay_of,
+            s.project().unwrap_or(""),
+            s.input_tokens,
+            s.output_tokens,
+            s.model_id,
+            s.finish_reason,
+            s.cache_read_tokens,
+            s.cache_creation_tokens,
+            s.thinking_tokens,
+            s.target_agent_name,
+            s.lineage_provenance.as_str(),
+            s.lineage_status.as_str(),
+            s.schema_version,
+        ])?;
+    }
+    Ok(())
+}
+
+fn span_from_row(r: &Row) -> rusqlite::Result<Span> {
+    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let bad = |i: usize, what: &str, v: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("bad {what} '{v}'").into())
+    };
+    let span_type = text(2)?;
+    let status = text(10)?;
+    let provenance = text(27)?;
+    let lineage = text(28)?;
+    let project: String = text(18)?;
+    Ok(Span {
+        span_id: r.get(0)?,
+        parent_span_id: r.get(1)?,
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad(2, "span_type", span_type.clone()))?,
+        trace_id: r.get(3)?,
+        session_id: r.get(4)?,
+        server_name: r.get(5)?,
+        tool_name: r.get(6)?,
+        started_at: r.get(7)?,
+        ended_at: r.get(8)?,
+        latency_ms: r.get(9)?,
+        status: SpanStatus::parse(&status).ok_or_else(|| bad(10, "status", status.clone()))?,
+        error: r.get(11)?,
+        agent_name: r.get(12)?,
+        input_json: r.get(13)?,
+        output_json: r.get(14)?,
+        llm_input: r.get(15)?,
+        llm_output: r.get(16)?,
+        replay_of: r.get(17)?,
+        project_id: (!project.is_empty()).then_some(project),
+        input_tokens: r.get(19)?,
+        output_tokens: r.get(20)?,
+        model_id: r.get(21)?,
+        finish_reason: r.get(22)?,
+        cache_read_tokens: r.get(23)?,
+        cache_creation_tokens: r.get(24)?,
+        thinking_tokens: r.get(25)?,
+        target_agent_name: r.get(26)?,
+        lineage_provenance: LineageProvenance::parse(&provenance)
+            .ok_or_else(|| bad(27, "lineage_provenance", provenance.clone()))?,
+        lineage_status: LineageStatus::parse(&lineage).ok_or_else(|| bad(28, "lineage_status", lineage.clone()))?,
+        schema_version: r.get(29)?,
+    })
+}
+
+/// Folds the batch into the session rollups (read, absorb, write back) inside the ingest transaction.
+/// The transaction holds SQLite's write lock, so concurrent ingests — from this process or another worker
+/// on the same file — apply one after the other and no update is lost.
+fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUpdate>, StorageError> {
+    let mut groups: HashMap<(&str, &str), Vec<&Span>> = HashMap::new();
+    for s in spans {
+        if let Some(session) = s.session() {
+            groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
+        }
+    }
+    let mut select = conn.prepare_cached("SELECT rollup FROM sessions WHERE project_id = ?1 AND session_id = ?2")?;
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, session_id) DO UPDATE SET \
+         first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at, \
+         health_tag = excluded.health_tag, rollup = excluded.rollup",
+    )?;
+    let mut updates = Vec::with_capacity(groups.len());
+    for ((project, session), members) in groups {
+        let stored: Option<String> = select.query_row(params![project, session], |r| r.get(0)).optional()?;
+        let mut rollup: SessionRollup = match stored {
+            Some(json) => serde_json::from_str(&json)?,
+            None => SessionRollup::default(),
+        };
+        let previous = rollup.health_tag;
+        for s in members {
+            rollup.absorb(s);
+        }
+        let current = rollup.retag();
+        upsert.execute(params![
+            project,
+            session,
+            rollup.first_call_at,
+            rollup.last_call_at,
+            current.as_str(),
+            serde_json::to_string(&rollup)?,
+        ])?;
+        updates.push(SessionTagUpdate {
+            project_id: project.to_string(),
+            session_id: session.to_string(),
+            previous,
+            current,
+        });
+    }
+    Ok(updates)
+}
+
+#[async_trait]
+impl SpanStore for SqliteStorage {
+    async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
+        if spans.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        self.write(move |conn| {
+            insert_spans(conn, &spans)?;
+            let sessions = update_sessions(conn, &spans)?;
+            Ok(IngestOutcome { accepted: spans.len(), sessions })
+        })
+        .await
+    }
+
+    async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+        self.read(move |conn| {
+            let mut sql = String::from(
+                "SELECT project_id, session_id, rollup FROM sessions s WHERE last_call_at >= ?1 \
+                 AND (?2 IS NULL OR project_id = ?2) AND (?3 IS NULL OR health_tag = ?3) \
+                 AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') WHERE value = ?4)) ",
+            );
+            sql.push_str("ORDER BY first_call_at DESC LIMIT ?5");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(
+                params![
+                    q.active_since,
+                    q.project_id,
+                    q.health_tag.map(HealthTag::as_str),
+                    q.agent_name,
+                    q.limit as i64
+                ],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (project_id, session_id, json) = row?;
+                out.push(SessionRow { project_id, session_id, rollup: serde_json::from_str(&json)? });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn session_spans(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let session_id = session_id.to_string();
+        let project_id = project_id.map(str::to_string);
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE session_id = ?1 AND (?2 IS NULL OR project_id = ?2) \
+                 ORDER BY started_at, seq LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![session_id, project_id, limit as i64], span_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+const KEY_COLUMNS: &str =
+    "id, name, key_prefix, role, user_id, project_id, created_at, expires_at, revoked_at, last_used_at";
+
+fn key_from_row(r: &Row) -> rusqlite::Result<ApiKeyRecord> {
+    let role: String = r.get(3)?;
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        key_prefix: r.get(2)?,
+        // An unknown stored role grants the least.
+        role: KeyRole::parse(&role).unwrap_or(KeyRole::Viewer),
+        user_id: r.get(4)?,
+        project_id: r.get(5)?,
+        created_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        revoked_at: r.get(8)?,
+        last_used_at: r.get(9)?,
+    })
+}
+
+#[async_trait]
+impl KeyStore for SqliteStorage {
+    async fn create_api_key(&self, k: NewApiKey) -> Result<ApiKeyRecord, StorageError> {
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, name, key_hash, key_prefix, role, user_id, project_id, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![k.id, k.name, k.key_hash, k.key_prefix, k.role.as_str(), k.user_id, k.project_id, k.created_at, k.expires_at],
+            )?;
+            Ok(ApiKeyRecord {
+                id: k.id,
+                name: k.name,
+                key_prefix: k.key_prefix,
+                role: k.role,
+                user_id: k.user_id,
+                project_id: k.project_id,
+                created_at: k.created_at,
+                expires_at: k.expires_at,
+                revoked_at: None,
+                last_used_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StorageError> {
+        self.read(|conn| {
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, rowid DESC"))?;
+            let rows = stmt.query_map([], key_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StorageError> {
+        let id = id.to_string();
+        let now = langsight_core::time::now_micros();
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, now],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StorageError> {
+        let hash = hash.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL"
+            ))?;
+            Ok(stmt.query_row(params![hash], key_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn count_active_api_keys(&self) -> Result<u64, StorageError> {
+        self.read(|conn| {
+            let n: i64 = conn.query_row("SELECT count(*) FROM api_keys WHERE revoked_at IS NULL", [], |r| r.get(0))?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, at: i64) -> Result<(), StorageError> {
+        let id = id.to_string();
+        self.write(move |conn| {
+            conn.execute("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1", params![id, at])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+const PROJECT_SELECT: &str = "SELECT p.id, p.name, p.slug, p.created_by, p.created_at, \
+    (SELECT count(*) FROM project_members m WHERE m.project_id = p.id) FROM projects p";
+
+fn project_from_row(r: &Row) -> rusqlite::Result<Project> {
+    Ok(Project {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        slug: r.get(2)?,
+        created_by: r.get(3)?,
+        created_at: r.get(4)?,
+        member_count: r.get::<_, i64>(5)? as u64,
+    })
+}
+
+#[async_trait]
+impl ProjectStore for SqliteStorage {
+    async fn create_project(&self, p: NewProject) -> Result<Project, StorageError> {
+        self.write(move |conn| {
+            // Slug collisions get a short random suffix, as in the original.
+            let taken = |slug: &str| -> Result<bool, StorageError> {
+                Ok(conn
+                    .query_row("SELECT 1 FROM projects WHERE slug = ?1", params![slug], |_| Ok(()))
+                    .optional()?
+                    .is_some())
+            };
+            let mut slug = p.slug.clone();
+            while taken(&slug)? {
+                slug = format!("{}-{}", p.slug, &langsight_core::keys::new_id()[..6]);
+            }
+            conn.execute(
+                "INSERT INTO projects (id, name, slug, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![p.id, p.name, slug, p.created_by, p.created_at],
+            )?;
+            let mut member_count = 0;
+            if let Some(owner) = &p.owner_member {
+                conn.execute(
+                    "INSERT INTO project_members (project_id, user_id, role, added_by, added_at) VALUES (?1, ?2, 'owner', ?2, ?3)",
+                    params![p.id, owner, p.created_at],
+                )?;
+                member_count = 1;
+            }
+            Ok(Project { id: p.id, name: p.name, slug, created_by: p.created_by, created_at: p.created_at, member_count })
+        })
+        .await
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>, StorageError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(&format!("{PROJECT_SELECT} ORDER BY p.created_at, p.id"))?;
+            let rows = stmt.query_map([], project_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn get_project(&self, id: &str) -> Result<Option<Project>, StorageError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!("{PROJECT_SELECT} WHERE p.id = ?1"))?;
+            Ok(stmt.query_row(params![id], project_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn member_role(&self, project_id: &str, principal: &str) -> Result<Option<String>, StorageError> {
+        let (project_id, principal) = (project_id.to_string(), principal.to_string());
+        self.read(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT role FROM project_members WHERE project_id = ?1 AND user_id = ?2",
+                    params![project_id, principal],
+                    |r| r.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn memberships(&self, principal: &str) -> Result<Vec<(Project, String)>, StorageError> {
+        let principal = principal.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "{PROJECT_SELECT} JOIN project_members pm ON pm.project_id = p.id WHERE pm.user_id = ?1 ORDER BY p.created_at"
+            ))?;
+            let sql_role = conn.prepare_cached("SELECT role FROM project_members WHERE project_id = ?1 AND user_id = ?2");
+            let mut sql_role = sql_role?;
+            let projects = stmt.query_map(params![principal], project_from_row)?.collect::<Result<Vec<_>, _>>()?;
+            let mut out = Vec::with_capacity(projects.len());
+            for p in projects {
+                let role: String = sql_role.query_row(params![p.id, principal], |r| r.get(0))?;
+                out.push((p, role));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
