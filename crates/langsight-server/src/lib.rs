@@ -1,0 +1,151 @@
+//! The LangSight API server.
+//!
+//! Layout: [`config`] (layered settings, validated at start-up), [`state`] (what handlers share), [`auth`]
+//! (principals, admin checks, project scoping), [`http`] (cross-cutting layers and body extractors),
+//! [`routes`] (one module per API domain), [`metrics`] (Prometheus text), [`error`] (request errors).
+//! [`start`] opens storage and binds the listener; [`serve`] adds signal handling for the binary.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod routes;
+pub mod state;
+
+use config::{Config, ConfigError, StorageMode};
+use langsight_storage::sqlite::SqliteStorage;
+use langsight_storage::{Storage, StorageError};
+use state::AppState;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// Why the server refused to start. Each message names the setting to change.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error("configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    #[error("cannot listen on {addr}: {source}. Choose another --port / LANGSIGHT_PORT, or stop the process using it.")]
+    Bind { addr: String, source: std::io::Error },
+}
+
+/// How long shutdown waits for in-flight requests before closing storage anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
+    match config.storage_mode {
+        StorageMode::Sqlite => {
+            let path = config.sqlite_path.clone();
+            let db = tokio::task::spawn_blocking(move || SqliteStorage::open(&path))
+                .await
+                .map_err(|e| StorageError::Open(format!("opening SQLite failed: {e}")))??;
+            tracing::info!(path = %db.path().display(), "storage.opened mode=sqlite");
+            Ok(Storage::sqlite(Arc::new(db)))
+        }
+    }
+}
+
+/// A server running in this process.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (up to 30 s), commits and closes storage.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless its task fails).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
+    for var in &config.unknown_env {
+        tracing::warn!(variable = %var, "config.unknown_variable: {var} is not a LangSight setting (typo?); it is ignored");
+    }
+    if config.api_keys.is_empty() && !config.auth_disabled {
+        tracing::info!("auth: no LANGSIGHT_API_KEYS set; requests need a stored API key, or set LANGSIGHT_AUTH_DISABLED=true for local use");
+    }
+    if config.auth_disabled && config.api_keys.is_empty() {
+        tracing::warn!("auth: running WITHOUT authentication until an API key is created (LANGSIGHT_AUTH_DISABLED=true)");
+    }
+    let storage = open_storage(&config).await?;
+    let addr = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
+        .await
+        .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
+    let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
+    let state = AppState::new(config, storage.clone());
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let (drained_tx, drained_rx) = oneshot::channel::<()>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+            tracing::info!("api.shutting_down: draining in-flight requests");
+            let _ = drained_tx.send(());
+        });
+        let server = async move {
+            if let Err(e) = server.await {
+                tracing::error!(error = %e, "api.server_error");
+            }
+        };
+        tokio::pin!(server);
+        // Wait for the drain, but not forever: a stuck client must not keep storage from closing.
+        tokio::select! {
+            _ = &mut server => {}
+            _ = async { let _ = drained_rx.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!("api.drain_timeout: closing with requests still in flight");
+            }
+        }
+        storage.closer.close().await;
+        tracing::info!("api.shutdown");
+    });
+    tracing::info!(addr = %local, "api.listening");
+    Ok(RunningServer { addr: local, stop: Some(stop_tx), task })
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn serve(config: Config) -> Result<(), StartupError> {
+    let server = start(config).await?;
+    shutdown_signal().await;
+    server.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

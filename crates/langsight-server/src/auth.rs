@@ -1,0 +1,237 @@
+//! Who is calling, and what they may see.
+//!
+//! [`authenticate`] runs on every protected `/api` route and resolves the caller to a [`Principal`] (or answers
+//! 401/403 with the original's texts). Handlers then ask the principal: [`Principal::require_admin`] for
+//! writes, [`Principal::scope`] for which project a read covers (the original's `get_active_project_id`).
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use langsight_core::keys::hash_api_key;
+use langsight_core::time::{now_micros, Micros};
+use langsight_storage::{ApiKeyRecord, KeyRole};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+pub const AUTH_REQUIRED: &str = "Authentication is required. Configure LANGSIGHT_API_KEYS or create API keys via the \
+    dashboard. To explicitly disable auth (local dev only): set LANGSIGHT_AUTH_DISABLED=true.";
+pub const MISSING_KEY: &str = "Missing X-API-Key header";
+pub const INVALID_KEY: &str = "Invalid API key";
+pub const EXPIRED_KEY: &str = "API key has expired";
+pub const VIEWER_WRITE: &str = "Write operations require an admin API key";
+pub const PROJECT_NOT_FOUND: &str = "Project not found.";
+pub const PROJECT_REQUIRED: &str = "project_id query parameter is required. Select a project or contact an admin to \
+    gain project access.";
+
+/// How long a verified stored key, or the "do stored keys exist" answer, is reused without a lookup.
+/// Revocation through this process takes effect at once (the cache is cleared); through another process
+/// within this time.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// `last_used_at` is written at most this often per key: a write per request would double ingest's writes.
+const TOUCH_EVERY: Micros = 60_000_000;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A key from `LANGSIGHT_API_KEYS`: global admin.
+    BootstrapKey,
+    /// A stored key.
+    StoredKey(ApiKeyRecord),
+    /// No key exists and auth is explicitly disabled.
+    Open,
+}
+
+impl Principal {
+    pub fn is_global_admin(&self) -> bool {
+        matches!(self, Principal::BootstrapKey | Principal::Open)
+    }
+
+    /// The project a stored key is bound to.
+    pub fn bound_project(&self) -> Option<&str> {
+        match self {
+            Principal::StoredKey(k) => k.project_id.as_deref().filter(|p| !p.is_empty()),
+            _ => None,
+        }
+    }
+
+    /// The identity memberships are recorded under: the key's user, else the key itself.
+    pub fn member_id(&self) -> Option<&str> {
+        match self {
+            Principal::StoredKey(k) => Some(k.user_id.as_deref().unwrap_or(&k.id)),
+            _ => None,
+        }
+    }
+
+    /// Writes need an admin: bootstrap keys, admin stored keys, and open mode (where
+    /// `LANGSIGHT_AUTH_DISABLED=true` allows writes too — the original's env flag only opened reads).
+    pub fn require_admin(&self) -> ApiResult<()> {
+        match self {
+            Principal::StoredKey(k) if k.role == KeyRole::Viewer => Err(ApiError::Forbidden(VIEWER_WRITE.into())),
+            _ => Ok(()),
+        }
+    }
+
+    /// The project a scoped read covers (`None` = every project), following the original's rules: a bound
+    /// key always reads its own project; the yaml `project_id` pins everyone; admins may omit the parameter;
+    /// others must name a project they belong to, and get 404 (not 403) for one they do not, so project ids
+    /// cannot be probed.
+    pub async fn scope(&self, state: &AppState, requested: Option<&str>) -> ApiResult<Option<String>> {
+        if let Some(bound) = self.bound_project() {
+            return Ok(Some(bound.to_string()));
+        }
+        if let Some(pinned) = &state.config.project_id {
+            return Ok(Some(pinned.clone()));
+        }
+        let requested = requested.filter(|p| !p.is_empty());
+        let Some(project) = requested else {
+            return if self.is_global_admin() { Ok(None) } else { Err(ApiError::BadRequest(PROJECT_REQUIRED.into())) };
+        };
+        match self {
+            Principal::BootstrapKey | Principal::Open => Ok(Some(project.to_string())),
+            Principal::StoredKey(k) if k.role == KeyRole::Admin => Ok(Some(project.to_string())),
+            Principal::StoredKey(_) => {
+                let member = self.member_id().unwrap_or_default();
+                match state.storage.projects.member_role(project, member).await? {
+                    Some(_) => Ok(Some(project.to_string())),
+                    None => Err(ApiError::NotFound(PROJECT_NOT_FOUND.into())),
+                }
+            }
+        }
+    }
+}
+
+/// Short-lived cache of stored-key lookups, so ingest at thousands of requests per second does not read the
+/// key table for each one.
+#[derive(Default)]
+pub struct KeyCache {
+    by_hash: Mutex<HashMap<String, (Instant, Option<ApiKeyRecord>)>>,
+    any_stored: Mutex<Option<(Instant, bool)>>,
+    touched: Mutex<HashMap<String, Micros>>,
+}
+
+impl KeyCache {
+    /// Forgets everything: called after a key is created or revoked here.
+    pub fn invalidate(&self) {
+        if let Ok(mut m) = self.by_hash.lock() {
+            m.clear();
+        }
+        if let Ok(mut a) = self.any_stored.lock() {
+            *a = None;
+        }
+    }
+
+    async fn lookup(&self, state: &AppState, raw: &str) -> ApiResult<Option<ApiKeyRecord>> {
+        let hash = hash_api_key(raw);
+        if let Some((at, rec)) = self.by_hash.lock().ok().and_then(|m| m.get(&hash).cloned()) {
+            if at.elapsed() < CACHE_TTL {
+                return Ok(rec);
+            }
+        }
+        let rec = state.storage.keys.api_key_by_hash(&hash).await?;
+        if let Ok(mut m) = self.by_hash.lock() {
+            if m.len() > 10_000 {
+                m.clear(); // Bounded: garbage keys from a scanner must not grow memory.
+            }
+            m.insert(hash, (Instant::now(), rec.clone()));
+        }
+        Ok(rec)
+    }
+
+    async fn any_stored(&self, state: &AppState) -> bool {
+        if let Some((at, v)) = self.any_stored.lock().ok().and_then(|a| *a) {
+            if at.elapsed() < CACHE_TTL {
+                return v;
+            }
+        }
+        // A failing lookup counts as "keys exist": fail closed.
+        let v = state.storage.keys.count_active_api_keys().await.map(|n| n > 0).unwrap_or(true);
+        if let Ok(mut a) = self.any_stored.lock() {
+            *a = Some((Instant::now(), v));
+        }
+        v
+    }
+
+    fn should_touch(&self, id: &str, now: Micros) -> bool {
+        let Ok(mut t) = self.touched.lock() else { return false };
+        match t.get(id) {
+            Some(last) if now - last < TOUCH_EVERY => false,
+            _ => {
+                t.insert(id.to_string(), now);
+                true
+            }
+        }
+    }
+}
+
+/// The presented credential: `X-API-Key`, else `Authorization: Bearer`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(k);
+    }
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn is_bootstrap_key(state: &AppState, key: &str) -> bool {
+    // Compare against every key without early exit, so timing reveals neither which nor whether.
+    let mut found = subtle::Choice::from(0);
+    for k in &state.config.api_keys {
+        found |= k.0.as_bytes().ct_eq(key.as_bytes());
+    }
+    found.into()
+}
+
+pub async fn resolve(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    let key = presented_key(headers);
+    let has_bootstrap = !state.config.api_keys.is_empty();
+    if key.is_none() {
+        if !has_bootstrap && !state.keys.any_stored(state).await {
+            return if state.config.auth_disabled {
+                Ok(Principal::Open)
+            } else {
+                Err(ApiError::Unauthenticated(AUTH_REQUIRED.into()))
+            };
+        }
+        return Err(ApiError::Unauthenticated(MISSING_KEY.into()));
+    }
+    let key = key.unwrap_or_default();
+    if has_bootstrap && is_bootstrap_key(state, key) {
+        return Ok(Principal::BootstrapKey);
+    }
+    if let Some(rec) = state.keys.lookup(state, key).await? {
+        let now = now_micros();
+        if rec.expires_at.is_some_and(|exp| now >= exp) {
+            return Err(ApiError::Forbidden(EXPIRED_KEY.into()));
+        }
+        if state.keys.should_touch(&rec.id, now) {
+            let (st, id) = (state.clone(), rec.id.clone());
+            tokio::spawn(async move {
+                if let Err(e) = st.storage.keys.touch_api_key(&id, now).await {
+                    tracing::debug!(error = %e, "api_key.touch_failed");
+                }
+            });
+        }
+        return Ok(Principal::StoredKey(rec));
+    }
+    if !has_bootstrap && !state.keys.any_stored(state).await && state.config.auth_disabled {
+        // No key exists at all and auth is off: a stray header does not lock the caller out.
+        return Ok(Principal::Open);
+    }
+    Err(ApiError::Forbidden(INVALID_KEY.into()))
+}
+
+/// Middleware for protected routes: resolves the principal and stores it in the request's extensions.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+    let principal = resolve(&state, req.headers()).await?;
+    req.extensions_mut().insert(principal);
+    Ok(next.run(req).await)
+}

@@ -1,0 +1,473 @@
+//! Configuration: defaults → `.langsight.yaml` → `LANGSIGHT_*` environment → command-line flags, parsed once
+//! at start-up into [`Config`] and validated there, so a bad setting refuses the start with a message that
+//! names the variable and the fix instead of failing on the first request.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Every `LANGSIGHT_*` variable the server or its CLI reads (or will read: the original's full list, so a
+/// valid setting from its docs is never reported as a typo). Anything else with the prefix is warned about.
+pub const KNOWN_ENV: &[&str] = &[
+    "LANGSIGHT_API_KEYS",
+    "LANGSIGHT_AUTH_DISABLED",
+    "LANGSIGHT_CORS_ORIGINS",
+    "LANGSIGHT_DASHBOARD_URL",
+    "LANGSIGHT_TRUSTED_PROXY_CIDRS",
+    "LANGSIGHT_STORAGE_MODE",
+    "LANGSIGHT_SQLITE_PATH",
+    "LANGSIGHT_POSTGRES_URL",
+    "LANGSIGHT_CLICKHOUSE_URL",
+    "LANGSIGHT_CLICKHOUSE_DATABASE",
+    "LANGSIGHT_CLICKHOUSE_USERNAME",
+    "LANGSIGHT_CLICKHOUSE_PASSWORD",
+    "LANGSIGHT_PG_POOL_MAX",
+    "LANGSIGHT_PG_POOL_MIN",
+    "LANGSIGHT_REDIS_URL",
+    "LANGSIGHT_REDIS_CA_FILE",
+    "LANGSIGHT_MONITOR_ENABLED",
+    "LANGSIGHT_MONITOR_INTERVAL_SECONDS",
+    "LANGSIGHT_SLACK_WEBHOOK",
+    "LANGSIGHT_HEALTH_CHECK_INTERVAL_SECONDS",
+    "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS",
+    "LANGSIGHT_LOG_LEVEL",
+    "LANGSIGHT_WORKERS",
+    "LANGSIGHT_CONFIG_PATH",
+    "LANGSIGHT_ENV",
+    "LANGSIGHT_TRUSTED_HOSTS",
+    "LANGSIGHT_PROXY_SECRET",
+    "LANGSIGHT_METRICS_TOKEN",
+    "LANGSIGHT_SSE_MAX_CLIENTS",
+    "LANGSIGHT_SSE_CLIENT_BUFFER",
+    "LANGSIGHT_MAX_CONCURRENT_TRACE_READS",
+    "LANGSIGHT_ADMIN_EMAIL",
+    "LANGSIGHT_ADMIN_PASSWORD",
+    "LANGSIGHT_SECRET_KEY",
+    "LANGSIGHT_WEBHOOK_SECRET",
+    "LANGSIGHT_REDACT_PAYLOADS",
+    "LANGSIGHT_RETENTION_DAYS",
+    "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
+    "LANGSIGHT_HOST",
+    "LANGSIGHT_PORT",
+    // Read by the SDK and the dashboard, commonly present in the same environment.
+    "LANGSIGHT_URL",
+    "LANGSIGHT_API_KEY",
+    "LANGSIGHT_API_URL",
+    "LANGSIGHT_PROJECT_ID",
+    "LANGSIGHT_AGENT_NAME",
+    "LANGSIGHT_TEST_MODE",
+    "LANGSIGHT_DASHBOARD_KEY",
+    "LANGSIGHT_OTEL_COLLECTOR_KEY",
+];
+
+/// A setting that stops the server from starting. The message says which setting and how to fix it.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid { var: &'static str, value: String, reason: String },
+    #[error("cannot read the config file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Where the spans and metadata live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageMode {
+    Sqlite,
+}
+
+/// A secret-bearing string whose `Debug` never shows it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("\"\"")
+        } else {
+            f.write_str("\"***\"")
+        }
+    }
+}
+
+/// An IP network from `LANGSIGHT_TRUSTED_PROXY_CIDRS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V4(ip)) => {
+                Cidr { addr: IpAddr::V6(net), prefix: self.prefix }.contains(IpAddr::V6(ip.to_ipv6_mapped()))
+            }
+            (IpAddr::V4(_), IpAddr::V6(ip)) => ip.to_ipv4_mapped().is_some_and(|v4| self.contains(IpAddr::V4(v4))),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub storage_mode: StorageMode,
+    pub sqlite_path: PathBuf,
+    /// Bootstrap keys from `LANGSIGHT_API_KEYS`: global admins.
+    pub api_keys: Vec<Secret>,
+    /// `LANGSIGHT_AUTH_DISABLED` or yaml `auth_disabled`: open access while no key exists.
+    pub auth_disabled: bool,
+    pub cors_origins: Vec<String>,
+    pub dashboard_url: Option<String>,
+    pub trusted_hosts: Vec<String>,
+    pub trusted_proxy_cidrs: Vec<Cidr>,
+    /// Bearer token for `/metrics`; unset hides the endpoint (404).
+    pub metrics_token: Option<Secret>,
+    /// `LANGSIGHT_ENV=development`.
+    pub development: bool,
+    pub workers: usize,
+    pub redis_url: Option<Secret>,
+    /// yaml `project_id`: pins every scoped read to one project.
+    pub project_id: Option<String>,
+    pub max_concurrent_trace_reads: usize,
+    pub log_level: String,
+    /// Where the configuration file was found, if any.
+    pub config_file: Option<PathBuf>,
+    /// Variables with our prefix that we do not know: reported as warnings once logging is up.
+    pub unknown_env: Vec<String>,
+}
+
+/// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileConfig {
+    storage: FileStorage,
+    auth_disabled: Option<bool>,
+    project_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileStorage {
+    mode: Option<String>,
+    sqlite_path: Option<String>,
+}
+
+/// Command-line values; `None` means "not given".
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub config: Option<PathBuf>,
+    pub workers: Option<usize>,
+    /// Read no configuration file at all (tests and embedding: only the environment given counts).
+    pub skip_config_file: bool,
+}
+
+fn home_dir(env: &HashMap<String, String>) -> PathBuf {
+    env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn expand_home(p: &str, env: &HashMap<String, String>) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => home_dir(env).join(rest),
+        None => PathBuf::from(p),
+    }
+}
+
+fn parse_bool(var: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid { var, value: v.into(), reason: "expected true or false".into() }),
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(var: &'static str, v: &str, what: &str) -> Result<T, ConfigError> {
+    v.trim().parse().map_err(|_| ConfigError::Invalid { var, value: v.into(), reason: format!("expected {what}") })
+}
+
+fn comma_list(v: &str) -> Vec<String> {
+    v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+}
+
+pub fn parse_cidrs(v: &str) -> Result<Vec<Cidr>, ConfigError> {
+    let var = "LANGSIGHT_TRUSTED_PROXY_CIDRS";
+    let mut out = Vec::new();
+    for item in comma_list(v) {
+        let (addr, prefix) = match item.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (item.as_str(), None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| ConfigError::Invalid {
+            var,
+            value: v.into(),
+            reason: format!("'{item}' is not an IP network; write e.g. 127.0.0.1/32,::1/128"),
+        })?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = match prefix {
+            Some(p) => p.parse().ok().filter(|p| *p <= max).ok_or_else(|| ConfigError::Invalid {
+                var,
+                value: v.into(),
+                reason: format!("'{item}' has an invalid prefix length (0..={max})"),
+            })?,
+            None => max,
+        };
+        if prefix == 0 {
+            return Err(ConfigError::Invalid {
+                var,
+                value: v.into(),
+                reason: format!(
+                    "{item} trusts the entire internet. Specify the actual proxy IP or subnet (e.g. 172.16.0.0/12 for Docker)."
+                ),
+            });
+        }
+        out.push(Cidr { addr, prefix });
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Builds the configuration from the process environment and flags.
+    pub fn load(flags: Flags) -> Result<Config, ConfigError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Config::from_sources(flags, &env)
+    }
+
+    /// Builds the configuration from explicit sources (tests pass their own environment).
+    pub fn from_sources(flags: Flags, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.trim().is_empty());
+        let config_path = flags.config.clone().or_else(|| get("LANGSIGHT_CONFIG_PATH").map(PathBuf::from));
+        let (file, config_file) =
+            if flags.skip_config_file { (FileConfig::default(), None) } else { load_file(config_path.as_deref(), env)? };
+
+        let mut storage_mode = file.storage.mode.clone().unwrap_or_else(|| "sqlite".into());
+        if let Some(m) = get("LANGSIGHT_STORAGE_MODE") {
+            storage_mode = m.trim().to_ascii_lowercase();
+        }
+        let storage_mode = match storage_mode.as_str() {
+            "sqlite" => StorageMode::Sqlite,
+            "postgres" | "dual" | "clickhouse" => {
+                return Err(ConfigError::Unsupported(format!(
+                    "storage mode '{storage_mode}' (LANGSIGHT_STORAGE_MODE / storage.mode) is not available in this \
+                     build yet; use LANGSIGHT_STORAGE_MODE=sqlite (the default)"
+                )))
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    var: "LANGSIGHT_STORAGE_MODE",
+                    value: other.into(),
+                    reason: "expected one of: sqlite, postgres, dual".into(),
+                })
+            }
+        };
+        let sqlite_path = get("LANGSIGHT_SQLITE_PATH")
+            .map(|p| expand_home(p, env))
+            .or_else(|| file.storage.sqlite_path.as_deref().map(|p| expand_home(p, env)))
+            .unwrap_or_else(|| home_dir(env).join(".langsight").join("langsight.db"));
+
+        let workers = match flags.workers {
+            Some(w) => w,
+            None => get("LANGSIGHT_WORKERS").map(|v| parse_num("LANGSIGHT_WORKERS", v, "a whole number ≥ 1")).transpose()?.unwrap_or(1),
+        };
+        if workers == 0 {
+            return Err(ConfigError::Invalid {
+                var: "LANGSIGHT_WORKERS",
+                value: "0".into(),
+                reason: "at least one worker is needed".into(),
+            });
+        }
+        let redis_url = get("LANGSIGHT_REDIS_URL").map(|s| Secret(s.trim().to_string()));
+        if workers > 1 && redis_url.is_none() {
+            return Err(ConfigError::Unsupported(format!(
+                "LANGSIGHT_WORKERS={workers} requires LANGSIGHT_REDIS_URL to be set: without Redis each worker would \
+                 keep its own rate limits, events and circuit breakers. Set LANGSIGHT_REDIS_URL=redis://host:6379, \
+                 or keep LANGSIGHT_WORKERS=1 for a single instance."
+            )));
+        }
+        if workers > 1 || redis_url.is_some() {
+            return Err(ConfigError::Unsupported(
+                "LANGSIGHT_WORKERS > 1 and LANGSIGHT_REDIS_URL are not available in this build yet; unset them to run \
+                 one worker with in-memory shared state"
+                    .into(),
+            ));
+        }
+
+        let auth_disabled = match get("LANGSIGHT_AUTH_DISABLED") {
+            Some(v) => parse_bool("LANGSIGHT_AUTH_DISABLED", v)?,
+            None => false,
+        } || file.auth_disabled.unwrap_or(false);
+
+        let port = match flags.port {
+            Some(p) => p,
+            None => get("LANGSIGHT_PORT").map(|v| parse_num("LANGSIGHT_PORT", v, "a port number 0..65535")).transpose()?.unwrap_or(8000),
+        };
+        let host = flags.host.clone().or_else(|| get("LANGSIGHT_HOST").map(String::from)).unwrap_or_else(|| "127.0.0.1".into());
+
+        let dashboard_url = get("LANGSIGHT_DASHBOARD_URL").map(|s| s.trim().trim_end_matches('/').to_string());
+        let max_reads = get("LANGSIGHT_MAX_CONCURRENT_TRACE_READS")
+            .map(|v| parse_num::<usize>("LANGSIGHT_MAX_CONCURRENT_TRACE_READS", v, "a whole number ≥ 1"))
+            .transpose()?
+            .unwrap_or(5);
+        if max_reads == 0 {
+            return Err(ConfigError::Invalid {
+                var: "LANGSIGHT_MAX_CONCURRENT_TRACE_READS",
+                value: "0".into(),
+                reason: "at least 1 is needed".into(),
+            });
+        }
+
+        let mut unknown_env: Vec<String> =
+            env.keys().filter(|k| k.starts_with("LANGSIGHT_") && !KNOWN_ENV.contains(&k.as_str())).cloned().collect();
+        unknown_env.sort();
+
+        Ok(Config {
+            host,
+            port,
+            storage_mode,
+            sqlite_path,
+            api_keys: get("LANGSIGHT_API_KEYS").map(comma_list).unwrap_or_default().into_iter().map(Secret).collect(),
+            auth_disabled,
+            cors_origins: comma_list(get("LANGSIGHT_CORS_ORIGINS").unwrap_or("http://localhost:3003")),
+            dashboard_url,
+            trusted_hosts: comma_list(get("LANGSIGHT_TRUSTED_HOSTS").unwrap_or("api")),
+            trusted_proxy_cidrs: parse_cidrs(get("LANGSIGHT_TRUSTED_PROXY_CIDRS").unwrap_or("127.0.0.1/32,::1/128"))?,
+            metrics_token: get("LANGSIGHT_METRICS_TOKEN").map(|t| Secret(t.trim().to_string())),
+            development: get("LANGSIGHT_ENV").is_some_and(|v| v.trim() == "development"),
+            workers,
+            redis_url,
+            project_id: file.project_id.filter(|p| !p.trim().is_empty()),
+            max_concurrent_trace_reads: max_reads,
+            log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),
+            config_file,
+            unknown_env,
+        })
+    }
+
+    /// A configuration for tests and embedding: defaults, a given database file, no environment.
+    pub fn for_database(path: &Path) -> Config {
+        let mut env = HashMap::new();
+        env.insert("LANGSIGHT_SQLITE_PATH".to_string(), path.display().to_string());
+        let mut c = Config::from_sources(Flags { skip_config_file: true, ..Flags::default() }, &env)
+            .unwrap_or_else(|e| panic!("default configuration must be valid: {e}"));
+        c.port = 0;
+        c
+    }
+}
+
+/// Reads the yaml file: the given path (which must exist when given explicitly),
+/// else the first of `./.langsight.yaml`, `./.langsight.yml`, `~/.langsight.yaml`, `~/.langsight.yml`.
+fn load_file(explicit: Option<&Path>, env: &HashMap<String, String>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+    let candidates: Vec<PathBuf> = match explicit {
+        Some(p) => {
+            if !p.exists() {
+                return Err(ConfigError::File {
+                    path: p.to_path_buf(),
+                    reason: "no such file (given by --config or LANGSIGHT_CONFIG_PATH)".into(),
+                });
+            }
+            vec![p.to_path_buf()]
+        }
+        None => {
+            let home = home_dir(env);
+            vec![
+                PathBuf::from(".langsight.yaml"),
+                PathBuf::from(".langsight.yml"),
+                home.join(".langsight.yaml"),
+                home.join(".langsight.yml"),
+            ]
+        }
+    };
+    for path in candidates {
+        if !path.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError::File { path: path.clone(), reason: e.to_string() })?;
+        if text.trim().is_empty() {
+            return Ok((FileConfig::default(), Some(path)));
+        }
+        let file: FileConfig = serde_yaml::from_str(&text)
+            .map_err(|e| ConfigError::File { path: path.clone(), reason: format!("invalid YAML: {e}") })?;
+        return Ok((file, Some(path)));
+    }
+    Ok((FileConfig::default(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        m.insert("HOME".into(), "/home/test".into());
+        m
+    }
+
+    fn no_file() -> Flags {
+        Flags { skip_config_file: true, ..Flags::default() }
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let c = Config::from_sources(no_file(), &env(&[])).unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8000));
+        assert_eq!(c.sqlite_path, PathBuf::from("/home/test/.langsight/langsight.db"));
+        assert!(c.api_keys.is_empty() && !c.auth_disabled);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "storage:\n  sqlite_path: /from/file.db\nauth_disabled: true\nunknown: 1\n").unwrap();
+        let flags = Flags { config: Some(file.clone()), port: Some(9001), ..Flags::default() };
+        let c = Config::from_sources(flags.clone(), &env(&[("LANGSIGHT_PORT", "9000")])).unwrap();
+        assert_eq!(c.port, 9001);
+        assert_eq!(c.sqlite_path, PathBuf::from("/from/file.db"));
+        assert!(c.auth_disabled);
+        let c = Config::from_sources(flags, &env(&[("LANGSIGHT_SQLITE_PATH", "~/x.db")])).unwrap();
+        assert_eq!(c.sqlite_path, PathBuf::from("/home/test/x.db"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_AUTH_DISABLED", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("LANGSIGHT_AUTH_DISABLED"), "{e}");
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_TRUSTED_PROXY_CIDRS", "0.0.0.0/0")])).unwrap_err();
+        assert!(e.to_string().contains("trusts the entire internet"), "{e}");
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_WORKERS", "4")])).unwrap_err();
+        assert!(e.to_string().contains("LANGSIGHT_REDIS_URL"), "{e}");
+        let e = Config::from_sources(Flags { config: Some("/no/such.yaml".into()), ..Flags::default() }, &env(&[])).unwrap_err();
+        assert!(e.to_string().contains("/no/such.yaml"), "{e}");
+    }
+
+    #[test]
+    fn unknown_prefixed_variables_are_reported_and_secrets_hidden() {
+        let c = Config::from_sources(no_file(), &env(&[("LANGSIGHT_API_KEY5", "x"), ("LANGSIGHT_API_KEYS", "k1, k2,")])).unwrap();
+        assert_eq!(c.unknown_env, vec!["LANGSIGHT_API_KEY5".to_string()]);
+        assert_eq!(c.api_keys.len(), 2);
+        assert!(!format!("{c:?}").contains("k1"));
+    }
+
+    #[test]
+    fn cidrs_match_addresses() {
+        let c = parse_cidrs("10.0.0.0/8, ::1").unwrap();
+        assert!(c[0].contains("10.2.3.4".parse().unwrap()));
+        assert!(!c[0].contains("11.0.0.1".parse().unwrap()));
+        assert!(c[1].contains("::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,188 @@
+//! Cross-cutting HTTP behaviour, outermost first: trusted hosts, CORS, security headers, request metrics;
+//! and the body extractors that enforce the 10 MiB limit and answer bad JSON with a 422 saying what to fix.
+
+use crate::error::ApiError;
+use crate::metrics::normalise_path;
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::time::Instant;
+
+pub const MAX_BODY: usize = 10 * 1024 * 1024;
+
+/// Active only when `LANGSIGHT_DASHBOARD_URL` is set, as in the original: `Host` must be the dashboard's host,
+/// localhost, 127.0.0.1 or one of `LANGSIGHT_TRUSTED_HOSTS`.
+pub async fn trusted_hosts(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(dashboard) = &state.config.dashboard_url else {
+        return next.run(req).await;
+    };
+    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = strip_port(host);
+    let dashboard_host = dashboard
+        .split("://")
+        .nth(1)
+        .map(|rest| strip_port(rest.split('/').next().unwrap_or("")))
+        .filter(|h| !h.is_empty())
+        .unwrap_or("localhost");
+    let allowed = host == dashboard_host
+        || host == "localhost"
+        || host == "127.0.0.1"
+        || state.config.trusted_hosts.iter().any(|h| h == host);
+    if allowed {
+        next.run(req).await
+    } else {
+        (StatusCode::BAD_REQUEST, "Invalid host header").into_response()
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or(host);
+    }
+    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+}
+
+/// CORS for the configured origins (credentials allowed, so never `*`).
+pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
+    let allowed = origin.as_deref().is_some_and(|o| state.config.cors_origins.iter().any(|a| a == o || a == "*"));
+    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        if !allowed {
+            return (StatusCode::BAD_REQUEST, "Disallowed CORS origin").into_response();
+        }
+        let mut r = StatusCode::OK.into_response();
+        let h = r.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE, PATCH, PUT"));
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, X-API-Key, Authorization, Last-Event-ID"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        add_cors_headers(h, origin.as_deref());
+        return r;
+    }
+    let mut r = next.run(req).await;
+    if allowed {
+        add_cors_headers(r.headers_mut(), origin.as_deref());
+    }
+    r
+}
+
+fn add_cors_headers(h: &mut HeaderMap, origin: Option<&str>) {
+    if let Some(v) = origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let https = req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("x-xss-protection", HeaderValue::from_static("1; mode=block"));
+    h.insert("referrer-policy", HeaderValue::from_static("strict-origin-when-cross-origin"));
+    if https {
+        h.insert("strict-transport-security", HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    }
+    r
+}
+
+/// Counts requests and their durations, labelled by the route's normalised path. Probes and `/metrics`
+/// itself are not counted (as in the original); unmatched paths share one label so scanners cannot blow up
+/// the label set.
+pub async fn record_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if matches!(path, "/metrics" | "/api/liveness" | "/api/readiness") {
+        return next.run(req).await;
+    }
+    let label = if req.extensions().get::<MatchedPath>().is_some() { normalise_path(path) } else { "<unmatched>".into() };
+    let method = req.method().as_str().to_string();
+    let started = Instant::now();
+    let r = next.run(req).await;
+    state.metrics.record_http(&method, &label, r.status().as_u16(), started.elapsed().as_secs_f64());
+    r
+}
+
+/// The request body, at most [`MAX_BODY`] bytes; larger bodies get the original's 413.
+pub struct LimitedBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for LimitedBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY as u64) {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        let body: Body = req.into_body();
+        match axum::body::to_bytes(body, MAX_BODY).await {
+            Ok(b) => Ok(LimitedBody(b)),
+            Err(e) => {
+                // to_bytes fails for a length overrun or a broken connection; both end the request.
+                let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    if s.is::<http_body_util::LengthLimitError>() {
+                        return Err(ApiError::PayloadTooLarge);
+                    }
+                    source = s.source();
+                }
+                Err(ApiError::BadRequest(format!("could not read the request body: {e}")))
+            }
+        }
+    }
+}
+
+/// A JSON body decoded into `T`; a decode failure is a 422 in FastAPI's list form naming the field.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let LimitedBody(bytes) = LimitedBody::from_request(req, state).await?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let result = serde_path_to_error::deserialize::<_, T>(&mut de);
+        match result {
+            Ok(v) => match de.end() {
+                Ok(()) => Ok(JsonBody(v)),
+                Err(e) => Err(ApiError::Unprocessable(json!([{
+                    "type": "json_invalid", "loc": ["body"], "msg": format!("JSON decode error: {e}"), "input": null
+                }]))),
+            },
+            Err(err) => {
+                let mut loc = vec![json!("body")];
+                for seg in err.path().iter() {
+                    match seg {
+                        serde_path_to_error::Segment::Seq { index } => loc.push(json!(index)),
+                        serde_path_to_error::Segment::Map { key } => loc.push(json!(key)),
+                        _ => {}
+                    }
+                }
+                let e = err.inner();
+                let msg = e.to_string();
+                let (kind, msg) = if e.is_syntax() || e.is_eof() {
+                    ("json_invalid", format!("JSON decode error: {msg}"))
+                } else if let Some(f) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+                    loc.push(json!(f));
+                    ("missing", format!("Field required: `{f}`"))
+                } else {
+                    ("value_error", msg.split(" at line ").next().unwrap_or(&msg).to_string())
+                };
+                Err(ApiError::Unprocessable(json!([{ "type": kind, "loc": loc, "msg": msg, "input": null }])))
+            }
+        }
+    }
+}

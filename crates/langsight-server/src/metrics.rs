@@ -1,0 +1,185 @@
+//! Prometheus metrics of this process, rendered in the text exposition format.
+//!
+//! Hand-rolled rather than a metrics crate: a handful of counters and histograms with atomics is all we
+//! need, and it keeps the dependency tree (and build time on two cores) small.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The original's HTTP duration buckets (seconds).
+const HTTP_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Commit latency buckets: group commit makes most commits a few milliseconds.
+const COMMIT_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Spans per ingest request (the SDK sends at most 50).
+const BATCH_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
+
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum in micro-units so it can be an atomic integer.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros.fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cumulative = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cumulative += c.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() { String::new() } else { format!("{{{labels}}}") };
+        let _ = writeln!(out, "{name}_sum{braces} {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+pub struct Metrics {
+    http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    http_durations: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
+    pub spans_ingested: AtomicU64,
+    pub ingest_batch_spans: Histogram,
+    pub ingest_commit_seconds: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            http_requests: Mutex::new(BTreeMap::new()),
+            http_durations: Mutex::new(BTreeMap::new()),
+            spans_ingested: AtomicU64::new(0),
+            ingest_batch_spans: Histogram::new(BATCH_BUCKETS),
+            ingest_commit_seconds: Histogram::new(COMMIT_BUCKETS),
+        }
+    }
+}
+
+/// The original's label normalisation: a segment longer than 8 characters made only of hex digits and
+/// dashes is an id.
+pub fn normalise_path(path: &str) -> String {
+    let parts: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if seg.len() > 8 && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    let joined = parts.join("/");
+    if joined.starts_with('/') {
+        joined
+    } else {
+        format!("/{joined}")
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn record_http(&self, method: &str, path: &str, status: u16, seconds: f64) {
+        if let Ok(mut m) = self.http_requests.lock() {
+            *m.entry((method.to_string(), path.to_string(), status)).or_insert(0) += 1;
+        }
+        let h = self.http_durations.lock().ok().map(|mut m| {
+            m.entry((method.to_string(), path.to_string())).or_insert_with(|| std::sync::Arc::new(Histogram::new(HTTP_BUCKETS))).clone()
+        });
+        if let Some(h) = h {
+            h.observe(seconds);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP langsight_http_requests_total HTTP requests by method, path and status.\n");
+        out.push_str("# TYPE langsight_http_requests_total counter\n");
+        if let Ok(m) = self.http_requests.lock() {
+            for ((method, path, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "langsight_http_requests_total{{method=\"{}\",path=\"{}\",status=\"{status}\"}} {n}",
+                    escape(method),
+                    escape(path)
+                );
+            }
+        }
+        out.push_str("# HELP langsight_http_request_duration_seconds HTTP request duration.\n");
+        out.push_str("# TYPE langsight_http_request_duration_seconds histogram\n");
+        if let Ok(m) = self.http_durations.lock() {
+            for ((method, path), h) in m.iter() {
+                let labels = format!("method=\"{}\",path=\"{}\"", escape(method), escape(path));
+                h.render(&mut out, "langsight_http_request_duration_seconds", &labels);
+            }
+        }
+        out.push_str("# HELP langsight_spans_ingested_total Spans accepted and committed.\n");
+        out.push_str("# TYPE langsight_spans_ingested_total counter\n");
+        let _ = writeln!(out, "langsight_spans_ingested_total {}", self.spans_ingested.load(Ordering::Relaxed));
+        out.push_str("# HELP langsight_ingest_batch_spans Spans per ingest request.\n");
+        out.push_str("# TYPE langsight_ingest_batch_spans histogram\n");
+        self.ingest_batch_spans.render(&mut out, "langsight_ingest_batch_spans", "");
+        out.push_str("# HELP langsight_ingest_commit_seconds Time from a request's spans reaching storage to their durable commit.\n");
+        out.push_str("# TYPE langsight_ingest_commit_seconds histogram\n");
+        self.ingest_commit_seconds.render(&mut out, "langsight_ingest_commit_seconds", "");
+        if let Some(rss) = resident_memory_bytes() {
+            out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
+            out.push_str("# TYPE process_resident_memory_bytes gauge\n");
+            let _ = writeln!(out, "process_resident_memory_bytes {rss}");
+        }
+        out
+    }
+}
+
+/// RSS from `/proc/self/statm` (Linux); `None` elsewhere.
+pub fn resident_memory_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_normalised() {
+        assert_eq!(normalise_path("/api/agents/sessions/0123456789abcdef"), "/api/agents/sessions/{id}");
+        assert_eq!(normalise_path("/api/auth/api-keys"), "/api/auth/api-keys");
+        assert_eq!(normalise_path("/api/projects/deadbeef"), "/api/projects/deadbeef");
+    }
+
+    #[test]
+    fn histograms_are_cumulative() {
+        let m = Metrics::default();
+        m.ingest_batch_spans.observe(3.0);
+        m.ingest_batch_spans.observe(30.0);
+        let text = m.render();
+        assert!(text.contains("langsight_ingest_batch_spans_bucket{le=\"5\"} 1"), "{text}");
+        assert!(text.contains("langsight_ingest_batch_spans_bucket{le=\"50\"} 2"));
+        assert!(text.contains("langsight_ingest_batch_spans_count 2"));
+    }
+}

@@ -1,0 +1,54 @@
+//! The HTTP routes, one module per domain, assembled with the cross-cutting layers of [`crate::http`].
+
+mod api_keys;
+mod probes;
+mod projects;
+mod query;
+mod sessions;
+mod traces;
+
+use crate::auth::authenticate;
+use crate::http::{cors, record_metrics, security_headers, trusted_hosts};
+use crate::state::AppState;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/traces/spans", post(traces::ingest))
+        .route("/api/agents/sessions", get(sessions::list))
+        .route("/api/agents/sessions/{session_id}", get(sessions::trace))
+        .route("/api/auth/api-keys", post(api_keys::create).get(api_keys::list))
+        .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
+        .route("/api/projects", get(projects::list).post(projects::create))
+        .route("/api/projects/{project_id}", get(projects::get))
+        .route_layer(from_fn_with_state(state.clone(), authenticate));
+    let public = Router::new()
+        .route("/api/status", get(probes::status))
+        .route("/api/liveness", get(probes::liveness))
+        .route("/api/readiness", get(probes::readiness))
+        .route("/metrics", get(probes::metrics));
+    public
+        .merge(protected)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), record_metrics))
+        .layer(DefaultBodyLimit::disable())
+        .layer(from_fn(security_headers))
+        .layer(from_fn_with_state(state.clone(), cors))
+        .layer(from_fn_with_state(state.clone(), trusted_hosts))
+        .with_state(state)
+}
+
+async fn not_found() -> impl IntoResponse {
+    (StatusCode::NOT_FOUND, Json(json!({"detail": "Not Found"})))
+}
+
+async fn method_not_allowed() -> impl IntoResponse {
+    (StatusCode::METHOD_NOT_ALLOWED, Json(json!({"detail": "Method Not Allowed"})))
+}

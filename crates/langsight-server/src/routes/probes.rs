@@ -1,0 +1,71 @@
+//! Probes and metrics: unauthenticated, cheap, and honest about readiness.
+
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use langsight_core::COMPATIBLE_VERSION;
+use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
+
+pub async fn status() -> Json<Value> {
+    Json(json!({"status": "ok", "version": COMPATIBLE_VERSION}))
+}
+
+pub async fn liveness() -> Json<Value> {
+    Json(json!({"status": "alive"}))
+}
+
+/// Ready when every backend answers. Failures are reported as `"error"` only: the cause is logged, never
+/// shown to an unauthenticated caller (the original leaked exception text here).
+pub async fn readiness(State(state): State<AppState>) -> Response {
+    let mut report = Map::new();
+    let mut ready = true;
+    for probe in &state.storage.probes {
+        let ok = match tokio::time::timeout(std::time::Duration::from_secs(3), probe.ping()).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::warn!(backend = probe.name(), error = %e, "readiness.backend_failed");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(backend = probe.name(), "readiness.backend_timeout");
+                false
+            }
+        };
+        ready &= ok;
+        report.insert(probe.name().into(), Value::String(if ok { "ok" } else { "error" }.into()));
+    }
+    if state.storage.probes.is_empty() {
+        ready = false;
+        report.insert("storage".into(), Value::String("error".into()));
+    }
+    let body = json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "version": COMPATIBLE_VERSION,
+        "storage": report,
+    });
+    let code = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (code, Json(body)).into_response()
+}
+
+/// Prometheus text format behind `LANGSIGHT_METRICS_TOKEN`: unset → 404, wrong/missing → 401.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.config.metrics_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+        .unwrap_or("");
+    if !bool::from(presented.as_bytes().ct_eq(token.0.as_bytes())) {
+        return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+        .into_response()
+}

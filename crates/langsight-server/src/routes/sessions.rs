@@ -1,0 +1,158 @@
+//! Sessions: the list (from the rollups kept at ingest) and one session's trace as a tree.
+
+use super::query::Params;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::{Extension, Json};
+use langsight_core::health::HealthTag;
+use langsight_core::span::{Span, SpanStatus};
+use langsight_core::time::{now_micros, str_datetime};
+use langsight_storage::{SessionQuery, SessionRow};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Most spans returned for one trace (the original's cap).
+const MAX_TRACE_SPANS: usize = 10_000;
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let hours = p.int("hours", 24, 1, 720)?;
+    let limit = p.int("limit", 50, 1, 1000)?;
+    let health_tag = match p.text("health_tag").filter(|t| !t.is_empty()) {
+        Some(t) => Some(t.parse::<HealthTag>().map_err(|msg| {
+            ApiError::Unprocessable(json!([{ "type": "enum", "loc": ["query", "health_tag"], "msg": msg, "input": t }]))
+        })?),
+        None => None,
+    };
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let rows = state
+        .storage
+        .spans
+        .list_sessions(SessionQuery {
+            project_id: project,
+            active_since: now_micros() - hours * 3_600_000_000,
+            agent_name: p.text("agent_name").filter(|a| !a.is_empty()).map(String::from),
+            health_tag,
+            limit: limit as usize,
+        })
+        .await?;
+    Ok(Json(rows.iter().map(agent_session).collect()))
+}
+
+/// The original's `AgentSession`.
+fn agent_session(row: &SessionRow) -> Value {
+    let r = &row.rollup;
+    let nonzero = |v: Option<i64>| v.filter(|n| *n != 0);
+    json!({
+        "session_id": row.session_id,
+        "agent_name": r.agent_name,
+        "first_call_at": str_datetime(r.first_call_at),
+        "last_call_at": str_datetime(r.last_call_at),
+        "tool_calls": r.tool_calls,
+        "failed_calls": r.failed_calls,
+        "duration_ms": r.duration_ms(),
+        "servers_used": r.servers_used,
+        "agents_used": r.agents_used,
+        "health_tag": r.health_tag.map(HealthTag::as_str),
+        "total_input_tokens": nonzero(r.total_input_tokens),
+        "total_output_tokens": nonzero(r.total_output_tokens),
+        "model_id": r.model_id,
+        // Model pricing is not built yet, so no cost can be estimated.
+        "est_cost_usd": Value::Null,
+        "has_prompt": r.has_prompt,
+        "project_id": row.project_id,
+    })
+}
+
+pub async fn trace(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(session_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = Params::parse(raw.as_deref());
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let _permit = state.trace_reads.acquire().await.map_err(|_| ApiError::Internal)?;
+    let spans = state.storage.spans.session_spans(&session_id, project.as_deref(), MAX_TRACE_SPANS).await?;
+    if spans.is_empty() {
+        return Err(ApiError::NotFound(format!("Session '{session_id}' not found.")));
+    }
+    Ok(Json(session_trace(&session_id, &spans)))
+}
+
+/// The original's `SessionTrace`: flat spans, the parent/child tree, counts and duration.
+fn session_trace(session_id: &str, spans: &[Span]) -> Value {
+    let calls: Vec<&Span> = spans.iter().filter(|s| s.span_type.is_call()).collect();
+    let failed = calls.iter().filter(|s| s.status != SpanStatus::Success).count();
+    let first = spans.iter().map(|s| s.started_at).min().unwrap_or(0);
+    let last = spans.iter().map(|s| s.ended_at).max().unwrap_or(0);
+    json!({
+        "session_id": session_id,
+        "spans_flat": spans.iter().map(Span::to_trace_json).collect::<Vec<_>>(),
+        "root_spans": span_tree(spans),
+        "total_spans": spans.len(),
+        "tool_calls": calls.len(),
+        "failed_calls": failed,
+        "duration_ms": (last - first) as f64 / 1000.0,
+    })
+}
+
+/// Builds the tree without recursion (a 10,000-span chain must not overflow the stack). A span whose
+/// parent is absent is a root; spans caught in a parent cycle, which no root reaches, are also shown as
+/// roots rather than silently dropped.
+fn span_tree(spans: &[Span]) -> Vec<Value> {
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(spans.len());
+    for (i, s) in spans.iter().enumerate() {
+        index.entry(s.span_id.as_str()).or_insert(i);
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
+    let mut roots = Vec::new();
+    for (i, s) in spans.iter().enumerate() {
+        match s.parent_span_id.as_deref().and_then(|p| index.get(p)).copied() {
+            Some(parent) if parent != i => children[parent].push(i),
+            _ => roots.push(i),
+        }
+    }
+    // Pre-order walk from the roots; then nodes that no root reached (cycles) become roots themselves.
+    let mut visited = vec![false; spans.len()];
+    let mut order = Vec::with_capacity(spans.len());
+    let mut all_roots = Vec::new();
+    let walk = |start: usize, visited: &mut Vec<bool>, order: &mut Vec<usize>| {
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            if visited[n] {
+                continue;
+            }
+            visited[n] = true;
+            order.push(n);
+            stack.extend(children[n].iter().rev().copied());
+        }
+    };
+    for &r in &roots {
+        all_roots.push(r);
+        walk(r, &mut visited, &mut order);
+    }
+    for i in 0..spans.len() {
+        if !visited[i] {
+            all_roots.push(i);
+            walk(i, &mut visited, &mut order);
+        }
+    }
+    // Children appear after their parent in pre-order, so building in reverse has every child ready.
+    let mut built: Vec<Option<Value>> = vec![None; spans.len()];
+    for &n in order.iter().rev() {
+        let mut v = spans[n].to_trace_json();
+        let kids: Vec<Value> = children[n].iter().filter_map(|c| built[*c].take()).collect();
+        if let Value::Object(m) = &mut v {
+            m.insert("children".into(), Value::Array(kids));
+        }
+        built[n] = Some(v);
+    }
+    all_roots.into_iter().filter_map(|r| built[r].take()).collect()
+}

@@ -1,0 +1,47 @@
+//! `POST /api/traces/spans`: the SDK's ingest path.
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::http::LimitedBody;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use langsight_core::span::decode_batch;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Decodes and validates the whole batch, checks the caller may write to the spans' projects, stores it, and
+/// answers 202 only after the commit: a 202 is a promise that the spans survive a crash.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut spans = decode_batch(&body).map_err(|r| ApiError::Unprocessable(r.detail()))?;
+    if let Some(bound) = principal.bound_project() {
+        // The original let any key write into any project; a bound key writes only to its own. Spans that
+        // name no project are filed under the key's project.
+        for (i, span) in spans.iter_mut().enumerate() {
+            match span.project() {
+                Some(p) if p != bound => {
+                    return Err(ApiError::Forbidden(format!(
+                        "This API key is bound to project '{bound}' and cannot write spans for project '{p}' \
+                         (span {i}). Send these spans with a key of project '{p}', or drop their project_id."
+                    )))
+                }
+                Some(_) => {}
+                None => span.project_id = Some(bound.to_string()),
+            }
+        }
+    }
+    let n = spans.len();
+    let started = Instant::now();
+    let outcome = state.storage.spans.ingest(spans).await?;
+    state.metrics.ingest_commit_seconds.observe(started.elapsed().as_secs_f64());
+    state.metrics.ingest_batch_spans.observe(n as f64);
+    state.metrics.spans_ingested.fetch_add(n as u64, Ordering::Relaxed);
+    debug_assert_eq!(outcome.accepted, n);
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n }))))
+}

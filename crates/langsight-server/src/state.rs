@@ -1,0 +1,35 @@
+//! What every handler shares.
+
+use crate::auth::KeyCache;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use langsight_storage::Storage;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+#[derive(Clone)]
+pub struct AppState(pub Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub storage: Storage,
+    pub metrics: Metrics,
+    pub keys: KeyCache,
+    /// Bounds concurrent session-trace reads (`LANGSIGHT_MAX_CONCURRENT_TRACE_READS`): a trace can be 10,000
+    /// spans, and a burst of them must not starve ingest of memory or read connections.
+    pub trace_reads: Semaphore,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(config: Config, storage: Storage) -> AppState {
+        let trace_reads = Semaphore::new(config.max_concurrent_trace_reads);
+        AppState(Arc::new(Inner { keys: KeyCache::default(), metrics: Metrics::default(), config, storage, trace_reads }))
+    }
+}
