@@ -35,7 +35,9 @@ fn init_logging() {
     let level = std::env::var("LANGSIGHT_LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_ascii_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_writer(std::io::stderr).with_target(false).init();
 }
 
 fn main() -> ExitCode {

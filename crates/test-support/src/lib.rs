@@ -45,11 +45,27 @@ impl TestServer {
         self.client(Some(ADMIN_KEY))
     }
 
-    /// Graceful shutdown (drain, commit, close).
-    pub async fn stop(mut self) {
+    /// Graceful shutdown (drain, commit, close). The database stays, for inspection or a restart.
+    pub async fn stop(mut self) -> StoppedServer {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }
+        StoppedServer { db_path: self.db_path.clone(), dir: self._dir }
+    }
+}
+
+/// A stopped server's database, kept until this is dropped.
+pub struct StoppedServer {
+    pub db_path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl StoppedServer {
+    /// Starts a new server on the same database.
+    pub async fn restart(self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = Config::for_database(&self.db_path);
+        tweak(&mut config);
+        TestServer::start_in(self.dir, self.db_path, config).await
     }
 }
 

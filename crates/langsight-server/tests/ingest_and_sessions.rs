@@ -1,0 +1,165 @@
+//! Ingest, sessions and traces over real HTTP against the real server and SQLite.
+
+use serde_json::{json, Value};
+use test_support::{agent_run, session_id, TestServer};
+
+#[tokio::test]
+async fn a_30_span_run_shows_in_the_list_and_the_trace() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let sid = session_id();
+    let r = admin.ingest(&agent_run(&sid, 30, None)).await;
+    assert_eq!((r.status, &r.body), (202, &json!({"accepted": 30})));
+
+    let list = admin.get("/api/agents/sessions").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    let sessions = list.body.as_array().unwrap();
+    assert_eq!(sessions.len(), 1);
+    let s = &sessions[0];
+    assert_eq!(s["session_id"], json!(sid));
+    assert_eq!(s["agent_name"], json!("researcher"));
+    // 30 spans: 1 root agent span, 3 LLM (agent) spans (i%10==7), 26 tool calls of which 3 failed.
+    assert_eq!(s["tool_calls"], json!(26));
+    assert_eq!(s["failed_calls"], json!(3));
+    // search_issues failed and then succeeded each time: a fallback, not a failure.
+    assert_eq!(s["health_tag"], json!("success_with_fallback"));
+    assert_eq!(s["servers_used"], json!(["filesystem", "github"]));
+    assert_eq!(s["total_input_tokens"], json!(3600));
+    assert_eq!(s["model_id"], json!("claude-sonnet-4"));
+    assert_eq!(s["has_prompt"], json!(true));
+    assert_eq!(s["duration_ms"], json!(3050.0));
+
+    let trace = admin.get(&format!("/api/agents/sessions/{sid}")).await;
+    assert_eq!(trace.status, 200, "{}", trace.text);
+    let t = &trace.body;
+    assert_eq!(t["total_spans"], json!(30));
+    assert_eq!(t["tool_calls"], json!(26));
+    assert_eq!(t["failed_calls"], json!(3));
+    assert_eq!(t["spans_flat"].as_array().unwrap().len(), 30);
+    let roots = t["root_spans"].as_array().unwrap();
+    assert_eq!(roots.len(), 1, "one root: the session span");
+    assert_eq!(roots[0]["children"].as_array().unwrap().len(), 29);
+    let child = &roots[0]["children"][0];
+    assert_eq!(child["parent_span_id"], roots[0]["span_id"]);
+    assert_eq!(child["latency_ms"], json!(80.0), "latency computed from the timestamps");
+    let input: Value = serde_json::from_str(child["input_json"].as_str().unwrap()).unwrap();
+    assert_eq!(input, json!({"query": "release notes", "page": 1}), "input_args stored as JSON text");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_session_is_404_with_the_original_text() {
+    let server = TestServer::start().await;
+    let r = server.admin().get("/api/agents/sessions/0123456789abcdef0123456789abcdef").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.detail(), "Session '0123456789abcdef0123456789abcdef' not found.");
+}
+
+#[tokio::test]
+async fn tags_accumulate_across_batches_and_never_downgrade() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let sid = session_id();
+    let span = |id: &str, tool: &str, status: &str, error: Value| {
+        json!({"span_id": id, "session_id": sid, "server_name": "s", "tool_name": tool, "status": status,
+               "error": error, "agent_name": "a", "started_at": chrono_now(), "ended_at": chrono_now()})
+    };
+    let tag = |body: &Value| body[0]["health_tag"].clone();
+    admin.ingest(&json!([span("1", "t", "success", Value::Null)])).await;
+    assert_eq!(tag(&admin.get("/api/agents/sessions").await.body), json!("success"));
+    admin.ingest(&json!([span("2", "u", "timeout", Value::Null)])).await;
+    assert_eq!(tag(&admin.get("/api/agents/sessions").await.body), json!("timeout"));
+    admin.ingest(&json!([span("3", "v", "prevented", json!("loop_detected: same call 3 times"))])).await;
+    assert_eq!(tag(&admin.get("/api/agents/sessions").await.body), json!("loop_detected"));
+    // A later clean batch does not wash the loop away.
+    admin.ingest(&json!([span("4", "u", "success", Value::Null)])).await;
+    assert_eq!(tag(&admin.get("/api/agents/sessions").await.body), json!("loop_detected"));
+    let filtered = admin.get("/api/agents/sessions?health_tag=loop_detected").await;
+    assert_eq!(filtered.body.as_array().unwrap().len(), 1);
+    let other = admin.get("/api/agents/sessions?health_tag=success").await;
+    assert_eq!(other.body, json!([]));
+    let bad = admin.get("/api/agents/sessions?health_tag=great").await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.text.contains("loop_detected"), "lists the valid tags: {}", bad.text);
+}
+
+fn chrono_now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+#[tokio::test]
+async fn list_filters_and_limits() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    for agent in ["alpha", "beta", "beta"] {
+        let sid = session_id();
+        let batch = json!([{"session_id": sid, "server_name": "s", "tool_name": "t", "status": "success",
+            "agent_name": agent, "started_at": chrono_now(), "ended_at": chrono_now()}]);
+        assert_eq!(admin.ingest(&batch).await.status, 202);
+    }
+    let old = json!([{"session_id": session_id(), "server_name": "s", "tool_name": "t", "status": "success",
+        "started_at": "2020-01-01T00:00:00Z", "ended_at": "2020-01-01T00:00:01Z"}]);
+    assert_eq!(admin.ingest(&old).await.status, 202);
+    assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 3, "the 2020 session is outside 24 h");
+    assert_eq!(admin.get("/api/agents/sessions?agent_name=beta").await.body.as_array().unwrap().len(), 2);
+    assert_eq!(admin.get("/api/agents/sessions?limit=1").await.body.as_array().unwrap().len(), 1);
+    for bad in ["hours=0", "hours=721", "limit=0", "limit=1001", "hours=abc"] {
+        let r = admin.get(&format!("/api/agents/sessions?{bad}")).await;
+        assert_eq!(r.status, 422, "{bad}");
+        assert_eq!(r.body["detail"][0]["loc"][0], json!("query"), "{bad}: {}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_batches_are_all_committed() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let sessions: Vec<String> = (0..50).map(|_| session_id()).collect();
+    let tasks: Vec<_> = sessions
+        .iter()
+        .map(|sid| {
+            let (c, b) = (admin.clone(), agent_run(sid, 30, None));
+            tokio::spawn(async move { c.ingest(&b).await.status })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 202);
+    }
+    let list = admin.get("/api/agents/sessions?limit=1000").await;
+    assert_eq!(list.body.as_array().unwrap().len(), 50);
+    for sid in sessions.iter().take(5) {
+        let t = admin.get(&format!("/api/agents/sessions/{sid}")).await;
+        assert_eq!(t.body["total_spans"], json!(30));
+    }
+    let metrics_free = server.admin().get("/metrics").await;
+    assert_eq!(metrics_free.status, 404, "metrics stay hidden without LANGSIGHT_METRICS_TOKEN");
+}
+
+#[tokio::test]
+async fn graceful_shutdown_commits_in_flight_batches() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let db = server.db_path.clone();
+    let sessions: Vec<String> = (0..20).map(|_| session_id()).collect();
+    let tasks: Vec<_> = sessions
+        .iter()
+        .map(|sid| {
+            let (c, b) = (admin.clone(), agent_run(sid, 30, None));
+            tokio::spawn(async move { c.ingest(&b).await.status })
+        })
+        .collect();
+    let mut accepted = 0;
+    for t in tasks {
+        if t.await.unwrap() == 202 {
+            accepted += 1;
+        }
+    }
+    let stopped = server.stop().await;
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: i64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, accepted * 30);
+    drop(conn);
+    let again = stopped.restart(|c| c.api_keys = vec![langsight_server::config::Secret(test_support::ADMIN_KEY.into())]).await;
+    let list = again.admin().get("/api/agents/sessions?limit=1000").await;
+    assert_eq!(list.body.as_array().unwrap().len(), accepted as usize);
+}
