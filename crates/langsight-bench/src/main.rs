@@ -1,1 +1,269 @@
-fn main() {}
+//! `ingest-bench`: drives `POST /api/traces/spans` over loopback the way a fleet of agents does — 30-span
+//! batches shaped like an agent run, each with a fresh session id — at a fixed concurrency for a fixed time,
+//! then reports spans/s, latency percentiles and the server's memory.
+//!
+//! By default it starts the real `langsight` binary (next to this one) on a free port with a fresh SQLite
+//! file, so the figures include durable storage. `--url` and `--pid` point it at a server already running.
+
+use clap::Parser;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Ingest benchmark for the LangSight server")]
+struct Args {
+    /// Concurrent requests in flight.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 20)]
+    duration: u64,
+    /// Spans per request.
+    #[arg(long, default_value_t = 30)]
+    batch: usize,
+    /// Benchmark a running server instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// PID of that server, for memory figures.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// API key for `--url` (a started server gets its own).
+    #[arg(long, default_value = "bench-key")]
+    key: String,
+    /// The langsight binary to start (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+}
+
+const PLACEHOLDER: &str = "SESSIONIDSESSIONIDSESSIONID00000";
+
+/// A CrewAI-shaped agent run: a session span, tool calls with arguments and results, LLM calls with tokens.
+fn batch_template(n: usize) -> String {
+    let start = chrono::Utc::now();
+    let at = |ms: i64| (start + chrono::Duration::milliseconds(ms)).to_rfc3339();
+    let mut spans = vec![json!({
+        "span_id": format!("{PLACEHOLDER}-0"), "span_type": "agent", "session_id": PLACEHOLDER,
+        "trace_id": PLACEHOLDER, "server_name": "crewai", "tool_name": "session", "agent_name": "research-crew",
+        "started_at": at(0), "ended_at": at(n as i64 * 120), "status": "success", "latency_ms": null,
+        "llm_input": "Research the latest release notes of the project and summarise breaking changes.",
+        "schema_version": "1.0", "lineage_provenance": "explicit", "lineage_status": "complete",
+    })];
+    for i in 1..n {
+        let llm = i % 5 == 0;
+        let failed = i % 11 == 0;
+        spans.push(json!({
+            "span_id": format!("{PLACEHOLDER}-{i}"), "parent_span_id": format!("{PLACEHOLDER}-0"),
+            "span_type": if llm { "agent" } else { "tool_call" }, "session_id": PLACEHOLDER, "trace_id": PLACEHOLDER,
+            "server_name": if llm { "anthropic" } else if i % 2 == 0 { "github" } else { "filesystem" },
+            "tool_name": if llm { "generate/claude-sonnet-4" } else if i % 2 == 0 { "search_issues" } else { "read_file" },
+            "agent_name": if i < n / 2 { "researcher" } else { "writer" },
+            "started_at": at(i as i64 * 120), "ended_at": at(i as i64 * 120 + 95),
+            "latency_ms": null, "status": if failed { "error" } else { "success" },
+            "error": if failed { json!("MCP error -32603: upstream rate limit, retry later") } else { Value::Null },
+            "input_args": {"query": "release notes breaking changes", "repo": "example/project", "page": i, "per_page": 50},
+            "output_result": "Found 12 matching items: #4411 Deprecate v1 client, #4420 Remove legacy auth, #4432 ...".repeat(2),
+            "model_id": if llm { json!("claude-sonnet-4") } else { Value::Null },
+            "input_tokens": if llm { json!(1800) } else { Value::Null },
+            "output_tokens": if llm { json!(420) } else { Value::Null },
+            "finish_reason": if llm { json!("end_turn") } else { Value::Null },
+            "replay_of": null, "project_id": null, "target_agent_name": null, "cache_read_tokens": null,
+            "cache_creation_tokens": null, "thinking_tokens": null, "llm_input": null, "llm_output": null,
+            "schema_version": "1.0", "lineage_provenance": "explicit", "lineage_status": "complete",
+        }));
+    }
+    serde_json::to_string(&spans).unwrap_or_default()
+}
+
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+struct Started {
+    child: Child,
+    url: String,
+    _dir: tempfile_dir::Dir,
+}
+
+/// A temporary directory without pulling a crate in for it.
+mod tempfile_dir {
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> std::io::Result<Dir> {
+            let p = std::env::temp_dir().join(format!("langsight-bench-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&p)?;
+            Ok(Dir(p))
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn start_server(bin: PathBuf, key: &str) -> Result<Started, String> {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile_dir::Dir::new().map_err(|e| format!("temp dir: {e}"))?;
+    let mut child = Command::new(&bin)
+        .args(["serve", "--port", "0"])
+        .env("LANGSIGHT_SQLITE_PATH", dir.0.join("bench.db"))
+        .env("LANGSIGHT_API_KEYS", key)
+        .env("LANGSIGHT_LOG_LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e} (build it: cargo build --release -p langsight-cli)", bin.display()))?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().ok_or("server exited before listening")?.map_err(|e| e.to_string())?;
+        if line.contains("api.listening") {
+            if let Some(a) = line.split("addr=").nth(1) {
+                break a.split_whitespace().next().unwrap_or_default().to_string();
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok(Started { child, url: format!("http://{addr}"), _dir: dir })
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() -> Result<(), String> {
+    let args = Args::parse();
+    let mut started = None;
+    let (url, pid) = match &args.url {
+        Some(u) => (u.trim_end_matches('/').to_string(), args.pid),
+        None => {
+            let bin = args.server_bin.clone().unwrap_or_else(|| {
+                std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("langsight"))).unwrap_or_default()
+            });
+            let s = start_server(bin, &args.key)?;
+            let (u, p) = (s.url.clone(), s.child.id());
+            started = Some(s);
+            (u, Some(p))
+        }
+    };
+    // The client gets one core's worth of threads; the server has the machine otherwise.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let idle_rss = pid.and_then(rss_kib);
+    let template = Arc::new(batch_template(args.batch));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(args.duration);
+    let errors = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(idle_rss.unwrap_or(0)));
+    let cpu_before = pid.and_then(cpu_ticks);
+    let began = Instant::now();
+    let latencies: Vec<u32> = rt.block_on(async {
+        if let Some(pid) = pid {
+            let peak = peak.clone();
+            tokio::spawn(async move {
+                while Instant::now() < deadline {
+                    if let Some(r) = rss_kib(pid) {
+                        peak.fetch_max(r, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..args.concurrency {
+            let (client, url, key, template, errors) =
+                (client.clone(), url.clone(), args.key.clone(), template.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat = Vec::with_capacity(4096);
+                while Instant::now() < deadline {
+                    let sid = uuid::Uuid::new_v4().simple().to_string();
+                    let body = template.replace(PLACEHOLDER, &sid);
+                    let t = Instant::now();
+                    let r = client
+                        .post(format!("{url}/api/traces/spans"))
+                        .header("X-API-Key", &key)
+                        .header("Content-Type", "application/json")
+                        .body(body)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(resp) if resp.status().as_u16() == 202 => {
+                            let _ = resp.bytes().await;
+                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                        }
+                        Ok(resp) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("unexpected status {}", resp.status());
+                            }
+                        }
+                        Err(e) => {
+                            if errors.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("request failed: {e}");
+                            }
+                        }
+                    }
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            if let Ok(mut l) = t.await {
+                all.append(&mut l);
+            }
+        }
+        all
+    });
+    let elapsed = began.elapsed().as_secs_f64();
+    let cpu = match (cpu_before, pid.and_then(cpu_ticks)) {
+        (Some(a), Some(b)) => Some((b - a) as f64 / 100.0 / elapsed * 100.0),
+        _ => None,
+    };
+    let after_rss = pid.and_then(rss_kib);
+    let mut sorted = latencies;
+    sorted.sort_unstable();
+    let requests = sorted.len();
+    let spans = requests * args.batch;
+    let mib = |k: Option<u64>| k.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
+    println!("ingest-bench: concurrency={} duration={}s batch={} spans ({} bytes/request)", args.concurrency, args.duration, args.batch, template.len());
+    println!("requests accepted: {requests} ({:.0}/s), errors: {}", requests as f64 / elapsed, errors.load(Ordering::Relaxed));
+    println!("spans/s durably stored: {:.0}", spans as f64 / elapsed);
+    println!(
+        "latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(&sorted, 0.50),
+        percentile(&sorted, 0.95),
+        percentile(&sorted, 0.99),
+        percentile(&sorted, 1.0)
+    );
+    println!(
+        "server RSS MiB: idle {}  peak {}  after {}   server CPU: {}",
+        mib(idle_rss),
+        mib(Some(peak.load(Ordering::Relaxed)).filter(|p| *p > 0)),
+        mib(after_rss),
+        cpu.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "n/a".into())
+    );
+    if let Some(mut s) = started {
+        let _ = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status();
+        let _ = s.child.wait();
+    }
+    if errors.load(Ordering::Relaxed) > 0 {
+        return Err("some requests failed; figures above count only accepted ones".into());
+    }
+    Ok(())
+}

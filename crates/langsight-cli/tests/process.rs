@@ -1,0 +1,164 @@
+//! The compiled `langsight` binary, run as a user would: start-up refusals, crash durability, SIGTERM.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use test_support::{agent_run, session_id};
+
+const KEY: &str = "process-test-key";
+
+fn langsight(db: &Path) -> Command {
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsight"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", db.parent().unwrap())
+        .env("LANGSIGHT_SQLITE_PATH", db)
+        .env("LANGSIGHT_API_KEYS", KEY)
+        .current_dir(db.parent().unwrap());
+    cmd
+}
+
+/// Starts `serve --port 0` and reads the chosen address from its log.
+fn spawn(db: &Path) -> (Child, String) {
+    let mut child = langsight(db)
+        .args(["serve", "--port", "0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the langsight binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server logs until it listens").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("api.listening")) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    (child, format!("http://{addr}"))
+}
+
+async fn post(url: &str, body: &Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/api/traces/spans"))
+        .header("X-API-Key", KEY)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn get(url: &str, path: &str) -> Value {
+    let r = reqwest::Client::new().get(format!("{url}{path}")).header("X-API-Key", KEY).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn kill_9_right_after_202_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("data").join("langsight.db");
+    let (mut child, url) = spawn(&db);
+    let sessions: Vec<String> = (0..40).map(|_| session_id()).collect();
+    let tasks: Vec<_> = sessions
+        .iter()
+        .map(|sid| {
+            let (url, body) = (url.clone(), agent_run(sid, 30, None));
+            tokio::spawn(async move { post(&url, &body).await })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    for (sid, t) in sessions.iter().zip(tasks) {
+        let (status, body) = t.await.unwrap();
+        assert_eq!((status, body), (202, json!({"accepted": 30})));
+        accepted.push(sid.clone());
+    }
+    child.kill().unwrap(); // SIGKILL: no shutdown hook runs.
+    child.wait().unwrap();
+
+    let (mut again, url) = spawn(&db);
+    let list = get(&url, "/api/agents/sessions?limit=1000").await;
+    assert_eq!(list.as_array().unwrap().len(), accepted.len());
+    for sid in &accepted {
+        let t = get(&url, &format!("/api/agents/sessions/{sid}")).await;
+        assert_eq!(t["total_spans"], json!(30), "session {sid} complete after the crash");
+    }
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let (child, url) = spawn(&db);
+    assert_eq!(post(&url, &agent_run(&session_id(), 5, None)).await.0, 202);
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status after SIGTERM: {:?}", out.status);
+    // The WAL was checkpointed into the main file at shutdown.
+    let wal = db.with_extension("db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+}
+
+fn refused(db: &Path, envs: &[(&str, &str)], args: &[&str]) -> String {
+    let mut cmd = langsight(db);
+    cmd.arg("serve").args(["--port", "0"]).args(args);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = run_with_timeout(cmd, Duration::from_secs(20));
+    assert!(!out.status.success(), "start-up must be refused: {envs:?} {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn run_with_timeout(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let id = child.id();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    drop(killer);
+    out
+}
+
+#[test]
+fn bad_configuration_refuses_start_up_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let e = refused(&db, &[("LANGSIGHT_WORKERS", "4")], &[]);
+    assert!(e.contains("LANGSIGHT_WORKERS=4") && e.contains("LANGSIGHT_REDIS_URL"), "{e}");
+    let e = refused(&db, &[("LANGSIGHT_TRUSTED_PROXY_CIDRS", "0.0.0.0/0")], &[]);
+    assert!(e.contains("LANGSIGHT_TRUSTED_PROXY_CIDRS") && e.contains("entire internet"), "{e}");
+    let e = refused(&db, &[("LANGSIGHT_AUTH_DISABLED", "perhaps")], &[]);
+    assert!(e.contains("LANGSIGHT_AUTH_DISABLED"), "{e}");
+    let e = refused(&db, &[], &["--config", "/no/such/langsight.yaml"]);
+    assert!(e.contains("/no/such/langsight.yaml"), "{e}");
+    let e = refused(&db, &[("LANGSIGHT_SQLITE_PATH", "/proc/forbidden/langsight.db")], &[]);
+    assert!(e.contains("LANGSIGHT_SQLITE_PATH"), "{e}");
+    let yaml = dir.path().join("bad.yaml");
+    std::fs::write(&yaml, "storage: [unclosed").unwrap();
+    let e = refused(&db, &[], &["--config", yaml.to_str().unwrap()]);
+    assert!(e.contains("invalid YAML"), "{e}");
+}
+
+#[test]
+fn a_taken_port_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut cmd = langsight(&db);
+    cmd.args(["serve", "--port", &port]);
+    let out = run_with_timeout(cmd, Duration::from_secs(20));
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(e.contains("cannot listen on") && e.contains("--port"), "{e}");
+}
