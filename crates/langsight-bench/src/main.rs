@@ -64,8 +64,8 @@ fn batch_template(n: usize) -> String {
             "started_at": at(i as i64 * 120), "ended_at": at(i as i64 * 120 + 95),
             "latency_ms": null, "status": if failed { "error" } else { "success" },
             "error": if failed { json!("MCP error -32603: upstream rate limit, retry later") } else { Value::Null },
-            "input_args": {"query": "release notes breaking changes", "repo": "example/project", "page": i, "per_page": 50},
-            "output_result": "Found 12 matching items: #4411 Deprecate v1 client, #4420 Remove legacy auth, #4432 ...".repeat(2),
+            "input_args": {"query": "release notes breaking changes", "page": i},
+            "output_result": "Found 12 matching items: #4411 Deprecate v1 client, #4420 Remove legacy auth, #4432 ...",
             "model_id": if llm { json!("claude-sonnet-4") } else { Value::Null },
             "input_tokens": if llm { json!(1800) } else { Value::Null },
             "output_tokens": if llm { json!(420) } else { Value::Null },
@@ -76,6 +76,23 @@ fn batch_template(n: usize) -> String {
         }));
     }
     serde_json::to_string(&spans).unwrap_or_default()
+}
+
+/// CPU ticks per thread name of a process, to show which thread limits throughput.
+fn thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
+        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        let ticks = stat.rsplit_once(')').map(|(_, rest)| {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+                + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+        });
+        *out.entry(comm).or_insert(0) += ticks.unwrap_or(0);
+    }
+    out
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
@@ -124,7 +141,9 @@ fn start_server(bin: PathBuf, key: &str) -> Result<Started, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e} (build it: cargo build --release -p langsight-cli)", bin.display()))?;
+        .map_err(|e| {
+            format!("cannot start {}: {e} (build it: cargo build --release -p langsight-cli)", bin.display())
+        })?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
@@ -167,11 +186,14 @@ fn main() -> Result<(), String> {
     std::thread::sleep(Duration::from_millis(1500));
     let idle_rss = pid.and_then(rss_kib);
     let template = Arc::new(batch_template(args.batch));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().map_err(|e| e.to_string())?;
+    let client =
+        reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build().map_err(|e| e.to_string())?;
     let deadline = Instant::now() + Duration::from_secs(args.duration);
     let errors = Arc::new(AtomicU64::new(0));
     let peak = Arc::new(AtomicU64::new(idle_rss.unwrap_or(0)));
     let cpu_before = pid.and_then(cpu_ticks);
+    let threads_before = pid.map(thread_ticks).unwrap_or_default();
+    let own_before = cpu_ticks(std::process::id());
     let began = Instant::now();
     let latencies: Vec<u32> = rt.block_on(async {
         if let Some(pid) = pid {
@@ -236,13 +258,34 @@ fn main() -> Result<(), String> {
         _ => None,
     };
     let after_rss = pid.and_then(rss_kib);
+    let threads_after = pid.map(thread_ticks).unwrap_or_default();
+    let own = match (own_before, cpu_ticks(std::process::id())) {
+        (Some(a), Some(b)) => format!("{:.0}%", (b - a) as f64 / 100.0 / elapsed * 100.0),
+        _ => "n/a".into(),
+    };
+    let per_thread: Vec<String> = threads_after
+        .iter()
+        .map(|(name, t)| (name, t - threads_before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .map(|(name, d)| format!("{name} {:.0}%", d as f64 / 100.0 / elapsed * 100.0))
+        .collect();
     let mut sorted = latencies;
     sorted.sort_unstable();
     let requests = sorted.len();
     let spans = requests * args.batch;
     let mib = |k: Option<u64>| k.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
-    println!("ingest-bench: concurrency={} duration={}s batch={} spans ({} bytes/request)", args.concurrency, args.duration, args.batch, template.len());
-    println!("requests accepted: {requests} ({:.0}/s), errors: {}", requests as f64 / elapsed, errors.load(Ordering::Relaxed));
+    println!(
+        "ingest-bench: concurrency={} duration={}s batch={} spans ({} bytes/request)",
+        args.concurrency,
+        args.duration,
+        args.batch,
+        template.len()
+    );
+    println!(
+        "requests accepted: {requests} ({:.0}/s), errors: {}",
+        requests as f64 / elapsed,
+        errors.load(Ordering::Relaxed)
+    );
     println!("spans/s durably stored: {:.0}", spans as f64 / elapsed);
     println!(
         "latency ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
@@ -258,6 +301,7 @@ fn main() -> Result<(), String> {
         mib(after_rss),
         cpu.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "n/a".into())
     );
+    println!("server CPU by thread: {}   bench client CPU: {own}", per_thread.join(", "));
     if let Some(mut s) = started {
         let _ = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status();
         let _ = s.child.wait();

@@ -89,7 +89,9 @@ impl SessionRollup {
         if self.model_id.is_none() {
             self.model_id = s.model_id.clone().filter(|m| !m.is_empty());
         }
-        if s.span_type == SpanType::Agent && s.tool_name == "session" && s.llm_input.as_deref().is_some_and(|p| !p.is_empty())
+        if s.span_type == SpanType::Agent
+            && s.tool_name == "session"
+            && s.llm_input.as_deref().is_some_and(|p| !p.is_empty())
         {
             self.has_prompt = true;
         }
@@ -216,8 +218,10 @@ mod tests {
             HealthTag::SchemaDrift
         );
         assert_eq!(
-            tag_of(json!([span("a", "prevented", Some("circuit_breaker_open: x")),
-                          span("b", "prevented", Some("LOOP_DETECTED: y"))])),
+            tag_of(json!([
+                span("a", "prevented", Some("circuit_breaker_open: x")),
+                span("b", "prevented", Some("LOOP_DETECTED: y"))
+            ])),
             HealthTag::LoopDetected
         );
         assert_eq!(tag_of(json!([span("a", "prevented", Some("other"))])), HealthTag::Success);

@@ -384,9 +384,8 @@ fn check_len(errors: &mut Vec<FieldError>, i: usize, field: &str, value: Option<
 
 impl From<WireSpan> for Span {
     fn from(w: WireSpan) -> Self {
-        let latency_ms = w
-            .latency_ms
-            .unwrap_or_else(|| ((w.ended_at - w.started_at) as f64 / 1000.0 * 100.0).round() / 100.0);
+        let latency_ms =
+            w.latency_ms.unwrap_or_else(|| ((w.ended_at - w.started_at) as f64 / 1000.0 * 100.0).round() / 100.0);
         Span {
             span_id: w.span_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
             parent_span_id: w.parent_span_id,

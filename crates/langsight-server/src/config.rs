@@ -251,8 +251,11 @@ impl Config {
     pub fn from_sources(flags: Flags, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.trim().is_empty());
         let config_path = flags.config.clone().or_else(|| get("LANGSIGHT_CONFIG_PATH").map(PathBuf::from));
-        let (file, config_file) =
-            if flags.skip_config_file { (FileConfig::default(), None) } else { load_file(config_path.as_deref(), env)? };
+        let (file, config_file) = if flags.skip_config_file {
+            (FileConfig::default(), None)
+        } else {
+            load_file(config_path.as_deref(), env)?
+        };
 
         let mut storage_mode = file.storage.mode.clone().unwrap_or_else(|| "sqlite".into());
         if let Some(m) = get("LANGSIGHT_STORAGE_MODE") {
@@ -281,7 +284,10 @@ impl Config {
 
         let workers = match flags.workers {
             Some(w) => w,
-            None => get("LANGSIGHT_WORKERS").map(|v| parse_num("LANGSIGHT_WORKERS", v, "a whole number ≥ 1")).transpose()?.unwrap_or(1),
+            None => get("LANGSIGHT_WORKERS")
+                .map(|v| parse_num("LANGSIGHT_WORKERS", v, "a whole number ≥ 1"))
+                .transpose()?
+                .unwrap_or(1),
         };
         if workers == 0 {
             return Err(ConfigError::Invalid {
@@ -313,9 +319,16 @@ impl Config {
 
         let port = match flags.port {
             Some(p) => p,
-            None => get("LANGSIGHT_PORT").map(|v| parse_num("LANGSIGHT_PORT", v, "a port number 0..65535")).transpose()?.unwrap_or(8000),
+            None => get("LANGSIGHT_PORT")
+                .map(|v| parse_num("LANGSIGHT_PORT", v, "a port number 0..65535"))
+                .transpose()?
+                .unwrap_or(8000),
         };
-        let host = flags.host.clone().or_else(|| get("LANGSIGHT_HOST").map(String::from)).unwrap_or_else(|| "127.0.0.1".into());
+        let host = flags
+            .host
+            .clone()
+            .or_else(|| get("LANGSIGHT_HOST").map(String::from))
+            .unwrap_or_else(|| "127.0.0.1".into());
 
         let dashboard_url = get("LANGSIGHT_DASHBOARD_URL").map(|s| s.trim().trim_end_matches('/').to_string());
         let max_reads = get("LANGSIGHT_MAX_CONCURRENT_TRACE_READS")
@@ -370,7 +383,10 @@ impl Config {
 
 /// Reads the yaml file: the given path (which must exist when given explicitly),
 /// else the first of `./.langsight.yaml`, `./.langsight.yml`, `~/.langsight.yaml`, `~/.langsight.yml`.
-fn load_file(explicit: Option<&Path>, env: &HashMap<String, String>) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
+fn load_file(
+    explicit: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<(FileConfig, Option<PathBuf>), ConfigError> {
     let candidates: Vec<PathBuf> = match explicit {
         Some(p) => {
             if !p.exists() {
@@ -451,13 +467,16 @@ mod tests {
         assert!(e.to_string().contains("trusts the entire internet"), "{e}");
         let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_WORKERS", "4")])).unwrap_err();
         assert!(e.to_string().contains("LANGSIGHT_REDIS_URL"), "{e}");
-        let e = Config::from_sources(Flags { config: Some("/no/such.yaml".into()), ..Flags::default() }, &env(&[])).unwrap_err();
+        let e = Config::from_sources(Flags { config: Some("/no/such.yaml".into()), ..Flags::default() }, &env(&[]))
+            .unwrap_err();
         assert!(e.to_string().contains("/no/such.yaml"), "{e}");
     }
 
     #[test]
     fn unknown_prefixed_variables_are_reported_and_secrets_hidden() {
-        let c = Config::from_sources(no_file(), &env(&[("LANGSIGHT_API_KEY5", "x"), ("LANGSIGHT_API_KEYS", "k1, k2,")])).unwrap();
+        let c =
+            Config::from_sources(no_file(), &env(&[("LANGSIGHT_API_KEY5", "x"), ("LANGSIGHT_API_KEYS", "k1, k2,")]))
+                .unwrap();
         assert_eq!(c.unknown_env, vec!["LANGSIGHT_API_KEY5".to_string()]);
         assert_eq!(c.api_keys.len(), 2);
         assert!(!format!("{c:?}").contains("k1"));

@@ -17,7 +17,10 @@ pub enum ApiError {
     Unprocessable(Value),
     PayloadTooLarge,
     /// 503 with `Retry-After`.
-    Unavailable { detail: String, retry_after_s: u32 },
+    Unavailable {
+        detail: String,
+        retry_after_s: u32,
+    },
     NotImplemented(String),
     /// 500: the cause is logged where it happened, the client sees a bare message.
     Internal,
@@ -36,7 +39,10 @@ impl From<StorageError> for ApiError {
         match e {
             StorageError::Unavailable(m) => {
                 tracing::warn!(error = %m, at = %at, "storage.unavailable");
-                ApiError::Unavailable { detail: "Storage temporarily unavailable — retry after 5 seconds".into(), retry_after_s: 5 }
+                ApiError::Unavailable {
+                    detail: "Storage temporarily unavailable — retry after 5 seconds".into(),
+                    retry_after_s: 5,
+                }
             }
             StorageError::Conflict(m) => {
                 tracing::warn!(error = %m, at = %at, "storage.conflict");
@@ -62,7 +68,9 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(d) => (StatusCode::NOT_FOUND, Value::String(d)),
             ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, Value::String(d)),
             ApiError::Unprocessable(v) => (StatusCode::UNPROCESSABLE_ENTITY, v),
-            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, Value::String("Payload too large (max 10 MB)".into())),
+            ApiError::PayloadTooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, Value::String("Payload too large (max 10 MB)".into()))
+            }
             ApiError::Unavailable { detail, retry_after_s } => {
                 let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "detail": detail }))).into_response();
                 r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));

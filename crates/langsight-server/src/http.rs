@@ -51,7 +51,8 @@ fn strip_port(host: &str) -> &str {
 pub async fn cors(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let origin = req.headers().get(header::ORIGIN).and_then(|o| o.to_str().ok()).map(str::to_string);
     let allowed = origin.as_deref().is_some_and(|o| state.config.cors_origins.iter().any(|a| a == o || a == "*"));
-    let preflight = req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    let preflight =
+        req.method() == Method::OPTIONS && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
         if !allowed {
             return (StatusCode::BAD_REQUEST, "Disallowed CORS origin").into_response();
@@ -104,7 +105,8 @@ pub async fn record_metrics(State(state): State<AppState>, req: Request, next: N
     if matches!(path, "/metrics" | "/api/liveness" | "/api/readiness") {
         return next.run(req).await;
     }
-    let label = if req.extensions().get::<MatchedPath>().is_some() { normalise_path(path) } else { "<unmatched>".into() };
+    let label =
+        if req.extensions().get::<MatchedPath>().is_some() { normalise_path(path) } else { "<unmatched>".into() };
     let method = req.method().as_str().to_string();
     let started = Instant::now();
     let r = next.run(req).await;

@@ -30,7 +30,9 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
-    #[error("cannot listen on {addr}: {source}. Choose another --port / LANGSIGHT_PORT, or stop the process using it.")]
+    #[error(
+        "cannot listen on {addr}: {source}. Choose another --port / LANGSIGHT_PORT, or stop the process using it."
+    )]
     Bind { addr: String, source: std::io::Error },
 }
 
@@ -80,7 +82,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         tracing::info!("auth: no LANGSIGHT_API_KEYS set; requests need a stored API key, or set LANGSIGHT_AUTH_DISABLED=true for local use");
     }
     if config.auth_disabled && config.api_keys.is_empty() {
-        tracing::warn!("auth: running WITHOUT authentication until an API key is created (LANGSIGHT_AUTH_DISABLED=true)");
+        tracing::warn!(
+            "auth: running WITHOUT authentication until an API key is created (LANGSIGHT_AUTH_DISABLED=true)"
+        );
     }
     let storage = open_storage(&config).await?;
     let addr = format!("{}:{}", config.host, config.port);

@@ -81,13 +81,7 @@ impl Default for Metrics {
 pub fn normalise_path(path: &str) -> String {
     let parts: Vec<&str> = path
         .split('/')
-        .map(|seg| {
-            if seg.len() > 8 && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-                "{id}"
-            } else {
-                seg
-            }
-        })
+        .map(|seg| if seg.len() > 8 && seg.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') { "{id}" } else { seg })
         .collect();
     let joined = parts.join("/");
     if joined.starts_with('/') {
@@ -107,7 +101,9 @@ impl Metrics {
             *m.entry((method.to_string(), path.to_string(), status)).or_insert(0) += 1;
         }
         let h = self.http_durations.lock().ok().map(|mut m| {
-            m.entry((method.to_string(), path.to_string())).or_insert_with(|| std::sync::Arc::new(Histogram::new(HTTP_BUCKETS))).clone()
+            m.entry((method.to_string(), path.to_string()))
+                .or_insert_with(|| std::sync::Arc::new(Histogram::new(HTTP_BUCKETS)))
+                .clone()
         });
         if let Some(h) = h {
             h.observe(seconds);

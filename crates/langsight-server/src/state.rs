@@ -30,6 +30,12 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(config: Config, storage: Storage) -> AppState {
         let trace_reads = Semaphore::new(config.max_concurrent_trace_reads);
-        AppState(Arc::new(Inner { keys: KeyCache::default(), metrics: Metrics::default(), config, storage, trace_reads }))
+        AppState(Arc::new(Inner {
+            keys: KeyCache::default(),
+            metrics: Metrics::default(),
+            config,
+            storage,
+            trace_reads,
+        }))
     }
 }

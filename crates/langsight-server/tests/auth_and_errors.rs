@@ -21,7 +21,11 @@ async fn bad_span_batches_get_422_saying_what_to_fix() {
 
     let r = c.ingest(&json!([span(json!({"session_id": "not-a-uuid"}))])).await;
     assert_eq!(r.status, 422);
-    assert!(r.detail().starts_with("session_id must be a UUID4 (hex or standard form), got 'not-a-uuid'."), "{}", r.text);
+    assert!(
+        r.detail().starts_with("session_id must be a UUID4 (hex or standard form), got 'not-a-uuid'."),
+        "{}",
+        r.text
+    );
 
     let mut missing = span(json!({}));
     missing.as_object_mut().unwrap().remove("server_name");
@@ -312,7 +316,8 @@ async fn cors_and_trusted_hosts() {
 
     // Host checks: our loopback address passes, a foreign Host header does not.
     assert_eq!(server.client(None).get("/api/status").await.status, 200);
-    let foreign = http.get(format!("{}/api/status", server.url)).header("Host", "attacker.example").send().await.unwrap();
+    let foreign =
+        http.get(format!("{}/api/status", server.url)).header("Host", "attacker.example").send().await.unwrap();
     assert_eq!(foreign.status().as_u16(), 400);
     assert_eq!(foreign.text().await.unwrap(), "Invalid host header");
     let dash = http.get(format!("{}/api/status", server.url)).header("Host", "dash.example:3003").send().await.unwrap();

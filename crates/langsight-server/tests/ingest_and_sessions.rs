@@ -100,7 +100,11 @@ async fn list_filters_and_limits() {
     let old = json!([{"session_id": session_id(), "server_name": "s", "tool_name": "t", "status": "success",
         "started_at": "2020-01-01T00:00:00Z", "ended_at": "2020-01-01T00:00:01Z"}]);
     assert_eq!(admin.ingest(&old).await.status, 202);
-    assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 3, "the 2020 session is outside 24 h");
+    assert_eq!(
+        admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(),
+        3,
+        "the 2020 session is outside 24 h"
+    );
     assert_eq!(admin.get("/api/agents/sessions?agent_name=beta").await.body.as_array().unwrap().len(), 2);
     assert_eq!(admin.get("/api/agents/sessions?limit=1").await.body.as_array().unwrap().len(), 1);
     for bad in ["hours=0", "hours=721", "limit=0", "limit=1001", "hours=abc"] {
@@ -159,7 +163,8 @@ async fn graceful_shutdown_commits_in_flight_batches() {
     let stored: i64 = conn.query_row("SELECT count(*) FROM spans", [], |r| r.get(0)).unwrap();
     assert_eq!(stored, accepted * 30);
     drop(conn);
-    let again = stopped.restart(|c| c.api_keys = vec![langsight_server::config::Secret(test_support::ADMIN_KEY.into())]).await;
+    let again =
+        stopped.restart(|c| c.api_keys = vec![langsight_server::config::Secret(test_support::ADMIN_KEY.into())]).await;
     let list = again.admin().get("/api/agents/sessions?limit=1000").await;
     assert_eq!(list.body.as_array().unwrap().len(), accepted as usize);
 }

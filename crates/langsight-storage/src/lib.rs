@@ -87,12 +87,6 @@ pub trait Closer: Send + Sync {
 
 impl Storage {
     pub fn sqlite(db: Arc<sqlite::SqliteStorage>) -> Self {
-        Storage {
-            spans: db.clone(),
-            keys: db.clone(),
-            projects: db.clone(),
-            probes: vec![db.clone()],
-            closer: db,
-        }
+        Storage { spans: db.clone(), keys: db.clone(), projects: db.clone(), probes: vec![db.clone()], closer: db }
     }
 }

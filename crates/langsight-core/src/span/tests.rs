@@ -147,8 +147,20 @@ fn fuzz_decoder_never_panics() {
     ]))
     .unwrap();
     let tokens: [&[u8]; 14] = [
-        b"null", b"-1", b"1e999", b"\"\\ud800\"", b"{", b"}", b"[", b"]", b",", b"\"", b"9999999999999999999999",
-        b"\"\xff\xfe\"", b"\"2026-13-45T99:99:99Z\"", b"true",
+        b"null",
+        b"-1",
+        b"1e999",
+        b"\"\\ud800\"",
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b"\"",
+        b"9999999999999999999999",
+        b"\"\xff\xfe\"",
+        b"\"2026-13-45T99:99:99Z\"",
+        b"true",
     ];
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut accepted = 0;

@@ -55,7 +55,9 @@ pub async fn create(
         return Err(ApiError::unprocessable("expires_in_days must be > 0 or null"));
     }
     if body.expires_in_days.is_some_and(|d| d > 36_500) {
-        return Err(ApiError::unprocessable("expires_in_days must be at most 36500 (100 years), or null for no expiry"));
+        return Err(ApiError::unprocessable(
+            "expires_in_days must be at most 36500 (100 years), or null for no expiry",
+        ));
     }
     let project_id = body.project_id.filter(|p| !p.is_empty());
     if let Some(bound) = principal.bound_project() {

@@ -63,9 +63,5 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if !bool::from(presented.as_bytes().ct_eq(token.0.as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
     }
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        state.metrics.render(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }

@@ -50,11 +50,13 @@ pub async fn list(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<Json<Vec<Value>>> {
     if let Some(bound) = principal.bound_project() {
-        let role = if matches!(&principal, Principal::StoredKey(k) if k.role == KeyRole::Admin) { "owner" } else { "viewer" };
+        let role =
+            if matches!(&principal, Principal::StoredKey(k) if k.role == KeyRole::Admin) { "owner" } else { "viewer" };
         let p = state.storage.projects.get_project(bound).await?;
         return Ok(Json(p.iter().map(|p| project_json(p, Some(role))).collect()));
     }
-    let admin = principal.is_global_admin() || matches!(&principal, Principal::StoredKey(k) if k.role == KeyRole::Admin);
+    let admin =
+        principal.is_global_admin() || matches!(&principal, Principal::StoredKey(k) if k.role == KeyRole::Admin);
     if admin {
         let all = state.storage.projects.list_projects().await?;
         return Ok(Json(all.iter().map(|p| project_json(p, Some("owner"))).collect()));

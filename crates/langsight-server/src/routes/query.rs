@@ -27,10 +27,9 @@ impl Params {
         let err = |kind: &str, msg: String| {
             ApiError::Unprocessable(json!([{ "type": kind, "loc": ["query", name], "msg": msg, "input": raw }]))
         };
-        let n: i64 = raw
-            .trim()
-            .parse()
-            .map_err(|_| err("int_parsing", "Input should be a valid integer, unable to parse string as an integer".into()))?;
+        let n: i64 = raw.trim().parse().map_err(|_| {
+            err("int_parsing", "Input should be a valid integer, unable to parse string as an integer".into())
+        })?;
         if n < min {
             return Err(err("greater_than_equal", format!("Input should be greater than or equal to {min}")));
         }

@@ -17,8 +17,7 @@ pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
         if current >= *version {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(|e| StorageError::Open(format!("SQLite migration {version} failed: {e}")))?;
+        tx.execute_batch(sql).map_err(|e| StorageError::Open(format!("SQLite migration {version} failed: {e}")))?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         tracing::info!(version, "storage.migrated");

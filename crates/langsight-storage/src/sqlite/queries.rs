@@ -264,8 +264,8 @@ impl KeyStore for SqliteStorage {
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StorageError> {
         self.read(|conn| {
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, rowid DESC"))?;
+            let mut stmt = conn
+                .prepare_cached(&format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_at DESC, rowid DESC"))?;
             let rows = stmt.query_map([], key_from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
