@@ -1,0 +1,320 @@
+//! The Redis connection of one worker, for every topology.
+//!
+//! One multiplexed command connection (standalone, TLS and Sentinel) or one cluster connection (a socket per
+//! node), plus one pub/sub connection held by the event bus: a worker needs a handful of sockets, well under
+//! the 20 the pool may use, and never one per SSE client. Every command runs under a short timeout; the first
+//! failure marks Redis down, after which callers skip Redis at once (each feature falls back as documented)
+//! until a background ping finds it back — so an outage costs requests nothing but the shared behaviour.
+
+mod sentinel;
+
+use crate::metrics::SharedMetrics;
+use crate::url::{RedisUrl, Topology};
+use crate::SharedError;
+use redis::aio::ConnectionManager;
+use redis::{FromRedisValue, ToRedisArgs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct RedisSettings {
+    pub url: RedisUrl,
+    /// PEM file of the CA that signed the server certificate (`rediss://` with a private CA).
+    pub ca_file: Option<PathBuf>,
+    pub connect_timeout: Duration,
+    /// A command slower than this counts as a failure: requests must not wait on a sick Redis.
+    pub command_timeout: Duration,
+    /// Upper bound of sockets per worker (`LANGSIGHT_REDIS_POOL_MAX`, default 20).
+    pub pool_max: usize,
+}
+
+impl RedisSettings {
+    pub fn new(url: RedisUrl) -> RedisSettings {
+        RedisSettings {
+            url,
+            ca_file: None,
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(1),
+            pool_max: 20,
+        }
+    }
+}
+
+enum Backend {
+    Single(ConnectionManager),
+    Sentinel(sentinel::SentinelConn),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+pub struct Redis {
+    pub settings: RedisSettings,
+    backend: Backend,
+    up: AtomicBool,
+    pub metrics: Arc<SharedMetrics>,
+}
+
+/// `user:password@` for a redis-rs URL, percent-encoded.
+fn userinfo(url: &RedisUrl) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect::<String>()
+    };
+    match (&url.credentials.username, &url.credentials.password) {
+        (None, None) => String::new(),
+        (u, p) => format!("{}:{}@", u.as_deref().map(enc).unwrap_or_default(), p.as_deref().map(enc).unwrap_or_default()),
+    }
+}
+
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// A redis-rs client for one node.
+pub(crate) fn node_client(settings: &RedisSettings, host: &str, port: u16, db: i64, auth: bool) -> Result<redis::Client, SharedError> {
+    let scheme = if settings.url.tls { "rediss" } else { "redis" };
+    let creds = if auth { userinfo(&settings.url) } else { String::new() };
+    let url = format!("{scheme}://{creds}{}:{port}/{db}", host_for_url(host));
+    let client = if settings.url.tls {
+        redis::Client::build_with_tls(url.as_str(), tls_certs(settings)?)
+    } else {
+        redis::Client::open(url.as_str())
+    };
+    client.map_err(|e| SharedError::Connect(format!("{}: {e}", settings.url)))
+}
+
+fn tls_certs(settings: &RedisSettings) -> Result<redis::TlsCertificates, SharedError> {
+    let root_cert = match &settings.ca_file {
+        Some(p) => Some(std::fs::read(p).map_err(|e| {
+            SharedError::Connect(format!("cannot read LANGSIGHT_REDIS_CA_FILE {}: {e}", p.display()))
+        })?),
+        None => None,
+    };
+    Ok(redis::TlsCertificates { client_tls: None, root_cert })
+}
+
+fn is_connection_error(e: &redis::RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || matches!(e.code(), Some("READONLY") | Some("MASTERDOWN") | Some("LOADING") | Some("CLUSTERDOWN"))
+}
+
+impl Redis {
+    /// Connects and PINGs; fails within the connect timeout with the cause.
+    pub async fn connect(settings: RedisSettings, metrics: Arc<SharedMetrics>) -> Result<Arc<Redis>, SharedError> {
+        install_crypto_provider();
+        let url = settings.url.clone();
+        let backend = tokio::time::timeout(settings.connect_timeout + Duration::from_secs(1), async {
+            match &url.topology {
+                Topology::Standalone { host, port, db } => {
+                    let client = node_client(&settings, host, *port, *db, true)?;
+                    let config = redis::aio::ConnectionManagerConfig::new()
+                        .set_connection_timeout(Some(settings.connect_timeout))
+                        .set_response_timeout(Some(settings.command_timeout))
+                        .set_number_of_retries(1);
+                    let mgr = ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
+                    Ok::<_, SharedError>(Backend::Single(mgr))
+                }
+                Topology::Sentinel { .. } => Ok(Backend::Sentinel(sentinel::SentinelConn::connect(&settings).await?)),
+                Topology::Cluster { nodes } => {
+                    let scheme = if url.tls { "rediss" } else { "redis" };
+                    let urls: Vec<String> =
+                        nodes.iter().map(|(h, p)| format!("{scheme}://{}{}:{p}", userinfo(&url), host_for_url(h))).collect();
+                    let mut b = redis::cluster::ClusterClientBuilder::new(urls)
+                        .connection_timeout(settings.connect_timeout)
+                        .response_timeout(settings.command_timeout)
+                        .retries(2);
+                    if url.tls {
+                        b = b.certs(tls_certs(&settings)?);
+                    }
+                    let client = b.build().map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
+                    let conn = client.get_async_connection().await.map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
+                    Ok(Backend::Cluster(conn))
+                }
+            }
+        })
+        .await
+        .map_err(|_| SharedError::Connect(format!("{url}: no answer within {:?}", settings.connect_timeout)))??;
+        let redis = Arc::new(Redis { settings, backend, up: AtomicBool::new(true), metrics });
+        let pong: String = redis
+            .query_unguarded(&redis::cmd("PING"))
+            .await
+            .map_err(|e| SharedError::Connect(format!("{url}: PING failed: {e}")))?;
+        if pong != "PONG" {
+            return Err(SharedError::Connect(format!("{url}: PING answered {pong:?}")));
+        }
+        redis.metrics.redis_up.store(1, Ordering::Relaxed);
+        Ok(redis)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    fn mark_down(&self, why: &str) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(url = %self.settings.url, error = why, "redis.down: shared state falls back to local until Redis answers again");
+            self.metrics.redis_up.store(0, Ordering::Relaxed);
+        }
+    }
+
+    fn mark_up(&self) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            tracing::info!(url = %self.settings.url, "redis.recovered: shared state resumes");
+            self.metrics.redis_up.store(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Pings every `every` and flips the up/down state; runs until the process ends.
+    pub fn spawn_health_checks(self: &Arc<Self>, every: Duration) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(r) = weak.upgrade() else { break };
+                match r.query_unguarded::<String>(&redis::cmd("PING")).await {
+                    Ok(_) => r.mark_up(),
+                    Err(e) => r.mark_down(&e.to_string()),
+                }
+            }
+        });
+    }
+
+    async fn query_unguarded<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, redis::RedisError> {
+        let run = async {
+            match &self.backend {
+                Backend::Single(m) => cmd.query_async(&mut m.clone()).await,
+                Backend::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+                Backend::Sentinel(s) => {
+                    let mut c = s.conn().await?;
+                    let r = cmd.query_async(&mut c).await;
+                    if let Err(e) = &r {
+                        if is_connection_error(e) {
+                            s.invalidate().await;
+                        }
+                    }
+                    r
+                }
+            }
+        };
+        match tokio::time::timeout(self.settings.command_timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis command timed out"))),
+        }
+    }
+
+    /// Runs a command unless Redis is known to be down; failures mark it down.
+    pub async fn query<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, SharedError> {
+        if !self.is_up() {
+            return Err(SharedError::Down);
+        }
+        let started = Instant::now();
+        let r = self.query_unguarded(cmd).await;
+        self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
+        self.outcome(r)
+    }
+
+    /// Runs a Lua script (EVALSHA, loading it on NOSCRIPT): one round trip, atomic on the server.
+    pub async fn script<T: FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[&dyn ToRedisArgsDyn],
+    ) -> Result<T, SharedError> {
+        if !self.is_up() {
+            return Err(SharedError::Down);
+        }
+        let mut inv = script.prepare_invoke();
+        for k in keys {
+            inv.key(*k);
+        }
+        for a in args {
+            inv.arg(a.to_args());
+        }
+        let started = Instant::now();
+        let run = async {
+            match &self.backend {
+                Backend::Single(m) => inv.invoke_async(&mut m.clone()).await,
+                Backend::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
+                Backend::Sentinel(s) => {
+                    let mut c = s.conn().await?;
+                    let r = inv.invoke_async(&mut c).await;
+                    if let Err(e) = &r {
+                        if is_connection_error(e) {
+                            s.invalidate().await;
+                        }
+                    }
+                    r
+                }
+            }
+        };
+        let r = match tokio::time::timeout(self.settings.command_timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis script timed out"))),
+        };
+        self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
+        self.outcome(r)
+    }
+
+    fn outcome<T>(&self, r: Result<T, redis::RedisError>) -> Result<T, SharedError> {
+        match r {
+            Ok(v) => Ok(v),
+            Err(e) if is_connection_error(&e) => {
+                self.mark_down(&e.to_string());
+                Err(SharedError::Redis(e.to_string()))
+            }
+            Err(e) => Err(SharedError::Redis(e.to_string())),
+        }
+    }
+
+    /// A client to hold the pub/sub subscription on: the server itself, the current Sentinel master, or the
+    /// first cluster node that answers (cluster pub/sub messages reach every node).
+    pub async fn pubsub_client(&self) -> Result<redis::Client, SharedError> {
+        match &self.settings.url.topology {
+            Topology::Standalone { host, port, db } => node_client(&self.settings, host, *port, *db, true),
+            Topology::Sentinel { db, .. } => {
+                let (host, port) = sentinel::resolve_master(&self.settings).await?;
+                node_client(&self.settings, &host, port, *db, true)
+            }
+            Topology::Cluster { nodes } => {
+                let mut last = SharedError::Down;
+                for (h, p) in nodes {
+                    let client = node_client(&self.settings, h, *p, 0, true)?;
+                    let ok = tokio::time::timeout(self.settings.connect_timeout, client.get_multiplexed_async_connection()).await;
+                    match ok {
+                        Ok(Ok(_)) => return Ok(client),
+                        Ok(Err(e)) => last = SharedError::Redis(e.to_string()),
+                        Err(_) => last = SharedError::Redis(format!("{h}:{p}: connect timed out")),
+                    }
+                }
+                Err(last)
+            }
+        }
+    }
+}
+
+/// Object-safe script arguments.
+pub trait ToRedisArgsDyn: Send + Sync {
+    fn to_args(&self) -> Vec<Vec<u8>>;
+}
+
+impl<T: ToRedisArgs + Send + Sync> ToRedisArgsDyn for T {
+    fn to_args(&self) -> Vec<Vec<u8>> {
+        self.to_redis_args()
+    }
+}
+
+/// rustls needs one process-wide crypto provider; we build only `ring`.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
