@@ -242,7 +242,12 @@ pub struct RedisBreakers {
 
 impl RedisBreakers {
     pub fn new(redis: Arc<Redis>, prefix: &str) -> RedisBreakers {
-        RedisBreakers { redis, prefix: prefix.to_string(), script: redis::Script::new(STEP), local: MemoryBreakers::default() }
+        RedisBreakers {
+            redis,
+            prefix: prefix.to_string(),
+            script: redis::Script::new(STEP),
+            local: MemoryBreakers::default(),
+        }
     }
 
     async fn step(&self, server: &str, cfg: &BreakerConfig, op: &str) -> Option<Step> {

@@ -21,8 +21,8 @@ pub struct Decision {
     pub remaining: u64,
     /// Milliseconds until the window resets.
     pub reset_ms: u64,
-    /// Whether the decision came from the local fallback instead of the shared store.
-    pub local: bool,
+    /// Whether the decision came from the local fallback because the shared store was unreachable.
+    pub fallback: bool,
 }
 
 #[async_trait]
@@ -30,8 +30,14 @@ pub trait RateLimiter: Send + Sync {
     async fn hit(&self, bucket: &str, limit: u64, window_ms: u64) -> Decision;
 }
 
-fn decide(count: u64, ttl_ms: u64, limit: u64, local: bool) -> Decision {
-    Decision { allowed: count <= limit, limit, remaining: limit.saturating_sub(count), reset_ms: ttl_ms, local }
+fn decide(count: u64, ttl_ms: u64, limit: u64) -> Decision {
+    Decision {
+        allowed: count <= limit,
+        limit,
+        remaining: limit.saturating_sub(count),
+        reset_ms: ttl_ms,
+        fallback: false,
+    }
 }
 
 #[derive(Default)]
@@ -50,7 +56,7 @@ impl RateLimiter for MemoryRateLimiter {
 impl MemoryRateLimiter {
     fn hit_now(&self, bucket: &str, limit: u64, window_ms: u64, now: u64) -> Decision {
         let Ok(mut w) = self.windows.lock() else {
-            return decide(0, window_ms, limit, true);
+            return decide(0, window_ms, limit);
         };
         if w.len() > 100_000 {
             // Expired windows are dropped lazily; bound memory against a flood of distinct clients.
@@ -61,7 +67,7 @@ impl MemoryRateLimiter {
             *entry = (now + window_ms, 0);
         }
         entry.1 += 1;
-        decide(entry.1, entry.0 - now, limit, true)
+        decide(entry.1, entry.0 - now, limit)
     }
 }
 
@@ -93,10 +99,10 @@ impl RateLimiter for RedisRateLimiter {
     async fn hit(&self, bucket: &str, limit: u64, window_ms: u64) -> Decision {
         let key = format!("{}:rl:{bucket}", self.prefix);
         match self.redis.script::<(u64, i64)>(&self.script, &[&key], &[&window_ms]).await {
-            Ok((n, ttl)) => decide(n, ttl.max(0) as u64, limit, false),
+            Ok((n, ttl)) => decide(n, ttl.max(0) as u64, limit),
             Err(_) => {
                 self.redis.metrics.fallback_rate_limit.fetch_add(1, Ordering::Relaxed);
-                self.local.hit(bucket, limit, window_ms).await
+                Decision { fallback: true, ..self.local.hit(bucket, limit, window_ms).await }
             }
         }
     }

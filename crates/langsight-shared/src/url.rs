@@ -21,7 +21,12 @@ pub struct Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Credentials {{ username: {:?}, password: {} }}", self.username, if self.password.is_some() { "***" } else { "none" })
+        write!(
+            f,
+            "Credentials {{ username: {:?}, password: {} }}",
+            self.username,
+            if self.password.is_some() { "***" } else { "none" }
+        )
     }
 }
 

@@ -1,6 +1,8 @@
 //! Test harness: the real server, in this process, on a free loopback port with its own temporary
 //! database, and a small client for it. Each [`TestServer`] is isolated: tests run in parallel safely.
 
+pub mod redis;
+
 use langsight_server::config::{Config, Secret};
 use langsight_server::RunningServer;
 use serde_json::{json, Value};

@@ -59,12 +59,20 @@ pub struct Redis {
 fn userinfo(url: &RedisUrl) -> String {
     let enc = |s: &str| {
         s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect::<String>()
     };
     match (&url.credentials.username, &url.credentials.password) {
         (None, None) => String::new(),
-        (u, p) => format!("{}:{}@", u.as_deref().map(enc).unwrap_or_default(), p.as_deref().map(enc).unwrap_or_default()),
+        (u, p) => {
+            format!("{}:{}@", u.as_deref().map(enc).unwrap_or_default(), p.as_deref().map(enc).unwrap_or_default())
+        }
     }
 }
 
@@ -77,25 +85,44 @@ fn host_for_url(host: &str) -> String {
 }
 
 /// A redis-rs client for one node.
-pub(crate) fn node_client(settings: &RedisSettings, host: &str, port: u16, db: i64, auth: bool) -> Result<redis::Client, SharedError> {
+pub(crate) fn node_client(
+    settings: &RedisSettings,
+    host: &str,
+    port: u16,
+    db: i64,
+    auth: bool,
+) -> Result<redis::Client, SharedError> {
     let scheme = if settings.url.tls { "rediss" } else { "redis" };
     let creds = if auth { userinfo(&settings.url) } else { String::new() };
     let url = format!("{scheme}://{creds}{}:{port}/{db}", host_for_url(host));
+    let info = connection_info(&url).map_err(|e| SharedError::Connect(format!("{}: {e}", settings.url)))?;
     let client = if settings.url.tls {
-        redis::Client::build_with_tls(url.as_str(), tls_certs(settings)?)
+        redis::Client::build_with_tls(info, tls_certs(settings)?)
     } else {
-        redis::Client::open(url.as_str())
+        redis::Client::open(info)
     };
     client.map_err(|e| SharedError::Connect(format!("{}: {e}", settings.url)))
 }
 
+/// Connection parameters with TCP keepalive on (a dead peer is noticed within about a minute even when idle)
+/// and Nagle off (commands are small and latency-bound).
+fn connection_info(url: &str) -> redis::RedisResult<redis::ConnectionInfo> {
+    use redis::IntoConnectionInfo;
+    let keepalive =
+        socket2::TcpKeepalive::new().with_time(Duration::from_secs(30)).with_interval(Duration::from_secs(10));
+    Ok(url
+        .into_connection_info()?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true).set_keepalive(keepalive)))
+}
+
 fn tls_certs(settings: &RedisSettings) -> Result<redis::TlsCertificates, SharedError> {
-    let root_cert = match &settings.ca_file {
-        Some(p) => Some(std::fs::read(p).map_err(|e| {
-            SharedError::Connect(format!("cannot read LANGSIGHT_REDIS_CA_FILE {}: {e}", p.display()))
-        })?),
-        None => None,
-    };
+    let root_cert =
+        match &settings.ca_file {
+            Some(p) => Some(std::fs::read(p).map_err(|e| {
+                SharedError::Connect(format!("cannot read LANGSIGHT_REDIS_CA_FILE {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
     Ok(redis::TlsCertificates { client_tls: None, root_cert })
 }
 
@@ -128,9 +155,12 @@ impl Redis {
                 Topology::Sentinel { .. } => Ok(Backend::Sentinel(sentinel::SentinelConn::connect(&settings).await?)),
                 Topology::Cluster { nodes } => {
                     let scheme = if url.tls { "rediss" } else { "redis" };
-                    let urls: Vec<String> =
-                        nodes.iter().map(|(h, p)| format!("{scheme}://{}{}:{p}", userinfo(&url), host_for_url(h))).collect();
-                    let mut b = redis::cluster::ClusterClientBuilder::new(urls)
+                    let infos = nodes
+                        .iter()
+                        .map(|(h, p)| connection_info(&format!("{scheme}://{}{}:{p}", userinfo(&url), host_for_url(h))))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
+                    let mut b = redis::cluster::ClusterClientBuilder::new(infos)
                         .connection_timeout(settings.connect_timeout)
                         .response_timeout(settings.command_timeout)
                         .retries(2);
@@ -138,7 +168,8 @@ impl Redis {
                         b = b.certs(tls_certs(&settings)?);
                     }
                     let client = b.build().map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
-                    let conn = client.get_async_connection().await.map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
+                    let conn =
+                        client.get_async_connection().await.map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
                     Ok(Backend::Cluster(conn))
                 }
             }
@@ -209,7 +240,10 @@ impl Redis {
         };
         match tokio::time::timeout(self.settings.command_timeout, run).await {
             Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis command timed out"))),
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis command timed out",
+            ))),
         }
     }
 
@@ -260,7 +294,10 @@ impl Redis {
         };
         let r = match tokio::time::timeout(self.settings.command_timeout, run).await {
             Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, "redis script timed out"))),
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis script timed out",
+            ))),
         };
         self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
         self.outcome(r)
@@ -290,7 +327,9 @@ impl Redis {
                 let mut last = SharedError::Down;
                 for (h, p) in nodes {
                     let client = node_client(&self.settings, h, *p, 0, true)?;
-                    let ok = tokio::time::timeout(self.settings.connect_timeout, client.get_multiplexed_async_connection()).await;
+                    let ok =
+                        tokio::time::timeout(self.settings.connect_timeout, client.get_multiplexed_async_connection())
+                            .await;
                     match ok {
                         Ok(Ok(_)) => return Ok(client),
                         Ok(Err(e)) => last = SharedError::Redis(e.to_string()),

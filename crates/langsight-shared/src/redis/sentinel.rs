@@ -50,14 +50,16 @@ pub(crate) async fn resolve_master(settings: &RedisSettings) -> Result<(String, 
             }
             let attempt = async {
                 let client = node_client(settings, host, *port, 0, auth)?;
-                let mut c = client.get_multiplexed_async_connection().await.map_err(|e| SharedError::Redis(e.to_string()))?;
+                let mut c =
+                    client.get_multiplexed_async_connection().await.map_err(|e| SharedError::Redis(e.to_string()))?;
                 let addr: Option<(String, String)> = redis::cmd("SENTINEL")
                     .arg("get-master-addr-by-name")
                     .arg(master)
                     .query_async(&mut c)
                     .await
                     .map_err(|e| SharedError::Redis(e.to_string()))?;
-                let (h, p) = addr.ok_or_else(|| SharedError::Redis(format!("sentinel does not know master '{master}'")))?;
+                let (h, p) =
+                    addr.ok_or_else(|| SharedError::Redis(format!("sentinel does not know master '{master}'")))?;
                 let p: u16 = p.parse().map_err(|_| SharedError::Redis(format!("sentinel gave a bad port '{p}'")))?;
                 Ok::<_, SharedError>((h, p))
             };
@@ -86,7 +88,9 @@ async fn connect_master(settings: &RedisSettings) -> Result<MultiplexedConnectio
     let is_master = matches!(role.first(), Some(redis::Value::BulkString(b)) if b == b"master")
         || matches!(role.first(), Some(redis::Value::SimpleString(s)) if s == "master");
     if !is_master {
-        return Err(SharedError::Connect(format!("{host}:{port} is not the master (ROLE says otherwise); failover in progress?")));
+        return Err(SharedError::Connect(format!(
+            "{host}:{port} is not the master (ROLE says otherwise); failover in progress?"
+        )));
     }
     tracing::debug!(%host, port, "redis.sentinel.master");
     Ok(conn)

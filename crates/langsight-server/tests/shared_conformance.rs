@@ -1,0 +1,194 @@
+//! One conformance suite for the shared-state seam, run against memory and every Redis topology (real
+//! servers started by the harness). For Redis, two independent `SharedState`s play two workers.
+
+use langsight_shared::breaker::{BreakerConfig, BreakerState};
+use langsight_shared::redis::RedisSettings;
+use langsight_shared::url::RedisUrl;
+use langsight_shared::SharedState;
+use std::time::Duration;
+use test_support::redis::{Kind, RedisTopology};
+
+fn prefix() -> String {
+    format!("lstest{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn connect(topo: &RedisTopology, prefix: &str) -> SharedState {
+    let mut settings = RedisSettings::new(RedisUrl::parse(&topo.url).expect("harness URL parses"));
+    settings.ca_file = topo.ca_file.clone();
+    SharedState::redis(settings, prefix).await.expect("connects to the harness Redis")
+}
+
+/// The behaviour every backend must show. `a` and `b` are two workers (the same instance in memory mode).
+async fn suite(a: &SharedState, b: &SharedState) {
+    // Rate limiting: exactly `limit` accepted across both workers, concurrently.
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { s.rate_limiter.hit("key:client1:/api/status", 200, 60_000).await }));
+    }
+    let mut allowed = 0;
+    for t in tasks {
+        let d = t.await.unwrap();
+        assert!(!d.fallback, "decisions come from the shared store");
+        if d.allowed {
+            allowed += 1;
+        } else {
+            assert!(d.reset_ms > 0 && d.reset_ms <= 60_000, "reset within the window: {}", d.reset_ms);
+        }
+    }
+    assert_eq!(allowed, 200);
+    assert!(a.rate_limiter.hit("key:client2:/api/status", 200, 60_000).await.allowed, "buckets are independent");
+
+    // Alert dedup: one first fire across workers.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { s.dedup.first_fire("p1:server_down:github", 3600).await }));
+    }
+    let mut fired = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            fired += 1;
+        }
+    }
+    assert_eq!(fired, 1);
+    assert!(b.dedup.first_fire("p1:server_down:slack", 3600).await);
+
+    // Circuit breaker: opened by one worker, seen by the other; cooldown; half-open probes; closing.
+    let cfg = BreakerConfig { failure_threshold: 3, cooldown_ms: 400, half_open_max_calls: 2 };
+    a.breakers.record("pg", &cfg, false).await;
+    b.breakers.record("pg", &cfg, false).await;
+    assert_eq!(a.breakers.status("pg").await.state, BreakerState::Closed);
+    let step = a.breakers.record("pg", &cfg, false).await;
+    assert_eq!((step.before, step.after), (BreakerState::Closed, BreakerState::Open));
+    assert!(step.status.opened_at_ms.is_some());
+    assert!(!b.breakers.admit("pg", &cfg).await.allowed, "the other worker is protected at once");
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let probe = b.breakers.admit("pg", &cfg).await;
+    assert!(probe.allowed);
+    assert_eq!(probe.after, BreakerState::HalfOpen);
+    assert!(a.breakers.admit("pg", &cfg).await.allowed, "second probe");
+    assert!(!a.breakers.admit("pg", &cfg).await.allowed, "no third probe while half-open");
+    a.breakers.record("pg", &cfg, true).await;
+    let closed = b.breakers.record("pg", &cfg, true).await;
+    assert_eq!(closed.after, BreakerState::Closed);
+    assert_eq!(a.breakers.status("pg").await.consecutive_failures, 0);
+    // A failure while half-open re-opens at once.
+    for _ in 0..3 {
+        a.breakers.record("slack", &cfg, false).await;
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(a.breakers.admit("slack", &cfg).await.allowed);
+    assert_eq!(b.breakers.record("slack", &cfg, false).await.after, BreakerState::Open);
+
+    // Leadership: one holder; renewal; release; expiry hands over.
+    assert!(a.leases.acquire("monitor", "w1", 5_000).await);
+    if a.redis.is_some() {
+        assert!(!b.leases.acquire("monitor", "w2", 5_000).await, "held by w1");
+    }
+    assert!(a.leases.acquire("monitor", "w1", 300).await, "renewal");
+    a.leases.release("monitor", "w1").await;
+    assert!(b.leases.acquire("monitor", "w2", 300).await);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(a.leases.acquire("monitor", "w1", 5_000).await, "an expired lease is taken over");
+
+    // Event bus: a message published by one worker reaches the other's subscribers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !b.bus.connected() {
+        assert!(tokio::time::Instant::now() < deadline, "bus subscription up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut rx = b.bus.subscribe();
+    a.bus.publish("project-1", r#"{"event":"span:new"}"#).await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    assert_eq!(&*msg.topic, "project-1");
+    assert_eq!(&*msg.payload, r#"{"event":"span:new"}"#);
+}
+
+#[tokio::test]
+async fn memory_backend_conforms() {
+    let s = SharedState::memory();
+    suite(&s, &s).await;
+}
+
+async fn redis_conforms(kind: Kind) {
+    let topo = tokio::task::spawn_blocking(move || RedisTopology::start(kind)).await.unwrap();
+    let p = prefix();
+    let (a, b) = (connect(&topo, &p).await, connect(&topo, &p).await);
+    suite(&a, &b).await;
+    // Every key the suite left has a TTL, and only the documented families exist.
+    let keys = topo.keys_with_ttl(&format!("{p}:*"));
+    assert!(!keys.is_empty());
+    for (key, ttl) in &keys {
+        assert!(*ttl > 0 || *ttl == -2, "{key} has no TTL ({ttl})");
+        let family = key.strip_prefix(&format!("{p}:")).and_then(|k| k.split(':').next()).unwrap_or("");
+        assert!(["rl", "cb", "alerts", "leader"].contains(&family), "unexpected key family: {key}");
+    }
+    // The breaker key is `{prefix}:cb:{server}` with TTL 2 × cooldown (120 s for the default 60 s).
+    a.breakers.record("postgres-mcp", &BreakerConfig::default(), false).await;
+    let cb = topo.keys_with_ttl(&format!("{p}:cb:postgres-mcp"));
+    assert_eq!(cb.len(), 1);
+    assert!(cb[0].1 > 110_000 && cb[0].1 <= 120_000, "breaker TTL: {}", cb[0].1);
+    let rl = keys.iter().find(|(k, _)| k.contains(":rl:")).expect("rate-limit key");
+    assert!(rl.1 <= 60_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_standalone_conforms() {
+    redis_conforms(Kind::Standalone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_tls_conforms() {
+    redis_conforms(Kind::Tls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sentinel_conforms() {
+    redis_conforms(Kind::Sentinel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_conforms() {
+    redis_conforms(Kind::Cluster).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_falls_back_and_recovers() {
+    let mut topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
+    let s = connect(&topo, &prefix()).await;
+    assert!(!s.rate_limiter.hit("b", 10, 60_000).await.fallback);
+    let port = topo.ports[0];
+    topo.kill_node(port);
+    // Requests keep flowing on local fallbacks, without waiting on the dead server.
+    let started = std::time::Instant::now();
+    for _ in 0..20 {
+        s.rate_limiter.hit("b", 10, 60_000).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "no request waits on a dead Redis: {:?}", started.elapsed());
+    assert!(s.rate_limiter.hit("b", 10, 60_000).await.fallback);
+    assert!(s.dedup.first_fire("x:y:z", 60).await, "dedup fails open");
+    let mut rx = s.bus.subscribe();
+    s.bus.publish("admin", "still delivered locally").await;
+    assert_eq!(&*rx.recv().await.unwrap().payload, "still delivered locally");
+    assert!(s.metrics.fallback_rate_limit.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert_eq!(s.metrics.redis_up.load(std::sync::atomic::Ordering::Relaxed), 0);
+    // Redis comes back (empty): shared behaviour resumes by itself, the bus resubscribes.
+    let topo = tokio::task::spawn_blocking(move || {
+        topo.restart_standalone();
+        topo
+    })
+    .await
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while s.rate_limiter.hit("b", 10, 60_000).await.fallback || !s.bus.connected() {
+        assert!(std::time::Instant::now() < deadline, "shared state resumes after Redis returns");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.metrics.redis_up.load(std::sync::atomic::Ordering::Relaxed), 1);
+    let mut rx = s.bus.subscribe();
+    s.bus.publish("admin", "through redis again").await;
+    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+    assert_eq!(&*msg.payload, "through redis again");
+    drop(topo);
+}
