@@ -56,7 +56,15 @@ fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
             };
-            match runtime.block_on(langsight_server::serve(config)) {
+            let supervise = config.workers > 1 && config.worker_id.is_none();
+            let run = async move {
+                if supervise {
+                    langsight_server::workers::supervise(config).await
+                } else {
+                    langsight_server::serve(config).await
+                }
+            };
+            match runtime.block_on(run) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => refuse(&e.to_string()),
             }

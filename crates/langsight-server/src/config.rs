@@ -2,6 +2,7 @@
 //! at start-up into [`Config`] and validated there, so a bad setting refuses the start with a message that
 //! names the variable and the fix instead of failing on the first request.
 
+use langsight_shared::url::RedisUrl;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -52,6 +53,16 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
     "LANGSIGHT_HOST",
     "LANGSIGHT_PORT",
+    "LANGSIGHT_WORKER_ID",
+    "LANGSIGHT_REDIS_POOL_MAX",
+    "LANGSIGHT_RATE_LIMIT_ENABLED",
+    "LANGSIGHT_RATE_LIMIT_DEFAULT",
+    "LANGSIGHT_RATE_LIMIT_SPANS",
+    "LANGSIGHT_RATE_LIMIT_OTLP",
+    "LANGSIGHT_RATE_LIMIT_LOGIN",
+    "LANGSIGHT_RATE_LIMIT_ACCEPT_INVITE",
+    "LANGSIGHT_RATE_LIMIT_CHANGE_PASSWORD",
+    "LANGSIGHT_RATE_LIMIT_INVESTIGATE",
     // Read by the SDK and the dashboard, commonly present in the same environment.
     "LANGSIGHT_URL",
     "LANGSIGHT_API_KEY",
@@ -139,7 +150,13 @@ pub struct Config {
     /// `LANGSIGHT_ENV=development`.
     pub development: bool,
     pub workers: usize,
-    pub redis_url: Option<Secret>,
+    /// Set in worker processes started by the supervisor (their index); such a worker shares the port.
+    pub worker_id: Option<usize>,
+    /// `LANGSIGHT_REDIS_URL`, parsed: shared state lives in Redis when set.
+    pub redis_url: Option<RedisUrl>,
+    pub redis_ca_file: Option<PathBuf>,
+    pub redis_pool_max: usize,
+    pub rate_limits: RateLimits,
     /// yaml `project_id`: pins every scoped read to one project.
     pub project_id: Option<String>,
     pub max_concurrent_trace_reads: usize,
@@ -148,6 +165,76 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Variables with our prefix that we do not know: reported as warnings once logging is up.
     pub unknown_env: Vec<String>,
+}
+
+/// A limit of `count` requests per `window_ms`, written `N/minute` (also `second`, `hour`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit {
+    pub count: u64,
+    pub window_ms: u64,
+}
+
+impl Limit {
+    pub fn parse(var: &'static str, v: &str) -> Result<Limit, ConfigError> {
+        let bad = || ConfigError::Invalid {
+            var,
+            value: v.into(),
+            reason: "expected N/second, N/minute or N/hour (e.g. 200/minute)".into(),
+        };
+        let (n, unit) = v.trim().split_once('/').ok_or_else(bad)?;
+        let count: u64 = n.trim().parse().ok().filter(|n| *n > 0).ok_or_else(bad)?;
+        let window_ms = match unit.trim().trim_start_matches('1').trim() {
+            "s" | "sec" | "second" => 1_000,
+            "m" | "min" | "minute" => 60_000,
+            "h" | "hour" => 3_600_000,
+            _ => return Err(bad()),
+        };
+        Ok(Limit { count, window_ms })
+    }
+
+    /// The original's wording: `200 per 1 minute`.
+    pub fn describe(&self) -> String {
+        let unit = match self.window_ms {
+            1_000 => "second",
+            60_000 => "minute",
+            _ => "hour",
+        };
+        format!("{} per 1 {unit}", self.count)
+    }
+}
+
+/// Per-route limits (the original's defaults), each overridable by its variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    pub enabled: bool,
+    pub default: Limit,
+    pub spans: Limit,
+    pub otlp: Limit,
+    pub login: Limit,
+    pub accept_invite: Limit,
+    pub change_password: Limit,
+    pub investigate: Limit,
+}
+
+impl RateLimits {
+    fn from_env(get: &dyn Fn(&str) -> Option<String>) -> Result<RateLimits, ConfigError> {
+        let limit = |var: &'static str, default: &str| -> Result<Limit, ConfigError> {
+            Limit::parse(var, &get(var).unwrap_or_else(|| default.to_string()))
+        };
+        Ok(RateLimits {
+            enabled: match get("LANGSIGHT_RATE_LIMIT_ENABLED") {
+                Some(v) => parse_bool("LANGSIGHT_RATE_LIMIT_ENABLED", &v)?,
+                None => true,
+            },
+            default: limit("LANGSIGHT_RATE_LIMIT_DEFAULT", "200/minute")?,
+            spans: limit("LANGSIGHT_RATE_LIMIT_SPANS", "10000/minute")?,
+            otlp: limit("LANGSIGHT_RATE_LIMIT_OTLP", "60/minute")?,
+            login: limit("LANGSIGHT_RATE_LIMIT_LOGIN", "10/minute")?,
+            accept_invite: limit("LANGSIGHT_RATE_LIMIT_ACCEPT_INVITE", "5/minute")?,
+            change_password: limit("LANGSIGHT_RATE_LIMIT_CHANGE_PASSWORD", "5/minute")?,
+            investigate: limit("LANGSIGHT_RATE_LIMIT_INVESTIGATE", "10/minute")?,
+        })
+    }
 }
 
 /// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
@@ -296,7 +383,9 @@ impl Config {
                 reason: "at least one worker is needed".into(),
             });
         }
-        let redis_url = get("LANGSIGHT_REDIS_URL").map(|s| Secret(s.trim().to_string()));
+        let redis_url = get("LANGSIGHT_REDIS_URL")
+            .map(|u| RedisUrl::parse(u).map_err(|e| ConfigError::Unsupported(e.to_string())))
+            .transpose()?;
         if workers > 1 && redis_url.is_none() {
             return Err(ConfigError::Unsupported(format!(
                 "LANGSIGHT_WORKERS={workers} requires LANGSIGHT_REDIS_URL to be set: without Redis each worker would \
@@ -304,13 +393,31 @@ impl Config {
                  or keep LANGSIGHT_WORKERS=1 for a single instance."
             )));
         }
-        if workers > 1 || redis_url.is_some() {
-            return Err(ConfigError::Unsupported(
-                "LANGSIGHT_WORKERS > 1 and LANGSIGHT_REDIS_URL are not available in this build yet; unset them to run \
-                 one worker with in-memory shared state"
-                    .into(),
-            ));
+        let worker_id = get("LANGSIGHT_WORKER_ID")
+            .map(|v| parse_num::<usize>("LANGSIGHT_WORKER_ID", v, "a worker index"))
+            .transpose()?;
+        let redis_ca_file = get("LANGSIGHT_REDIS_CA_FILE").map(PathBuf::from);
+        if let Some(ca) = &redis_ca_file {
+            if !ca.is_file() {
+                return Err(ConfigError::Invalid {
+                    var: "LANGSIGHT_REDIS_CA_FILE",
+                    value: ca.display().to_string(),
+                    reason: "no such file; give the PEM file of the CA that signed the Redis certificate".into(),
+                });
+            }
         }
+        let redis_pool_max = get("LANGSIGHT_REDIS_POOL_MAX")
+            .map(|v| parse_num::<usize>("LANGSIGHT_REDIS_POOL_MAX", v, "a whole number ≥ 2"))
+            .transpose()?
+            .unwrap_or(20);
+        if redis_pool_max < 2 {
+            return Err(ConfigError::Invalid {
+                var: "LANGSIGHT_REDIS_POOL_MAX",
+                value: redis_pool_max.to_string(),
+                reason: "a worker needs at least 2 connections (commands and the event subscription)".into(),
+            });
+        }
+        let rate_limits = RateLimits::from_env(&|k: &str| get(k).map(String::from))?;
 
         let auth_disabled = match get("LANGSIGHT_AUTH_DISABLED") {
             Some(v) => parse_bool("LANGSIGHT_AUTH_DISABLED", v)?,
@@ -361,7 +468,11 @@ impl Config {
             metrics_token: get("LANGSIGHT_METRICS_TOKEN").map(|t| Secret(t.trim().to_string())),
             development: get("LANGSIGHT_ENV").is_some_and(|v| v.trim() == "development"),
             workers,
+            worker_id,
             redis_url,
+            redis_ca_file,
+            redis_pool_max,
+            rate_limits,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),
@@ -467,6 +578,10 @@ mod tests {
         assert!(e.to_string().contains("trusts the entire internet"), "{e}");
         let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_WORKERS", "4")])).unwrap_err();
         assert!(e.to_string().contains("LANGSIGHT_REDIS_URL"), "{e}");
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_REDIS_URL", "localhost:6379")])).unwrap_err();
+        assert!(e.to_string().contains("redis+sentinel://"), "{e}");
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_RATE_LIMIT_SPANS", "lots")])).unwrap_err();
+        assert!(e.to_string().contains("LANGSIGHT_RATE_LIMIT_SPANS"), "{e}");
         let e = Config::from_sources(Flags { config: Some("/no/such.yaml".into()), ..Flags::default() }, &env(&[]))
             .unwrap_err();
         assert!(e.to_string().contains("/no/such.yaml"), "{e}");
@@ -480,6 +595,14 @@ mod tests {
         assert_eq!(c.unknown_env, vec!["LANGSIGHT_API_KEY5".to_string()]);
         assert_eq!(c.api_keys.len(), 2);
         assert!(!format!("{c:?}").contains("k1"));
+    }
+
+    #[test]
+    fn rate_limits_parse() {
+        let c = Config::from_sources(no_file(), &env(&[("LANGSIGHT_RATE_LIMIT_DEFAULT", "50/second")])).unwrap();
+        assert_eq!(c.rate_limits.default, Limit { count: 50, window_ms: 1000 });
+        assert_eq!(c.rate_limits.spans.describe(), "10000 per 1 minute");
+        assert_eq!(Limit::parse("X", "5/1 hour").unwrap().window_ms, 3_600_000);
     }
 
     #[test]

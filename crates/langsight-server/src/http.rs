@@ -83,10 +83,14 @@ fn add_cors_headers(h: &mut HeaderMap, origin: Option<&str>) {
     }
 }
 
-pub async fn security_headers(req: Request, next: Next) -> Response {
+pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let https = req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https");
     let mut r = next.run(req).await;
     let h = r.headers_mut();
+    if let Some(id) = state.config.worker_id {
+        // Which worker answered: the first thing to know when debugging a multi-worker deployment.
+        h.insert("x-langsight-worker", HeaderValue::from(id));
+    }
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("x-xss-protection", HeaderValue::from_static("1; mode=block"));

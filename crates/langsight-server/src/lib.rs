@@ -10,8 +10,10 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod state;
+pub mod workers;
 
 use config::{Config, ConfigError, StorageMode};
 use langsight_storage::sqlite::SqliteStorage;
@@ -34,6 +36,10 @@ pub enum StartupError {
         "cannot listen on {addr}: {source}. Choose another --port / LANGSIGHT_PORT, or stop the process using it."
     )]
     Bind { addr: String, source: std::io::Error },
+    #[error("{0}")]
+    Redis(#[from] langsight_shared::SharedError),
+    #[error("workers: {0}")]
+    Workers(String),
 }
 
 /// How long shutdown waits for in-flight requests before closing storage anyway.
@@ -50,6 +56,39 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
             Ok(Storage::sqlite(Arc::new(db)))
         }
     }
+}
+
+/// The shared state chosen once at start-up: Redis when `LANGSIGHT_REDIS_URL` is set, memory otherwise.
+pub async fn open_shared(config: &Config) -> Result<langsight_shared::SharedState, StartupError> {
+    let Some(url) = &config.redis_url else {
+        return Ok(langsight_shared::SharedState::memory());
+    };
+    let mut settings = langsight_shared::redis::RedisSettings::new(url.clone());
+    settings.ca_file = config.redis_ca_file.clone();
+    settings.pool_max = config.redis_pool_max;
+    let shared = langsight_shared::SharedState::redis(settings, "langsight").await?;
+    tracing::info!("redis.connected url={url}");
+    Ok(shared)
+}
+
+/// The listening socket. Workers of one supervisor share the port through `SO_REUSEPORT`, the kernel
+/// spreading connections over them; a lone server does not set it, so a second server on a taken port fails
+/// instead of silently sharing it.
+fn bind(host: &str, port: u16, reuse_port: bool) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host} resolves to no address")))?;
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }
 
 /// A server running in this process.
@@ -87,12 +126,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         );
     }
     let storage = open_storage(&config).await?;
+    let shared = open_shared(&config).await?;
     let addr = format!("{}:{}", config.host, config.port);
-    let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port))
-        .await
+    let listener = bind(&config.host, config.port, config.worker_id.is_some())
         .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
-    let state = AppState::new(config, storage.clone());
+    let state = AppState::new(config, storage.clone(), shared);
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -119,7 +158,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         tracing::info!("api.shutdown");
     });
     tracing::info!(addr = %local, "api.listening");
+    if state_ready_line() {
+        // The supervisor waits for this line on the worker's stdout before it reports the port as served.
+        println!("READY {local}");
+    }
     Ok(RunningServer { addr: local, stop: Some(stop_tx), task })
+}
+
+fn state_ready_line() -> bool {
+    std::env::var_os("LANGSIGHT_WORKER_ID").is_some()
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.

@@ -57,6 +57,7 @@ impl Histogram {
 }
 
 pub struct Metrics {
+    rate_limit: Mutex<BTreeMap<(String, &'static str), u64>>,
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     http_durations: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
     pub spans_ingested: AtomicU64,
@@ -67,6 +68,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
+            rate_limit: Mutex::new(BTreeMap::new()),
             http_requests: Mutex::new(BTreeMap::new()),
             http_durations: Mutex::new(BTreeMap::new()),
             spans_ingested: AtomicU64::new(0),
@@ -108,6 +110,64 @@ impl Metrics {
         if let Some(h) = h {
             h.observe(seconds);
         }
+    }
+
+    pub fn record_rate_limit(&self, route: &str, outcome: &'static str) {
+        if let Ok(mut m) = self.rate_limit.lock() {
+            *m.entry((route.to_string(), outcome)).or_insert(0) += 1;
+        }
+    }
+
+    /// Shared-state health: Redis up, command latency, fallbacks, pub/sub reconnects.
+    pub fn render_shared(&self, out: &mut String, shared: &langsight_shared::SharedState) {
+        let m = &shared.metrics;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.push_str("# HELP langsight_rate_limit_decisions_total Rate-limit decisions by route and outcome (_local = Redis unreachable, decided by this worker).
+");
+        out.push_str("# TYPE langsight_rate_limit_decisions_total counter
+");
+        if let Ok(rl) = self.rate_limit.lock() {
+            for ((route, outcome), n) in rl.iter() {
+                let _ = writeln!(out, "langsight_rate_limit_decisions_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}", escape(route));
+            }
+        }
+        let _ = writeln!(out, "# HELP langsight_shared_state_backend The shared-state backend in use.
+# TYPE langsight_shared_state_backend gauge
+langsight_shared_state_backend{{backend=\"{}\"}} 1", shared.backend_name());
+        if shared.redis.is_none() {
+            return;
+        }
+        out.push_str("# HELP langsight_redis_up 1 when Redis answers, 0 while this worker runs on local fallbacks.
+# TYPE langsight_redis_up gauge
+");
+        let _ = writeln!(out, "langsight_redis_up {}", get(&m.redis_up));
+        out.push_str("# HELP langsight_redis_command_seconds Redis command round-trip time.
+# TYPE langsight_redis_command_seconds histogram
+");
+        let mut cumulative = 0;
+        for (b, c) in langsight_shared::metrics::COMMAND_BUCKETS.iter().zip(&m.command_seconds.counts) {
+            cumulative += get(c);
+            let _ = writeln!(out, "langsight_redis_command_seconds_bucket{{le=\"{b}\"}} {cumulative}");
+        }
+        let count = get(&m.command_seconds.count);
+        let _ = writeln!(out, "langsight_redis_command_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "langsight_redis_command_seconds_sum {}", get(&m.command_seconds.sum_nanos) as f64 / 1e9);
+        let _ = writeln!(out, "langsight_redis_command_seconds_count {count}");
+        out.push_str("# HELP langsight_redis_fallbacks_total Operations served locally because Redis was unreachable, by feature.
+# TYPE langsight_redis_fallbacks_total counter
+");
+        for (feature, a) in [
+            ("rate_limit", &m.fallback_rate_limit),
+            ("alert_dedup", &m.fallback_dedup),
+            ("event_bus", &m.fallback_bus),
+            ("circuit_breaker", &m.fallback_breaker),
+        ] {
+            let _ = writeln!(out, "langsight_redis_fallbacks_total{{feature=\"{feature}\"}} {}", get(a));
+        }
+        out.push_str("# HELP langsight_redis_pubsub_reconnects_total Times the event-bus subscription was lost and re-established.
+# TYPE langsight_redis_pubsub_reconnects_total counter
+");
+        let _ = writeln!(out, "langsight_redis_pubsub_reconnects_total {}", get(&m.pubsub_reconnects));
     }
 
     pub fn render(&self) -> String {

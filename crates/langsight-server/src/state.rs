@@ -3,6 +3,7 @@
 use crate::auth::KeyCache;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use langsight_shared::SharedState;
 use langsight_storage::Storage;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -13,6 +14,8 @@ pub struct AppState(pub Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub storage: Storage,
+    /// Rate limiter, event bus, breakers, dedup, leases: in memory or in Redis.
+    pub shared: SharedState,
     pub metrics: Metrics,
     pub keys: KeyCache,
     /// Bounds concurrent session-trace reads (`LANGSIGHT_MAX_CONCURRENT_TRACE_READS`): a trace can be 10,000
@@ -28,13 +31,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, storage: Storage) -> AppState {
+    pub fn new(config: Config, storage: Storage, shared: SharedState) -> AppState {
         let trace_reads = Semaphore::new(config.max_concurrent_trace_reads);
         AppState(Arc::new(Inner {
             keys: KeyCache::default(),
             metrics: Metrics::default(),
             config,
             storage,
+            shared,
             trace_reads,
         }))
     }

@@ -12,7 +12,7 @@ use crate::http::{cors, record_metrics, security_headers, trusted_hosts};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -37,9 +37,10 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), crate::rate_limit::limit))
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(DefaultBodyLimit::disable())
-        .layer(from_fn(security_headers))
+        .layer(from_fn_with_state(state.clone(), security_headers))
         .layer(from_fn_with_state(state.clone(), cors))
         .layer(from_fn_with_state(state.clone(), trusted_hosts))
         .with_state(state)

@@ -37,6 +37,10 @@ pub async fn readiness(State(state): State<AppState>) -> Response {
         ready &= ok;
         report.insert(probe.name().into(), Value::String(if ok { "ok" } else { "error" }.into()));
     }
+    // Redis down degrades shared behaviour but the instance keeps serving (fallbacks), so it stays ready.
+    if let Some(redis) = &state.shared.redis {
+        report.insert("redis".into(), Value::String(if redis.is_up() { "ok" } else { "degraded" }.into()));
+    }
     if state.storage.probes.is_empty() {
         ready = false;
         report.insert("storage".into(), Value::String("error".into()));
@@ -63,5 +67,7 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
     if !bool::from(presented.as_bytes().ct_eq(token.0.as_bytes())) {
         return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    let mut body = state.metrics.render();
+    state.metrics.render_shared(&mut body, &state.shared);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }

@@ -1,0 +1,343 @@
+//! `langsight serve --workers N` as a user runs it, against real Redis topologies: start-up refusals,
+//! exact shared rate limits through the shared port, Redis outages and Sentinel failover under load.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use test_support::redis::{Kind, RedisTopology};
+use test_support::{agent_run, session_id};
+
+const KEYS: &str = "wk-key-0000000000001,wk-key-0000000000002,wk-key-0000000000003,wk-key-0000000000004";
+
+fn command(dir: &Path, envs: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsight"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("LANGSIGHT_SQLITE_PATH", dir.join("langsight.db"))
+        .env("LANGSIGHT_API_KEYS", KEYS)
+        .current_dir(dir)
+        .args(["serve", "--port", "0"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+struct Cluster {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+/// Starts the supervisor and waits for its `api.listening … workers=N` line.
+fn start(dir: &Path, workers: usize, envs: &[(&str, &str)]) -> Cluster {
+    let mut cmd = command(dir, envs);
+    cmd.args(["--workers", &workers.to_string()]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("langsight starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let needle = if workers > 1 { "workers=" } else { "addr=" };
+    let addr = loop {
+        let line = lines.next().expect("the server logs until it listens").unwrap();
+        if line.contains("api.listening") && line.contains(needle) {
+            break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Cluster { child, url: format!("http://{addr}") }
+}
+
+/// 300 concurrent GETs of a 200/min route with one client key: (accepted, limited, workers seen).
+async fn burst(url: &str, key: &str) -> (usize, usize, BTreeSet<String>) {
+    let tasks: Vec<_> = (0..300)
+        .map(|_| {
+            // A client per request: new connections, so SO_REUSEPORT spreads them over the workers.
+            let (url, key) = (url.to_string(), key.to_string());
+            tokio::spawn(async move {
+                let r = reqwest::Client::new().get(format!("{url}/api/status")).header("X-API-Key", key).send().await.unwrap();
+                let worker = r.headers().get("x-langsight-worker").map(|v| v.to_str().unwrap().to_string());
+                (r.status().as_u16(), worker)
+            })
+        })
+        .collect();
+    let (mut ok, mut limited, mut seen) = (0, 0, BTreeSet::new());
+    for t in tasks {
+        let (status, worker) = t.await.unwrap();
+        match status {
+            200 => ok += 1,
+            429 => limited += 1,
+            other => panic!("unexpected status {other}"),
+        }
+        seen.extend(worker);
+    }
+    (ok, limited, seen)
+}
+
+fn stderr_of(mut cmd: Command, limit: Duration) -> (bool, String, Duration) {
+    let started = Instant::now();
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let id = child.id();
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        let _ = Command::new("kill").args(["-KILL", &id.to_string()]).status();
+    });
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    let status = child.wait().unwrap();
+    (status.success(), err, started.elapsed())
+}
+
+#[test]
+fn workers_refuse_to_start_without_usable_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, err, _) = stderr_of(command(dir.path(), &[("LANGSIGHT_WORKERS", "4")]), Duration::from_secs(20));
+    assert!(!ok);
+    assert!(err.contains("LANGSIGHT_WORKERS=4") && err.contains("LANGSIGHT_REDIS_URL"), "{err}");
+
+    let port = test_support::redis::free_port();
+    let url = format!("redis://:pw@127.0.0.1:{port}/0");
+    let (ok, err, took) =
+        stderr_of(command(dir.path(), &[("LANGSIGHT_WORKERS", "4"), ("LANGSIGHT_REDIS_URL", &url)]), Duration::from_secs(30));
+    assert!(!ok);
+    assert!(err.contains("Redis is unreachable") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(!err.contains(":pw@"), "the password is never printed: {err}");
+    assert!(took < Duration::from_secs(7), "refused within ~6 s, took {took:?}");
+
+    let (ok, err, _) = stderr_of(
+        command(dir.path(), &[("LANGSIGHT_WORKERS", "2"), ("LANGSIGHT_REDIS_URL", "redis:/oops")]),
+        Duration::from_secs(20),
+    );
+    assert!(!ok);
+    assert!(err.contains("redis+sentinel://") && err.contains("redis+cluster://"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_without_redis_limits_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 1, &[]);
+    let (ok, limited, _) = burst(&server.url, "one-worker-client-key").await;
+    assert_eq!((ok, limited), (200, 100));
+}
+
+async fn four_workers_share_limits(kind: Kind) {
+    let topo = tokio::task::spawn_blocking(move || RedisTopology::start(kind)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut envs = vec![("LANGSIGHT_REDIS_URL", topo.url.clone())];
+    if let Some(ca) = &topo.ca_file {
+        envs.push(("LANGSIGHT_REDIS_CA_FILE", ca.display().to_string()));
+    }
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        let envs: Vec<(String, String)> = envs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move || {
+            let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            start(&dir, 4, &envs)
+        }
+    })
+    .await
+    .unwrap();
+    let (ok, limited, workers) = burst(&server.url, &format!("client-{kind:?}")).await;
+    assert_eq!((ok, limited), (200, 100), "{kind:?}");
+    assert!(workers.len() >= 2, "requests reached several workers: {workers:?}");
+    // Ingest through the workers lands in the one database.
+    let sid = session_id();
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/traces/spans", server.url))
+        .header("X-API-Key", "wk-key-0000000000001")
+        .json(&agent_run(&sid, 30, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let ready: Value = reqwest::get(format!("{}/api/readiness", server.url)).await.unwrap().json().await.unwrap();
+    assert_eq!(ready["storage"]["redis"], json!("ok"));
+    // Only the documented key families, each with a TTL.
+    for (key, ttl) in topo.keys_with_ttl("langsight:*") {
+        assert!(ttl > 0 || ttl == -2, "{key} without TTL");
+        assert!(key.starts_with("langsight:rl:"), "unexpected key {key}");
+    }
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_limits_on_standalone() {
+    four_workers_share_limits(Kind::Standalone).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_limits_on_tls() {
+    four_workers_share_limits(Kind::Tls).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_limits_on_sentinel() {
+    four_workers_share_limits(Kind::Sentinel).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_share_limits_on_cluster() {
+    four_workers_share_limits(Kind::Cluster).await;
+}
+
+/// Ingest load from 8 tasks for `secs`, each batch a new session; returns (status counts, accepted
+/// session ids), and checks liveness every 200 ms throughout.
+async fn ingest_load(url: &str, secs: u64, during: impl std::future::Future<Output = ()>) -> (BTreeMap<u16, usize>, Vec<String>) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let liveness_failures = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = url.to_string();
+        let key = KEYS.split(',').nth(i % 4).unwrap().to_string();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut out = Vec::new();
+            while Instant::now() < deadline {
+                let sid = session_id();
+                let r = http.post(format!("{url}/api/traces/spans")).header("X-API-Key", &key).json(&agent_run(&sid, 30, None)).send().await;
+                let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
+                out.push((status, sid));
+            }
+            out
+        }));
+    }
+    let live = {
+        let (url, failures) = (url.to_string(), liveness_failures.clone());
+        tokio::spawn(async move {
+            while Instant::now() < deadline {
+                let ok = reqwest::get(format!("{url}/api/liveness")).await.map(|r| r.status().as_u16() == 200).unwrap_or(false);
+                if !ok {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    during.await;
+    let mut counts = BTreeMap::new();
+    let mut accepted = Vec::new();
+    for t in tasks {
+        for (status, sid) in t.await.unwrap() {
+            *counts.entry(status).or_insert(0) += 1;
+            if status == 202 {
+                accepted.push(sid);
+            }
+        }
+    }
+    live.await.unwrap();
+    assert_eq!(liveness_failures.load(Ordering::Relaxed), 0, "liveness stayed 200");
+    (counts, accepted)
+}
+
+fn stored_sessions(db: &Path) -> BTreeMap<String, i64> {
+    let conn = rusqlite_lite::open(db);
+    rusqlite_lite::session_counts(&conn)
+}
+
+/// Reading the database directly, to prove nothing accepted was lost.
+mod rusqlite_lite {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    pub fn open(p: &Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(p).unwrap()
+    }
+    pub fn session_counts(c: &rusqlite::Connection) -> BTreeMap<String, i64> {
+        let mut stmt = c.prepare("SELECT session_id, count(*) FROM spans GROUP BY session_id").unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_dying_under_ingest_load_loses_nothing() {
+    let mut topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url_env = topo.url.clone();
+    let d = dir.path().to_path_buf();
+    let server = tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
+    let port = topo.ports[0];
+    let (topo_tx, topo_rx) = tokio::sync::oneshot::channel();
+    let during = async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        topo.kill_node(port);
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let topo = tokio::task::spawn_blocking(move || {
+            topo.restart_standalone();
+            topo
+        })
+        .await
+        .unwrap();
+        let _ = topo_tx.send(topo);
+    };
+    let (counts, accepted) = ingest_load(&server.url, 10, during).await;
+    let topo = topo_rx.await.unwrap();
+    assert!(counts.keys().all(|s| *s == 202), "every request accepted, none 5xx: {counts:?}");
+    assert!(accepted.len() > 20, "the load ran: {counts:?}");
+    // Shared limits are back: a fresh client gets exactly 200 through all workers.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, _, _) = burst(&server.url, &format!("after-restart-{}", session_id())).await;
+        if ok == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "limits shared again after Redis returned (last: {ok} accepted)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(server); // graceful stop of every worker
+    let stored = stored_sessions(&dir.path().join("langsight.db"));
+    for sid in &accepted {
+        assert_eq!(stored.get(sid), Some(&30), "session {sid} fully stored");
+    }
+    drop(topo);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_under_load_keeps_serving_and_sharing() {
+    let mut topo = tokio::task::spawn_blocking(RedisTopology::sentinel).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url_env = topo.url.clone();
+    let d = dir.path().to_path_buf();
+    let server = tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
+    let primary = topo.ports[0];
+    let (topo_tx, topo_rx) = tokio::sync::oneshot::channel();
+    let during = async move {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        topo.kill_node(primary);
+        let _ = topo_tx.send(topo);
+    };
+    let (counts, accepted) = ingest_load(&server.url, 8, during).await;
+    let topo = topo_rx.await.unwrap();
+    assert!(counts.keys().all(|s| *s == 202), "no request failed during failover: {counts:?}");
+    // The sentinels promoted the replica; the workers follow and share limits again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, _, _) = burst(&server.url, &format!("after-failover-{}", session_id())).await;
+        if ok == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "limits shared again after failover (last: {ok} accepted)");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let master = topo.sentinel_cli(&["sentinel", "get-master-addr-by-name", "mymaster"]).unwrap_or_default();
+    assert!(master.contains(&topo.ports[1].to_string()), "the replica is the new master: {master}");
+    drop(server);
+    let stored = stored_sessions(&dir.path().join("langsight.db"));
+    assert!(accepted.iter().all(|s| stored.get(s) == Some(&30)));
+}

@@ -1,0 +1,96 @@
+//! Rate limiting of every routed request, before authentication (as in the original), with its per-route
+//! limits kept in force whatever the backend — the original's Redis mode silently replaced them all with
+//! 200/minute.
+//!
+//! Bucket = client key × route template (`/api/agents/sessions/{session_id}` is one bucket, not one per id).
+//! Client key: the first `X-Forwarded-For` entry when the peer is a trusted proxy, else `key:` + the first 16
+//! characters of `X-API-Key`, else the peer IP. Login-type routes key by IP only (a stolen key must not give a
+//! fresh budget for password guessing).
+
+use crate::config::{Limit, RateLimits};
+use crate::state::AppState;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keying {
+    Default,
+    /// Peer IP (or the trusted proxy's forwarded IP) only.
+    Login,
+}
+
+fn limit_for(route: &str, limits: &RateLimits) -> (Limit, Keying) {
+    match route {
+        "/api/traces/spans" => (limits.spans, Keying::Default),
+        "/api/traces/otlp" => (limits.otlp, Keying::Default),
+        "/api/investigate" => (limits.investigate, Keying::Default),
+        "/api/users/accept-invite" => (limits.accept_invite, Keying::Default),
+        "/api/users/verify" => (limits.login, Keying::Login),
+        "/api/users/me/change-password" => (limits.change_password, Keying::Login),
+        _ => (limits.default, Keying::Default),
+    }
+}
+
+fn forwarded_for(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<String> {
+    let peer = peer?;
+    if !state.config.trusted_proxy_cidrs.iter().any(|c| c.contains(peer)) {
+        return None;
+    }
+    let xff = headers.get("x-forwarded-for")?.to_str().ok()?;
+    xff.split(',').next().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+}
+
+fn client_key(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap, keying: Keying) -> String {
+    if let Some(ip) = forwarded_for(state, peer, headers) {
+        return ip;
+    }
+    if keying == Keying::Default {
+        if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+            return format!("key:{}", k.chars().take(16).collect::<String>());
+        }
+    }
+    peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
+}
+
+pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(route) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()) else {
+        return next.run(req).await; // unmatched paths (404) are not limited
+    };
+    if !state.config.rate_limits.enabled {
+        return next.run(req).await;
+    }
+    let (limit, keying) = limit_for(&route, &state.config.rate_limits);
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let client = client_key(&state, peer, req.headers(), keying);
+    let bucket = format!("{client}:{route}");
+    let d = state.shared.rate_limiter.hit(&bucket, limit.count, limit.window_ms).await;
+    let outcome = match (d.allowed, d.fallback) {
+        (true, false) => "allowed",
+        (false, false) => "limited",
+        (true, true) => "allowed_local",
+        (false, true) => "limited_local",
+    };
+    state.metrics.record_rate_limit(&route, outcome);
+    let reset_s = d.reset_ms.div_ceil(1000).max(1);
+    let mut r = if d.allowed {
+        next.run(req).await
+    } else {
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({ "error": format!("Rate limit exceeded: {}", limit.describe()) })),
+        )
+            .into_response();
+        r.headers_mut().insert("retry-after", HeaderValue::from(reset_s));
+        r
+    };
+    let h = r.headers_mut();
+    h.insert("ratelimit-limit", HeaderValue::from(limit.count));
+    h.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    h.insert("ratelimit-reset", HeaderValue::from(reset_s));
+    r
+}

@@ -1,0 +1,173 @@
+//! The worker supervisor: `langsight serve --workers N`.
+//!
+//! The parent checks what every worker will need (configuration, Redis, storage migrations) once, so a bad
+//! setting fails fast with one clear message instead of N crash-looping workers. It then reserves the port,
+//! starts N copies of itself as workers (marked by `LANGSIGHT_WORKER_ID`), which each listen on that port
+//! with `SO_REUSEPORT` — the kernel spreads connections over them — and waits for each to report `READY`.
+//! A worker that dies is restarted (a crash loop gives up instead of spinning); SIGTERM or SIGINT is passed
+//! to every worker, which drains its in-flight requests and commits what it accepted, and the parent waits
+//! for all of them.
+
+use crate::config::Config;
+use crate::StartupError;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A worker must say READY within this time.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// More restarts than this within [`CRASH_WINDOW`] is a crash loop: stop everything and exit non-zero.
+const MAX_RESTARTS: usize = 5;
+const CRASH_WINDOW: Duration = Duration::from_secs(60);
+/// How long SIGTERM may take before the worker is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(40);
+
+struct Worker {
+    id: usize,
+    child: Child,
+}
+
+fn spawn_worker(id: usize, config: &Config, port: u16) -> Result<Worker, StartupError> {
+    let exe = std::env::current_exe().map_err(|e| StartupError::Workers(format!("cannot find own binary: {e}")))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("serve")
+        .env("LANGSIGHT_WORKER_ID", id.to_string())
+        .env("LANGSIGHT_HOST", &config.host)
+        .env("LANGSIGHT_PORT", port.to_string())
+        .env("LANGSIGHT_WORKERS", config.workers.to_string())
+        .env("LANGSIGHT_SQLITE_PATH", &config.sqlite_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    if let Some(file) = &config.config_file {
+        cmd.env("LANGSIGHT_CONFIG_PATH", file);
+    }
+    let mut child = cmd.spawn().map_err(|e| StartupError::Workers(format!("cannot start worker {id}: {e}")))?;
+    // Wait for READY on the worker's stdout, on a thread so a silent worker cannot hang us past the timeout.
+    let stdout = child.stdout.take().ok_or_else(|| StartupError::Workers("worker stdout missing".into()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let ready = lines.by_ref().map_while(Result::ok).any(|l| l.starts_with("READY"));
+        let _ = tx.send(ready);
+        for _ in lines {} // keep draining so the worker never blocks on a full pipe
+    });
+    match rx.recv_timeout(START_TIMEOUT) {
+        Ok(true) => Ok(Worker { id, child }),
+        _ => {
+            let _ = child.kill();
+            let status = child.wait().ok();
+            Err(StartupError::Workers(format!(
+                "worker {id} did not start (exit status {status:?}); its log above says why"
+            )))
+        }
+    }
+}
+
+/// Reserves the port (bound, not listening, so it takes no connections) so that `--port 0` resolves to one
+/// port for every worker and nobody else grabs it between worker starts.
+fn reserve_port(host: &str, port: u16) -> Result<(socket2::Socket, u16), StartupError> {
+    use std::net::ToSocketAddrs;
+    let err = |e: std::io::Error| StartupError::Bind { addr: format!("{host}:{port}"), source: e };
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(err)?
+        .next()
+        .ok_or_else(|| err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address")))?;
+    let s = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None).map_err(err)?;
+    s.set_reuse_address(true).map_err(err)?;
+    s.set_reuse_port(true).map_err(err)?;
+    s.bind(&addr.into()).map_err(err)?;
+    let actual = s.local_addr().map_err(err)?.as_socket().map(|a| a.port()).unwrap_or(port);
+    Ok((s, actual))
+}
+
+fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill(2) with a PID we spawned and still own (not yet waited for); no memory is involved.
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+/// Runs the supervisor until SIGTERM/SIGINT. Returns an error (non-zero exit) when start-up fails or a
+/// worker crash-loops.
+pub async fn supervise(config: Config) -> Result<(), StartupError> {
+    // Fail fast, once, on what every worker needs.
+    crate::open_shared(&config).await?;
+    {
+        let storage = crate::open_storage(&config).await?;
+        storage.closer.close().await;
+    }
+    let (reservation, port) = reserve_port(&config.host, config.port)?;
+    let mut workers = Vec::with_capacity(config.workers);
+    for id in 0..config.workers {
+        match tokio::task::block_in_place(|| spawn_worker(id, &config, port)) {
+            Ok(w) => workers.push(w),
+            Err(e) => {
+                stop_all(&mut workers);
+                return Err(e);
+            }
+        }
+    }
+    drop(reservation); // the workers hold the port now
+    tracing::info!(addr = %format!("{}:{port}", config.host), workers = config.workers, "api.listening");
+
+    let mut restarts: Vec<Instant> = Vec::new();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| StartupError::Workers(format!("cannot listen for SIGTERM: {e}")))?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        for i in 0..workers.len() {
+            let exited = match workers[i].child.try_wait() {
+                Ok(Some(status)) => Some(status),
+                _ => None,
+            };
+            let Some(status) = exited else { continue };
+            let id = workers[i].id;
+            restarts.retain(|t| t.elapsed() < CRASH_WINDOW);
+            if restarts.len() >= MAX_RESTARTS {
+                tracing::error!(worker = id, %status, "worker.crash_loop: giving up");
+                stop_all(&mut workers);
+                return Err(StartupError::Workers(format!(
+                    "worker {id} exited ({status}) and {MAX_RESTARTS} restarts within {CRASH_WINDOW:?} failed; see the log above"
+                )));
+            }
+            restarts.push(Instant::now());
+            tracing::warn!(worker = id, %status, "worker.exited: restarting");
+            match tokio::task::block_in_place(|| spawn_worker(id, &config, port)) {
+                Ok(w) => workers[i] = w,
+                Err(e) => tracing::error!(worker = id, error = %e, "worker.restart_failed"),
+            }
+        }
+    }
+    tracing::info!("api.shutting_down: stopping workers");
+    tokio::task::block_in_place(|| stop_all(&mut workers));
+    tracing::info!("api.shutdown");
+    Ok(())
+}
+
+/// SIGTERM to every worker, then wait; SIGKILL whoever is still there after the drain timeout.
+fn stop_all(workers: &mut [Worker]) {
+    for w in workers.iter() {
+        signal(&w.child, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    for w in workers.iter_mut() {
+        loop {
+            match w.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() >= deadline => {
+                    tracing::warn!(worker = w.id, "worker.kill: did not stop in time");
+                    let _ = w.child.kill();
+                    let _ = w.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
