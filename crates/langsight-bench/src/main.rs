@@ -37,6 +37,18 @@ struct Args {
     /// The langsight binary to start (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// Drive `GET PATH` instead of ingest (e.g. /api/status to measure per-request overhead).
+    #[arg(long)]
+    get: Option<String>,
+    /// Worker processes of the started server (more than 1 starts a private Redis too).
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Start a private redis-server and point the started server at it.
+    #[arg(long)]
+    redis: bool,
+    /// Extra environment for the started server, KEY=VALUE (repeatable).
+    #[arg(long = "server-env")]
+    server_env: Vec<String>,
 }
 
 const PLACEHOLDER: &str = "SESSIONIDSESSIONIDSESSIONID00000";
@@ -81,26 +93,55 @@ fn batch_template(n: usize) -> String {
 /// CPU ticks per thread name of a process, to show which thread limits throughput.
 fn thread_ticks(pid: u32) -> std::collections::BTreeMap<String, u64> {
     let mut out = std::collections::BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return out };
-    for t in tasks.flatten() {
-        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
-        let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        let ticks = stat.rsplit_once(')').map(|(_, rest)| {
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-                + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
-        });
-        *out.entry(comm).or_insert(0) += ticks.unwrap_or(0);
+    for pid in family(pid) {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
+        for t in tasks.flatten() {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default().trim().to_string();
+            let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+            let ticks = stat.rsplit_once(')').map(|(_, rest)| {
+                let f: Vec<&str> = rest.split_whitespace().collect();
+                f.get(11).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+                    + f.get(12).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0)
+            });
+            *out.entry(comm).or_insert(0) += ticks.unwrap_or(0);
+        }
+    }
+    out
+}
+
+/// The process and its direct children (the workers of a supervisor).
+fn family(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
+            if ppid == Some(pid) {
+                out.push(child);
+            }
+        }
     }
     out
 }
 
 fn rss_kib(pid: u32) -> Option<u64> {
+    family(pid).into_iter().map(rss_one).sum()
+}
+
+fn rss_one(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
+    family(pid).into_iter().map(cpu_one).sum()
+}
+
+fn cpu_one(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = stat.rsplit_once(')')?.1;
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -110,7 +151,23 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 struct Started {
     child: Child,
     url: String,
+    redis: Option<Child>,
     _dir: tempfile_dir::Dir,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = self.child.wait();
+        if let Some(r) = &mut self.redis {
+            let _ = r.kill();
+            let _ = r.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(16379)
 }
 
 /// A temporary directory without pulling a crate in for it.
@@ -130,32 +187,47 @@ mod tempfile_dir {
     }
 }
 
-fn start_server(bin: PathBuf, key: &str) -> Result<Started, String> {
+fn start_server(bin: PathBuf, keys: &str, args: &Args) -> Result<Started, String> {
     use std::io::{BufRead, BufReader};
     let dir = tempfile_dir::Dir::new().map_err(|e| format!("temp dir: {e}"))?;
-    let mut child = Command::new(&bin)
-        .args(["serve", "--port", "0"])
+    let mut redis = None;
+    let mut cmd = Command::new(&bin);
+    cmd.args(["serve", "--port", "0", "--workers", &args.workers.to_string()])
         .env("LANGSIGHT_SQLITE_PATH", dir.0.join("bench.db"))
-        .env("LANGSIGHT_API_KEYS", key)
-        .env("LANGSIGHT_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            format!("cannot start {}: {e} (build it: cargo build --release -p langsight-cli)", bin.display())
-        })?;
+        .env("LANGSIGHT_API_KEYS", keys)
+        .env("LANGSIGHT_LOG_LEVEL", "info");
+    if args.redis || args.workers > 1 {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start redis-server: {e}"))?;
+        redis = Some(child);
+        std::thread::sleep(Duration::from_millis(300));
+        cmd.env("LANGSIGHT_REDIS_URL", format!("redis://127.0.0.1:{port}/0"));
+    }
+    for kv in &args.server_env {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let needle = if args.workers > 1 { "workers=" } else { "addr=" };
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().map_err(|e| {
+        format!("cannot start {}: {e} (build it: cargo build --release -p langsight-cli)", bin.display())
+    })?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
     let mut lines = BufReader::new(stderr).lines();
     let addr = loop {
         let line = lines.next().ok_or("server exited before listening")?.map_err(|e| e.to_string())?;
-        if line.contains("api.listening") {
+        if line.contains("api.listening") && line.contains(needle) {
             if let Some(a) = line.split("addr=").nth(1) {
                 break a.split_whitespace().next().unwrap_or_default().to_string();
             }
         }
     };
     std::thread::spawn(move || for _ in lines.by_ref() {});
-    Ok(Started { child, url: format!("http://{addr}"), _dir: dir })
+    Ok(Started { child, url: format!("http://{addr}"), redis, _dir: dir })
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -168,6 +240,9 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 
 fn main() -> Result<(), String> {
     let args = Args::parse();
+    // One key per in-flight request, as many agents would have: per-key limits are then not the bottleneck.
+    let keys: Vec<String> = (0..args.concurrency).map(|i| format!("{}-{i:04}", args.key)).collect();
+    let keys = Arc::new(keys);
     let mut started = None;
     let (url, pid) = match &args.url {
         Some(u) => (u.trim_end_matches('/').to_string(), args.pid),
@@ -175,7 +250,7 @@ fn main() -> Result<(), String> {
             let bin = args.server_bin.clone().unwrap_or_else(|| {
                 std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.join("langsight"))).unwrap_or_default()
             });
-            let s = start_server(bin, &args.key)?;
+            let s = start_server(bin, &keys.join(","), &args)?;
             let (u, p) = (s.url.clone(), s.child.id());
             started = Some(s);
             (u, Some(p))
@@ -193,7 +268,7 @@ fn main() -> Result<(), String> {
     let peak = Arc::new(AtomicU64::new(idle_rss.unwrap_or(0)));
     let cpu_before = pid.and_then(cpu_ticks);
     let threads_before = pid.map(thread_ticks).unwrap_or_default();
-    let own_before = cpu_ticks(std::process::id());
+    let own_before = cpu_one(std::process::id());
     let began = Instant::now();
     let latencies: Vec<u32> = rt.block_on(async {
         if let Some(pid) = pid {
@@ -208,24 +283,30 @@ fn main() -> Result<(), String> {
             });
         }
         let mut tasks = Vec::new();
-        for _ in 0..args.concurrency {
-            let (client, url, key, template, errors) =
-                (client.clone(), url.clone(), args.key.clone(), template.clone(), errors.clone());
+        for i in 0..args.concurrency {
+            let key = if args.url.is_some() { args.key.clone() } else { keys[i].clone() };
+            let get = args.get.clone();
+            let (client, url, template, errors) = (client.clone(), url.clone(), template.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
                 while Instant::now() < deadline {
-                    let sid = uuid::Uuid::new_v4().simple().to_string();
-                    let body = template.replace(PLACEHOLDER, &sid);
                     let t = Instant::now();
-                    let r = client
-                        .post(format!("{url}/api/traces/spans"))
-                        .header("X-API-Key", &key)
-                        .header("Content-Type", "application/json")
-                        .body(body)
-                        .send()
-                        .await;
+                    let r = match &get {
+                        Some(path) => client.get(format!("{url}{path}")).header("X-API-Key", &key).send().await,
+                        None => {
+                            let sid = uuid::Uuid::new_v4().simple().to_string();
+                            let body = template.replace(PLACEHOLDER, &sid);
+                            client
+                                .post(format!("{url}/api/traces/spans"))
+                                .header("X-API-Key", &key)
+                                .header("Content-Type", "application/json")
+                                .body(body)
+                                .send()
+                                .await
+                        }
+                    };
                     match r {
-                        Ok(resp) if resp.status().as_u16() == 202 => {
+                        Ok(resp) if resp.status().is_success() => {
                             let _ = resp.bytes().await;
                             lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
                         }
@@ -259,7 +340,7 @@ fn main() -> Result<(), String> {
     };
     let after_rss = pid.and_then(rss_kib);
     let threads_after = pid.map(thread_ticks).unwrap_or_default();
-    let own = match (own_before, cpu_ticks(std::process::id())) {
+    let own = match (own_before, cpu_one(std::process::id())) {
         (Some(a), Some(b)) => format!("{:.0}%", (b - a) as f64 / 100.0 / elapsed * 100.0),
         _ => "n/a".into(),
     };
@@ -272,15 +353,23 @@ fn main() -> Result<(), String> {
     let mut sorted = latencies;
     sorted.sort_unstable();
     let requests = sorted.len();
-    let spans = requests * args.batch;
+    let spans = if args.get.is_some() { 0 } else { requests * args.batch };
     let mib = |k: Option<u64>| k.map(|k| format!("{:.1}", k as f64 / 1024.0)).unwrap_or_else(|| "n/a".into());
-    println!(
-        "ingest-bench: concurrency={} duration={}s batch={} spans ({} bytes/request)",
-        args.concurrency,
-        args.duration,
-        args.batch,
-        template.len()
-    );
+    let redis = args.redis || args.workers > 1;
+    match &args.get {
+        Some(path) => println!(
+            "ingest-bench: GET {path} concurrency={} duration={}s workers={} redis={redis}",
+            args.concurrency, args.duration, args.workers
+        ),
+        None => println!(
+            "ingest-bench: POST spans concurrency={} duration={}s batch={} spans ({} bytes/request) workers={} redis={redis}",
+            args.concurrency,
+            args.duration,
+            args.batch,
+            template.len(),
+            args.workers
+        ),
+    }
     println!(
         "requests accepted: {requests} ({:.0}/s), errors: {}",
         requests as f64 / elapsed,
@@ -302,10 +391,7 @@ fn main() -> Result<(), String> {
         cpu.map(|c| format!("{c:.0}% of one core")).unwrap_or_else(|| "n/a".into())
     );
     println!("server CPU by thread: {}   bench client CPU: {own}", per_thread.join(", "));
-    if let Some(mut s) = started {
-        let _ = Command::new("kill").args(["-TERM", &s.child.id().to_string()]).status();
-        let _ = s.child.wait();
-    }
+    drop(started.take());
     if errors.load(Ordering::Relaxed) > 0 {
         return Err("some requests failed; figures above count only accepted ones".into());
     }

@@ -61,7 +61,15 @@ fn start(dir: &Path, workers: usize, envs: &[(&str, &str)]) -> Cluster {
             break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
         }
     };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    // Keep the log (tests assert on it) and keep the pipe drained.
+    let log_path = dir.join("server.log");
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut log = std::fs::File::create(log_path).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(log, "{line}");
+        }
+    });
     Cluster { child, url: format!("http://{addr}") }
 }
 
@@ -72,7 +80,12 @@ async fn burst(url: &str, key: &str) -> (usize, usize, BTreeSet<String>) {
             // A client per request: new connections, so SO_REUSEPORT spreads them over the workers.
             let (url, key) = (url.to_string(), key.to_string());
             tokio::spawn(async move {
-                let r = reqwest::Client::new().get(format!("{url}/api/status")).header("X-API-Key", key).send().await.unwrap();
+                let r = reqwest::Client::new()
+                    .get(format!("{url}/api/status"))
+                    .header("X-API-Key", key)
+                    .send()
+                    .await
+                    .unwrap();
                 let worker = r.headers().get("x-langsight-worker").map(|v| v.to_str().unwrap().to_string());
                 (r.status().as_u16(), worker)
             })
@@ -114,8 +127,10 @@ fn workers_refuse_to_start_without_usable_redis() {
 
     let port = test_support::redis::free_port();
     let url = format!("redis://:pw@127.0.0.1:{port}/0");
-    let (ok, err, took) =
-        stderr_of(command(dir.path(), &[("LANGSIGHT_WORKERS", "4"), ("LANGSIGHT_REDIS_URL", &url)]), Duration::from_secs(30));
+    let (ok, err, took) = stderr_of(
+        command(dir.path(), &[("LANGSIGHT_WORKERS", "4"), ("LANGSIGHT_REDIS_URL", &url)]),
+        Duration::from_secs(30),
+    );
     assert!(!ok);
     assert!(err.contains("Redis is unreachable") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(!err.contains(":pw@"), "the password is never printed: {err}");
@@ -200,7 +215,11 @@ async fn four_workers_share_limits_on_cluster() {
 
 /// Ingest load from 8 tasks for `secs`, each batch a new session; returns (status counts, accepted
 /// session ids), and checks liveness every 200 ms throughout.
-async fn ingest_load(url: &str, secs: u64, during: impl std::future::Future<Output = ()>) -> (BTreeMap<u16, usize>, Vec<String>) {
+async fn ingest_load(
+    url: &str,
+    secs: u64,
+    during: impl std::future::Future<Output = ()>,
+) -> (BTreeMap<u16, usize>, Vec<String>) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let liveness_failures = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -212,7 +231,12 @@ async fn ingest_load(url: &str, secs: u64, during: impl std::future::Future<Outp
             let mut out = Vec::new();
             while Instant::now() < deadline {
                 let sid = session_id();
-                let r = http.post(format!("{url}/api/traces/spans")).header("X-API-Key", &key).json(&agent_run(&sid, 30, None)).send().await;
+                let r = http
+                    .post(format!("{url}/api/traces/spans"))
+                    .header("X-API-Key", &key)
+                    .json(&agent_run(&sid, 30, None))
+                    .send()
+                    .await;
                 let status = r.map(|r| r.status().as_u16()).unwrap_or(0);
                 out.push((status, sid));
             }
@@ -223,7 +247,10 @@ async fn ingest_load(url: &str, secs: u64, during: impl std::future::Future<Outp
         let (url, failures) = (url.to_string(), liveness_failures.clone());
         tokio::spawn(async move {
             while Instant::now() < deadline {
-                let ok = reqwest::get(format!("{url}/api/liveness")).await.map(|r| r.status().as_u16() == 200).unwrap_or(false);
+                let ok = reqwest::get(format!("{url}/api/liveness"))
+                    .await
+                    .map(|r| r.status().as_u16() == 200)
+                    .unwrap_or(false);
                 if !ok {
                     failures.fetch_add(1, Ordering::Relaxed);
                 }
@@ -245,6 +272,10 @@ async fn ingest_load(url: &str, secs: u64, during: impl std::future::Future<Outp
     live.await.unwrap();
     assert_eq!(liveness_failures.load(Ordering::Relaxed), 0, "liveness stayed 200");
     (counts, accepted)
+}
+
+fn crate_password() -> &'static str {
+    test_support::redis::PASSWORD
 }
 
 fn stored_sessions(db: &Path) -> BTreeMap<String, i64> {
@@ -301,6 +332,11 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     drop(server); // graceful stop of every worker
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("redis.down"), "the outage was noticed and logged");
+    assert!(log.contains("redis.recovered"), "the recovery was noticed and logged");
+    assert!(log.contains("redis.pubsub.resubscribed"), "the event bus resubscribed");
+    assert!(!log.contains(crate_password()), "the password never reaches the log");
     let stored = stored_sessions(&dir.path().join("langsight.db"));
     for sid in &accepted {
         assert_eq!(stored.get(sid), Some(&30), "session {sid} fully stored");
@@ -338,6 +374,8 @@ async fn sentinel_failover_under_load_keeps_serving_and_sharing() {
     let master = topo.sentinel_cli(&["sentinel", "get-master-addr-by-name", "mymaster"]).unwrap_or_default();
     assert!(master.contains(&topo.ports[1].to_string()), "the replica is the new master: {master}");
     drop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("redis.recovered"), "workers followed the failover");
     let stored = stored_sessions(&dir.path().join("langsight.db"));
     assert!(accepted.iter().all(|s| stored.get(s) == Some(&30)));
 }

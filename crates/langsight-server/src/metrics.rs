@@ -124,26 +124,40 @@ impl Metrics {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         out.push_str("# HELP langsight_rate_limit_decisions_total Rate-limit decisions by route and outcome (_local = Redis unreachable, decided by this worker).
 ");
-        out.push_str("# TYPE langsight_rate_limit_decisions_total counter
-");
+        out.push_str(
+            "# TYPE langsight_rate_limit_decisions_total counter
+",
+        );
         if let Ok(rl) = self.rate_limit.lock() {
             for ((route, outcome), n) in rl.iter() {
-                let _ = writeln!(out, "langsight_rate_limit_decisions_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}", escape(route));
+                let _ = writeln!(
+                    out,
+                    "langsight_rate_limit_decisions_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
+                    escape(route)
+                );
             }
         }
-        let _ = writeln!(out, "# HELP langsight_shared_state_backend The shared-state backend in use.
+        let _ = writeln!(
+            out,
+            "# HELP langsight_shared_state_backend The shared-state backend in use.
 # TYPE langsight_shared_state_backend gauge
-langsight_shared_state_backend{{backend=\"{}\"}} 1", shared.backend_name());
+langsight_shared_state_backend{{backend=\"{}\"}} 1",
+            shared.backend_name()
+        );
         if shared.redis.is_none() {
             return;
         }
-        out.push_str("# HELP langsight_redis_up 1 when Redis answers, 0 while this worker runs on local fallbacks.
+        out.push_str(
+            "# HELP langsight_redis_up 1 when Redis answers, 0 while this worker runs on local fallbacks.
 # TYPE langsight_redis_up gauge
-");
+",
+        );
         let _ = writeln!(out, "langsight_redis_up {}", get(&m.redis_up));
-        out.push_str("# HELP langsight_redis_command_seconds Redis command round-trip time.
+        out.push_str(
+            "# HELP langsight_redis_command_seconds Redis command round-trip time.
 # TYPE langsight_redis_command_seconds histogram
-");
+",
+        );
         let mut cumulative = 0;
         for (b, c) in langsight_shared::metrics::COMMAND_BUCKETS.iter().zip(&m.command_seconds.counts) {
             cumulative += get(c);

@@ -278,8 +278,14 @@ async fn probes_metrics_and_headers() {
     assert!(text.contains("langsight_ingest_commit_seconds_count 1"));
     assert!(text.contains("langsight_ingest_batch_spans_bucket{le=\"50\"} 1"));
     assert!(text.contains(r#"langsight_http_requests_total{method="POST",path="/api/traces/spans",status="202"} 1"#));
-    assert!(!text.contains(r#"langsight_http_requests_total{method="GET",path="/api/readiness""#), "probes are not counted");
-    assert!(text.contains(r#"langsight_rate_limit_decisions_total{route="/api/traces/spans",outcome="allowed"} 1"#), "{text}");
+    assert!(
+        !text.contains(r#"langsight_http_requests_total{method="GET",path="/api/readiness""#),
+        "probes are not counted"
+    );
+    assert!(
+        text.contains(r#"langsight_rate_limit_decisions_total{route="/api/traces/spans",outcome="allowed"} 1"#),
+        "{text}"
+    );
     assert!(text.contains(r#"langsight_shared_state_backend{backend="memory"} 1"#));
 
     let r = anon.get("/api/nothing-here").await;

@@ -152,30 +152,32 @@ pub struct MemoryBreakers {
     entries: Mutex<HashMap<String, Entry>>,
 }
 
+impl MemoryBreakers {
+    /// Applies `f` to the server's entry at the current wall-clock time.
+    fn step(&self, server: &str, f: impl FnOnce(&mut Entry, u64) -> bool) -> Step {
+        let now = crate::now_ms();
+        let Ok(mut m) = self.entries.lock() else {
+            let s = Entry::default().status();
+            return Step { allowed: true, before: s.state, after: s.state, status: s };
+        };
+        let e = m.entry(server.to_string()).or_default();
+        let before = e.state;
+        let allowed = f(e, now);
+        Step { allowed, before, after: e.state, status: e.status() }
+    }
+}
+
 #[async_trait]
 impl BreakerStore for MemoryBreakers {
     async fn admit(&self, server: &str, cfg: &BreakerConfig) -> Step {
-        let now = crate::now_ms();
-        let Ok(mut m) = self.entries.lock() else {
-            let s = Entry::default().status();
-            return Step { allowed: true, before: s.state, after: s.state, status: s };
-        };
-        let e = m.entry(server.to_string()).or_default();
-        let before = e.state;
-        let allowed = e.admit(cfg, now);
-        Step { allowed, before, after: e.state, status: e.status() }
+        self.step(server, |e, now| e.admit(cfg, now))
     }
 
     async fn record(&self, server: &str, cfg: &BreakerConfig, success: bool) -> Step {
-        let now = crate::now_ms();
-        let Ok(mut m) = self.entries.lock() else {
-            let s = Entry::default().status();
-            return Step { allowed: true, before: s.state, after: s.state, status: s };
-        };
-        let e = m.entry(server.to_string()).or_default();
-        let before = e.state;
-        e.record(cfg, success, now);
-        Step { allowed: true, before, after: e.state, status: e.status() }
+        self.step(server, |e, now| {
+            e.record(cfg, success, now);
+            true
+        })
     }
 
     async fn status(&self, server: &str) -> BreakerStatus {

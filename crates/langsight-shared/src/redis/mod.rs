@@ -44,7 +44,7 @@ impl RedisSettings {
 
 enum Backend {
     Single(ConnectionManager),
-    Sentinel(sentinel::SentinelConn),
+    Sentinel(Box<sentinel::SentinelConn>),
     Cluster(redis::cluster_async::ClusterConnection),
 }
 
@@ -134,6 +134,42 @@ fn is_connection_error(e: &redis::RedisError) -> bool {
         || matches!(e.code(), Some("READONLY") | Some("MASTERDOWN") | Some("LOADING") | Some("CLUSTERDOWN"))
 }
 
+/// Runs `$body` with `$c` bound to a `&mut` connection of whichever backend, under the command timeout;
+/// a connection error on Sentinel drops the cached master so the next call re-resolves it.
+macro_rules! on_connection {
+    ($self:ident, $c:ident => $body:expr) => {{
+        let run = async {
+            match &$self.backend {
+                Backend::Single(m) => {
+                    let $c = &mut m.clone();
+                    $body
+                }
+                Backend::Cluster(cl) => {
+                    let $c = &mut cl.clone();
+                    $body
+                }
+                Backend::Sentinel(s) => {
+                    let $c = &mut s.conn().await?;
+                    let r = $body;
+                    if let Err(e) = &r {
+                        if is_connection_error(e) {
+                            s.invalidate().await;
+                        }
+                    }
+                    r
+                }
+            }
+        };
+        match tokio::time::timeout($self.settings.command_timeout, run).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "redis command timed out",
+            ))),
+        }
+    }};
+}
+
 impl Redis {
     /// Connects and PINGs; fails within the connect timeout with the cause.
     pub async fn connect(settings: RedisSettings, metrics: Arc<SharedMetrics>) -> Result<Arc<Redis>, SharedError> {
@@ -152,7 +188,9 @@ impl Redis {
                         .map_err(|e| SharedError::Connect(format!("{url}: {e}")))?;
                     Ok::<_, SharedError>(Backend::Single(mgr))
                 }
-                Topology::Sentinel { .. } => Ok(Backend::Sentinel(sentinel::SentinelConn::connect(&settings).await?)),
+                Topology::Sentinel { .. } => {
+                    Ok(Backend::Sentinel(Box::new(sentinel::SentinelConn::connect(&settings).await?)))
+                }
                 Topology::Cluster { nodes } => {
                     let scheme = if url.tls { "rediss" } else { "redis" };
                     let infos = nodes
@@ -222,29 +260,7 @@ impl Redis {
     }
 
     async fn query_unguarded<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, redis::RedisError> {
-        let run = async {
-            match &self.backend {
-                Backend::Single(m) => cmd.query_async(&mut m.clone()).await,
-                Backend::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-                Backend::Sentinel(s) => {
-                    let mut c = s.conn().await?;
-                    let r = cmd.query_async(&mut c).await;
-                    if let Err(e) = &r {
-                        if is_connection_error(e) {
-                            s.invalidate().await;
-                        }
-                    }
-                    r
-                }
-            }
-        };
-        match tokio::time::timeout(self.settings.command_timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "redis command timed out",
-            ))),
-        }
+        on_connection!(self, c => cmd.query_async(c).await)
     }
 
     /// Runs a command unless Redis is known to be down; failures mark it down.
@@ -276,29 +292,7 @@ impl Redis {
             inv.arg(a.to_args());
         }
         let started = Instant::now();
-        let run = async {
-            match &self.backend {
-                Backend::Single(m) => inv.invoke_async(&mut m.clone()).await,
-                Backend::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
-                Backend::Sentinel(s) => {
-                    let mut c = s.conn().await?;
-                    let r = inv.invoke_async(&mut c).await;
-                    if let Err(e) = &r {
-                        if is_connection_error(e) {
-                            s.invalidate().await;
-                        }
-                    }
-                    r
-                }
-            }
-        };
-        let r = match tokio::time::timeout(self.settings.command_timeout, run).await {
-            Ok(r) => r,
-            Err(_) => Err(redis::RedisError::from(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "redis script timed out",
-            ))),
-        };
+        let r = on_connection!(self, c => inv.invoke_async(c).await);
         self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
         self.outcome(r)
     }
