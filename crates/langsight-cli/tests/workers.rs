@@ -154,6 +154,8 @@ async fn one_worker_without_redis_limits_exactly() {
 
 async fn four_workers_share_limits(kind: Kind) {
     let topo = tokio::task::spawn_blocking(move || RedisTopology::start(kind)).await.unwrap();
+    // Sentinels and replicas hold connections of their own: count ours as the difference.
+    let baseline = info_field(&topo, "clients", "connected_clients");
     let dir = tempfile::tempdir().unwrap();
     let mut envs = vec![("LANGSIGHT_REDIS_URL", topo.url.clone())];
     if let Some(ca) = &topo.ca_file {
@@ -190,7 +192,27 @@ async fn four_workers_share_limits(kind: Kind) {
         assert!(ttl > 0 || ttl == -2, "{key} without TTL");
         assert!(key.starts_with("langsight:rl:"), "unexpected key {key}");
     }
+    // A handful of connections per worker (commands + the event subscription), far under the pool's 20, and
+    // little memory.
+    let clients = info_field(&topo, "clients", "connected_clients") - baseline;
+    assert!(clients <= 4 * 3, "{clients} connections for 4 workers");
+    let used = info_field(&topo, "memory", "used_memory");
+    assert!(used < 10 * 1024 * 1024, "used_memory {used}");
     drop(server);
+    // Graceful shutdown closes the workers' connections.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while info_field(&topo, "clients", "connected_clients") > baseline {
+        assert!(Instant::now() < deadline, "connections closed on shutdown");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn info_field(topo: &RedisTopology, section: &str, field: &str) -> u64 {
+    let info = topo.cli(&["info", section]).unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in INFO {section}: {info}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
