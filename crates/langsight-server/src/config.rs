@@ -54,6 +54,10 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_HOST",
     "LANGSIGHT_PORT",
     "LANGSIGHT_WORKER_ID",
+    "LANGSIGHT_WORKER_SECRET",
+    "LANGSIGHT_SSE_REPLAY_MESSAGES",
+    "LANGSIGHT_SSE_REPLAY_SECONDS",
+    "LANGSIGHT_SSE_KEEPALIVE_SECONDS",
     "LANGSIGHT_REDIS_POOL_MAX",
     "LANGSIGHT_RATE_LIMIT_ENABLED",
     "LANGSIGHT_RATE_LIMIT_DEFAULT",
@@ -157,6 +161,10 @@ pub struct Config {
     pub redis_ca_file: Option<PathBuf>,
     pub redis_pool_max: usize,
     pub rate_limits: RateLimits,
+    pub sse: SseSettings,
+    /// Signs the short-lived stream tokens browsers use for `/api/live/events` (`LANGSIGHT_SECRET_KEY`, else
+    /// a random key shared by the workers of one supervisor).
+    pub stream_secret: Secret,
     /// yaml `project_id`: pins every scoped read to one project.
     pub project_id: Option<String>,
     pub max_concurrent_trace_reads: usize,
@@ -235,6 +243,20 @@ impl RateLimits {
             investigate: limit("LANGSIGHT_RATE_LIMIT_INVESTIGATE", "10/minute")?,
         })
     }
+}
+
+/// The live view's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SseSettings {
+    /// Streams per worker (`LANGSIGHT_SSE_MAX_CLIENTS`).
+    pub max_clients: usize,
+    /// Messages a client may fall behind before losing the oldest (`LANGSIGHT_SSE_CLIENT_BUFFER`).
+    pub client_buffer: usize,
+    /// Replay window for `Last-Event-ID`: messages and age.
+    pub replay_messages: usize,
+    pub replay_seconds: u64,
+    /// Idle time before a `: keepalive` comment.
+    pub keepalive_seconds: u64,
 }
 
 /// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
@@ -418,6 +440,26 @@ impl Config {
             });
         }
         let rate_limits = RateLimits::from_env(&|k: &str| get(k).map(String::from))?;
+        let positive = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            let v = get(var).map(|v| parse_num::<u64>(var, v, "a whole number ≥ 1")).transpose()?.unwrap_or(default);
+            if v == 0 {
+                return Err(ConfigError::Invalid { var, value: "0".into(), reason: "must be at least 1".into() });
+            }
+            Ok(v)
+        };
+        let sse = SseSettings {
+            max_clients: positive("LANGSIGHT_SSE_MAX_CLIENTS", 1000)? as usize,
+            client_buffer: positive("LANGSIGHT_SSE_CLIENT_BUFFER", 200)? as usize,
+            replay_messages: positive("LANGSIGHT_SSE_REPLAY_MESSAGES", 10_000)? as usize,
+            replay_seconds: positive("LANGSIGHT_SSE_REPLAY_SECONDS", 300)?,
+            keepalive_seconds: positive("LANGSIGHT_SSE_KEEPALIVE_SECONDS", 15)?,
+        };
+        let stream_secret = Secret(
+            get("LANGSIGHT_SECRET_KEY")
+                .or_else(|| get("LANGSIGHT_WORKER_SECRET"))
+                .map(String::from)
+                .unwrap_or_else(|| langsight_core::keys::generate_api_key().hash),
+        );
 
         let auth_disabled = match get("LANGSIGHT_AUTH_DISABLED") {
             Some(v) => parse_bool("LANGSIGHT_AUTH_DISABLED", v)?,
@@ -473,6 +515,8 @@ impl Config {
             redis_ca_file,
             redis_pool_max,
             rate_limits,
+            sse,
+            stream_secret,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),

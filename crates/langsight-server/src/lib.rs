@@ -61,14 +61,22 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
 /// The shared state chosen once at start-up: Redis when `LANGSIGHT_REDIS_URL` is set, memory otherwise.
 pub async fn open_shared(config: &Config) -> Result<langsight_shared::SharedState, StartupError> {
     let Some(url) = &config.redis_url else {
-        return Ok(langsight_shared::SharedState::memory());
+        return Ok(langsight_shared::SharedState::memory_with(bus_limits(config)));
     };
     let mut settings = langsight_shared::redis::RedisSettings::new(url.clone());
     settings.ca_file = config.redis_ca_file.clone();
     settings.pool_max = config.redis_pool_max;
-    let shared = langsight_shared::SharedState::redis(settings, "langsight").await?;
+    let shared = langsight_shared::SharedState::redis(settings, "langsight", bus_limits(config)).await?;
     tracing::info!("redis.connected url={url}");
     Ok(shared)
+}
+
+fn bus_limits(config: &Config) -> langsight_shared::bus::BusLimits {
+    langsight_shared::bus::BusLimits {
+        replay_messages: config.sse.replay_messages,
+        replay_age: Duration::from_secs(config.sse.replay_seconds),
+        subscriber_buffer: config.sse.client_buffer,
+    }
 }
 
 /// The listening socket. Workers of one supervisor share the port through `SO_REUSEPORT`, the kernel

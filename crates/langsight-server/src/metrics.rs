@@ -12,6 +12,8 @@ use std::sync::Mutex;
 const HTTP_BUCKETS: &[f64] = &[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 /// Commit latency buckets: group commit makes most commits a few milliseconds.
 const COMMIT_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
+/// Publish → deliver latency of live events (seconds).
+const DELIVERY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
 /// Spans per ingest request (the SDK sends at most 50).
 const BATCH_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
 
@@ -57,6 +59,12 @@ impl Histogram {
 }
 
 pub struct Metrics {
+    pub sse_active: AtomicU64,
+    pub sse_events_published: AtomicU64,
+    pub sse_events_delivered: AtomicU64,
+    /// Messages a slow client lost (it was told so in a `missed` frame).
+    pub sse_events_dropped: AtomicU64,
+    pub sse_delivery_seconds: Histogram,
     rate_limit: Mutex<BTreeMap<(String, &'static str), u64>>,
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     http_durations: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
@@ -68,6 +76,11 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
+            sse_active: AtomicU64::new(0),
+            sse_events_published: AtomicU64::new(0),
+            sse_events_delivered: AtomicU64::new(0),
+            sse_events_dropped: AtomicU64::new(0),
+            sse_delivery_seconds: Histogram::new(DELIVERY_BUCKETS),
             rate_limit: Mutex::new(BTreeMap::new()),
             http_requests: Mutex::new(BTreeMap::new()),
             http_durations: Mutex::new(BTreeMap::new()),
@@ -215,6 +228,29 @@ langsight_shared_state_backend{{backend=\"{}\"}} 1",
         out.push_str("# HELP langsight_ingest_commit_seconds Time from a request's spans reaching storage to their durable commit.\n");
         out.push_str("# TYPE langsight_ingest_commit_seconds histogram\n");
         self.ingest_commit_seconds.render(&mut out, "langsight_ingest_commit_seconds", "");
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP langsight_active_sse_connections Live-view streams open on this worker.\n# TYPE langsight_active_sse_connections gauge\nlangsight_active_sse_connections {}",
+            get(&self.sse_active)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP langsight_sse_events_published_total Live events published by this worker.\n# TYPE langsight_sse_events_published_total counter\nlangsight_sse_events_published_total {}",
+            get(&self.sse_events_published)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP langsight_sse_events_delivered_total Live events written to clients of this worker.\n# TYPE langsight_sse_events_delivered_total counter\nlangsight_sse_events_delivered_total {}",
+            get(&self.sse_events_delivered)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP langsight_sse_events_dropped_total Messages slow clients lost (they were told).\n# TYPE langsight_sse_events_dropped_total counter\nlangsight_sse_events_dropped_total {}",
+            get(&self.sse_events_dropped)
+        );
+        out.push_str("# HELP langsight_sse_delivery_seconds Publish to delivery latency of live events.\n# TYPE langsight_sse_delivery_seconds histogram\n");
+        self.sse_delivery_seconds.render(&mut out, "langsight_sse_delivery_seconds", "");
         if let Some(rss) = resident_memory_bytes() {
             out.push_str("# HELP process_resident_memory_bytes Resident memory size in bytes.\n");
             out.push_str("# TYPE process_resident_memory_bytes gauge\n");

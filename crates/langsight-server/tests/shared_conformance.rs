@@ -2,6 +2,7 @@
 //! servers started by the harness). For Redis, two independent `SharedState`s play two workers.
 
 use langsight_shared::breaker::{BreakerConfig, BreakerState};
+use langsight_shared::bus::{BusLimits, Delivery, Event};
 use langsight_shared::redis::RedisSettings;
 use langsight_shared::url::RedisUrl;
 use langsight_shared::SharedState;
@@ -15,7 +16,7 @@ fn prefix() -> String {
 async fn connect(topo: &RedisTopology, prefix: &str) -> SharedState {
     let mut settings = RedisSettings::new(RedisUrl::parse(&topo.url).expect("harness URL parses"));
     settings.ca_file = topo.ca_file.clone();
-    SharedState::redis(settings, prefix).await.expect("connects to the harness Redis")
+    SharedState::redis(settings, prefix, BusLimits::default()).await.expect("connects to the harness Redis")
 }
 
 /// The behaviour every backend must show. `a` and `b` are two workers (the same instance in memory mode).
@@ -92,17 +93,40 @@ async fn suite(a: &SharedState, b: &SharedState) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(a.leases.acquire("monitor", "w1", 5_000).await, "an expired lease is taken over");
 
-    // Event bus: a message published by one worker reaches the other's subscribers.
+    // Event bus: messages published by either worker reach every worker's subscribers, in one order, with
+    // ids, and can be replayed from any id still in the window.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !b.bus.connected() {
-        assert!(tokio::time::Instant::now() < deadline, "bus subscription up");
+    while !(a.bus.connected() && b.bus.connected()) {
+        assert!(tokio::time::Instant::now() < deadline, "bus followers up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let mut rx = b.bus.subscribe();
-    a.bus.publish("project-1", r#"{"event":"span:new"}"#).await;
-    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
-    assert_eq!(&*msg.topic, "project-1");
-    assert_eq!(&*msg.payload, r#"{"event":"span:new"}"#);
+    let (mut rx_a, mut rx_b) = (a.bus.subscribe(), b.bus.subscribe());
+    let ev = |d: &str| vec![Event { name: "span:new".into(), data: d.into() }];
+    for i in 0..10 {
+        let publisher = if i % 2 == 0 { a } else { b };
+        publisher.bus.publish(Some("project-1"), ev(&i.to_string())).await;
+    }
+    a.bus.publish(None, ev("unscoped")).await;
+    let mut seen_a = Vec::new();
+    let mut seen_b = Vec::new();
+    for _ in 0..11 {
+        let m = tokio::time::timeout(Duration::from_secs(5), rx_a.recv()).await.expect("delivered").expect("no lag");
+        assert_eq!(m.kind, Delivery::Message);
+        seen_a.push(m);
+        seen_b.push(tokio::time::timeout(Duration::from_secs(5), rx_b.recv()).await.unwrap().unwrap());
+    }
+    let ids_a: Vec<_> = seen_a.iter().map(|m| m.id).collect();
+    let ids_b: Vec<_> = seen_b.iter().map(|m| m.id).collect();
+    assert_eq!(ids_a, ids_b, "one order everywhere");
+    assert!(ids_a.windows(2).all(|w| w[0] < w[1]), "ids increase");
+    assert_eq!(seen_a[0].project.as_deref(), Some("project-1"));
+    assert_eq!(seen_a[10].project, None);
+    let mut datas: Vec<String> = seen_a[..10].iter().map(|m| m.events[0].data.clone()).collect();
+    datas.sort_by_key(|d| d.parse::<u32>().unwrap());
+    assert_eq!(datas, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    let replay = b.bus.replay(ids_a[3]).await;
+    assert!(replay.complete);
+    assert_eq!(replay.messages.iter().map(|m| m.id).collect::<Vec<_>>(), ids_a[3..].to_vec());
 }
 
 #[tokio::test]
@@ -122,7 +146,7 @@ async fn redis_conforms(kind: Kind) {
     for (key, ttl) in &keys {
         assert!(*ttl > 0 || *ttl == -2, "{key} has no TTL ({ttl})");
         let family = key.strip_prefix(&format!("{p}:")).and_then(|k| k.split(':').next()).unwrap_or("");
-        assert!(["rl", "cb", "alerts", "leader"].contains(&family), "unexpected key family: {key}");
+        assert!(["rl", "cb", "alerts", "leader", "events"].contains(&family), "unexpected key family: {key}");
     }
     // The breaker key is `{prefix}:cb:{server}` with TTL 2 × cooldown (120 s for the default 60 s).
     a.breakers.record("postgres-mcp", &BreakerConfig::default(), false).await;
@@ -169,8 +193,10 @@ async fn redis_outage_falls_back_and_recovers() {
     assert!(s.rate_limiter.hit("b", 10, 60_000).await.fallback);
     assert!(s.dedup.first_fire("x:y:z", 60).await, "dedup fails open");
     let mut rx = s.bus.subscribe();
-    s.bus.publish("admin", "still delivered locally").await;
-    assert_eq!(&*rx.recv().await.unwrap().payload, "still delivered locally");
+    s.bus.publish(None, vec![Event { name: "n".into(), data: "still delivered locally".into() }]).await;
+    let local = rx.recv().await.unwrap();
+    assert_eq!(local.events[0].data, "still delivered locally");
+    assert_eq!(local.kind, Delivery::LocalOnly);
     assert!(s.metrics.fallback_rate_limit.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert_eq!(s.metrics.redis_up.load(std::sync::atomic::Ordering::Relaxed), 0);
     // Redis comes back (empty): shared behaviour resumes by itself, the bus resubscribes.
@@ -187,8 +213,16 @@ async fn redis_outage_falls_back_and_recovers() {
     }
     assert_eq!(s.metrics.redis_up.load(std::sync::atomic::Ordering::Relaxed), 1);
     let mut rx = s.bus.subscribe();
-    s.bus.publish("admin", "through redis again").await;
-    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
-    assert_eq!(&*msg.payload, "through redis again");
+    s.bus.publish(None, vec![Event { name: "n".into(), data: "through redis again".into() }]).await;
+    // The follower found its last id gone (Redis restarted empty) and said so, then delivers again.
+    let mut kinds = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+        kinds.push(msg.kind.clone());
+        if msg.kind == Delivery::Message {
+            assert_eq!(msg.events[0].data, "through redis again");
+            break;
+        }
+    }
     drop(topo);
 }

@@ -1,67 +1,197 @@
-//! The event bus: publish a message on a topic (a project id, or `admin`) and every worker's local
-//! subscribers receive it.
+//! The event bus: an ordered, replayable log of events that every worker follows.
 //!
-//! Each worker holds exactly one Redis subscription (`PSUBSCRIBE langsight:events:*`) and fans messages out
-//! to its own subscribers through an in-process broadcast channel, so the number of Redis connections never
-//! depends on the number of SSE clients. The subscription reconnects and resubscribes by itself (with a
-//! log line and a metric) after Redis restarts or a Sentinel failover. If a publish cannot reach Redis, the
-//! message still reaches this worker's subscribers.
+//! A publish appends one message (the events of one ingest request, say) to the log and every worker's
+//! subscribers receive it, in the same order everywhere, each message with an id `ms-seq`. A subscriber that
+//! reconnects asks for what came after the last id it saw ([`EventBus::replay`]) and learns whether the log
+//! still reaches back that far.
+//!
+//! In memory the log is a ring buffer. In Redis it is the stream `langsight:events:admin` (the seed's admin
+//! channel name: the stream carries every project's events, each tagged with its project), capped by length
+//! (`MAXLEN ~`) and age (`MINID ~`) and expiring when idle. Each worker follows it with a single blocking
+//! `XREAD` on its own connection — one Redis connection per worker whatever the number of SSE clients — and
+//! fans messages out in-process. A stream rather than pub/sub because a stream gives ids, one global order,
+//! and replay; and a worker that loses its connection for a moment resumes from its last id without losing
+//! anything (pub/sub would drop what was sent meanwhile).
+//!
+//! When Redis cannot be reached, a publish is still delivered to this worker's subscribers (without an id: it
+//! cannot be replayed), and when the reader finds that the log no longer contains its last id (Redis restarted
+//! empty) it tells subscribers that events may have been lost.
 
 use crate::redis::Redis;
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// Messages buffered per worker for subscribers that fall behind (they then see `Lagged`).
-pub const LOCAL_CAPACITY: usize = 4096;
+/// A position in the log: milliseconds and a sequence within that millisecond (Redis stream id form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MsgId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for MsgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl FromStr for MsgId {
+    type Err = ();
+    fn from_str(s: &str) -> Result<MsgId, ()> {
+        let (ms, seq) = s.split_once('-').ok_or(())?;
+        Ok(MsgId { ms: ms.parse().map_err(|_| ())?, seq: seq.parse().map_err(|_| ())? })
+    }
+}
+
+/// One event: its SSE name and its JSON data, rendered once by the publisher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub name: String,
+    pub data: String,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// A message of the log.
+    Message,
+    /// Delivered by this worker alone while Redis was unreachable: no id, not replayable.
+    LocalOnly,
+    /// The log lost entries this worker had not read (Redis restarted empty, or the reader fell too far
+    /// behind): subscribers may have missed events.
+    Gap,
+}
+
+#[derive(Debug, Clone)]
 pub struct BusMessage {
-    /// `admin` or a project id.
-    pub topic: Arc<str>,
-    pub payload: Arc<str>,
+    pub id: MsgId,
+    pub kind: Delivery,
+    /// The project the events belong to; `None` = unscoped (admin subscribers only).
+    pub project: Option<Arc<str>>,
+    pub events: Arc<[Event]>,
+    /// Publisher's wall clock, for publish → deliver latency.
+    pub published_ms: u64,
+}
+
+/// What a reconnecting subscriber gets.
+#[derive(Debug, Default)]
+pub struct Replay {
+    pub messages: Vec<Arc<BusMessage>>,
+    /// False when the log no longer reaches back to the requested id: events may be missing before
+    /// `messages`.
+    pub complete: bool,
+}
+
+/// How much of the log is kept for replay.
+#[derive(Debug, Clone, Copy)]
+pub struct BusLimits {
+    /// Messages kept (not events: one message holds one publish).
+    pub replay_messages: usize,
+    pub replay_age: Duration,
+    /// Messages a local subscriber may fall behind before it loses the oldest.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for BusLimits {
+    fn default() -> Self {
+        BusLimits { replay_messages: 10_000, replay_age: Duration::from_secs(300), subscriber_buffer: 200 }
+    }
 }
 
 #[async_trait]
 pub trait EventBus: Send + Sync {
-    /// Delivers to every worker's subscribers. Never fails the caller.
-    async fn publish(&self, topic: &str, payload: &str);
-    fn subscribe(&self) -> broadcast::Receiver<BusMessage>;
-    /// Whether messages from other workers currently arrive (always true in memory mode).
+    /// Appends one message. Never fails the caller.
+    async fn publish(&self, project: Option<&str>, events: Vec<Event>);
+    /// Messages from now on, in log order. A receiver more than `subscriber_buffer` messages behind loses
+    /// the oldest (`RecvError::Lagged(n)`).
+    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>>;
+    /// Messages from `from` on (inclusive), oldest first; `complete` says whether `from` itself was still in
+    /// the log (so nothing before the returned messages is missing).
+    async fn replay(&self, from: MsgId) -> Replay;
+    /// Whether this worker currently follows the shared log (always true in memory mode).
     fn connected(&self) -> bool;
 }
 
+fn now_ms() -> u64 {
+    crate::now_ms()
+}
+
+/// The in-process log: ring buffer + broadcast. Also the Redis bus's local fallback.
 pub struct MemoryBus {
-    tx: broadcast::Sender<BusMessage>,
+    limits: BusLimits,
+    ring: Mutex<(MsgId, VecDeque<Arc<BusMessage>>)>,
+    tx: broadcast::Sender<Arc<BusMessage>>,
 }
 
 impl MemoryBus {
-    pub fn new(capacity: usize) -> MemoryBus {
-        MemoryBus { tx: broadcast::channel(capacity).0 }
+    pub fn new(limits: BusLimits) -> MemoryBus {
+        MemoryBus {
+            limits,
+            ring: Mutex::new((MsgId::default(), VecDeque::new())),
+            tx: broadcast::channel(limits.subscriber_buffer.max(1)).0,
+        }
     }
 }
 
 #[async_trait]
 impl EventBus for MemoryBus {
-    async fn publish(&self, topic: &str, payload: &str) {
-        let _ = self.tx.send(BusMessage { topic: topic.into(), payload: payload.into() });
+    async fn publish(&self, project: Option<&str>, events: Vec<Event>) {
+        let now = now_ms();
+        let Ok(mut ring) = self.ring.lock() else { return };
+        let last = ring.0;
+        let id = if now > last.ms { MsgId { ms: now, seq: 0 } } else { MsgId { ms: last.ms, seq: last.seq + 1 } };
+        ring.0 = id;
+        let msg = Arc::new(BusMessage {
+            id,
+            kind: Delivery::Message,
+            project: project.map(Arc::from),
+            events: events.into(),
+            published_ms: now,
+        });
+        ring.1.push_back(msg.clone());
+        let min_ms = now.saturating_sub(self.limits.replay_age.as_millis() as u64);
+        while ring.1.len() > self.limits.replay_messages || ring.1.front().is_some_and(|m| m.id.ms < min_ms) {
+            ring.1.pop_front();
+        }
+        // Sent under the lock so subscribers see ids in order.
+        let _ = self.tx.send(msg);
     }
-    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
         self.tx.subscribe()
     }
+
+    async fn replay(&self, from: MsgId) -> Replay {
+        let Ok(ring) = self.ring.lock() else { return Replay::default() };
+        let complete = ring.1.iter().any(|m| m.id == from);
+        Replay { messages: ring.1.iter().filter(|m| m.id >= from).cloned().collect(), complete }
+    }
+
     fn connected(&self) -> bool {
         true
     }
 }
 
+/// XADD with both caps and the idle expiry, one round trip.
+/// KEYS[1] stream; ARGV: maxlen, min id, ttl ms, project, events JSON, published ms.
+const APPEND: &str = r#"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'p', ARGV[4], 'e', ARGV[5], 't', ARGV[6])
+redis.call('XTRIM', KEYS[1], 'MINID', '~', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return id
+"#;
+
 pub struct RedisBus {
     redis: Arc<Redis>,
-    prefix: String,
-    tx: broadcast::Sender<BusMessage>,
-    subscribed: Arc<std::sync::atomic::AtomicBool>,
+    key: String,
+    limits: BusLimits,
+    append: redis::Script,
+    tx: broadcast::Sender<Arc<BusMessage>>,
+    following: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -71,81 +201,263 @@ impl Drop for RedisBus {
     }
 }
 
+/// Encodes events as a JSON array of `[name, data]` pairs (data is already JSON text).
+fn encode(events: &[Event]) -> String {
+    let mut s = String::with_capacity(events.iter().map(|e| e.name.len() + e.data.len() + 8).sum::<usize>() + 2);
+    s.push('[');
+    for (i, e) in events.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('[');
+        s.push_str(&json_string(&e.name));
+        s.push(',');
+        s.push_str(&json_string(&e.data));
+        s.push(']');
+    }
+    s.push(']');
+    s
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn decode(events: &str) -> Option<Vec<Event>> {
+    let v: Vec<(String, String)> = serde_json::from_str(events).ok()?;
+    Some(v.into_iter().map(|(name, data)| Event { name, data }).collect())
+}
+
+type Entry = (String, Vec<(String, String)>);
+
+fn to_message(entry: Entry) -> Option<Arc<BusMessage>> {
+    let (id, fields) = entry;
+    let id: MsgId = id.parse().ok()?;
+    let mut project = None;
+    let mut events = None;
+    let mut published_ms = id.ms;
+    for (k, v) in fields {
+        match k.as_str() {
+            "p" => project = (!v.is_empty()).then(|| Arc::<str>::from(v.as_str())),
+            "e" => events = decode(&v),
+            "t" => published_ms = v.parse().unwrap_or(id.ms),
+            _ => {}
+        }
+    }
+    Some(Arc::new(BusMessage { id, kind: Delivery::Message, project, events: events?.into(), published_ms }))
+}
+
+/// Parses an XRANGE / XREAD entry list.
+fn entries(v: redis::Value) -> Vec<Entry> {
+    redis::from_redis_value::<Vec<Entry>>(v).unwrap_or_default()
+}
+
 impl RedisBus {
-    pub fn start(redis: Arc<Redis>, prefix: &str) -> RedisBus {
-        let (tx, _) = broadcast::channel(LOCAL_CAPACITY);
-        let subscribed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let task = tokio::spawn(subscribe_loop(redis.clone(), prefix.to_string(), tx.clone(), subscribed.clone()));
-        RedisBus { redis, prefix: prefix.to_string(), tx, subscribed, task }
+    pub fn start(redis: Arc<Redis>, prefix: &str, limits: BusLimits) -> RedisBus {
+        let key = format!("{prefix}:events:admin");
+        let (tx, _) = broadcast::channel(limits.subscriber_buffer.max(1));
+        let following = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone()));
+        RedisBus { redis, key, limits, append: redis::Script::new(APPEND), tx, following, task }
     }
 }
 
-async fn subscribe_loop(
-    redis: Arc<Redis>,
-    prefix: String,
-    tx: broadcast::Sender<BusMessage>,
-    subscribed: Arc<std::sync::atomic::AtomicBool>,
-) {
-    let pattern = format!("{prefix}:events:*");
-    let strip = format!("{prefix}:events:");
+/// The worker's single reader: blocking XREAD from the last id seen, forever, reconnecting as needed.
+async fn follow(redis: Arc<Redis>, key: String, tx: broadcast::Sender<Arc<BusMessage>>, following: Arc<AtomicBool>) {
+    let mut last: Option<MsgId> = None;
     let mut backoff = Duration::from_millis(100);
-    let mut first = true;
+    let mut first_connect = true;
     loop {
-        let attempt = async {
-            let client = redis.pubsub_client().await.map_err(|e| e.to_string())?;
-            let mut ps = tokio::time::timeout(redis.settings.connect_timeout, client.get_async_pubsub())
-                .await
-                .map_err(|_| "connect timed out".to_string())?
-                .map_err(|e| e.to_string())?;
-            ps.psubscribe(&pattern).await.map_err(|e| e.to_string())?;
-            Ok::<_, String>(ps)
-        };
-        match attempt.await {
-            Ok(mut ps) => {
-                subscribed.store(true, Ordering::Relaxed);
-                backoff = Duration::from_millis(100);
-                if first {
-                    tracing::debug!(pattern = %pattern, "redis.pubsub.subscribed");
-                } else {
-                    tracing::info!(pattern = %pattern, "redis.pubsub.resubscribed");
-                }
-                first = false;
-                let mut stream = ps.on_message();
-                while let Some(msg) = stream.next().await {
-                    let channel = msg.get_channel_name().to_string();
-                    let Ok(payload) = msg.get_payload::<String>() else { continue };
-                    let topic = channel.strip_prefix(&strip).unwrap_or(&channel);
-                    let _ = tx.send(BusMessage { topic: topic.into(), payload: payload.into() });
-                }
-                subscribed.store(false, Ordering::Relaxed);
-                redis.metrics.pubsub_reconnects.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!("redis.pubsub.disconnected: resubscribing");
-            }
+        let conn = redis.blocking_connection(&key).await;
+        let mut conn = match conn {
+            Ok(c) => c,
             Err(e) => {
-                tracing::debug!(error = %e, "redis.pubsub.connect_failed");
+                tracing::debug!(error = %e, "redis.bus.connect_failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+                continue;
+            }
+        };
+        // Where to start: after the last id seen — if the log still has it; otherwise say events may be lost.
+        let start = match last {
+            None => "$".to_string(),
+            Some(l) => {
+                let still: redis::RedisResult<redis::Value> =
+                    redis::cmd("XRANGE").arg(&key).arg(l.to_string()).arg(l.to_string()).query_async(&mut conn).await;
+                let present = still.map(|v| !entries(v).is_empty()).unwrap_or(false);
+                if !present {
+                    tracing::warn!(last = %l, "redis.bus.gap: the event log lost entries while this worker was away");
+                    let _ = tx.send(Arc::new(BusMessage {
+                        id: l,
+                        kind: Delivery::Gap,
+                        project: None,
+                        events: Arc::from(Vec::new()),
+                        published_ms: now_ms(),
+                    }));
+                }
+                l.to_string()
+            }
+        };
+        following.store(true, Ordering::Relaxed);
+        backoff = Duration::from_millis(100);
+        if first_connect {
+            tracing::debug!(key = %key, "redis.bus.following");
+        } else {
+            redis.metrics.pubsub_reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(key = %key, "redis.pubsub.resubscribed: following the event log again");
+        }
+        first_connect = false;
+        let mut cursor = start;
+        loop {
+            let r: redis::RedisResult<redis::Value> = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(1000)
+                .arg("BLOCK")
+                .arg(2000)
+                .arg("STREAMS")
+                .arg(&key)
+                .arg(&cursor)
+                .query_async(&mut conn)
+                .await;
+            let v = match r {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "redis.pubsub.disconnected: reconnecting to the event log");
+                    break;
+                }
+            };
+            // XREAD answers [[key, [entries…]]] or nil on timeout.
+            let streams: Vec<(String, redis::Value)> = redis::from_redis_value(v).unwrap_or_default();
+            for (_, list) in streams {
+                for entry in entries(list) {
+                    if let Some(msg) = to_message(entry) {
+                        cursor = msg.id.to_string();
+                        last = Some(msg.id);
+                        let _ = tx.send(msg);
+                    }
+                }
+            }
+            if cursor == "$" {
+                // Nothing read yet: pin the cursor to the stream's end so a reconnect resumes from here.
+                let top: redis::RedisResult<redis::Value> = redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await;
+                if let Some(id) =
+                    top.ok().map(entries).and_then(|e| e.into_iter().next()).and_then(|(id, _)| id.parse().ok())
+                {
+                    cursor = MsgId::to_string(&id);
+                    last = Some(id);
+                } else {
+                    cursor = "0-0".into();
+                    last = Some(MsgId::default());
+                }
             }
         }
+        following.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
     }
 }
 
 #[async_trait]
 impl EventBus for RedisBus {
-    async fn publish(&self, topic: &str, payload: &str) {
-        let channel = format!("{}:events:{topic}", self.prefix);
-        let cmd = redis::cmd("PUBLISH").arg(&channel).arg(payload).clone();
-        if self.redis.query::<i64>(&cmd).await.is_err() {
+    async fn publish(&self, project: Option<&str>, events: Vec<Event>) {
+        let now = now_ms();
+        let min_id = format!("{}-0", now.saturating_sub(self.limits.replay_age.as_millis() as u64));
+        let ttl = self.limits.replay_age.as_millis() as u64;
+        let encoded = encode(&events);
+        let r = self
+            .redis
+            .script::<String>(
+                &self.append,
+                &[&self.key],
+                &[&self.limits.replay_messages, &min_id, &ttl, &project.unwrap_or(""), &encoded, &now],
+            )
+            .await;
+        if r.is_err() {
             self.redis.metrics.fallback_bus.fetch_add(1, Ordering::Relaxed);
-            let _ = self.tx.send(BusMessage { topic: topic.into(), payload: payload.into() });
+            let _ = self.tx.send(Arc::new(BusMessage {
+                id: MsgId::default(),
+                kind: Delivery::LocalOnly,
+                project: project.map(Arc::from),
+                events: events.into(),
+                published_ms: now,
+            }));
         }
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
         self.tx.subscribe()
     }
 
+    async fn replay(&self, from: MsgId) -> Replay {
+        let cmd = redis::cmd("XRANGE").arg(&self.key).arg(from.to_string()).arg("+").clone();
+        let Ok(v) = self.redis.query::<redis::Value>(&cmd).await else {
+            return Replay::default();
+        };
+        let messages: Vec<Arc<BusMessage>> = entries(v).into_iter().filter_map(to_message).collect();
+        let complete = messages.first().is_some_and(|m| m.id == from);
+        Replay { messages, complete }
+    }
+
     fn connected(&self) -> bool {
-        self.subscribed.load(Ordering::Relaxed)
+        self.following.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_order_and_parse() {
+        let a: MsgId = "1700000000000-3".parse().unwrap();
+        assert!(a < "1700000000000-10".parse().unwrap());
+        assert!(a < "1700000000001-0".parse().unwrap());
+        assert_eq!(a.to_string(), "1700000000000-3");
+        assert!("x-1".parse::<MsgId>().is_err());
+    }
+
+    #[test]
+    fn events_round_trip_through_the_stream_encoding() {
+        let events = vec![
+            Event { name: "span:new".into(), data: r#"{"a":"q\"uote\n"}"#.into() },
+            Event { name: "alert:fired".into(), data: "{}".into() },
+        ];
+        assert_eq!(decode(&encode(&events)).unwrap(), events);
+    }
+
+    #[tokio::test]
+    async fn memory_log_replays_and_knows_its_window() {
+        let bus = MemoryBus::new(BusLimits { replay_messages: 3, ..BusLimits::default() });
+        for i in 0..5 {
+            bus.publish(None, vec![Event { name: "e".into(), data: i.to_string() }]).await;
+        }
+        let all = bus.replay(MsgId::default()).await;
+        assert_eq!(all.messages.len(), 3);
+        let oldest_kept = all.messages[0].id;
+        let r = bus.replay(oldest_kept).await;
+        assert!(r.complete);
+        assert_eq!(r.messages.len(), 3, "inclusive of the id asked for");
+        let too_old = bus.replay(MsgId { ms: 1, seq: 0 }).await;
+        assert!(!too_old.complete, "the window no longer reaches back that far");
     }
 }

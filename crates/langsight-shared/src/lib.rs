@@ -5,7 +5,7 @@
 //! | feature | trait | Redis keys |
 //! |---|---|---|
 //! | rate limiting | [`rate_limit::RateLimiter`] | `langsight:rl:{client}:{route}` (TTL = window) |
-//! | event bus | [`bus::EventBus`] | channels `langsight:events:{project}`, `langsight:events:admin` |
+//! | event bus | [`bus::EventBus`] | stream `langsight:events:admin` (every project's events, in order) |
 //! | circuit breakers | [`breaker::BreakerStore`] | `langsight:cb:{server}` (TTL = 2 × cooldown) |
 //! | alert dedup | [`dedup::AlertDedup`] | `langsight:alerts:dedup:{project}:{type}:{scope}` (TTL 1 h) |
 //! | leadership | [`lease::LeaderLease`] | `langsight:leader:{name}` (TTL = lease) |
@@ -58,10 +58,14 @@ pub struct SharedState {
 impl SharedState {
     /// In-process state: one worker, no Redis.
     pub fn memory() -> SharedState {
+        Self::memory_with(bus::BusLimits::default())
+    }
+
+    pub fn memory_with(limits: bus::BusLimits) -> SharedState {
         let metrics = Arc::new(metrics::SharedMetrics::default());
         SharedState {
             rate_limiter: Arc::new(rate_limit::MemoryRateLimiter::default()),
-            bus: Arc::new(bus::MemoryBus::new(bus::LOCAL_CAPACITY)),
+            bus: Arc::new(bus::MemoryBus::new(limits)),
             breakers: Arc::new(breaker::MemoryBreakers::default()),
             dedup: Arc::new(dedup::MemoryDedup::default()),
             leases: Arc::new(lease::MemoryLeases::default()),
@@ -73,7 +77,11 @@ impl SharedState {
 
     /// Shared state in Redis: connects and PINGs (refusing with the cause when unreachable), starts the
     /// health pinger and the event bus subscription.
-    pub async fn redis(settings: redis::RedisSettings, prefix: &str) -> Result<SharedState, SharedError> {
+    pub async fn redis(
+        settings: redis::RedisSettings,
+        prefix: &str,
+        limits: bus::BusLimits,
+    ) -> Result<SharedState, SharedError> {
         let metrics = Arc::new(metrics::SharedMetrics::default());
         let conn = redis::Redis::connect(settings, metrics.clone()).await?;
         conn.spawn_health_checks(Duration::from_millis(500));
@@ -81,7 +89,7 @@ impl SharedState {
         let local_rl = Arc::new(rate_limit::MemoryRateLimiter::default());
         Ok(SharedState {
             rate_limiter: Arc::new(rate_limit::RedisRateLimiter::new(conn.clone(), &prefix, local_rl)),
-            bus: Arc::new(bus::RedisBus::start(conn.clone(), &prefix)),
+            bus: Arc::new(bus::RedisBus::start(conn.clone(), &prefix, limits)),
             breakers: Arc::new(breaker::RedisBreakers::new(conn.clone(), &prefix)),
             dedup: Arc::new(dedup::RedisDedup::new(conn.clone(), &prefix)),
             leases: Arc::new(lease::RedisLeases::new(conn.clone(), &prefix)),

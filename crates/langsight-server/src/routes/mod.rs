@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per domain, assembled with the cross-cutting layers of [`crate::http`].
 
 mod api_keys;
+mod live;
 mod probes;
 mod projects;
 mod query;
@@ -27,12 +28,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
         .route("/api/projects", get(projects::list).post(projects::create))
         .route("/api/projects/{project_id}", get(projects::get))
+        .route("/api/live/token", post(live::token))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/api/status", get(probes::status))
         .route("/api/liveness", get(probes::liveness))
         .route("/api/readiness", get(probes::readiness))
-        .route("/metrics", get(probes::metrics));
+        .route("/metrics", get(probes::metrics))
+        // Authenticates itself: by key like every route, or by a stream token for browsers.
+        .route("/api/live/events", get(live::events));
     public
         .merge(protected)
         .fallback(not_found)

@@ -7,7 +7,8 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use langsight_core::span::decode_batch;
+use langsight_core::span::{decode_batch, Span};
+use langsight_shared::bus::Event;
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -37,11 +38,49 @@ pub async fn ingest(
         }
     }
     let n = spans.len();
+    let events = live_events(&spans);
     let started = Instant::now();
     let outcome = state.storage.spans.ingest(spans).await?;
+    // Committed: now tell the live view, off the request path (the 202 does not wait on Redis).
+    if !events.is_empty() {
+        state.metrics.sse_events_published.fetch_add(n as u64, Ordering::Relaxed);
+        let bus = state.shared.bus.clone();
+        tokio::spawn(async move {
+            for (project, events) in events {
+                bus.publish(project.as_deref(), events).await;
+            }
+        });
+    }
     state.metrics.ingest_commit_seconds.observe(started.elapsed().as_secs_f64());
     state.metrics.ingest_batch_spans.observe(n as f64);
     state.metrics.spans_ingested.fetch_add(n as u64, Ordering::Relaxed);
     debug_assert_eq!(outcome.accepted, n);
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n }))))
+}
+
+/// One `span:new` event per span, grouped by project (one bus message per project of the batch). The
+/// payload fields are the original's.
+fn live_events(spans: &[Span]) -> Vec<(Option<String>, Vec<Event>)> {
+    let mut groups: Vec<(Option<String>, Vec<Event>)> = Vec::new();
+    for s in spans {
+        let project = s.project().map(str::to_string);
+        let data = json!({
+            "project_id": project,
+            "session_id": s.session_id,
+            "agent_name": s.agent_name,
+            "server_name": s.server_name,
+            "tool_name": s.tool_name,
+            "status": s.status.as_str(),
+            "latency_ms": s.latency_ms,
+            "started_at": langsight_core::time::iso_offset(s.started_at),
+            "span_id": s.span_id,
+        })
+        .to_string();
+        let event = Event { name: "span:new".into(), data };
+        match groups.iter_mut().find(|(p, _)| *p == project) {
+            Some((_, v)) => v.push(event),
+            None => groups.push((project, vec![event])),
+        }
+    }
+    groups
 }

@@ -308,26 +308,66 @@ impl Redis {
         }
     }
 
-    /// A client to hold the pub/sub subscription on: the server itself, the current Sentinel master, or the
-    /// first cluster node that answers (cluster pub/sub messages reach every node).
-    pub async fn pubsub_client(&self) -> Result<redis::Client, SharedError> {
+    /// A dedicated connection for blocking reads of `key` (`XREAD BLOCK` would stall a shared multiplexed
+    /// connection): to the server, the current Sentinel master, or the cluster node that owns the key's slot
+    /// (found by following `MOVED`).
+    pub async fn blocking_connection(&self, key: &str) -> Result<redis::aio::MultiplexedConnection, SharedError> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.connect_timeout))
+            .set_response_timeout(Some(Duration::from_secs(10)));
+        let connect = |client: redis::Client| {
+            let config = config.clone();
+            async move {
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map_err(|e| SharedError::Redis(e.to_string()))
+            }
+        };
         match &self.settings.url.topology {
-            Topology::Standalone { host, port, db } => node_client(&self.settings, host, *port, *db, true),
+            Topology::Standalone { host, port, db } => {
+                connect(node_client(&self.settings, host, *port, *db, true)?).await
+            }
             Topology::Sentinel { db, .. } => {
                 let (host, port) = sentinel::resolve_master(&self.settings).await?;
-                node_client(&self.settings, &host, port, *db, true)
+                connect(node_client(&self.settings, &host, port, *db, true)?).await
             }
             Topology::Cluster { nodes } => {
                 let mut last = SharedError::Down;
-                for (h, p) in nodes {
-                    let client = node_client(&self.settings, h, *p, 0, true)?;
-                    let ok =
-                        tokio::time::timeout(self.settings.connect_timeout, client.get_multiplexed_async_connection())
-                            .await;
-                    match ok {
-                        Ok(Ok(_)) => return Ok(client),
-                        Ok(Err(e)) => last = SharedError::Redis(e.to_string()),
-                        Err(_) => last = SharedError::Redis(format!("{h}:{p}: connect timed out")),
+                let mut candidates: Vec<(String, u16)> = nodes.clone();
+                let mut tried = 0;
+                while let Some((h, p)) = candidates.pop() {
+                    tried += 1;
+                    if tried > nodes.len() + 3 {
+                        break;
+                    }
+                    let mut conn = match connect(node_client(&self.settings, &h, p, 0, true)?).await {
+                        Ok(c) => c,
+                        Err(e) => {
+                            last = e;
+                            continue;
+                        }
+                    };
+                    let probe: redis::RedisResult<redis::Value> = redis::cmd("XRANGE")
+                        .arg(key)
+                        .arg("-")
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(1)
+                        .query_async(&mut conn)
+                        .await;
+                    match probe {
+                        Ok(_) => return Ok(conn),
+                        Err(e) if e.code() == Some("MOVED") => {
+                            // "MOVED <slot> <host>:<port>"
+                            let target = e.redirect_node().map(|(addr, _)| addr.to_string()).unwrap_or_default();
+                            if let Some((th, tp)) = target.rsplit_once(':') {
+                                if let Ok(tp) = tp.parse() {
+                                    candidates.push((th.trim_matches(|c| c == '[' || c == ']').to_string(), tp));
+                                }
+                            }
+                        }
+                        Err(e) => last = SharedError::Redis(e.to_string()),
                     }
                 }
                 Err(last)

@@ -1,0 +1,263 @@
+//! The live view: `GET /api/live/events`, a Server-Sent Events stream of what happens now.
+//!
+//! Wire format as the original: a `: connected at …` comment, `event: NAME` + `data: JSON` frames,
+//! `: keepalive` after 15 s idle, and the `event: error` "Too many connections" frame past
+//! `LANGSIGHT_SSE_MAX_CLIENTS`. Added: every event carries an `id:` (`<log id>:<index>`), so a client that
+//! reconnects with `Last-Event-ID` gets exactly what it missed from the replay window, and an explicit
+//! `event: missed` frame whenever something could not be delivered (the client fell behind, the replay window
+//! no longer reaches back, or the event log was interrupted) — silence never hides a loss.
+//!
+//! Scoping: a project subscriber sees its project's events only; unscoped events go to admin subscribers.
+//! Browsers, whose `EventSource` cannot send headers, authenticate with a short-lived signed token from
+//! `POST /api/live/token` passed as `?token=`.
+
+use super::query::Params;
+use crate::auth::{resolve, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use hmac::{Hmac, Mac};
+use langsight_core::time::{iso_offset, now_micros};
+use langsight_shared::bus::{BusMessage, Delivery, MsgId};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Stream tokens are valid this long (an `EventSource` reconnects with the same URL meanwhile).
+const TOKEN_TTL_SECS: i64 = 3600;
+
+/// Where a client stands: the last event written (log id and index within that message).
+#[derive(Clone, Copy)]
+struct Position {
+    id: MsgId,
+    index: i64,
+}
+
+fn parse_event_id(s: &str) -> Option<Position> {
+    let (id, index) = s.trim().split_once(':')?;
+    Some(Position { id: id.parse().ok()?, index: index.parse().ok()? })
+}
+
+fn sign(secret: &str, payload: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(payload.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `POST /api/live/token[?project_id=]`: a token bound to the caller's resolved scope, for `?token=`.
+pub async fn token(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = Params::parse(raw.as_deref());
+    let scope = principal.scope(&state, p.text("project_id")).await?;
+    let exp = now_micros() / 1_000_000 + TOKEN_TTL_SECS;
+    let payload = format!("{}.{exp}", hex::encode(scope.as_deref().unwrap_or("*")));
+    let token = format!("{payload}.{}", sign(&state.config.stream_secret.0, &payload));
+    Ok(Json(json!({
+        "token": token,
+        "expires_at": iso_offset(exp * 1_000_000),
+        "stream_url": format!("/api/live/events?token={token}"),
+    })))
+}
+
+/// The scope a valid token grants: `Some(None)` = all projects, `Some(Some(p))` = project p.
+fn verify_token(state: &AppState, token: &str) -> Option<Option<String>> {
+    let (payload, sig) = token.rsplit_once('.')?;
+    let expected = sign(&state.config.stream_secret.0, payload);
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes())) {
+        return None;
+    }
+    let (scope_hex, exp) = payload.split_once('.')?;
+    if exp.parse::<i64>().ok()? < now_micros() / 1_000_000 {
+        return None;
+    }
+    let scope = String::from_utf8(hex::decode(scope_hex).ok()?).ok()?;
+    Some(if scope == "*" { None } else { Some(scope) })
+}
+
+/// Decrements the active-stream gauge however the stream ends.
+struct ActiveGuard(AppState);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.metrics.sse_active.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn sse_response(body: Body) -> Response {
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    r
+}
+
+pub async fn events(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    match open_stream(state, headers, raw).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn open_stream(state: AppState, headers: HeaderMap, raw: Option<String>) -> ApiResult<Response> {
+    let p = Params::parse(raw.as_deref());
+    let scope = match p.text("token") {
+        Some(t) => verify_token(&state, t).ok_or_else(|| {
+            ApiError::Unauthenticated(
+                "Invalid or expired stream token: get a new one from POST /api/live/token with your API key.".into(),
+            )
+        })?,
+        None => {
+            let principal = resolve(&state, &headers).await?;
+            principal.scope(&state, p.text("project_id")).await?
+        }
+    };
+    let active = state.metrics.sse_active.fetch_add(1, Ordering::Relaxed) + 1;
+    let guard = ActiveGuard(state.clone());
+    let max = state.config.sse.max_clients;
+    if active as usize > max {
+        let frame = format!("event: error\ndata: {}\n\n", json!({"message": "Too many connections", "max": max}));
+        drop(guard);
+        return Ok(sse_response(Body::from(frame)));
+    }
+    // Subscribe before replaying, so nothing published in between is missed; duplicates are skipped by id.
+    let rx = state.shared.bus.subscribe();
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| p.text("last_event_id"))
+        .and_then(parse_event_id);
+    let mut first = format!(": connected at {}\n\n", iso_offset(now_micros()));
+    let mut position = None;
+    if let Some(from) = resume {
+        position = Some(from);
+        let replay = state.shared.bus.replay(from.id).await;
+        if !replay.complete {
+            missed_frame(&mut first, None, "replay_window_exceeded");
+        }
+        for msg in &replay.messages {
+            render(&state, &scope, msg, &mut position, &mut first);
+        }
+    }
+    let stream = Stream { state, scope, rx, position, pending: Some(first), _guard: guard };
+    let body = futures_util::stream::unfold(stream, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(chunk), s))
+    });
+    Ok(sse_response(Body::from_stream(body)))
+}
+
+struct Stream {
+    state: AppState,
+    scope: Option<String>,
+    rx: tokio::sync::broadcast::Receiver<Arc<BusMessage>>,
+    position: Option<Position>,
+    pending: Option<String>,
+    _guard: ActiveGuard,
+}
+
+fn missed_frame(out: &mut String, missed: Option<u64>, reason: &str) {
+    let _ = write!(out, "event: missed\ndata: {}\n\n", json!({"missed_messages": missed, "reason": reason}));
+}
+
+/// Appends the frames of `msg` the client is entitled to and has not had yet.
+fn render(
+    state: &AppState,
+    scope: &Option<String>,
+    msg: &BusMessage,
+    position: &mut Option<Position>,
+    out: &mut String,
+) {
+    match msg.kind {
+        Delivery::Gap => return missed_frame(out, None, "event_log_interrupted"),
+        Delivery::LocalOnly | Delivery::Message => {}
+    }
+    let visible = match (scope, &msg.project) {
+        (None, _) => true,
+        (Some(s), Some(p)) => s.as_str() == &**p,
+        (Some(_), None) => false,
+    };
+    let skip_through = match (msg.kind == Delivery::Message, *position) {
+        (true, Some(pos)) if msg.id < pos.id => return,
+        (true, Some(pos)) if msg.id == pos.id => pos.index,
+        _ => -1,
+    };
+    if msg.kind == Delivery::Message {
+        *position = Some(Position { id: msg.id, index: msg.events.len() as i64 - 1 });
+    }
+    if !visible {
+        return;
+    }
+    let latency = (langsight_core::time::now_micros() / 1000 - msg.published_ms as i64).max(0) as f64 / 1000.0;
+    let mut delivered = 0;
+    for (i, e) in msg.events.iter().enumerate() {
+        if (i as i64) <= skip_through {
+            continue;
+        }
+        if msg.kind == Delivery::Message {
+            let _ = write!(out, "id: {}:{i}\n", msg.id);
+        }
+        let _ = write!(out, "event: {}\ndata: {}\n\n", e.name, e.data);
+        delivered += 1;
+    }
+    if delivered > 0 {
+        state.metrics.sse_events_delivered.fetch_add(delivered, Ordering::Relaxed);
+        state.metrics.sse_delivery_seconds.observe(latency);
+    }
+}
+
+impl Stream {
+    /// The next bytes to write: everything available now (coalesced into one chunk), or a keepalive after
+    /// the idle time. `None` ends the stream.
+    async fn next_chunk(&mut self) -> Option<Bytes> {
+        if let Some(first) = self.pending.take() {
+            return Some(Bytes::from(first));
+        }
+        let idle = Duration::from_secs(self.state.config.sse.keepalive_seconds);
+        loop {
+            let mut out = String::new();
+            let first = match tokio::time::timeout(idle, self.rx.recv()).await {
+                Err(_) => return Some(Bytes::from_static(b": keepalive\n\n")),
+                Ok(r) => r,
+            };
+            self.absorb(first, &mut out).ok()?;
+            // Drain whatever else is already queued into the same chunk.
+            for _ in 0..256 {
+                match self.rx.try_recv() {
+                    Ok(m) => self.absorb(Ok(m), &mut out).ok()?,
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        self.absorb(Err(RecvError::Lagged(n)), &mut out).ok()?
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+        }
+    }
+
+    fn absorb(&mut self, r: Result<Arc<BusMessage>, RecvError>, out: &mut String) -> Result<(), ()> {
+        match r {
+            Ok(msg) => render(&self.state, &self.scope, &msg, &mut self.position, out),
+            Err(RecvError::Lagged(n)) => {
+                self.state.metrics.sse_events_dropped.fetch_add(n, Ordering::Relaxed);
+                missed_frame(out, Some(n), "slow_client");
+            }
+            Err(RecvError::Closed) => return Err(()),
+        }
+        Ok(())
+    }
+}
