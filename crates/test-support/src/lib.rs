@@ -2,6 +2,7 @@
 //! database, and a small client for it. Each [`TestServer`] is isolated: tests run in parallel safely.
 
 pub mod redis;
+pub mod sse;
 
 use langsight_server::config::{Config, Secret};
 use langsight_server::RunningServer;
