@@ -207,7 +207,7 @@ fn render(
             continue;
         }
         if msg.kind == Delivery::Message {
-            let _ = write!(out, "id: {}:{i}\n", msg.id);
+            let _ = writeln!(out, "id: {}:{i}", msg.id);
         }
         let _ = write!(out, "event: {}\ndata: {}\n\n", e.name, e.data);
         delivered += 1;
