@@ -1,0 +1,243 @@
+//! The live view across worker processes: every subscriber gets exactly the events it is entitled to,
+//! whichever worker it is connected to and whichever worker stored the spans.
+
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use test_support::redis::RedisTopology;
+use test_support::sse::{Frame, SseStream};
+use test_support::{agent_run, session_id};
+
+const KEY: &str = "live-workers-admin-key";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(45);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+fn start(dir: &Path, workers: usize, redis: Option<&str>) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsight"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("LANGSIGHT_SQLITE_PATH", dir.join("langsight.db"))
+        .env("LANGSIGHT_API_KEYS", KEY)
+        .env("LANGSIGHT_RATE_LIMIT_ENABLED", "false")
+        .env("LANGSIGHT_SSE_CLIENT_BUFFER", "4096")
+        .current_dir(dir)
+        .args(["serve", "--port", "0", "--workers", &workers.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(url) = redis {
+        cmd.env("LANGSIGHT_REDIS_URL", url);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let needle = if workers > 1 { "workers=" } else { "addr=" };
+    let addr = loop {
+        let line = lines.next().expect("server logs until it listens").unwrap();
+        if line.contains("api.listening") && line.contains(needle) {
+            break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Server { child, url: format!("http://{addr}") }
+}
+
+async fn post(url: &str, path: &str, body: &Value) -> Value {
+    let r =
+        reqwest::Client::new().post(format!("{url}{path}")).header("X-API-Key", KEY).json(body).send().await.unwrap();
+    r.json().await.unwrap()
+}
+
+fn span_ids(frames: &[Frame]) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|f| f.event.as_deref() == Some("span:new"))
+        .map(|f| f.json()["span_id"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// 20 subscribers (8 admin, 6 per project) over the workers, ingest for `secs` into A, B and no project.
+async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let r = redis.map(String::from);
+    let server = tokio::task::spawn_blocking(move || start(&d, workers, r.as_deref())).await.unwrap();
+    let a = post(&server.url, "/api/projects", &json!({"name": "A"})).await["id"].as_str().unwrap().to_string();
+    let b = post(&server.url, "/api/projects", &json!({"name": "B"})).await["id"].as_str().unwrap().to_string();
+    let mut subscribers = Vec::new();
+    for i in 0..20 {
+        let scope = match i % 10 {
+            0..=3 => None,
+            4..=6 => Some(a.clone()),
+            _ => Some(b.clone()),
+        };
+        let q = scope.as_ref().map(|p| format!("?project_id={p}")).unwrap_or_default();
+        let mut s = SseStream::connect(&format!("{}/api/live/events{q}", server.url), Some(KEY), None).await;
+        assert_eq!(s.status, 200);
+        assert!(s.next(Duration::from_secs(5)).await.unwrap().comments[0].starts_with("connected"));
+        subscribers.push((scope, s));
+    }
+    let workers_seen: BTreeSet<String> = subscribers
+        .iter()
+        .filter_map(|(_, s)| s.headers.get("x-langsight-worker").map(|v| v.to_str().unwrap().to_string()))
+        .collect();
+    if workers > 1 {
+        assert!(workers_seen.len() >= 2, "subscribers spread over workers: {workers_seen:?}");
+    }
+    // Subscribers read concurrently with the load, each on its own task.
+    let readers: Vec<_> = subscribers
+        .into_iter()
+        .map(|(scope, mut s)| {
+            tokio::spawn(async move {
+                let mut frames = Vec::new();
+                while let Some(f) = s.next(Duration::from_secs(4)).await {
+                    frames.push(f);
+                }
+                (scope, frames)
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let loaders: Vec<_> = (0..4)
+        .map(|i| {
+            let (url, a, b) = (server.url.clone(), a.clone(), b.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut accepted: Vec<(Option<String>, String)> = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let project = match (n + i) % 3 {
+                        0 => Some(a.clone()),
+                        1 => Some(b.clone()),
+                        _ => None,
+                    };
+                    n += 1;
+                    let sid = session_id();
+                    let batch = agent_run(&sid, 10, project.as_deref());
+                    let r = http
+                        .post(format!("{url}/api/traces/spans"))
+                        .header("X-API-Key", KEY)
+                        .json(&batch)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(r.status().as_u16(), 202);
+                    for s in batch.as_array().unwrap() {
+                        accepted.push((project.clone(), s["span_id"].as_str().unwrap().to_string()));
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let mut by_project: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
+    let mut total = 0;
+    for l in loaders {
+        for (p, id) in l.await.unwrap() {
+            by_project.entry(p).or_default().insert(id);
+            total += 1;
+        }
+    }
+    assert!(total > 500, "the load ran: {total} spans");
+    for r in readers {
+        let (scope, frames) = r.await.unwrap();
+        assert!(!frames.iter().any(|f| f.event.as_deref() == Some("missed")), "{scope:?} kept up and missed nothing");
+        let got = span_ids(&frames);
+        let unique: BTreeSet<String> = got.iter().cloned().collect();
+        assert_eq!(unique.len(), got.len(), "{scope:?}: no event twice");
+        let expected: BTreeSet<String> = match &scope {
+            None => by_project.values().flatten().cloned().collect(),
+            Some(p) => by_project.get(&Some(p.clone())).cloned().unwrap_or_default(),
+        };
+        assert_eq!(
+            unique,
+            expected,
+            "{scope:?}: exactly its events ({} expected, {} got)",
+            expected.len(),
+            unique.len()
+        );
+        // Ids increase along the stream: one order.
+        let ids: Vec<&String> = frames.iter().filter_map(|f| f.id.as_ref()).collect();
+        assert!(ids.len() == got.len());
+    }
+    drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_delivers_every_event_exactly_once() {
+    exact_delivery(1, None, 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_workers_with_redis_deliver_every_event_exactly_once() {
+    let topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
+    exact_delivery(4, Some(&topo.url), 6).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_survive_a_redis_restart_and_say_what_may_be_missing() {
+    let mut topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let url = topo.url.clone();
+    let server = tokio::task::spawn_blocking(move || start(&d, 2, Some(&url))).await.unwrap();
+    let mut subs = Vec::new();
+    for _ in 0..4 {
+        let mut s = SseStream::connect(&format!("{}/api/live/events", server.url), Some(KEY), None).await;
+        assert!(s.next(Duration::from_secs(5)).await.is_some());
+        subs.push(s);
+    }
+    let before = session_id();
+    post(&server.url, "/api/traces/spans", &agent_run(&before, 3, None)).await;
+    for s in subs.iter_mut() {
+        let got = s.read_until(Duration::from_secs(5), |f| span_ids(f).len() >= 3).await;
+        assert_eq!(span_ids(&got).len(), 3);
+    }
+    let port = topo.ports[0];
+    topo.kill_node(port);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // While Redis is down, ingest still works.
+    let during = session_id();
+    post(&server.url, "/api/traces/spans", &agent_run(&during, 2, None)).await;
+    let mut topo = tokio::task::spawn_blocking(move || {
+        topo.restart_standalone();
+        topo
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = session_id();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for s in subs.iter_mut() {
+        // Each stream says events may be missing, then carries on with new events.
+        let mut frames = Vec::new();
+        while !span_ids(&frames).iter().any(|id| id.starts_with(&after)) {
+            assert!(Instant::now() < deadline, "stream continues after the restart: {frames:?}");
+            post(&server.url, "/api/traces/spans", &agent_run(&after, 1, None)).await;
+            frames.extend(s.drain(Duration::from_millis(300)).await);
+        }
+        let missed = frames.iter().find(|f| f.event.as_deref() == Some("missed"));
+        assert!(missed.is_some(), "the interruption is announced: {frames:?}");
+    }
+    drop(server);
+    topo.kill_node(topo.ports[0]);
+}
