@@ -44,7 +44,9 @@ impl Drop for Procs {
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 
@@ -80,7 +82,8 @@ async fn main() -> Result<(), String> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if args.redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_err(|e| e.to_string())?.port();
         procs.0.push(
             Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
@@ -106,7 +109,8 @@ async fn main() -> Result<(), String> {
     let http = reqwest::Client::new();
 
     // 1. Latency.
-    let mut sub = http.get(format!("{url}/api/live/events")).header("X-API-Key", KEY).send().await.map_err(|e| e.to_string())?;
+    let mut sub =
+        http.get(format!("{url}/api/live/events")).header("X-API-Key", KEY).send().await.map_err(|e| e.to_string())?;
     let mut buf = String::new();
     let mut latencies = Vec::with_capacity(args.events);
     for i in 0..args.events {
@@ -158,7 +162,10 @@ async fn main() -> Result<(), String> {
         let mut s = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("subscriber {i}: {e}"))?;
         s.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
         let mut hello = [0u8; 512];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut hello)).await.map_err(|_| "no answer")?.map_err(|e| e.to_string())?;
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut hello))
+            .await
+            .map_err(|_| "no answer")?
+            .map_err(|e| e.to_string())?;
         if !String::from_utf8_lossy(&hello[..n]).contains("200 OK") {
             return Err(format!("subscriber {i}: {}", String::from_utf8_lossy(&hello[..n])));
         }
@@ -199,7 +206,11 @@ async fn main() -> Result<(), String> {
             reached += 1;
         }
     }
-    println!("live-bench: one event reached {reached}/{} subscribers in {:.0} ms", conns.len(), t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "live-bench: one event reached {reached}/{} subscribers in {:.0} ms",
+        conns.len(),
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     drop(conns);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
