@@ -16,6 +16,14 @@ pub fn now_micros() -> Micros {
 /// space, optional fraction, optional `Z` or offset; naive means UTC), or a number of seconds since the epoch
 /// (milliseconds when larger than 2e10, as pydantic decides).
 pub fn parse_timestamp_str(s: &str) -> Option<Micros> {
+    parse_any_str(s).filter(|t| (MIN_MICROS..=MAX_MICROS).contains(t))
+}
+
+/// Years 1..=9999: what every backend and renderer handles, and far from integer overflow.
+const MIN_MICROS: i64 = -62_135_596_800_000_000;
+const MAX_MICROS: i64 = 253_402_300_799_000_000;
+
+fn parse_any_str(s: &str) -> Option<Micros> {
     let s = s.trim();
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_micros());
@@ -48,7 +56,7 @@ pub fn parse_timestamp_number(n: f64) -> Option<Micros> {
     let secs = if n.abs() > 2e10 { n / 1000.0 } else { n };
     let micros = (secs * 1e6).round();
     // Keep within what chrono can render (years 0..=9999).
-    if !(-62_135_596_800e6..=253_402_300_799e6).contains(&micros) {
+    if !(MIN_MICROS as f64..=MAX_MICROS as f64).contains(&micros) {
         return None;
     }
     Some(micros as i64)
@@ -113,6 +121,8 @@ mod tests {
         assert_eq!(parse_timestamp_str(""), None);
         assert_eq!(parse_timestamp_number(f64::NAN), None);
         assert_eq!(parse_timestamp_number(1e300), None);
+        assert_eq!(parse_timestamp_str("-100000-01-01"), None);
+        assert_eq!(parse_timestamp_str("+200000-01-01T00:00:00Z"), None);
     }
 
     #[test]

@@ -109,6 +109,8 @@ impl Principal {
 /// key table for each one.
 #[derive(Default)]
 pub struct KeyCache {
+    /// Bumped by every invalidation: a lookup that started before one must not cache its (stale) answer.
+    generation: std::sync::atomic::AtomicU64,
     by_hash: Mutex<HashMap<String, (Instant, Option<ApiKeyRecord>)>>,
     any_stored: Mutex<Option<(Instant, bool)>>,
     touched: Mutex<HashMap<String, Micros>>,
@@ -117,6 +119,7 @@ pub struct KeyCache {
 impl KeyCache {
     /// Forgets everything: called after a key is created or revoked here.
     pub fn invalidate(&self) {
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut m) = self.by_hash.lock() {
             m.clear();
         }
@@ -132,7 +135,11 @@ impl KeyCache {
                 return Ok(rec);
             }
         }
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let rec = state.storage.keys.api_key_by_hash(&hash).await?;
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return Ok(rec); // a key was created or revoked meanwhile: answer, but do not cache
+        }
         if let Ok(mut m) = self.by_hash.lock() {
             if m.len() > 10_000 {
                 m.clear(); // Bounded: garbage keys from a scanner must not grow memory.
@@ -149,11 +156,29 @@ impl KeyCache {
             }
         }
         // A failing lookup counts as "keys exist": fail closed.
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         let v = state.storage.keys.count_active_api_keys().await.map(|n| n > 0).unwrap_or(true);
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            return v;
+        }
         if let Ok(mut a) = self.any_stored.lock() {
             *a = Some((Instant::now(), v));
         }
         v
+    }
+
+    /// Whether `raw` is a bootstrap key or a stored key this process verified recently (no I/O: used by
+    /// the rate limiter, which runs before authentication).
+    pub fn is_known_valid(&self, state: &AppState, raw: &str) -> bool {
+        if is_bootstrap_key(state, raw) {
+            return true;
+        }
+        let hash = hash_api_key(raw);
+        self.by_hash
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&hash).map(|(at, rec)| at.elapsed() < CACHE_TTL && rec.is_some()))
+            .unwrap_or(false)
     }
 
     fn should_touch(&self, id: &str, now: Micros) -> bool {

@@ -36,13 +36,17 @@ fn limit_for(route: &str, limits: &RateLimits) -> (Limit, Keying) {
     }
 }
 
+/// The client behind trusted proxies: walking `X-Forwarded-For` from the right (the entries our proxies
+/// appended), the first address that is not a trusted proxy. The left-most entry — what the original used —
+/// is whatever the client wrote, so it would let anyone pick a fresh bucket per request.
 fn forwarded_for(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<String> {
-    let peer = peer?;
-    if !state.config.trusted_proxy_cidrs.iter().any(|c| c.contains(peer)) {
+    let trusted = |ip: IpAddr| state.config.trusted_proxy_cidrs.iter().any(|c| c.contains(ip));
+    if !trusted(peer?) {
         return None;
     }
     let xff = headers.get("x-forwarded-for")?.to_str().ok()?;
-    xff.split(',').next().map(str::trim).filter(|s| !s.is_empty()).map(String::from)
+    let hops: Vec<IpAddr> = xff.split(',').filter_map(|h| h.trim().parse().ok()).collect();
+    hops.iter().rev().find(|ip| !trusted(**ip)).or(hops.first()).map(|ip| ip.to_string())
 }
 
 fn client_key(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap, keying: Keying) -> String {
@@ -50,8 +54,12 @@ fn client_key(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap, keyin
         return ip;
     }
     if keying == Keying::Default {
+        // Limiting runs before authentication: only a key known to be valid gets its own bucket, otherwise
+        // random keys would each get a fresh budget. Unknown keys share their address's bucket.
         if let Some(k) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-            return format!("key:{}", k.chars().take(16).collect::<String>());
+            if state.keys.is_known_valid(state, k) {
+                return format!("key:{}", k.chars().take(16).collect::<String>());
+            }
         }
     }
     peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())

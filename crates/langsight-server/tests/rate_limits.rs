@@ -28,19 +28,38 @@ async fn burst(server: &TestServer, path: &str, n: usize, headers: &[(&str, &str
 #[tokio::test]
 async fn exactly_the_limit_is_accepted_per_client_and_route() {
     let server = TestServer::start().await;
-    let (ok, limited) = burst(&server, "/api/status", 300, &[("X-API-Key", "client-one-key-xxxxxxxx")]).await;
+    let (ok, limited) = burst(&server, "/api/status", 300, &[("X-API-Key", ADMIN_KEY)]).await;
     assert_eq!((ok, limited), (200, 100));
     // Another client has its own budget; so does another route for the same client.
-    assert_eq!(burst(&server, "/api/status", 10, &[("X-API-Key", "client-two-key-yyyyyyyy")]).await, (10, 0));
-    assert_eq!(burst(&server, "/api/liveness", 10, &[("X-API-Key", "client-one-key-xxxxxxxx")]).await, (10, 0));
+    assert_eq!(burst(&server, "/api/status", 10, &[("X-Forwarded-For", "198.51.100.2")]).await, (10, 0));
+    assert_eq!(burst(&server, "/api/liveness", 10, &[("X-API-Key", ADMIN_KEY)]).await, (10, 0));
 
-    let r = server.client(Some("client-one-key-xxxxxxxx")).get("/api/status").await;
+    let r = server.client(Some(ADMIN_KEY)).get("/api/status").await;
     assert_eq!(r.status, 429);
     assert_eq!(r.body, json!({"error": "Rate limit exceeded: 200 per 1 minute"}));
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
     assert_eq!(r.headers["ratelimit-limit"], "200");
     assert_eq!(r.headers["ratelimit-remaining"], "0");
+}
+
+#[tokio::test]
+async fn unknown_keys_do_not_buy_fresh_budgets() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.rate_limits.default = Limit { count: 5, window_ms: 60_000 };
+    })
+    .await;
+    // Limiting runs before authentication: made-up keys share their address's bucket…
+    let mut ok = 0;
+    for i in 0..10 {
+        if server.client(Some(&format!("made-up-key-{i:04}-xxxxxxxxxx"))).get("/api/status").await.status == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 5);
+    // …while a valid key has its own.
+    assert_eq!(burst(&server, "/api/status", 5, &[("X-API-Key", ADMIN_KEY)]).await, (5, 0));
 }
 
 #[tokio::test]
@@ -75,9 +94,15 @@ async fn buckets_follow_the_route_template_and_per_route_limits() {
 #[tokio::test]
 async fn forwarded_clients_of_a_trusted_proxy_have_their_own_buckets() {
     let server = TestServer::start_with(|c| c.rate_limits.default = Limit { count: 3, window_ms: 60_000 }).await;
-    // The test client connects from 127.0.0.1, a trusted proxy by default: X-Forwarded-For names the client.
-    assert_eq!(burst(&server, "/api/status", 5, &[("X-Forwarded-For", "203.0.113.7, 10.0.0.1")]).await, (3, 2));
+    // The test client connects from 127.0.0.1, a trusted proxy by default: X-Forwarded-For names the client —
+    // the right-most address that is not a trusted proxy, since the left-most is whatever the client wrote.
+    assert_eq!(burst(&server, "/api/status", 5, &[("X-Forwarded-For", "203.0.113.7, 127.0.0.1")]).await, (3, 2));
     assert_eq!(burst(&server, "/api/status", 3, &[("X-Forwarded-For", "203.0.113.8")]).await, (3, 0));
+    assert_eq!(
+        burst(&server, "/api/status", 2, &[("X-Forwarded-For", "1.2.3.4, 203.0.113.7")]).await,
+        (0, 2),
+        "a spoofed left-most entry does not change the client"
+    );
     // An untrusted peer's X-Forwarded-For is ignored.
     let untrusted = TestServer::start_with(|c| {
         c.rate_limits.default = Limit { count: 3, window_ms: 60_000 };

@@ -293,8 +293,36 @@ async fn follow(redis: Arc<Redis>, key: String, tx: broadcast::Sender<Arc<BusMes
             }
         };
         // Where to start: after the last id seen — if the log still has it; otherwise say events may be lost.
+        // The first time, after the log's current last entry (read explicitly: `$` would skip an entry
+        // appended between two reads).
         let start = match last {
-            None => "$".to_string(),
+            None => {
+                let top: redis::RedisResult<redis::Value> = redis::cmd("XREVRANGE")
+                    .arg(&key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut conn)
+                    .await;
+                match top {
+                    Ok(v) => {
+                        let id = entries(v)
+                            .into_iter()
+                            .next()
+                            .and_then(|(id, _)| id.parse::<MsgId>().ok())
+                            .unwrap_or_default();
+                        last = Some(id);
+                        id.to_string()
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "redis.bus.start_failed");
+                        tokio::time::sleep(backoff).await;
+                        continue;
+                    }
+                }
+            }
+            Some(l) if l == MsgId::default() => l.to_string(),
             Some(l) => {
                 let still: redis::RedisResult<redis::Value> =
                     redis::cmd("XRANGE").arg(&key).arg(l.to_string()).arg(l.to_string()).query_async(&mut conn).await;
@@ -351,26 +379,6 @@ async fn follow(redis: Arc<Redis>, key: String, tx: broadcast::Sender<Arc<BusMes
                     }
                 }
             }
-            if cursor == "$" {
-                // Nothing read yet: pin the cursor to the stream's end so a reconnect resumes from here.
-                let top: redis::RedisResult<redis::Value> = redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut conn)
-                    .await;
-                if let Some(id) =
-                    top.ok().map(entries).and_then(|e| e.into_iter().next()).and_then(|(id, _)| id.parse().ok())
-                {
-                    cursor = MsgId::to_string(&id);
-                    last = Some(id);
-                } else {
-                    cursor = "0-0".into();
-                    last = Some(MsgId::default());
-                }
-            }
         }
         following.store(false, Ordering::Relaxed);
         tokio::time::sleep(backoff).await;
@@ -409,8 +417,14 @@ impl EventBus for RedisBus {
     }
 
     async fn replay(&self, from: MsgId) -> Replay {
-        let cmd = redis::cmd("XRANGE").arg(&self.key).arg(from.to_string()).arg("+").clone();
-        let Ok(v) = self.redis.query::<redis::Value>(&cmd).await else {
+        let cmd = redis::cmd("XRANGE")
+            .arg(&self.key)
+            .arg(from.to_string())
+            .arg("+")
+            .arg("COUNT")
+            .arg(self.limits.replay_messages.max(1))
+            .clone();
+        let Ok(v) = self.redis.query_bulk::<redis::Value>(&cmd).await else {
             return Replay::default();
         };
         let messages: Vec<Arc<BusMessage>> = entries(v).into_iter().filter_map(to_message).collect();

@@ -225,10 +225,11 @@ impl Stream {
         if let Some(first) = self.pending.take() {
             return Some(Bytes::from(first));
         }
-        let idle = Duration::from_secs(self.state.config.sse.keepalive_seconds);
+        // One deadline for the whole call: messages this client may not see must not postpone the keepalive.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(self.state.config.sse.keepalive_seconds);
         loop {
             let mut out = String::new();
-            let first = match tokio::time::timeout(idle, self.rx.recv()).await {
+            let first = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Err(_) => return Some(Bytes::from_static(b": keepalive\n\n")),
                 Ok(r) => r,
             };

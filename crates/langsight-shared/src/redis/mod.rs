@@ -138,18 +138,24 @@ fn is_connection_error(e: &redis::RedisError) -> bool {
 /// a connection error on Sentinel drops the cached master so the next call re-resolves it.
 macro_rules! on_connection {
     ($self:ident, $c:ident => $body:expr) => {{
+        // Sentinel: finding the master can take several sentinel round trips after a failover; that is
+        // bounded by the connect timeout, outside the (short) command timeout.
+        let sentinel = match &$self.backend {
+            Backend::Sentinel(s) => Some(s.conn().await),
+            _ => None,
+        };
         let run = async {
-            match &$self.backend {
-                Backend::Single(m) => {
+            match (&$self.backend, sentinel) {
+                (Backend::Single(m), _) => {
                     let $c = &mut m.clone();
                     $body
                 }
-                Backend::Cluster(cl) => {
+                (Backend::Cluster(cl), _) => {
                     let $c = &mut cl.clone();
                     $body
                 }
-                Backend::Sentinel(s) => {
-                    let $c = &mut s.conn().await?;
+                (Backend::Sentinel(s), Some(conn)) => {
+                    let $c = &mut conn?;
                     let r = $body;
                     if let Err(e) = &r {
                         if is_connection_error(e) {
@@ -157,6 +163,9 @@ macro_rules! on_connection {
                         }
                     }
                     r
+                }
+                (Backend::Sentinel(_), None) => {
+                    Err(redis::RedisError::from(std::io::Error::other("sentinel connection missing")))
                 }
             }
         };
@@ -272,6 +281,24 @@ impl Redis {
         let r = self.query_unguarded(cmd).await;
         self.metrics.command_seconds.observe(started.elapsed().as_secs_f64());
         self.outcome(r)
+    }
+
+    /// A bulk read (replays): up to 5 s, and a slow answer does not mark Redis down for everything else.
+    pub async fn query_bulk<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, SharedError> {
+        if !self.is_up() {
+            return Err(SharedError::Down);
+        }
+        let run = async {
+            match &self.backend {
+                Backend::Single(m) => cmd.query_async(&mut m.clone()).await,
+                Backend::Cluster(cl) => cmd.query_async(&mut cl.clone()).await,
+                Backend::Sentinel(s) => cmd.query_async(&mut s.conn().await?).await,
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(5), run).await {
+            Ok(r) => r.map_err(|e| SharedError::Redis(e.to_string())),
+            Err(_) => Err(SharedError::Redis("bulk read timed out".into())),
+        }
     }
 
     /// Runs a Lua script (EVALSHA, loading it on NOSCRIPT): one round trip, atomic on the server.

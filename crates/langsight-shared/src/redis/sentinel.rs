@@ -42,10 +42,14 @@ pub(crate) async fn resolve_master(settings: &RedisSettings) -> Result<(String, 
         return Err(SharedError::Connect("not a sentinel URL".into()));
     };
     let mut errors = Vec::new();
+    // Each sentinel gets a short attempt, so a dead one (dropping packets) cannot use up the whole budget.
+    let per_attempt = settings.connect_timeout.min(std::time::Duration::from_secs(2));
     for (host, port) in sentinels {
-        // Sentinels often run without a password while the data nodes have one: try without, then with.
+        // Sentinels often run without a password while the data nodes have one: try without, then with —
+        // the second attempt only when the first was refused for want of authentication.
+        let mut needs_auth = false;
         for auth in [false, true] {
-            if auth && settings.url.credentials.password.is_none() {
+            if auth && (settings.url.credentials.password.is_none() || !needs_auth) {
                 continue;
             }
             let attempt = async {
@@ -63,9 +67,13 @@ pub(crate) async fn resolve_master(settings: &RedisSettings) -> Result<(String, 
                 let p: u16 = p.parse().map_err(|_| SharedError::Redis(format!("sentinel gave a bad port '{p}'")))?;
                 Ok::<_, SharedError>((h, p))
             };
-            match tokio::time::timeout(settings.connect_timeout, attempt).await {
+            match tokio::time::timeout(per_attempt, attempt).await {
                 Ok(Ok(addr)) => return Ok(addr),
-                Ok(Err(e)) => errors.push(format!("{host}:{port}: {e}")),
+                Ok(Err(e)) => {
+                    let text = e.to_string();
+                    needs_auth = text.contains("NOAUTH") || text.to_ascii_lowercase().contains("auth");
+                    errors.push(format!("{host}:{port}: {text}"));
+                }
                 Err(_) => errors.push(format!("{host}:{port}: timed out")),
             }
         }

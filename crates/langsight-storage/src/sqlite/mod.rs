@@ -14,7 +14,7 @@ use crate::{Closer, Probe, StorageError};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
 use writer::Writer;
 
@@ -26,8 +26,11 @@ pub struct SqliteStorage {
     writer: Mutex<Option<Writer>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     checkpointer: Mutex<Option<checkpoint::Checkpointer>>,
-    readers: Mutex<Vec<Connection>>,
-    reader_permits: Semaphore,
+    /// Read connections and the permits that hand them out. Shared with the blocking read tasks, which
+    /// return their connection and permit themselves: a read whose caller went away (client disconnect,
+    /// probe timeout) still gives its connection back.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    reader_permits: Arc<Semaphore>,
 }
 
 fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
@@ -92,8 +95,8 @@ impl SqliteStorage {
             path: path.to_path_buf(),
             writer: Mutex::new(Some(writer)),
             writer_thread: Mutex::new(Some(thread)),
-            readers: Mutex::new(readers),
-            reader_permits: Semaphore::new(READERS),
+            readers: Arc::new(Mutex::new(readers)),
+            reader_permits: Arc::new(Semaphore::new(READERS)),
         })
     }
 
@@ -123,24 +126,28 @@ impl SqliteStorage {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
-        let _permit =
-            self.reader_permits.acquire().await.map_err(|_| StorageError::Unavailable("storage is closed".into()))?;
-        let conn = self
-            .readers
+        let permit = self
+            .reader_permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Unavailable("storage is closed".into()))?;
+        let pool = self.readers.clone();
+        let conn = pool
             .lock()
             .map_err(|_| StorageError::Backend("reader pool poisoned".into()))?
             .pop()
             .ok_or_else(|| StorageError::Backend("reader pool empty despite a permit".into()))?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let r = f(&conn);
-            (conn, r)
+            if let Ok(mut p) = pool.lock() {
+                p.push(conn);
+            }
+            drop(permit);
+            r
         })
         .await
-        .map_err(|e| StorageError::Backend(format!("read task failed: {e}")))?;
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push(conn);
-        }
-        result
+        .map_err(|e| StorageError::Backend(format!("read task failed: {e}")))?
     }
 }
 
