@@ -296,6 +296,12 @@ async fn ingest_load(
     (counts, accepted)
 }
 
+async fn scrape(url: &str) -> String {
+    let r = reqwest::Client::new().get(url).bearer_auth("scrape").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.text().await.unwrap()
+}
+
 fn crate_password() -> &'static str {
     test_support::redis::PASSWORD
 }
@@ -324,13 +330,27 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let url_env = topo.url.clone();
     let d = dir.path().to_path_buf();
-    let server = tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || {
+        start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env), ("LANGSIGHT_METRICS_TOKEN", "scrape")])
+    })
+    .await
+    .unwrap();
     let port = topo.ports[0];
     let (topo_tx, topo_rx) = tokio::sync::oneshot::channel();
+    let metrics_url = format!("{}/metrics", server.url);
     let during = async move {
         tokio::time::sleep(Duration::from_secs(2)).await;
         topo.kill_node(port);
-        tokio::time::sleep(Duration::from_secs(4)).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Workers report the outage: Redis down, requests served by the fallbacks; readiness stays 200.
+        let m = scrape(&metrics_url).await;
+        assert!(m.contains("langsight_redis_up 0"), "redis_up 0 during the outage");
+        assert!(m.contains(r#"langsight_shared_state_backend{backend="standalone"} 1"#));
+        let ready = reqwest::get(metrics_url.replace("/metrics", "/api/readiness")).await.unwrap();
+        assert_eq!(ready.status().as_u16(), 200);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["storage"]["redis"], json!("degraded"));
+        tokio::time::sleep(Duration::from_secs(2)).await;
         let topo = tokio::task::spawn_blocking(move || {
             topo.restart_standalone();
             topo
@@ -353,6 +373,9 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
         assert!(Instant::now() < deadline, "limits shared again after Redis returned (last: {ok} accepted)");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let m = scrape(&format!("{}/metrics", server.url)).await;
+    assert!(m.contains("langsight_redis_up 1"), "redis_up back to 1");
+    assert!(m.contains("langsight_redis_command_seconds_count"), "command latency histogram");
     drop(server); // graceful stop of every worker
     let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
     assert!(log.contains("redis.down"), "the outage was noticed and logged");
