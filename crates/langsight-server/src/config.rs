@@ -162,6 +162,10 @@ pub struct Config {
     pub redis_pool_max: usize,
     pub rate_limits: RateLimits,
     pub sse: SseSettings,
+    /// MCP servers from `.langsight.yaml` (trusted: the operator wrote them).
+    pub servers: Vec<MonitoredServer>,
+    pub monitor_enabled: bool,
+    pub monitor_interval: std::time::Duration,
     /// Signs the short-lived stream tokens browsers use for `/api/live/events` (`LANGSIGHT_SECRET_KEY`, else
     /// a random key shared by the workers of one supervisor).
     pub stream_secret: Secret,
@@ -264,8 +268,139 @@ pub struct SseSettings {
 #[serde(default)]
 struct FileConfig {
     storage: FileStorage,
+    servers: Vec<FileServer>,
     auth_disabled: Option<bool>,
     project_id: Option<String>,
+}
+
+/// One `servers:` entry of `.langsight.yaml` (the original's MCPServer).
+#[derive(Debug, Deserialize)]
+struct FileServer {
+    name: String,
+    transport: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    headers: std::collections::BTreeMap<String, String>,
+    #[serde(default = "default_timeout")]
+    timeout_seconds: f64,
+    #[serde(default)]
+    health_tool: Option<String>,
+    #[serde(default)]
+    health_tool_args: Option<serde_json::Value>,
+    #[serde(default)]
+    circuit_breaker: Option<FileBreaker>,
+}
+
+fn default_timeout() -> f64 {
+    5.0
+}
+
+#[derive(Debug, Deserialize)]
+struct FileBreaker {
+    #[serde(default = "default_threshold")]
+    failure_threshold: u32,
+    #[serde(default = "default_cooldown")]
+    cooldown_seconds: f64,
+    #[serde(default = "default_half_open")]
+    half_open_max_calls: u32,
+}
+
+fn default_threshold() -> u32 {
+    5
+}
+fn default_cooldown() -> f64 {
+    60.0
+}
+fn default_half_open() -> u32 {
+    2
+}
+
+/// A server the monitor checks, with its breaker settings.
+#[derive(Debug, Clone)]
+pub struct MonitoredServer {
+    pub spec: langsight_monitor::ServerSpec,
+    pub breaker: langsight_shared::breaker::BreakerConfig,
+}
+
+/// `${VAR}` → the variable's value; a missing variable refuses the start, naming it.
+fn expand(value: &str, env: &HashMap<String, String>, server: &str) -> Result<String, ConfigError> {
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| ConfigError::Unsupported(format!("servers[{server}]: unclosed ${{ in '{value}'")))?;
+        let var = &after[..end];
+        let v = env.get(var).ok_or_else(|| ConfigError::Unsupported(format!(
+            "servers[{server}] uses ${{{var}}}, which is not set in the environment; export {var} or edit the server entry"
+        )))?;
+        out.push_str(v);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn monitored(servers: Vec<FileServer>, env: &HashMap<String, String>) -> Result<Vec<MonitoredServer>, ConfigError> {
+    use langsight_monitor::Transport;
+    let mut out = Vec::new();
+    for s in servers {
+        let name = s.name.clone();
+        let x = |v: &str| expand(v, env, &name);
+        let need_url = || {
+            s.url.as_deref().map(x).transpose()?.ok_or_else(|| {
+                ConfigError::Unsupported(format!("servers[{name}]: transport '{}' needs a url", s.transport))
+            })
+        };
+        let transport = match s.transport.as_str() {
+            "stdio" => Transport::Stdio {
+                command: s.command.as_deref().map(x).transpose()?.ok_or_else(|| {
+                    ConfigError::Unsupported(format!("servers[{name}]: transport 'stdio' needs a command"))
+                })?,
+                args: s.args.iter().map(|a| x(a)).collect::<Result<_, _>>()?,
+                env: s.env.iter().map(|(k, v)| Ok((k.clone(), x(v)?))).collect::<Result<_, ConfigError>>()?,
+            },
+            "streamable_http" => Transport::StreamableHttp {
+                url: need_url()?,
+                headers: s.headers.iter().map(|(k, v)| Ok((k.clone(), x(v)?))).collect::<Result<_, ConfigError>>()?,
+            },
+            "sse" => Transport::Sse { url: need_url()? },
+            other => {
+                return Err(ConfigError::Unsupported(format!(
+                    "servers[{name}]: transport '{other}' is not supported. Supported: stdio, sse, streamable_http."
+                )))
+            }
+        };
+        let cb = s.circuit_breaker.unwrap_or(FileBreaker {
+            failure_threshold: default_threshold(),
+            cooldown_seconds: default_cooldown(),
+            half_open_max_calls: default_half_open(),
+        });
+        out.push(MonitoredServer {
+            spec: langsight_monitor::ServerSpec {
+                name: s.name,
+                transport,
+                timeout: std::time::Duration::from_secs_f64(s.timeout_seconds.clamp(0.1, 600.0)),
+                health_tool: s.health_tool,
+                health_tool_args: s.health_tool_args.and_then(|v| v.as_object().cloned()).unwrap_or_default(),
+            },
+            breaker: langsight_shared::breaker::BreakerConfig {
+                failure_threshold: cb.failure_threshold.max(1),
+                cooldown_ms: (cb.cooldown_seconds.max(0.1) * 1000.0) as u64,
+                half_open_max_calls: cb.half_open_max_calls.max(1),
+            },
+        });
+    }
+    Ok(out)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,11 +495,12 @@ impl Config {
     pub fn from_sources(flags: Flags, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let get = |k: &str| env.get(k).map(String::as_str).filter(|v| !v.trim().is_empty());
         let config_path = flags.config.clone().or_else(|| get("LANGSIGHT_CONFIG_PATH").map(PathBuf::from));
-        let (file, config_file) = if flags.skip_config_file {
+        let (mut file, config_file) = if flags.skip_config_file {
             (FileConfig::default(), None)
         } else {
             load_file(config_path.as_deref(), env)?
         };
+        let mut file_servers = std::mem::take(&mut file.servers);
 
         let mut storage_mode = file.storage.mode.clone().unwrap_or_else(|| "sqlite".into());
         if let Some(m) = get("LANGSIGHT_STORAGE_MODE") {
@@ -454,6 +590,12 @@ impl Config {
             replay_seconds: positive("LANGSIGHT_SSE_REPLAY_SECONDS", 300)?,
             keepalive_seconds: positive("LANGSIGHT_SSE_KEEPALIVE_SECONDS", 15)?,
         };
+        let servers = monitored(std::mem::take(&mut file_servers), env)?;
+        let monitor_enabled = match get("LANGSIGHT_MONITOR_ENABLED") {
+            Some(v) => parse_bool("LANGSIGHT_MONITOR_ENABLED", v)?,
+            None => true,
+        };
+        let monitor_interval = std::time::Duration::from_secs(positive("LANGSIGHT_MONITOR_INTERVAL_SECONDS", 60)?);
         let stream_secret = Secret(
             get("LANGSIGHT_SECRET_KEY")
                 .or_else(|| get("LANGSIGHT_WORKER_SECRET"))
@@ -516,6 +658,9 @@ impl Config {
             redis_pool_max,
             rate_limits,
             sse,
+            servers,
+            monitor_enabled,
+            monitor_interval,
             stream_secret,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             max_concurrent_trace_reads: max_reads,

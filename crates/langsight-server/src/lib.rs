@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod monitor;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -139,6 +140,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     let state = AppState::new(config, storage.clone(), shared);
+    let monitor = monitor::spawn(state.clone());
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -160,6 +162,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             _ = async { let _ = drained_rx.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
                 tracing::warn!("api.drain_timeout: closing with requests still in flight");
             }
+        }
+        if let Some(m) = monitor {
+            m.abort();
         }
         storage.closer.close().await;
         tracing::info!("api.shutdown");

@@ -3,6 +3,7 @@
 //! - [`SpanStore`]: span ingest (durable, group-committed), the session rollups, session traces.
 //! - [`KeyStore`]: API keys (hashes only).
 //! - [`ProjectStore`]: projects and their members, enough for read scoping.
+//! - [`HealthStore`]: MCP health-check results.
 //!
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
 //! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
@@ -61,6 +62,20 @@ pub trait ProjectStore: Send + Sync {
     async fn memberships(&self, principal: &str) -> Result<Vec<(Project, String)>, StorageError>;
 }
 
+#[async_trait]
+pub trait HealthStore: Send + Sync {
+    async fn save_health(&self, record: HealthRecord) -> Result<(), StorageError>;
+    /// The newest result of every server of the project (`""` = operator servers).
+    async fn latest_health(&self, project_id: &str) -> Result<Vec<HealthRecord>, StorageError>;
+    /// A server's results, newest first.
+    async fn health_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<HealthRecord>, StorageError>;
+}
+
 /// A backend's answer to a readiness probe.
 #[async_trait]
 pub trait Probe: Send + Sync {
@@ -75,6 +90,7 @@ pub struct Storage {
     pub spans: Arc<dyn SpanStore>,
     pub keys: Arc<dyn KeyStore>,
     pub projects: Arc<dyn ProjectStore>,
+    pub health: Arc<dyn HealthStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -87,6 +103,13 @@ pub trait Closer: Send + Sync {
 
 impl Storage {
     pub fn sqlite(db: Arc<sqlite::SqliteStorage>) -> Self {
-        Storage { spans: db.clone(), keys: db.clone(), projects: db.clone(), probes: vec![db.clone()], closer: db }
+        Storage {
+            spans: db.clone(),
+            keys: db.clone(),
+            projects: db.clone(),
+            health: db.clone(),
+            probes: vec![db.clone()],
+            closer: db,
+        }
     }
 }

@@ -107,3 +107,19 @@ pub struct Project {
     pub created_at: Micros,
     pub member_count: u64,
 }
+
+/// One stored MCP health check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRecord {
+    pub server_name: String,
+    /// `""` for servers from the operator's YAML.
+    pub project_id: String,
+    pub status: String,
+    pub latency_ms: Option<f64>,
+    pub tools_count: i64,
+    /// JSON array of `{name, description, input_schema}`.
+    pub tools_json: String,
+    pub schema_hash: Option<String>,
+    pub error: Option<String>,
+    pub checked_at: Micros,
+}

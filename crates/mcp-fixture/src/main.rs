@@ -44,6 +44,13 @@ impl ServerHandler for Fixture {
         _cx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let state = self.state();
+        // Each tools/list is one health check: tests count them in $MCP_FIXTURE_LOG.
+        if let Ok(log) = std::env::var("MCP_FIXTURE_LOG") {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+                let _ = writeln!(f, "list_tools");
+            }
+        }
         match state["mode"].as_str().unwrap_or("ok") {
             "fail" => return Err(ErrorData::internal_error("fixture told to fail", None)),
             "hang" => std::future::pending::<()>().await,

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per domain, assembled with the cross-cutting layers of [`crate::http`].
 
 mod api_keys;
+mod health;
 mod live;
 mod probes;
 mod projects;
@@ -29,6 +30,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/projects", get(projects::list).post(projects::create))
         .route("/api/projects/{project_id}", get(projects::get))
         .route("/api/live/token", post(live::token))
+        .route("/api/health/servers", get(health::servers))
+        .route("/api/health/servers/{server_name}", get(health::server))
+        .route("/api/health/servers/{server_name}/history", get(health::history))
+        .route("/api/health/check", post(health::check_now))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/api/status", get(probes::status))

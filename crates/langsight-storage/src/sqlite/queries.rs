@@ -2,7 +2,7 @@
 
 use super::SqliteStorage;
 use crate::model::*;
-use crate::{KeyStore, ProjectStore, SpanStore, StorageError};
+use crate::{HealthStore, KeyStore, ProjectStore, SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::health::HealthTag;
 use langsight_core::session::SessionRollup;
@@ -407,6 +407,79 @@ impl ProjectStore for SqliteStorage {
                 out.push((p, role));
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+const HEALTH_COLUMNS: &str =
+    "server_name, project_id, status, latency_ms, tools_count, tools, schema_hash, error, checked_at";
+
+fn health_from_row(r: &Row) -> rusqlite::Result<HealthRecord> {
+    Ok(HealthRecord {
+        server_name: r.get(0)?,
+        project_id: r.get(1)?,
+        status: r.get(2)?,
+        latency_ms: r.get(3)?,
+        tools_count: r.get(4)?,
+        tools_json: r.get(5)?,
+        schema_hash: r.get(6)?,
+        error: r.get(7)?,
+        checked_at: r.get(8)?,
+    })
+}
+
+#[async_trait]
+impl HealthStore for SqliteStorage {
+    async fn save_health(&self, h: HealthRecord) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            conn.prepare_cached(&format!(
+                "INSERT INTO health_results ({HEALTH_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))?
+            .execute(params![
+                h.server_name,
+                h.project_id,
+                h.status,
+                h.latency_ms,
+                h.tools_count,
+                h.tools_json,
+                h.schema_hash,
+                h.error,
+                h.checked_at
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn latest_health(&self, project_id: &str) -> Result<Vec<HealthRecord>, StorageError> {
+        let project_id = project_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {HEALTH_COLUMNS} FROM health_results h WHERE project_id = ?1 AND id = \
+                 (SELECT max(id) FROM health_results x WHERE x.project_id = h.project_id AND x.server_name = h.server_name) \
+                 ORDER BY server_name"
+            ))?;
+            let rows = stmt.query_map(params![project_id], health_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn health_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<HealthRecord>, StorageError> {
+        let (project_id, server) = (project_id.to_string(), server.to_string());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {HEALTH_COLUMNS} FROM health_results WHERE project_id = ?1 AND server_name = ?2 \
+                 ORDER BY id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![project_id, server, limit as i64], health_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

@@ -1,0 +1,76 @@
+//! `/api/health`: MCP servers' latest results, history, and on-demand checks, each with its circuit state.
+//! Operator servers (from `.langsight.yaml`) are global: they are listed for every caller.
+
+use super::query::Params;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::monitor::{result_json, run_round, unknown_json};
+use crate::state::AppState;
+use axum::extract::{Path, RawQuery, State};
+use axum::{Extension, Json};
+use serde_json::Value;
+
+pub async fn servers(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    principal.scope(&state, p.text("project_id")).await?;
+    let latest = state.storage.health.latest_health("").await?;
+    let mut out = Vec::new();
+    for r in &latest {
+        let cb = state.shared.breakers.status(&r.server_name).await;
+        out.push(result_json(r, &cb));
+    }
+    for s in &state.config.servers {
+        if !latest.iter().any(|r| r.server_name == s.spec.name) {
+            out.push(unknown_json(&s.spec.name));
+        }
+    }
+    Ok(Json(out))
+}
+
+pub async fn server(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = Params::parse(raw.as_deref());
+    principal.scope(&state, p.text("project_id")).await?;
+    let history = state.storage.health.health_history("", &name, 1).await?;
+    let Some(latest) = history.first() else {
+        return Err(ApiError::NotFound(format!("No health data found for server '{name}'. Run a check first.")));
+    };
+    let cb = state.shared.breakers.status(&name).await;
+    Ok(Json(result_json(latest, &cb)))
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let limit = p.int("limit", 10, 1, 100)?;
+    principal.scope(&state, p.text("project_id")).await?;
+    let rows = state.storage.health.health_history("", &name, limit as usize).await?;
+    if rows.is_empty() && !state.config.servers.iter().any(|s| s.spec.name == name) {
+        return Err(ApiError::NotFound("Server not found.".into()));
+    }
+    let cb = state.shared.breakers.status(&name).await;
+    Ok(Json(rows.iter().map(|r| result_json(r, &cb)).collect()))
+}
+
+/// Checks every configured server now (through the breakers), stores and returns the results.
+pub async fn check_now(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<Json<Vec<Value>>> {
+    principal.require_admin()?;
+    let mut outcomes = run_round(&state).await;
+    outcomes.sort_by(|a, b| a.record.server_name.cmp(&b.record.server_name));
+    Ok(Json(outcomes.iter().map(|o| result_json(&o.record, &o.breaker)).collect()))
+}

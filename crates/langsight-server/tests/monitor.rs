@@ -1,0 +1,104 @@
+//! The monitor loop with a real MCP server (the fixture over stdio): results stored and served, the
+//! circuit breaker wired in (no checks while open, half-open probe, recovery), `health:check` events.
+
+use langsight_monitor::{ServerSpec, Transport};
+use langsight_server::config::{MonitoredServer, Secret};
+use langsight_shared::breaker::BreakerConfig;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use test_support::sse::SseStream;
+use test_support::{TestServer, ADMIN_KEY};
+
+fn fixture() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
+    assert!(bin.exists(), "build the fixture first: cargo build -p mcp-fixture");
+    bin
+}
+
+fn write_state(path: &Path, tools: &[&str], mode: &str) {
+    let tools: Vec<_> = tools.iter().map(|t| json!({"name": t, "inputSchema": {"type": "object"}})).collect();
+    std::fs::write(path, json!({"tools": tools, "mode": mode}).to_string()).unwrap();
+}
+
+fn checks(log: &Path) -> usize {
+    std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
+}
+
+async fn wait_for(server: &TestServer, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = server.admin().get("/api/health/servers").await;
+        if let Some(s) = r.body.as_array().and_then(|a| a.first()) {
+            if pred(s) {
+                return s.clone();
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("checks.log"));
+    write_state(&state, &["search", "read_file"], "ok");
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_interval = Duration::from_millis(300);
+        c.servers = vec![MonitoredServer {
+            spec: ServerSpec {
+                name: "fx".into(),
+                transport: Transport::Stdio {
+                    command: fixture().display().to_string(),
+                    args: vec!["--stdio".into()],
+                    env: vec![
+                        ("MCP_FIXTURE_STATE".into(), state.display().to_string()),
+                        ("MCP_FIXTURE_LOG".into(), log.display().to_string()),
+                    ],
+                },
+                timeout: Duration::from_secs(10),
+                health_tool: None,
+                health_tool_args: Default::default(),
+            },
+            breaker: BreakerConfig { failure_threshold: 2, cooldown_ms: 2000, half_open_max_calls: 1 },
+        }];
+    })
+    .await;
+    let mut events = SseStream::connect(&format!("{}/api/live/events", server.url), Some(ADMIN_KEY), None).await;
+
+    let up = wait_for(&server, "up", |s| s["status"] == json!("up")).await;
+    assert_eq!(up["tools_count"], json!(2));
+    assert_eq!(up["circuit_state"], json!("closed"));
+    assert!(up["schema_hash"].is_string());
+    let ev = events
+        .read_until(Duration::from_secs(10), |f| f.iter().any(|f| f.event.as_deref() == Some("health:check")))
+        .await;
+    let hc = ev.iter().find(|f| f.event.as_deref() == Some("health:check")).expect("health:check event").json();
+    assert_eq!((hc["server_name"].clone(), hc["circuit_state"].clone()), (json!("fx"), json!("closed")));
+
+    // The server starts failing: down, and after 2 failures the circuit opens.
+    write_state(&state, &["search", "read_file"], "fail");
+    let open = wait_for(&server, "circuit open", |s| s["circuit_state"] == json!("open")).await;
+    assert_eq!(open["status"], json!("down"));
+    assert!(open["error"].as_str().unwrap().contains("tools/list failed"));
+    // While open, nothing is sent to the server.
+    let during = checks(&log);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(checks(&log), during, "no checks during the cooldown");
+    // It recovers; after the cooldown a half-open probe succeeds and closes the circuit.
+    write_state(&state, &["search", "read_file"], "ok");
+    let closed =
+        wait_for(&server, "recovery", |s| s["circuit_state"] == json!("closed") && s["status"] == json!("up")).await;
+    assert_eq!(closed["circuit"]["consecutive_failures"], json!(0));
+
+    let history = server.admin().get("/api/health/servers/fx/history?limit=100").await;
+    let statuses: Vec<&str> = history.body.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert!(statuses.contains(&"down") && statuses.contains(&"up"), "{statuses:?}");
+    assert_eq!(server.admin().get("/api/health/servers/nope").await.status, 404);
+    let now = server.admin().post("/api/health/check", &json!({})).await;
+    assert_eq!(now.status, 200, "{}", now.text);
+    assert_eq!(now.body[0]["server_name"], json!("fx"));
+}
