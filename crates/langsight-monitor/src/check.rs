@@ -85,8 +85,8 @@ impl CheckResult {
     }
 }
 
-/// A stable hash of the tool surface: names and input schemas, sorted by name (key order inside schemas is
-/// canonical because serde_json maps are sorted).
+/// A stable hash of the tool surface: names, descriptions and input schemas, sorted by name (key order inside
+/// schemas is canonical because serde_json maps are sorted); 32 hex characters like the original's.
 pub fn schema_hash(tools: &[ToolInfo]) -> String {
     let mut sorted: Vec<&ToolInfo> = tools.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
@@ -94,10 +94,12 @@ pub fn schema_hash(tools: &[ToolInfo]) -> String {
     for t in sorted {
         h.update(t.name.as_bytes());
         h.update([0]);
+        h.update(t.description.as_deref().unwrap_or("\u{0}null").as_bytes());
+        h.update([0]);
         h.update(t.input_schema.to_string().as_bytes());
         h.update([0]);
     }
-    hex::encode(h.finalize())[..16].to_string()
+    hex::encode(h.finalize())[..32].to_string()
 }
 
 enum Failure {

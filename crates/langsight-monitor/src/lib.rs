@@ -4,8 +4,9 @@
 //! `tools/list`, optional health tool, all under the server's timeout) and never fails: every problem becomes
 //! a `down` or `degraded` result with an error string saying what happened. Built on the official Rust MCP
 //! SDK (`rmcp`) for stdio and Streamable HTTP. Not built yet: the legacy HTTP+SSE transport (rmcp 3 has no
-//! client for it), drift detection, the circuit-breaker wiring and the monitor loop.
+//! client for it). [`drift::classify`] says what changed between two tool lists.
 
 mod check;
+pub mod drift;
 
-pub use check::{check, CheckResult, ServerSpec, Status, ToolInfo, Transport};
+pub use check::{check, schema_hash, CheckResult, ServerSpec, Status, ToolInfo, Transport};

@@ -10,10 +10,11 @@ use crate::config::MonitoredServer;
 use crate::state::AppState;
 use futures_util::StreamExt;
 use langsight_core::time::{iso_z, now_micros};
-use langsight_monitor::{check, CheckResult, Status};
+use langsight_monitor::drift::{classify, DriftType};
+use langsight_monitor::{check, CheckResult, Status, ToolInfo};
 use langsight_shared::breaker::{BreakerState, BreakerStatus};
 use langsight_shared::bus::Event;
-use langsight_storage::HealthRecord;
+use langsight_storage::{DriftRecord, HealthRecord};
 use serde_json::json;
 use std::time::Duration;
 
@@ -92,7 +93,8 @@ async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
     if step.before != step.after {
         tracing::warn!(server = %name, from = step.before.as_str(), to = step.after.as_str(), "monitor.circuit_changed");
     }
-    let record = to_record(&result);
+    let mut record = to_record(&result);
+    detect_drift(state, &result, &mut record).await;
     if let Err(e) = state.storage.health.save_health(record.clone()).await {
         tracing::error!(server = %name, error = %e, "monitor.save_failed");
     }
@@ -107,6 +109,74 @@ async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
     });
     state.shared.bus.publish(None, vec![Event { name: "health:check".into(), data: event.to_string() }]).await;
     Outcome { record, breaker: step.status, checked: true }
+}
+
+/// Compares the tool list with the last stored one. A change marks this one check `degraded` with the
+/// original's error text (`schema drift (BREAKING|compatible): old → new — n change(s)`) and stores one row per
+/// change; the next check with the same tools is `up` again.
+async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut HealthRecord) {
+    let Some(current) = &result.schema_hash else { return };
+    let baseline = match state.storage.health.latest_snapshot("", &result.server_name).await {
+        Ok(Some(b)) => b,
+        Ok(None) => return, // first snapshot: nothing to compare with
+        Err(e) => {
+            tracing::warn!(error = %e, "monitor.drift_baseline_failed");
+            return;
+        }
+    };
+    let Some(previous) = baseline.schema_hash.clone().filter(|p| p != current) else { return };
+    let old: Vec<ToolInfo> = serde_json::from_str::<Vec<serde_json::Value>>(&baseline.tools_json)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| ToolInfo {
+            name: t["name"].as_str().unwrap_or_default().to_string(),
+            description: t["description"].as_str().map(String::from),
+            input_schema: t["input_schema"].clone(),
+        })
+        .collect();
+    let changes = classify(&old, &result.tools);
+    let has_breaking = changes.iter().any(|c| c.drift_type == DriftType::Breaking);
+    let label = if has_breaking { "BREAKING" } else { "compatible" };
+    let mut error = format!("schema drift ({label}): {previous} → {current}");
+    if !changes.is_empty() {
+        error.push_str(&format!(" — {} change(s)", changes.len()));
+    }
+    if record.status == Status::Up.as_str() {
+        record.status = Status::Degraded.as_str().into();
+        record.error = Some(error);
+    }
+    let now = now_micros();
+    let row = |tool: &str, drift_type: &str, kind: &str| DriftRecord {
+        server_name: result.server_name.clone(),
+        project_id: String::new(),
+        tool_name: tool.into(),
+        drift_type: drift_type.into(),
+        change_kind: kind.into(),
+        param_name: None,
+        old_value: None,
+        new_value: None,
+        previous_hash: previous.clone(),
+        current_hash: current.clone(),
+        has_breaking,
+        detected_at: now,
+    };
+    let rows: Vec<DriftRecord> = if changes.is_empty() {
+        vec![row("", "unknown", "hash_changed")]
+    } else {
+        changes
+            .iter()
+            .map(|c| DriftRecord {
+                param_name: c.param_name.clone(),
+                old_value: c.old_value.clone(),
+                new_value: c.new_value.clone(),
+                ..row(&c.tool_name, c.drift_type.as_str(), c.kind)
+            })
+            .collect()
+    };
+    tracing::warn!(server = %result.server_name, breaking = has_breaking, changes = rows.len(), "monitor.schema_drift");
+    if let Err(e) = state.storage.health.save_drift(rows).await {
+        tracing::error!(error = %e, "monitor.drift_save_failed");
+    }
 }
 
 fn to_record(r: &CheckResult) -> HealthRecord {

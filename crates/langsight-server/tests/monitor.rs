@@ -102,3 +102,59 @@ async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
     assert_eq!(now.status, 200, "{}", now.text);
     assert_eq!(now.body[0]["server_name"], json!("fx"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_drift_is_detected_classified_and_one_shot() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    write_state(&state, &["search", "read_file"], "ok");
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_interval = Duration::from_millis(300);
+        c.servers = vec![MonitoredServer {
+            spec: ServerSpec {
+                name: "fx".into(),
+                transport: Transport::Stdio {
+                    command: fixture().display().to_string(),
+                    args: vec!["--stdio".into()],
+                    env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
+                },
+                timeout: Duration::from_secs(10),
+                health_tool: None,
+                health_tool_args: Default::default(),
+            },
+            breaker: BreakerConfig::default(),
+        }];
+    })
+    .await;
+    let first = wait_for(&server, "up", |s| s["status"] == json!("up")).await;
+    // A tool disappears and another arrives: breaking drift, reported once.
+    write_state(&state, &["search", "write_file"], "ok");
+    let drifted = wait_for(&server, "drift", |s| s["schema_hash"] != first["schema_hash"]).await;
+    let history = server.admin().get("/api/health/servers/fx/history?limit=100").await;
+    let drift_row =
+        history.body.as_array().unwrap().iter().find(|r| r["status"] == json!("degraded")).expect("a degraded check");
+    assert!(drift_row["error"].as_str().unwrap().starts_with("schema drift (BREAKING): "), "{drift_row}");
+    assert!(drift_row["error"].as_str().unwrap().ends_with("— 2 change(s)"));
+    let rows = server.admin().get("/api/health/servers/fx/drift-history").await;
+    let kinds: Vec<(String, String, String)> = rows
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["tool_name"].as_str().unwrap().into(),
+                r["drift_type"].as_str().unwrap().into(),
+                r["change_kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(kinds.contains(&("read_file".into(), "breaking".into(), "tool_removed".into())), "{kinds:?}");
+    assert!(kinds.contains(&("write_file".into(), "compatible".into(), "tool_added".into())), "{kinds:?}");
+    // One-shot: the next check with the same tools is up again.
+    let again =
+        wait_for(&server, "up again", |s| s["status"] == json!("up") && s["schema_hash"] == drifted["schema_hash"])
+            .await;
+    assert_eq!(again["tools_count"], json!(2));
+}

@@ -74,6 +74,16 @@ pub trait HealthStore: Send + Sync {
         server: &str,
         limit: usize,
     ) -> Result<Vec<HealthRecord>, StorageError>;
+    /// The newest result that carried a tool list (its hash and tools), the baseline for drift.
+    async fn latest_snapshot(&self, project_id: &str, server: &str) -> Result<Option<HealthRecord>, StorageError>;
+    async fn save_drift(&self, rows: Vec<DriftRecord>) -> Result<(), StorageError>;
+    /// Drift rows, newest first.
+    async fn drift_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<DriftRecord>, StorageError>;
 }
 
 /// A backend's answer to a readiness probe.

@@ -123,3 +123,20 @@ pub struct HealthRecord {
     pub error: Option<String>,
     pub checked_at: Micros,
 }
+
+/// One schema change of one drift event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftRecord {
+    pub server_name: String,
+    pub project_id: String,
+    pub tool_name: String,
+    pub drift_type: String,
+    pub change_kind: String,
+    pub param_name: Option<String>,
+    pub old_value: Option<String>,
+    pub new_value: Option<String>,
+    pub previous_hash: String,
+    pub current_hash: String,
+    pub has_breaking: bool,
+    pub detected_at: Micros,
+}

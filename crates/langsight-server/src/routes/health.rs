@@ -74,3 +74,35 @@ pub async fn check_now(
     outcomes.sort_by(|a, b| a.record.server_name.cmp(&b.record.server_name));
     Ok(Json(outcomes.iter().map(|o| result_json(&o.record, &o.breaker)).collect()))
 }
+
+/// Drift rows of one server, newest first (the original's flat form).
+pub async fn drift_history(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let limit = p.int("limit", 20, 1, 100)?;
+    principal.scope(&state, p.text("project_id")).await?;
+    let rows = state.storage.health.drift_history("", &name, limit as usize).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| {
+                serde_json::json!({
+                    "server_name": r.server_name,
+                    "tool_name": r.tool_name,
+                    "drift_type": r.drift_type,
+                    "change_kind": r.change_kind,
+                    "param_name": r.param_name,
+                    "old_value": r.old_value,
+                    "new_value": r.new_value,
+                    "previous_hash": r.previous_hash,
+                    "current_hash": r.current_hash,
+                    "has_breaking": r.has_breaking,
+                    "detected_at": langsight_core::time::iso_z(r.detected_at),
+                })
+            })
+            .collect(),
+    ))
+}

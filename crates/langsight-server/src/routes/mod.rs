@@ -33,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health/servers", get(health::servers))
         .route("/api/health/servers/{server_name}", get(health::server))
         .route("/api/health/servers/{server_name}/history", get(health::history))
+        .route("/api/health/servers/{server_name}/drift-history", get(health::drift_history))
         .route("/api/health/check", post(health::check_now))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()

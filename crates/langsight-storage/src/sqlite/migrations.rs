@@ -8,8 +8,11 @@ use crate::StorageError;
 use rusqlite::{Connection, TransactionBehavior};
 
 /// Append only: a released migration is never edited, a change is a new file.
-const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("migrations/001_initial.sql")), (2, include_str!("migrations/002_health.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/001_initial.sql")),
+    (2, include_str!("migrations/002_health.sql")),
+    (3, include_str!("migrations/003_drift.sql")),
+];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
     for (version, sql) in MIGRATIONS {

@@ -466,6 +466,80 @@ impl HealthStore for SqliteStorage {
         .await
     }
 
+    async fn latest_snapshot(&self, project_id: &str, server: &str) -> Result<Option<HealthRecord>, StorageError> {
+        let (project_id, server) = (project_id.to_string(), server.to_string());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {HEALTH_COLUMNS} FROM health_results WHERE project_id = ?1 AND server_name = ?2 \
+                 AND schema_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
+            ))?;
+            Ok(stmt.query_row(params![project_id, server], health_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn save_drift(&self, rows: Vec<DriftRecord>) -> Result<(), StorageError> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "INSERT INTO schema_drift_events (server_name, project_id, tool_name, drift_type, change_kind, param_name, \
+                 old_value, new_value, previous_hash, current_hash, has_breaking, detected_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )?;
+            for r in &rows {
+                stmt.execute(params![
+                    r.server_name,
+                    r.project_id,
+                    r.tool_name,
+                    r.drift_type,
+                    r.change_kind,
+                    r.param_name,
+                    r.old_value,
+                    r.new_value,
+                    r.previous_hash,
+                    r.current_hash,
+                    r.has_breaking,
+                    r.detected_at
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn drift_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<DriftRecord>, StorageError> {
+        let (project_id, server) = (project_id.to_string(), server.to_string());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT server_name, project_id, tool_name, drift_type, change_kind, param_name, old_value, new_value, \
+                 previous_hash, current_hash, has_breaking, detected_at FROM schema_drift_events \
+                 WHERE project_id = ?1 AND server_name = ?2 ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![project_id, server, limit as i64], |r| {
+                Ok(DriftRecord {
+                    server_name: r.get(0)?,
+                    project_id: r.get(1)?,
+                    tool_name: r.get(2)?,
+                    drift_type: r.get(3)?,
+                    change_kind: r.get(4)?,
+                    param_name: r.get(5)?,
+                    old_value: r.get(6)?,
+                    new_value: r.get(7)?,
+                    previous_hash: r.get(8)?,
+                    current_hash: r.get(9)?,
+                    has_breaking: r.get(10)?,
+                    detected_at: r.get(11)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn health_history(
         &self,
         project_id: &str,
