@@ -36,6 +36,7 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         return None;
     }
     Some(tokio::spawn(async move {
+        rebuild_breakers(&state).await;
         let holder = format!("{}-{}", state.config.worker_id.unwrap_or(0), std::process::id());
         let interval = state.config.monitor_interval;
         // The lease outlives one interval, so a live leader keeps it; a dead leader's lease expires within
@@ -59,6 +60,25 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             tokio::time::sleep(interval + Duration::from_millis(offset) - Duration::from_millis(jitter)).await;
         }
     }))
+}
+
+/// After a restart, a server whose last `failure_threshold` stored checks all failed, the newest within the
+/// cooldown, gets its open circuit back — the breaker does not forget an outage because the process restarted.
+/// Shared state that survived (Redis) is never overwritten.
+pub async fn rebuild_breakers(state: &AppState) {
+    for s in &state.config.servers {
+        let n = s.breaker.failure_threshold as usize;
+        let Ok(rows) = state.storage.health.health_history("", &s.spec.name, n).await else { continue };
+        if rows.len() < n || rows.iter().any(|r| r.status != Status::Down.as_str()) {
+            continue;
+        }
+        let newest_ms = (rows[0].checked_at / 1000) as u64;
+        let now_ms = (now_micros() / 1000) as u64;
+        if now_ms.saturating_sub(newest_ms) < s.breaker.cooldown_ms {
+            state.shared.breakers.restore_open(&s.spec.name, &s.breaker, n as u32, newest_ms).await;
+            tracing::info!(server = %s.spec.name, "monitor.breaker_restored: open after a restart, from stored results");
+        }
+    }
 }
 
 /// Checks every configured server once (bounded concurrency), stores and publishes the results.

@@ -158,3 +158,42 @@ async fn schema_drift_is_detected_classified_and_one_shot() {
             .await;
     assert_eq!(again["tools_count"], json!(2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_circuit_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, log) = (dir.path().join("state.json"), dir.path().join("checks.log"));
+    write_state(&state, &["t"], "fail");
+    let servers = vec![MonitoredServer {
+        spec: ServerSpec {
+            name: "fx".into(),
+            transport: Transport::Stdio {
+                command: fixture().display().to_string(),
+                args: vec!["--stdio".into()],
+                env: vec![
+                    ("MCP_FIXTURE_STATE".into(), state.display().to_string()),
+                    ("MCP_FIXTURE_LOG".into(), log.display().to_string()),
+                ],
+            },
+            timeout: Duration::from_secs(10),
+            health_tool: None,
+            health_tool_args: Default::default(),
+        },
+        breaker: BreakerConfig { failure_threshold: 2, cooldown_ms: 60_000, half_open_max_calls: 1 },
+    }];
+    let config = |c: &mut langsight_server::config::Config, servers: &Vec<MonitoredServer>| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_interval = Duration::from_millis(300);
+        c.servers = servers.clone();
+    };
+    let server = TestServer::start_with(|c| config(c, &servers)).await;
+    wait_for(&server, "circuit open", |s| s["circuit_state"] == json!("open")).await;
+    let stopped = server.stop().await;
+    // A new process (memory shared state: nothing survived but the stored results).
+    let before = checks(&log);
+    let again = stopped.restart(|c| config(c, &servers)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let s = again.admin().get("/api/health/servers").await;
+    assert_eq!(s.body[0]["circuit_state"], json!("open"), "{}", s.text);
+    assert_eq!(checks(&log), before, "no check sent to a server whose circuit is still open");
+}

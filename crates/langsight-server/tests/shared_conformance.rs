@@ -82,6 +82,12 @@ async fn suite(a: &SharedState, b: &SharedState) {
     assert!(a.breakers.admit("slack", &cfg).await.allowed);
     assert_eq!(b.breakers.record("slack", &cfg, false).await.after, BreakerState::Open);
 
+    // Restoring after a restart creates an open breaker only where no state exists.
+    b.breakers.restore_open("restored", &cfg, 3, 1_700_000_000_000).await;
+    assert_eq!(a.breakers.status("restored").await.state, BreakerState::Open);
+    b.breakers.restore_open("pg", &cfg, 3, 1_700_000_000_000).await;
+    assert_eq!(a.breakers.status("pg").await.state, BreakerState::Closed, "live state wins");
+
     // Leadership: one holder; renewal; release; expiry hands over.
     assert!(a.leases.acquire("monitor", "w1", 5_000).await);
     if a.redis.is_some() {

@@ -76,6 +76,9 @@ pub trait BreakerStore: Send + Sync {
     /// Records the outcome of a call that was admitted.
     async fn record(&self, server: &str, cfg: &BreakerConfig, success: bool) -> Step;
     async fn status(&self, server: &str) -> BreakerStatus;
+    /// Re-creates an open breaker after a restart (rebuilt from stored health results) — only when no state
+    /// exists for the server, so a live shared state always wins.
+    async fn restore_open(&self, server: &str, cfg: &BreakerConfig, failures: u32, opened_at_ms: u64);
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -183,7 +186,28 @@ impl BreakerStore for MemoryBreakers {
     async fn status(&self, server: &str) -> BreakerStatus {
         self.entries.lock().ok().and_then(|m| m.get(server).copied()).unwrap_or_default().status()
     }
+
+    async fn restore_open(&self, server: &str, _cfg: &BreakerConfig, failures: u32, opened_at_ms: u64) {
+        if let Ok(mut m) = self.entries.lock() {
+            m.entry(server.to_string()).or_insert(Entry {
+                state: BreakerState::Open,
+                failures,
+                opened_at: opened_at_ms,
+                half_calls: 0,
+                half_successes: 0,
+            });
+        }
+    }
 }
+
+/// KEYS[1] = breaker key; ARGV: failures, opened_at ms, ttl ms. Writes only when the key is absent.
+const RESTORE: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'open', 'consecutive_failures', ARGV[1], 'opened_at', ARGV[2],
+  'half_open_calls', 0, 'half_open_successes', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"#;
 
 /// KEYS[1] = breaker key. ARGV: op ("admit" | "success" | "failure"), threshold, cooldown_ms, half_max.
 /// Returns {allowed, state_before, state_after, failures, opened_at}.
@@ -239,6 +263,7 @@ pub struct RedisBreakers {
     redis: Arc<Redis>,
     prefix: String,
     script: redis::Script,
+    restore: redis::Script,
     local: MemoryBreakers,
 }
 
@@ -248,6 +273,7 @@ impl RedisBreakers {
             redis,
             prefix: prefix.to_string(),
             script: redis::Script::new(STEP),
+            restore: redis::Script::new(RESTORE),
             local: MemoryBreakers::default(),
         }
     }
@@ -307,6 +333,13 @@ impl BreakerStore for RedisBreakers {
                 opened_at_ms: opened.filter(|o| *o > 0),
             },
             Err(_) => self.local.status(server).await,
+        }
+    }
+    async fn restore_open(&self, server: &str, cfg: &BreakerConfig, failures: u32, opened_at_ms: u64) {
+        let key = format!("{}:cb:{server}", self.prefix);
+        let ttl = cfg.cooldown_ms.max(1) * 2;
+        if self.redis.script::<i64>(&self.restore, &[&key], &[&failures, &opened_at_ms, &ttl]).await.is_err() {
+            self.local.restore_open(server, cfg, failures, opened_at_ms).await;
         }
     }
 }
