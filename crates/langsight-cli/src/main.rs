@@ -29,6 +29,18 @@ enum Command {
         #[arg(long)]
         workers: Option<usize>,
     },
+    /// Check the MCP servers of the configuration once and print their health (exit 1 if any is not up).
+    McpHealth {
+        /// Path of a .langsight.yaml [env: LANGSIGHT_CONFIG_PATH].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Check only this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn init_logging() {
@@ -47,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     match cli.command {
+        Command::McpHealth { config, server, json } => mcp_health(config, server, json),
         Command::Serve { host, port, config, workers } => {
             let config = match Config::load(Flags { host, port, config, workers, skip_config_file: false }) {
                 Ok(c) => c,
@@ -69,6 +82,88 @@ fn main() -> ExitCode {
                 Err(e) => refuse(&e.to_string()),
             }
         }
+    }
+}
+
+fn mcp_health(config: Option<PathBuf>, server: Option<String>, json: bool) -> ExitCode {
+    let config = match Config::load(Flags { config, ..Flags::default() }) {
+        Ok(c) => c,
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let mut servers: Vec<_> = config.servers.iter().map(|s| s.spec.clone()).collect();
+    if servers.is_empty() {
+        eprintln!("No MCP servers configured.\nRun langsight init to get started.");
+        return ExitCode::from(1);
+    }
+    if let Some(name) = &server {
+        if !servers.iter().any(|s| &s.name == name) {
+            let names: Vec<&str> = servers.iter().map(|s| s.name.as_str()).collect();
+            eprintln!("Server '{name}' not found in config.\nAvailable: {}", names.join(", "));
+            return ExitCode::from(1);
+        }
+        servers.retain(|s| &s.name == name);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
+    };
+    let results = runtime.block_on(async {
+        let tasks: Vec<_> =
+            servers.into_iter().map(|s| tokio::spawn(async move { langsight_monitor::check(&s).await })).collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        out
+    });
+    let checked_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    if json {
+        let items: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "server_name": r.server_name,
+                    "status": r.status.as_str(),
+                    "latency_ms": r.latency_ms,
+                    "tools": r.tools.iter().map(|t| serde_json::json!({"name": t.name, "description": t.description, "input_schema": t.input_schema})).collect::<Vec<_>>(),
+                    "tools_count": r.tools.len(),
+                    "schema_hash": r.schema_hash,
+                    "checked_at": checked_at,
+                    "error": r.error,
+                    "project_id": "",
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+    } else {
+        println!("MCP Server Health  ({} servers)", results.len());
+        println!("{:<20} {:<12} {:>8} {:>6}  {:<33} Error", "Server", "Status", "Latency", "Tools", "Schema");
+        for r in &results {
+            let status = match r.status {
+                langsight_monitor::Status::Up => "✓ up",
+                langsight_monitor::Status::Degraded => "⚠ degraded",
+                langsight_monitor::Status::Down => "✗ down",
+            };
+            let ok = r.status == langsight_monitor::Status::Up;
+            println!(
+                "{:<20} {:<12} {:>8} {:>6}  {:<33} {}",
+                r.server_name,
+                status,
+                r.latency_ms.map(|l| format!("{l:.0}ms")).unwrap_or_else(|| "—".into()),
+                if ok { r.tools.len().to_string() } else { "—".into() },
+                r.schema_hash.clone().unwrap_or_else(|| "—".into()),
+                r.error.clone().unwrap_or_default()
+            );
+        }
+        let up = results.iter().filter(|r| r.status == langsight_monitor::Status::Up).count();
+        println!("\n{up}/{} servers healthy", results.len());
+    }
+    if results.iter().all(|r| r.status == langsight_monitor::Status::Up) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

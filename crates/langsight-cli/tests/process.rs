@@ -162,3 +162,38 @@ fn a_taken_port_is_explained() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("cannot listen on") && e.contains("--port"), "{e}");
 }
+
+#[test]
+fn mcp_health_prints_a_table_or_json_and_exits_by_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let exe = std::env::current_exe().unwrap();
+    let fixture = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
+    let yaml = dir.path().join("langsight.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "servers:\n  - name: good\n    transport: stdio\n    command: {f}\n    args: [\"--stdio\"]\n  - name: missing\n    transport: stdio\n    command: /nonexistent/server\n",
+            f = fixture.display()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = langsight(&db);
+        cmd.arg("mcp-health").args(["--config", yaml.to_str().unwrap()]).args(args);
+        let out = run_with_timeout(cmd, Duration::from_secs(60));
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, table) = run(&[]);
+    assert_eq!(code, Some(1), "one server is down: {table}");
+    assert!(table.contains("MCP Server Health  (2 servers)"), "{table}");
+    assert!(table.contains("✓ up") && table.contains("✗ down"), "{table}");
+    assert!(table.contains("1/2 servers healthy"));
+    let (code, json) = run(&["--server", "good", "--json"]);
+    assert_eq!(code, Some(0), "{json}");
+    let v: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["status"], json!("up"));
+    assert_eq!(v[0]["tools_count"], json!(1));
+    let (code, _) = run(&["--server", "nope"]);
+    assert_eq!(code, Some(1));
+}
