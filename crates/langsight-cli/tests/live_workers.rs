@@ -3,62 +3,25 @@
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::process::ServerProcess;
 use test_support::redis::RedisTopology;
 use test_support::sse::{Frame, SseStream};
 use test_support::{agent_run, session_id};
 
 const KEY: &str = "live-workers-admin-key";
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-fn start(dir: &Path, workers: usize, redis: Option<&str>) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsight"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("LANGSIGHT_SQLITE_PATH", dir.join("langsight.db"))
-        .env("LANGSIGHT_API_KEYS", KEY)
-        .env("LANGSIGHT_RATE_LIMIT_ENABLED", "false")
-        .env("LANGSIGHT_SSE_CLIENT_BUFFER", "4096")
-        .current_dir(dir)
-        .args(["serve", "--port", "0", "--workers", &workers.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+fn start(dir: &Path, workers: usize, redis: Option<&str>) -> ServerProcess {
+    let mut envs = vec![
+        ("LANGSIGHT_API_KEYS", KEY),
+        ("LANGSIGHT_RATE_LIMIT_ENABLED", "false"),
+        ("LANGSIGHT_SSE_CLIENT_BUFFER", "4096"),
+    ];
     if let Some(url) = redis {
-        cmd.env("LANGSIGHT_REDIS_URL", url);
+        envs.push(("LANGSIGHT_REDIS_URL", url));
     }
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let needle = if workers > 1 { "workers=" } else { "addr=" };
-    let addr = loop {
-        let line = lines.next().expect("server logs until it listens").unwrap();
-        if line.contains("api.listening") && line.contains(needle) {
-            break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, url: format!("http://{addr}") }
+    ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_langsight")), dir, workers, &envs, &[])
 }
 
 async fn post(url: &str, path: &str, body: &Value) -> Value {

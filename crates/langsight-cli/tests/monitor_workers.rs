@@ -3,11 +3,10 @@
 
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use test_support::process::ServerProcess;
 use test_support::redis::RedisTopology;
 
 const KEY: &str = "monitor-workers-key";
@@ -23,27 +22,7 @@ fn checks(log: &Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
 }
 
-struct Server {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
-}
-
-fn start(dir: &Path, redis: &str) -> Server {
+fn start(dir: &Path, redis: &str) -> ServerProcess {
     let yaml = dir.join("langsight.yaml");
     std::fs::write(
         &yaml,
@@ -55,42 +34,23 @@ fn start(dir: &Path, redis: &str) -> Server {
         ),
     )
     .unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_langsight"));
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("LANGSIGHT_SQLITE_PATH", dir.join("langsight.db"))
-        .env("LANGSIGHT_API_KEYS", KEY)
-        .env("LANGSIGHT_RATE_LIMIT_ENABLED", "false")
-        .env("LANGSIGHT_MONITOR_INTERVAL_SECONDS", "1")
-        .env("LANGSIGHT_REDIS_URL", redis)
-        .current_dir(dir)
-        .args(["serve", "--port", "0", "--workers", "4", "--config", yaml.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut early = Vec::new();
-    let addr = loop {
-        let line = lines.next().expect("server logs until it listens").unwrap();
-        early.push(line.clone());
-        if line.contains("api.listening") && line.contains("workers=") {
-            break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-        }
-    };
-    let log = Arc::new(Mutex::new(early));
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    Server { child, url: format!("http://{addr}"), log }
+    ServerProcess::start(
+        Path::new(env!("CARGO_BIN_EXE_langsight")),
+        dir,
+        4,
+        &[
+            ("LANGSIGHT_API_KEYS", KEY),
+            ("LANGSIGHT_RATE_LIMIT_ENABLED", "false"),
+            ("LANGSIGHT_MONITOR_INTERVAL_SECONDS", "1"),
+            ("LANGSIGHT_REDIS_URL", redis),
+        ],
+        &["--config", yaml.to_str().unwrap_or_default()],
+    )
 }
 
 /// The pid in the latest `monitor.leader … holder=<worker>-<pid>` line.
-fn leader_pid(server: &Server) -> Option<u32> {
-    server.log.lock().unwrap().iter().rev().find(|l| l.contains("monitor.leader")).and_then(|l| {
+fn leader_pid(server: &ServerProcess) -> Option<u32> {
+    server.log_text().lines().rev().find(|l| l.contains("monitor.leader")).and_then(|l| {
         l.split("holder=").nth(1)?.split_whitespace().next()?.trim_matches('"').rsplit('-').next()?.parse().ok()
     })
 }

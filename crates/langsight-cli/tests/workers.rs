@@ -3,12 +3,12 @@
 
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use test_support::process::ServerProcess;
 use test_support::redis::{Kind, RedisTopology};
 use test_support::{agent_run, session_id};
 
@@ -29,60 +29,31 @@ fn command(dir: &Path, envs: &[(&str, &str)]) -> Command {
     cmd
 }
 
-struct Cluster {
-    child: Child,
-    url: String,
+/// Starts the supervisor with the test keys and waits until every worker is ready.
+fn start(dir: &Path, workers: usize, envs: &[(&str, &str)]) -> ServerProcess {
+    let mut all = vec![("LANGSIGHT_API_KEYS", KEYS)];
+    all.extend_from_slice(envs);
+    ServerProcess::start(Path::new(env!("CARGO_BIN_EXE_langsight")), dir, workers, &all, &[])
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(45);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-    }
+/// A distinct client address for a label (the test connects through 127.0.0.1, a trusted proxy, so
+/// `X-Forwarded-For` names the client; made-up API keys would share the address's bucket).
+fn client_ip(label: &str) -> String {
+    let h = label.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    format!("10.{}.{}.{}", (h >> 16) & 0xff, (h >> 8) & 0xff, h & 0xff)
 }
 
-/// Starts the supervisor and waits for its `api.listening … workers=N` line.
-fn start(dir: &Path, workers: usize, envs: &[(&str, &str)]) -> Cluster {
-    let mut cmd = command(dir, envs);
-    cmd.args(["--workers", &workers.to_string()]).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("langsight starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let needle = if workers > 1 { "workers=" } else { "addr=" };
-    let addr = loop {
-        let line = lines.next().expect("the server logs until it listens").unwrap();
-        if line.contains("api.listening") && line.contains(needle) {
-            break line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep the log (tests assert on it) and keep the pipe drained.
-    let log_path = dir.join("server.log");
-    std::thread::spawn(move || {
-        use std::io::Write;
-        let mut log = std::fs::File::create(log_path).unwrap();
-        for line in lines.map_while(Result::ok) {
-            let _ = writeln!(log, "{line}");
-        }
-    });
-    Cluster { child, url: format!("http://{addr}") }
-}
-
-/// 300 concurrent GETs of a 200/min route with one client key: (accepted, limited, workers seen).
-async fn burst(url: &str, key: &str) -> (usize, usize, BTreeSet<String>) {
+/// 300 concurrent GETs of a 200/min route from one client: (accepted, limited, workers seen).
+async fn burst(url: &str, client: &str) -> (usize, usize, BTreeSet<String>) {
+    let ip = client_ip(client);
     let tasks: Vec<_> = (0..300)
         .map(|_| {
             // A client per request: new connections, so SO_REUSEPORT spreads them over the workers.
-            let (url, key) = (url.to_string(), key.to_string());
+            let (url, ip) = (url.to_string(), ip.clone());
             tokio::spawn(async move {
                 let r = reqwest::Client::new()
                     .get(format!("{url}/api/status"))
-                    .header("X-API-Key", key)
+                    .header("X-Forwarded-For", ip)
                     .send()
                     .await
                     .unwrap();
@@ -376,8 +347,9 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
     let m = scrape(&format!("{}/metrics", server.url)).await;
     assert!(m.contains("langsight_redis_up 1"), "redis_up back to 1");
     assert!(m.contains("langsight_redis_command_seconds_count"), "command latency histogram");
-    drop(server); // graceful stop of every worker
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let mut server = server;
+    server.stop(); // graceful stop of every worker
+    let log = server.log_text();
     assert!(log.contains("redis.down"), "the outage was noticed and logged");
     assert!(log.contains("redis.recovered"), "the recovery was noticed and logged");
     assert!(log.contains("redis.pubsub.resubscribed"), "the event bus resubscribed");
@@ -418,8 +390,9 @@ async fn sentinel_failover_under_load_keeps_serving_and_sharing() {
     }
     let master = topo.sentinel_cli(&["sentinel", "get-master-addr-by-name", "mymaster"]).unwrap_or_default();
     assert!(master.contains(&topo.ports[1].to_string()), "the replica is the new master: {master}");
-    drop(server);
-    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    let mut server = server;
+    server.stop();
+    let log = server.log_text();
     assert!(log.contains("redis.recovered"), "workers followed the failover");
     let stored = stored_sessions(&dir.path().join("langsight.db"));
     assert!(accepted.iter().all(|s| stored.get(s) == Some(&30)));
