@@ -41,6 +41,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Check the configured MCP servers continuously, printing the table after every round.
+    Monitor {
+        /// Path of a .langsight.yaml [env: LANGSIGHT_CONFIG_PATH].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seconds between rounds [env: LANGSIGHT_HEALTH_CHECK_INTERVAL_SECONDS] [default: 30].
+        #[arg(long)]
+        interval: Option<u64>,
+        /// One round, then exit (with mcp-health's exit code).
+        #[arg(long)]
+        once: bool,
+    },
 }
 
 fn init_logging() {
@@ -60,6 +72,21 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
+        Command::Monitor { config, interval, once } => {
+            let every = interval
+                .or_else(|| {
+                    std::env::var("LANGSIGHT_HEALTH_CHECK_INTERVAL_SECONDS").ok().and_then(|v| v.trim().parse().ok())
+                })
+                .unwrap_or(30)
+                .max(1);
+            loop {
+                let code = mcp_health(config.clone(), None, false);
+                if once {
+                    return code;
+                }
+                std::thread::sleep(std::time::Duration::from_secs(every));
+            }
+        }
         Command::Serve { host, port, config, workers } => {
             let config = match Config::load(Flags { host, port, config, workers, skip_config_file: false }) {
                 Ok(c) => c,

@@ -196,4 +196,10 @@ fn mcp_health_prints_a_table_or_json_and_exits_by_health() {
     assert_eq!(v[0]["tools_count"], json!(1));
     let (code, _) = run(&["--server", "nope"]);
     assert_eq!(code, Some(1));
+    // `monitor --once` runs one round with the same table and exit code.
+    let mut cmd = langsight(&db);
+    cmd.args(["monitor", "--once", "--config", yaml.to_str().unwrap()]);
+    let out = run_with_timeout(cmd, Duration::from_secs(60));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1/2 servers healthy"));
 }
