@@ -168,3 +168,28 @@ async fn graceful_shutdown_commits_in_flight_batches() {
     let list = again.admin().get("/api/agents/sessions?limit=1000").await;
     assert_eq!(list.body.as_array().unwrap().len(), accepted as usize);
 }
+
+#[tokio::test]
+async fn server_invocations_and_logs_come_from_stored_tool_calls() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let sid = session_id();
+    assert_eq!(admin.ingest(&agent_run(&sid, 30, None)).await.status, 202);
+    let inv = admin.get("/api/health/servers/invocations").await;
+    assert_eq!(inv.status, 200, "{}", inv.text);
+    let rows = inv.body.as_array().unwrap();
+    let github = rows.iter().find(|r| r["server_name"] == json!("github")).expect("github row");
+    // agent_run: github serves even-numbered read_file calls plus every search_issues call (3 failed of 6).
+    let total = github["total_calls"].as_i64().unwrap();
+    assert!(total > 0);
+    let rate = github["success_rate_pct"].as_f64().unwrap();
+    assert!(rate > 0.0 && rate < 100.0, "some github calls failed: {rate}");
+    assert!(rows.iter().all(|r| r["server_name"] != json!("crewai")), "agent spans are not tool calls");
+
+    let logs = admin.get("/api/health/servers/github/logs?limit=5").await;
+    let entries = logs.body.as_array().unwrap();
+    assert_eq!(entries.len(), 5);
+    assert!(entries.windows(2).all(|w| w[0]["started_at"].as_str() >= w[1]["started_at"].as_str()), "newest first");
+    assert_eq!(entries[0]["session_id"], json!(sid));
+    assert_eq!(admin.get("/api/health/servers/invocations?hours=0").await.status, 422);
+}

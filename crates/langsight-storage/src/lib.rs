@@ -28,6 +28,22 @@ pub trait SpanStore: Send + Sync {
     /// Sessions active within the window, newest first.
     async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError>;
 
+    /// Tool calls per server since `since` (optionally one project), most recently called first.
+    async fn server_invocations(
+        &self,
+        project_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<ServerInvocations>, StorageError>;
+
+    /// A server's `tool_call` spans since `since`, newest first; with a project, its own and unscoped ones.
+    async fn server_calls(
+        &self,
+        server: &str,
+        project_id: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError>;
+
     /// The spans of one session in start order (at most `limit`), optionally within one project.
     async fn session_spans(
         &self,

@@ -140,3 +140,13 @@ pub struct DriftRecord {
     pub has_breaking: bool,
     pub detected_at: Micros,
 }
+
+/// Tool calls per MCP server over a window (`/api/health/servers/invocations`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerInvocations {
+    pub server_name: String,
+    pub last_called_at: Micros,
+    pub last_call_status: String,
+    pub total_calls: i64,
+    pub success_calls: i64,
+}

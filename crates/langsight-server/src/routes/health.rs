@@ -106,3 +106,63 @@ pub async fn drift_history(
             .collect(),
     ))
 }
+
+/// Tool calls per server over `hours` (1..720, 168) from stored spans.
+pub async fn invocations(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let hours = p.int("hours", 168, 1, 720)?;
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let rows = state.storage.spans.server_invocations(project.as_deref(), since).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| {
+                let pct = if r.total_calls > 0 { r.success_calls as f64 * 100.0 / r.total_calls as f64 } else { 0.0 };
+                serde_json::json!({
+                    "server_name": r.server_name,
+                    "last_called_at": langsight_core::time::iso_offset(r.last_called_at),
+                    "last_call_status": r.last_call_status,
+                    "last_call_ok": r.last_call_status == "success",
+                    "total_calls": r.total_calls,
+                    "success_rate_pct": (pct * 10.0).round() / 10.0,
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// A server's recent tool calls from stored spans: `hours` (1..168, 24), `limit` (1..1000, 200).
+pub async fn logs(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let hours = p.int("hours", 24, 1, 168)?;
+    let limit = p.int("limit", 200, 1, 1000)?;
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, limit as usize).await?;
+    Ok(Json(
+        spans
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "started_at": langsight_core::time::iso_offset(s.started_at),
+                    "agent_name": s.agent_name.clone().unwrap_or_default(),
+                    "tool_name": s.tool_name,
+                    "status": s.status.as_str(),
+                    "latency_ms": s.latency_ms,
+                    "error": s.error,
+                    "session_id": s.session_id.clone().unwrap_or_default(),
+                    "span_id": s.span_id,
+                })
+            })
+            .collect(),
+    ))
+}

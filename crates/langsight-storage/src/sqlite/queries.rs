@@ -196,6 +196,53 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
+    async fn server_invocations(
+        &self,
+        project_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<ServerInvocations>, StorageError> {
+        let project_id = project_id.map(str::to_string);
+        self.read(move |conn| {
+            // The last call's status: SQLite returns the bare column from the row holding max(started_at).
+            let mut stmt = conn.prepare_cached(
+                "SELECT server_name, max(started_at), status, count(*), sum(status = 'success') FROM spans \
+                 WHERE started_at >= ?1 AND server_name != '' AND span_type = 'tool_call' \
+                 AND (?2 IS NULL OR project_id = ?2) GROUP BY server_name ORDER BY 2 DESC",
+            )?;
+            let rows = stmt.query_map(params![since, project_id], |r| {
+                Ok(ServerInvocations {
+                    server_name: r.get(0)?,
+                    last_called_at: r.get(1)?,
+                    last_call_status: r.get(2)?,
+                    total_calls: r.get(3)?,
+                    success_calls: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn server_calls(
+        &self,
+        server: &str,
+        project_id: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let (server, project_id) = (server.to_string(), project_id.map(str::to_string));
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE server_name = ?1 AND span_type = 'tool_call' AND started_at >= ?2 \
+                 AND (?3 IS NULL OR project_id = ?3 OR project_id = '') ORDER BY started_at DESC LIMIT ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![server, since, project_id, limit as i64], span_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,
