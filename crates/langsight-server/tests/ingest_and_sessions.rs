@@ -193,3 +193,28 @@ async fn server_invocations_and_logs_come_from_stored_tool_calls() {
     assert_eq!(entries[0]["session_id"], json!(sid));
     assert_eq!(admin.get("/api/health/servers/invocations?hours=0").await.status, 422);
 }
+
+#[tokio::test]
+async fn blast_radius_and_drift_impact_from_stored_calls() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (s1, s2) = (session_id(), session_id());
+    admin.ingest(&agent_run(&s1, 30, None)).await;
+    admin.ingest(&agent_run(&s2, 30, None)).await;
+    let br = admin.get("/api/health/servers/github/blast-radius").await;
+    assert_eq!(br.status, 200, "{}", br.text);
+    assert_eq!(br.body["total_sessions_at_risk"], json!(2));
+    assert_eq!(br.body["total_agents_affected"], json!(1));
+    assert_eq!(br.body["severity"], json!("medium"));
+    assert_eq!(br.body["server_status"], json!("unknown"));
+    let agent = &br.body["affected_agents"][0];
+    assert_eq!(agent["agent_name"], json!("researcher"));
+    assert_eq!(agent["session_count"], json!(2));
+    assert!(agent["error_rate_pct"].as_f64().unwrap() > 0.0);
+
+    let di = admin.get("/api/health/servers/github/drift-impact?tool_name=search_issues").await;
+    let rows = di.body.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "one row per agent and session: {}", di.text);
+    assert!(rows.iter().all(|r| r["call_count"] == json!(6) && r["error_count"] == json!(3)), "{}", di.text);
+    assert_eq!(admin.get("/api/health/servers/github/drift-impact").await.status, 422);
+}

@@ -166,3 +166,129 @@ pub async fn logs(
             .collect(),
     ))
 }
+
+/// Spans scanned for the per-agent views (newest first); enough for any realistic window on one server.
+const IMPACT_SCAN: usize = 100_000;
+
+#[derive(Default)]
+struct AgentAgg {
+    sessions: std::collections::BTreeSet<String>,
+    calls: i64,
+    errors: i64,
+    latency_sum: f64,
+    last: i64,
+}
+
+impl AgentAgg {
+    fn add(&mut self, s: &langsight_core::span::Span) {
+        self.sessions.insert(s.session_id.clone().unwrap_or_default());
+        self.calls += 1;
+        if s.status == langsight_core::span::SpanStatus::Error {
+            self.errors += 1;
+        }
+        self.latency_sum += s.latency_ms;
+        self.last = self.last.max(s.started_at);
+    }
+
+    fn avg_latency(&self) -> f64 {
+        if self.calls == 0 {
+            0.0
+        } else {
+            (self.latency_sum / self.calls as f64 * 100.0).round() / 100.0
+        }
+    }
+}
+
+/// Which agents and sessions depend on a server: `hours` (1..168, 24).
+pub async fn blast_radius(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = Params::parse(raw.as_deref());
+    let hours = p.int("hours", 24, 1, 168)?;
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
+    let mut agents: std::collections::BTreeMap<String, AgentAgg> = Default::default();
+    let mut sessions = std::collections::BTreeSet::new();
+    for s in &spans {
+        sessions.insert(s.session_id.clone().unwrap_or_default());
+        agents.entry(s.agent_name.clone().unwrap_or_default()).or_default().add(s);
+    }
+    let mut affected: Vec<(&String, &AgentAgg)> = agents.iter().collect();
+    affected.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
+    affected.truncate(50);
+    let (n_agents, n_sessions) = (affected.len(), sessions.len());
+    let severity = if n_agents > 5 || n_sessions > 100 {
+        "critical"
+    } else if n_agents > 2 || n_sessions > 20 {
+        "high"
+    } else if n_agents > 0 {
+        "medium"
+    } else {
+        "low"
+    };
+    let status = state.storage.health.health_history("", &name, 1).await?.first().map(|h| h.status.clone());
+    Ok(Json(serde_json::json!({
+        "server_name": name,
+        "server_status": status.unwrap_or_else(|| "unknown".into()),
+        "hours": hours,
+        "severity": severity,
+        "total_sessions_at_risk": n_sessions,
+        "total_agents_affected": n_agents,
+        "total_calls": spans.len(),
+        "affected_agents": affected.iter().map(|(agent, a)| serde_json::json!({
+            "agent_name": agent,
+            "call_count": a.calls,
+            "session_count": a.sessions.len(),
+            "error_count": a.errors,
+            "error_rate_pct": (a.errors as f64 * 1000.0 / a.calls.max(1) as f64).round() / 10.0,
+            "avg_latency_ms": a.avg_latency(),
+            "last_called_at": langsight_core::time::str_datetime(a.last),
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// Who called one tool of a server recently, per agent and session: `tool_name` (required), `hours` (1..168, 24).
+pub async fn drift_impact(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let p = Params::parse(raw.as_deref());
+    let Some(tool) = p.text("tool_name").filter(|t| !t.is_empty()).map(String::from) else {
+        return Err(ApiError::Unprocessable(serde_json::json!([{
+            "type": "missing", "loc": ["query", "tool_name"], "msg": "Field required: the tool whose callers to list", "input": null
+        }])));
+    };
+    let hours = p.int("hours", 24, 1, 168)?;
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
+    let wanted = project.unwrap_or_default();
+    let mut groups: std::collections::BTreeMap<(String, String), AgentAgg> = Default::default();
+    for s in spans.iter().filter(|s| s.tool_name == tool && s.project().unwrap_or("") == wanted) {
+        let key = (s.agent_name.clone().unwrap_or_default(), s.session_id.clone().unwrap_or_default());
+        groups.entry(key).or_default().add(s);
+    }
+    let mut rows: Vec<_> = groups.into_iter().collect();
+    rows.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(&b.0)));
+    rows.truncate(100);
+    Ok(Json(
+        rows.iter()
+            .map(|((agent, session), a)| {
+                serde_json::json!({
+                    "agent_name": agent,
+                    "session_id": session,
+                    "call_count": a.calls,
+                    "error_count": a.errors,
+                    "avg_latency_ms": a.avg_latency(),
+                    "last_called_at": langsight_core::time::str_datetime(a.last),
+                })
+            })
+            .collect(),
+    ))
+}
