@@ -8,5 +8,6 @@
 
 mod check;
 pub mod drift;
+pub mod scorecard;
 
 pub use check::{check, schema_hash, CheckResult, ServerSpec, Status, ToolInfo, Transport};

@@ -98,6 +98,13 @@ async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
     let statuses: Vec<&str> = history.body.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert!(statuses.contains(&"down") && statuses.contains(&"up"), "{statuses:?}");
     assert_eq!(server.admin().get("/api/health/servers/nope").await.status, 404);
+    let card = server.admin().get("/api/health/servers/fx/scorecard").await;
+    assert_eq!(card.status, 200, "{}", card.text);
+    let availability = &card.body["dimensions"][0];
+    assert_eq!(availability["name"], json!("availability"));
+    let score = availability["score"].as_f64().unwrap();
+    assert!(score > 0.0 && score < 100.0, "some checks failed, some passed: {score}");
+    assert!(["A+", "A", "B", "C", "D", "F"].contains(&card.body["grade"].as_str().unwrap()));
     let now = server.admin().post("/api/health/check", &json!({})).await;
     assert_eq!(now.status, 200, "{}", now.text);
     assert_eq!(now.body[0]["server_name"], json!("fx"));

@@ -292,3 +292,75 @@ pub async fn drift_impact(
             .collect(),
     ))
 }
+
+/// The server's grade from its stored checks (last 7 days), drift events and recent tool-call error rate.
+pub async fn scorecard(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    use langsight_monitor::scorecard::{compute, ScoreInputs};
+    let p = Params::parse(raw.as_deref());
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let now = langsight_core::time::now_micros();
+    let week = now - 7 * 24 * 3_600_000_000;
+    let history: Vec<_> = state
+        .storage
+        .health
+        .health_history("", &name, 336)
+        .await?
+        .into_iter()
+        .filter(|h| h.checked_at >= week)
+        .collect();
+    let mut latencies: Vec<f64> = history.iter().filter(|h| h.status == "up").filter_map(|h| h.latency_ms).collect();
+    latencies.sort_by(f64::total_cmp);
+    let p99 = (!latencies.is_empty()).then(|| latencies[((latencies.len() as f64 * 0.99) as usize).saturating_sub(1)]);
+    let cv = if latencies.len() > 1 {
+        let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
+        let var = latencies.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / latencies.len() as f64;
+        if mean > 0.0 {
+            var.sqrt() / mean
+        } else {
+            0.0
+        }
+    } else {
+        0.0
+    };
+    // Drift events (not their individual change rows), breaking when any change of the event was.
+    let drifts = state.storage.health.drift_history("", &name, 200).await?;
+    let mut events: std::collections::BTreeMap<(String, i64), bool> = Default::default();
+    for d in drifts.iter().filter(|d| d.detected_at >= week) {
+        *events.entry((d.current_hash.clone(), d.detected_at)).or_default() |= d.has_breaking;
+    }
+    let calls = state.storage.spans.server_invocations(project.as_deref(), now - 24 * 3_600_000_000).await?;
+    let error_rate_pct = calls
+        .iter()
+        .find(|c| c.server_name == name)
+        .filter(|c| c.total_calls > 0)
+        .map(|c| (c.total_calls - c.success_calls) as f64 * 100.0 / c.total_calls as f64)
+        .unwrap_or(0.0);
+    let inputs = ScoreInputs {
+        total_checks: history.len() as u64,
+        successful_checks: history.iter().filter(|h| h.status == "up").count() as u64,
+        consecutive_failures: history.iter().take_while(|h| h.status == "down").count() as u64,
+        error_rate_pct,
+        latency_cv: cv,
+        breaking_drifts: events.values().filter(|b| **b).count() as u64,
+        compatible_drifts: events.values().filter(|b| !**b).count() as u64,
+        current_p99_ms: p99,
+        ..ScoreInputs::default()
+    };
+    let card = compute(&inputs);
+    let round1 = |x: f64| (x * 10.0).round() / 10.0;
+    Ok(Json(serde_json::json!({
+        "server_name": name,
+        "grade": card.grade,
+        "score": round1(card.score),
+        "cap_applied": card.cap_applied,
+        "computed_at": langsight_core::time::iso_offset(now),
+        "dimensions": card.dimensions.iter().map(|d| serde_json::json!({
+            "name": d.name, "score": round1(d.score), "weight": d.weight, "notes": d.notes,
+        })).collect::<Vec<_>>(),
+    })))
+}

@@ -36,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health/servers/{server_name}/logs", get(health::logs))
         .route("/api/health/servers/{server_name}/blast-radius", get(health::blast_radius))
         .route("/api/health/servers/{server_name}/drift-impact", get(health::drift_impact))
+        .route("/api/health/servers/{server_name}/scorecard", get(health::scorecard))
         .route("/api/health/servers/{server_name}/history", get(health::history))
         .route("/api/health/servers/{server_name}/drift-history", get(health::drift_history))
         .route("/api/health/check", post(health::check_now))
