@@ -26,6 +26,24 @@ fn checks(log: &Path) -> usize {
     std::fs::read_to_string(log).map(|s| s.lines().count()).unwrap_or(0)
 }
 
+/// The fixture as a monitored stdio server named `fx`, reading `state` and counting checks in `log`.
+fn fixture_server(state: &Path, log: Option<&Path>, breaker: BreakerConfig) -> MonitoredServer {
+    let mut env = vec![("MCP_FIXTURE_STATE".to_string(), state.display().to_string())];
+    if let Some(log) = log {
+        env.push(("MCP_FIXTURE_LOG".to_string(), log.display().to_string()));
+    }
+    MonitoredServer {
+        spec: ServerSpec {
+            name: "fx".into(),
+            transport: Transport::Stdio { command: fixture().display().to_string(), args: vec!["--stdio".into()], env },
+            timeout: Duration::from_secs(10),
+            health_tool: None,
+            health_tool_args: Default::default(),
+        },
+        breaker,
+    }
+}
+
 async fn wait_for(server: &TestServer, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -48,23 +66,11 @@ async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
     let server = TestServer::start_with(|c| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_interval = Duration::from_millis(300);
-        c.servers = vec![MonitoredServer {
-            spec: ServerSpec {
-                name: "fx".into(),
-                transport: Transport::Stdio {
-                    command: fixture().display().to_string(),
-                    args: vec!["--stdio".into()],
-                    env: vec![
-                        ("MCP_FIXTURE_STATE".into(), state.display().to_string()),
-                        ("MCP_FIXTURE_LOG".into(), log.display().to_string()),
-                    ],
-                },
-                timeout: Duration::from_secs(10),
-                health_tool: None,
-                health_tool_args: Default::default(),
-            },
-            breaker: BreakerConfig { failure_threshold: 2, cooldown_ms: 2000, half_open_max_calls: 1 },
-        }];
+        c.servers = vec![fixture_server(
+            &state,
+            Some(&log),
+            BreakerConfig { failure_threshold: 2, cooldown_ms: 2000, half_open_max_calls: 1 },
+        )];
     })
     .await;
     let mut events = SseStream::connect(&format!("{}/api/live/events", server.url), Some(ADMIN_KEY), None).await;
@@ -118,20 +124,7 @@ async fn schema_drift_is_detected_classified_and_one_shot() {
     let server = TestServer::start_with(|c| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_interval = Duration::from_millis(300);
-        c.servers = vec![MonitoredServer {
-            spec: ServerSpec {
-                name: "fx".into(),
-                transport: Transport::Stdio {
-                    command: fixture().display().to_string(),
-                    args: vec!["--stdio".into()],
-                    env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
-                },
-                timeout: Duration::from_secs(10),
-                health_tool: None,
-                health_tool_args: Default::default(),
-            },
-            breaker: BreakerConfig::default(),
-        }];
+        c.servers = vec![fixture_server(&state, None, BreakerConfig::default())];
     })
     .await;
     let first = wait_for(&server, "up", |s| s["status"] == json!("up")).await;
@@ -171,23 +164,11 @@ async fn an_open_circuit_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let (state, log) = (dir.path().join("state.json"), dir.path().join("checks.log"));
     write_state(&state, &["t"], "fail");
-    let servers = vec![MonitoredServer {
-        spec: ServerSpec {
-            name: "fx".into(),
-            transport: Transport::Stdio {
-                command: fixture().display().to_string(),
-                args: vec!["--stdio".into()],
-                env: vec![
-                    ("MCP_FIXTURE_STATE".into(), state.display().to_string()),
-                    ("MCP_FIXTURE_LOG".into(), log.display().to_string()),
-                ],
-            },
-            timeout: Duration::from_secs(10),
-            health_tool: None,
-            health_tool_args: Default::default(),
-        },
-        breaker: BreakerConfig { failure_threshold: 2, cooldown_ms: 60_000, half_open_max_calls: 1 },
-    }];
+    let servers = vec![fixture_server(
+        &state,
+        Some(&log),
+        BreakerConfig { failure_threshold: 2, cooldown_ms: 60_000, half_open_max_calls: 1 },
+    )];
     let config = |c: &mut langsight_server::config::Config, servers: &Vec<MonitoredServer>| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_interval = Duration::from_millis(300);

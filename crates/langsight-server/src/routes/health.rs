@@ -10,13 +10,24 @@ use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
 use serde_json::Value;
 
+/// The query parameters and the project scope they resolve to (every health route checks the scope).
+async fn scoped(state: &AppState, principal: &Principal, raw: Option<String>) -> ApiResult<(Params, Option<String>)> {
+    let p = Params::parse(raw.as_deref());
+    let project = principal.scope(state, p.text("project_id")).await?;
+    Ok((p, project))
+}
+
+/// The start of a window of `hours` ending now.
+fn window_start(hours: i64) -> i64 {
+    langsight_core::time::now_micros() - hours * 3_600_000_000
+}
+
 pub async fn servers(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
-    principal.scope(&state, p.text("project_id")).await?;
+    let _ = scoped(&state, &principal, raw).await?;
     let latest = state.storage.health.latest_health("").await?;
     let mut out = Vec::new();
     for r in &latest {
@@ -37,8 +48,7 @@ pub async fn server(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let p = Params::parse(raw.as_deref());
-    principal.scope(&state, p.text("project_id")).await?;
+    let _ = scoped(&state, &principal, raw).await?;
     let history = state.storage.health.health_history("", &name, 1).await?;
     let Some(latest) = history.first() else {
         return Err(ApiError::NotFound(format!("No health data found for server '{name}'. Run a check first.")));
@@ -53,9 +63,8 @@ pub async fn history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
+    let (p, _) = scoped(&state, &principal, raw).await?;
     let limit = p.int("limit", 10, 1, 100)?;
-    principal.scope(&state, p.text("project_id")).await?;
     let rows = state.storage.health.health_history("", &name, limit as usize).await?;
     if rows.is_empty() && !state.config.servers.iter().any(|s| s.spec.name == name) {
         return Err(ApiError::NotFound("Server not found.".into()));
@@ -82,9 +91,8 @@ pub async fn drift_history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
+    let (p, _) = scoped(&state, &principal, raw).await?;
     let limit = p.int("limit", 20, 1, 100)?;
-    principal.scope(&state, p.text("project_id")).await?;
     let rows = state.storage.health.drift_history("", &name, limit as usize).await?;
     Ok(Json(
         rows.iter()
@@ -113,10 +121,8 @@ pub async fn invocations(
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
-    let hours = p.int("hours", 168, 1, 720)?;
-    let project = principal.scope(&state, p.text("project_id")).await?;
-    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let (p, project) = scoped(&state, &principal, raw).await?;
+    let since = window_start(p.int("hours", 168, 1, 720)?);
     let rows = state.storage.spans.server_invocations(project.as_deref(), since).await?;
     Ok(Json(
         rows.iter()
@@ -142,11 +148,9 @@ pub async fn logs(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
-    let hours = p.int("hours", 24, 1, 168)?;
+    let (p, project) = scoped(&state, &principal, raw).await?;
+    let since = window_start(p.int("hours", 24, 1, 168)?);
     let limit = p.int("limit", 200, 1, 1000)?;
-    let project = principal.scope(&state, p.text("project_id")).await?;
-    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
     let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, limit as usize).await?;
     Ok(Json(
         spans
@@ -206,10 +210,9 @@ pub async fn blast_radius(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let p = Params::parse(raw.as_deref());
+    let (p, project) = scoped(&state, &principal, raw).await?;
     let hours = p.int("hours", 24, 1, 168)?;
-    let project = principal.scope(&state, p.text("project_id")).await?;
-    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let since = window_start(hours);
     let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
     let mut agents: std::collections::BTreeMap<String, AgentAgg> = Default::default();
     let mut sessions = std::collections::BTreeSet::new();
@@ -258,15 +261,13 @@ pub async fn drift_impact(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let p = Params::parse(raw.as_deref());
+    let (p, project) = scoped(&state, &principal, raw).await?;
     let Some(tool) = p.text("tool_name").filter(|t| !t.is_empty()).map(String::from) else {
         return Err(ApiError::Unprocessable(serde_json::json!([{
             "type": "missing", "loc": ["query", "tool_name"], "msg": "Field required: the tool whose callers to list", "input": null
         }])));
     };
-    let hours = p.int("hours", 24, 1, 168)?;
-    let project = principal.scope(&state, p.text("project_id")).await?;
-    let since = langsight_core::time::now_micros() - hours * 3_600_000_000;
+    let since = window_start(p.int("hours", 24, 1, 168)?);
     let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
     let wanted = project.unwrap_or_default();
     let mut groups: std::collections::BTreeMap<(String, String), AgentAgg> = Default::default();
@@ -301,8 +302,7 @@ pub async fn scorecard(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     use langsight_monitor::scorecard::{compute, ScoreInputs};
-    let p = Params::parse(raw.as_deref());
-    let project = principal.scope(&state, p.text("project_id")).await?;
+    let (_, project) = scoped(&state, &principal, raw).await?;
     let now = langsight_core::time::now_micros();
     let week = now - 7 * 24 * 3_600_000_000;
     let history: Vec<_> = state
@@ -333,7 +333,7 @@ pub async fn scorecard(
     for d in drifts.iter().filter(|d| d.detected_at >= week) {
         *events.entry((d.current_hash.clone(), d.detected_at)).or_default() |= d.has_breaking;
     }
-    let calls = state.storage.spans.server_invocations(project.as_deref(), now - 24 * 3_600_000_000).await?;
+    let calls = state.storage.spans.server_invocations(project.as_deref(), window_start(24)).await?;
     let error_rate_pct = calls
         .iter()
         .find(|c| c.server_name == name)
