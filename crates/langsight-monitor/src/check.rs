@@ -18,8 +18,8 @@ pub enum Transport {
     Stdio { command: String, args: Vec<String>, env: Vec<(String, String)> },
     /// Streamable HTTP at `url`, with extra headers (e.g. authorization).
     StreamableHttp { url: String, headers: Vec<(String, String)> },
-    /// The legacy HTTP+SSE transport: recognised, reported as unsupported.
-    Sse { url: String },
+    /// The legacy HTTP+SSE transport (a GET event stream plus POSTs to the endpoint it announces).
+    Sse { url: String, headers: Vec<(String, String)> },
 }
 
 #[derive(Debug, Clone)]
@@ -160,10 +160,9 @@ async fn run(spec: &ServerSpec, started: Instant) -> Result<CheckResult, Failure
             let transport = StreamableHttpClientTransport::from_config(cfg);
             client_config().serve(transport).await.map_err(|e| Failure::Down(format!("initialize failed: {e}")))?
         }
-        Transport::Sse { url } => {
-            return Err(Failure::Down(format!(
-                "transport 'sse' (legacy HTTP+SSE) at {url} is not supported yet; use streamable_http or stdio"
-            )))
+        Transport::Sse { url, headers } => {
+            let transport = crate::sse::connect(url, headers).await.map_err(Failure::Down)?;
+            client_config().serve(transport).await.map_err(|e| Failure::Down(format!("initialize failed: {e}")))?
         }
     };
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;

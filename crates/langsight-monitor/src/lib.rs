@@ -9,5 +9,6 @@
 mod check;
 pub mod drift;
 pub mod scorecard;
+mod sse;
 
 pub use check::{check, schema_hash, CheckResult, ServerSpec, Status, ToolInfo, Transport};

@@ -89,8 +89,10 @@ async fn failures_map_to_down_with_a_clear_error() {
     assert!(r.error.as_deref().unwrap().starts_with("cannot start '/nonexistent/mcp-server'"), "{:?}", r.error);
 
     let mut sse = stdio("legacy", None, Duration::from_secs(5));
-    sse.transport = Transport::Sse { url: "http://127.0.0.1:1/sse".into() };
-    assert!(check(&sse).await.error.unwrap().contains("not supported"));
+    sse.transport = Transport::Sse { url: "http://127.0.0.1:1/sse".into(), headers: vec![] };
+    let r = check(&sse).await;
+    assert_eq!(r.status, Status::Down);
+    assert!(r.error.as_deref().unwrap().starts_with("cannot open the SSE stream at http://127.0.0.1:1/sse"), "{:?}", r.error);
 }
 
 #[tokio::test]

@@ -373,7 +373,10 @@ fn monitored(servers: Vec<FileServer>, env: &HashMap<String, String>) -> Result<
                 url: need_url()?,
                 headers: s.headers.iter().map(|(k, v)| Ok((k.clone(), x(v)?))).collect::<Result<_, ConfigError>>()?,
             },
-            "sse" => Transport::Sse { url: need_url()? },
+            "sse" => Transport::Sse {
+                url: need_url()?,
+                headers: s.headers.iter().map(|(k, v)| Ok((k.clone(), x(v)?))).collect::<Result<_, ConfigError>>()?,
+            },
             other => {
                 return Err(ConfigError::Unsupported(format!(
                     "servers[{name}]: transport '{other}' is not supported. Supported: stdio, sse, streamable_http."
