@@ -28,7 +28,8 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<SsePair,
     for (k, v) in headers {
         let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
             .map_err(|e| format!("invalid header name '{k}': {e}"))?;
-        let value = reqwest::header::HeaderValue::from_str(v).map_err(|e| format!("invalid value of header '{k}': {e}"))?;
+        let value =
+            reqwest::header::HeaderValue::from_str(v).map_err(|e| format!("invalid value of header '{k}': {e}"))?;
         map.insert(name, value);
     }
     let base = reqwest::Url::parse(url).map_err(|e| format!("invalid url '{url}': {e}"))?;
@@ -52,7 +53,9 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<SsePair,
         match events.next().await {
             Some(Ok(e)) if e.event.as_deref() == Some("endpoint") => {
                 let data = e.data.unwrap_or_default();
-                break base.join(data.trim()).map_err(|e| format!("the server announced a bad endpoint '{data}': {e}"))?;
+                break base
+                    .join(data.trim())
+                    .map_err(|e| format!("the server announced a bad endpoint '{data}': {e}"))?;
             }
             Some(Ok(_)) => continue,
             Some(Err(e)) => return Err(format!("SSE stream broke before the endpoint event: {e}")),
@@ -76,17 +79,16 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<SsePair,
             }
         }
     });
-    let sink = futures_util::sink::unfold((client, endpoint), |(client, endpoint), msg: TxJsonRpcMessage<RoleClient>| async move {
-        let response = client
-            .post(endpoint.clone())
-            .json(&msg)
-            .send()
-            .await
-            .map_err(|e| SseError::Post(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(SseError::Post(format!("HTTP {}", response.status())));
-        }
-        Ok((client, endpoint))
-    });
+    let sink = futures_util::sink::unfold(
+        (client, endpoint),
+        |(client, endpoint), msg: TxJsonRpcMessage<RoleClient>| async move {
+            let response =
+                client.post(endpoint.clone()).json(&msg).send().await.map_err(|e| SseError::Post(e.to_string()))?;
+            if !response.status().is_success() {
+                return Err(SseError::Post(format!("HTTP {}", response.status())));
+            }
+            Ok((client, endpoint))
+        },
+    );
     Ok((Box::pin(sink), Box::pin(stream)))
 }

@@ -92,7 +92,11 @@ async fn failures_map_to_down_with_a_clear_error() {
     sse.transport = Transport::Sse { url: "http://127.0.0.1:1/sse".into(), headers: vec![] };
     let r = check(&sse).await;
     assert_eq!(r.status, Status::Down);
-    assert!(r.error.as_deref().unwrap().starts_with("cannot open the SSE stream at http://127.0.0.1:1/sse"), "{:?}", r.error);
+    assert!(
+        r.error.as_deref().unwrap().starts_with("cannot open the SSE stream at http://127.0.0.1:1/sse"),
+        "{:?}",
+        r.error
+    );
 }
 
 #[tokio::test]

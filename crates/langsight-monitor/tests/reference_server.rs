@@ -98,7 +98,12 @@ async fn the_reference_server_is_up_over_legacy_sse() {
     assert_eq!(r.tools.len(), EVERYTHING_TOOLS);
     assert!(r.latency_ms.is_some_and(|ms| ms > 0.0));
     // The same tool surface as over stdio: the transport does not change the hash.
-    let stdio = check(&spec(Transport::Stdio { command: "node".into(), args: vec![everything(), "stdio".into()], env: vec![] })).await;
+    let stdio = check(&spec(Transport::Stdio {
+        command: "node".into(),
+        args: vec![everything(), "stdio".into()],
+        env: vec![],
+    }))
+    .await;
     assert_eq!(r.schema_hash, stdio.schema_hash);
 
     // A path that is not an SSE stream is down with the HTTP status named.

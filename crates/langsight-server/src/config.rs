@@ -51,6 +51,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_REDACT_PAYLOADS",
     "LANGSIGHT_RETENTION_DAYS",
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
+    "LANGSIGHT_ALLOW_PRIVATE_MCP_URLS",
     "LANGSIGHT_HOST",
     "LANGSIGHT_PORT",
     "LANGSIGHT_WORKER_ID",
@@ -165,6 +166,10 @@ pub struct Config {
     /// MCP servers from `.langsight.yaml` (trusted: the operator wrote them).
     pub servers: Vec<MonitoredServer>,
     pub monitor_enabled: bool,
+    /// MCP server URLs submitted through the API may target private networks (never cloud metadata).
+    pub allow_private_mcp_urls: bool,
+    /// Webhook URLs submitted through the API may target private networks (never cloud metadata).
+    pub allow_private_webhook_urls: bool,
     pub monitor_interval: std::time::Duration,
     /// Signs the short-lived stream tokens browsers use for `/api/live/events` (`LANGSIGHT_SECRET_KEY`, else
     /// a random key shared by the workers of one supervisor).
@@ -599,6 +604,9 @@ impl Config {
             None => true,
         };
         let monitor_interval = std::time::Duration::from_secs(positive("LANGSIGHT_MONITOR_INTERVAL_SECONDS", 60)?);
+        let flag = |var: &'static str| get(var).map(|v| parse_bool(var, v)).transpose().map(|v| v.unwrap_or(false));
+        let allow_private_mcp_urls = flag("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS")?;
+        let allow_private_webhook_urls = flag("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS")?;
         let stream_secret = Secret(
             get("LANGSIGHT_SECRET_KEY")
                 .or_else(|| get("LANGSIGHT_WORKER_SECRET"))
@@ -663,6 +671,8 @@ impl Config {
             sse,
             servers,
             monitor_enabled,
+            allow_private_mcp_urls,
+            allow_private_webhook_urls,
             monitor_interval,
             stream_secret,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),

@@ -14,6 +14,7 @@ pub mod monitor;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
+pub mod url_policy;
 pub mod workers;
 
 use config::{Config, ConfigError, StorageMode};

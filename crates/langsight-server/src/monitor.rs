@@ -2,6 +2,10 @@
 //! exactly one worker of the deployment (the holder of the `monitor` lease), storing each result and
 //! publishing it as a `health:check` event.
 //!
+//! Two kinds of servers are checked: the operator's (from `.langsight.yaml`, global, trusted as written) and
+//! the ones projects registered through `/api/servers/metadata` with a URL (checked against the SSRF rules
+//! before every check, unless `LANGSIGHT_ALLOW_PRIVATE_MCP_URLS` allows private networks).
+//!
 //! The breaker is wired in: while a server's circuit is open no check is sent to it; after the cooldown a
 //! limited number of half-open probes decide whether it closes again. Its state lives in the shared breaker
 //! store, so every worker reports the same circuit state.
@@ -21,6 +25,74 @@ use std::time::Duration;
 /// Servers checked at once.
 const CONCURRENCY: usize = 10;
 
+/// A server the monitor checks, with the project that registered it (`""` for the operator's).
+#[derive(Clone)]
+pub struct Target {
+    pub project_id: String,
+    pub server: MonitoredServer,
+    /// Registered through the API: its URL passes the SSRF rules before each check.
+    pub from_api: bool,
+}
+
+/// The circuit-breaker key of a server: its name for the operator's servers, `{project}/{name}` for a
+/// project's (two projects may register servers of the same name at different URLs).
+pub fn breaker_key(project_id: &str, name: &str) -> String {
+    if project_id.is_empty() {
+        name.to_string()
+    } else {
+        format!("{project_id}/{name}")
+    }
+}
+
+/// The operator's servers plus every project's API-registered servers that have an HTTP URL; `project`
+/// narrows the project servers to one project.
+pub async fn targets(state: &AppState, project: Option<&str>) -> Vec<Target> {
+    let mut out: Vec<Target> = state
+        .config
+        .servers
+        .iter()
+        .map(|s| Target { project_id: String::new(), server: s.clone(), from_api: false })
+        .collect();
+    let registered = match state.storage.servers.list_servers(project).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "monitor.registered_servers_unreadable");
+            return out;
+        }
+    };
+    for m in registered {
+        if let Some(server) = api_server(&m) {
+            out.push(Target { project_id: m.project_id.clone(), server, from_api: true });
+        }
+    }
+    out
+}
+
+/// How a server registered through the API is checked: HTTP transports only (the API never starts local
+/// processes); `sse` when said so or when the URL ends in `/sse`, Streamable HTTP otherwise.
+fn api_server(m: &langsight_storage::ServerMetadata) -> Option<MonitoredServer> {
+    use langsight_monitor::Transport;
+    if m.url.is_empty() || m.transport == "stdio" {
+        return None;
+    }
+    let sse = m.transport == "sse" || (m.transport.is_empty() && m.url.trim_end_matches('/').ends_with("/sse"));
+    let transport = if sse {
+        Transport::Sse { url: m.url.clone(), headers: vec![] }
+    } else {
+        Transport::StreamableHttp { url: m.url.clone(), headers: vec![] }
+    };
+    Some(MonitoredServer {
+        spec: langsight_monitor::ServerSpec {
+            name: m.server_name.clone(),
+            transport,
+            timeout: Duration::from_secs(5),
+            health_tool: None,
+            health_tool_args: Default::default(),
+        },
+        breaker: Default::default(),
+    })
+}
+
 /// What one round did for one server.
 pub struct Outcome {
     pub record: HealthRecord,
@@ -31,8 +103,8 @@ pub struct Outcome {
 
 /// Starts the loop when monitoring is enabled and servers are configured.
 pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
-    if !state.config.monitor_enabled || state.config.servers.is_empty() {
-        tracing::info!("monitor.skipped: no servers in the configuration or LANGSIGHT_MONITOR_ENABLED=false");
+    if !state.config.monitor_enabled {
+        tracing::info!("monitor.skipped: LANGSIGHT_MONITOR_ENABLED=false");
         return None;
     }
     Some(tokio::spawn(async move {
@@ -49,7 +121,7 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     tracing::info!(holder = %holder, "monitor.leader: this worker runs the health checks");
                     leading = true;
                 }
-                run_round(&state).await;
+                run_round(&state, None).await;
             } else if leading {
                 tracing::info!(holder = %holder, "monitor.follower: another worker leads");
                 leading = false;
@@ -66,38 +138,43 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
 /// cooldown, gets its open circuit back — the breaker does not forget an outage because the process restarted.
 /// Shared state that survived (Redis) is never overwritten.
 pub async fn rebuild_breakers(state: &AppState) {
-    for s in &state.config.servers {
+    for t in targets(state, None).await {
+        let s = &t.server;
         let n = s.breaker.failure_threshold as usize;
-        let Ok(rows) = state.storage.health.health_history("", &s.spec.name, n).await else { continue };
+        let Ok(rows) = state.storage.health.health_history(&t.project_id, &s.spec.name, n).await else { continue };
         if rows.len() < n || rows.iter().any(|r| r.status != Status::Down.as_str()) {
             continue;
         }
         let newest_ms = (rows[0].checked_at / 1000) as u64;
         let now_ms = (now_micros() / 1000) as u64;
         if now_ms.saturating_sub(newest_ms) < s.breaker.cooldown_ms {
-            state.shared.breakers.restore_open(&s.spec.name, &s.breaker, n as u32, newest_ms).await;
+            let key = breaker_key(&t.project_id, &s.spec.name);
+            state.shared.breakers.restore_open(&key, &s.breaker, n as u32, newest_ms).await;
             tracing::info!(server = %s.spec.name, "monitor.breaker_restored: open after a restart, from stored results");
         }
     }
 }
 
-/// Checks every configured server once (bounded concurrency), stores and publishes the results.
-pub async fn run_round(state: &AppState) -> Vec<Outcome> {
-    let servers: Vec<MonitoredServer> = state.config.servers.clone();
+/// Checks every server once (bounded concurrency), stores and publishes the results; `project` narrows the
+/// API-registered servers to one project.
+pub async fn run_round(state: &AppState, project: Option<&str>) -> Vec<Outcome> {
+    let servers = targets(state, project).await;
     futures_util::stream::iter(servers)
-        .map(|s| async move { check_one(state, &s).await })
+        .map(|t| async move { check_one(state, &t).await })
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await
 }
 
-async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
+async fn check_one(state: &AppState, target: &Target) -> Outcome {
+    let server = &target.server;
     let name = &server.spec.name;
-    let admit = state.shared.breakers.admit(name, &server.breaker).await;
+    let key = breaker_key(&target.project_id, name);
+    let admit = state.shared.breakers.admit(&key, &server.breaker).await;
     if !admit.allowed {
         let record = HealthRecord {
             server_name: name.clone(),
-            project_id: String::new(),
+            project_id: target.project_id.clone(),
             status: Status::Down.as_str().into(),
             latency_ms: None,
             tools_count: 0,
@@ -108,12 +185,25 @@ async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
         };
         return Outcome { record, breaker: admit.status, checked: false };
     }
-    let result = check(&server.spec).await;
-    let step = state.shared.breakers.record(name, &server.breaker, result.status != Status::Down).await;
+    let result = match blocked(state, target).await {
+        Some(reason) => CheckResult {
+            server_name: name.clone(),
+            status: Status::Down,
+            latency_ms: None,
+            tools: vec![],
+            schema_hash: None,
+            server_version: None,
+            protocol_version: None,
+            error: Some(format!("blocked URL — {reason}")),
+        },
+        None => check(&server.spec).await,
+    };
+    let step = state.shared.breakers.record(&key, &server.breaker, result.status != Status::Down).await;
     if step.before != step.after {
         tracing::warn!(server = %name, from = step.before.as_str(), to = step.after.as_str(), "monitor.circuit_changed");
     }
     let mut record = to_record(&result);
+    record.project_id = target.project_id.clone();
     detect_drift(state, &result, &mut record).await;
     if let Err(e) = state.storage.health.save_health(record.clone()).await {
         tracing::error!(server = %name, error = %e, "monitor.save_failed");
@@ -124,11 +214,29 @@ async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
         "latency_ms": record.latency_ms,
         "circuit_state": step.after.as_str(),
         "checked_at": iso_z(record.checked_at),
-        "project_id": null,
+        "project_id": (!target.project_id.is_empty()).then_some(&target.project_id),
         "error": record.error,
     });
-    state.shared.bus.publish(None, vec![Event { name: "health:check".into(), data: event.to_string() }]).await;
+    let scope = (!target.project_id.is_empty()).then_some(target.project_id.as_str());
+    state.shared.bus.publish(scope, vec![Event { name: "health:check".into(), data: event.to_string() }]).await;
     Outcome { record, breaker: step.status, checked: true }
+}
+
+/// Why an API-registered server's URL may not be contacted now (the rules are applied at every check, so a
+/// DNS answer that changed since registration is caught); `None` for the operator's servers.
+async fn blocked(state: &AppState, target: &Target) -> Option<String> {
+    if !target.from_api {
+        return None;
+    }
+    let url = match &target.server.spec.transport {
+        langsight_monitor::Transport::Sse { url, .. } | langsight_monitor::Transport::StreamableHttp { url, .. } => url,
+        langsight_monitor::Transport::Stdio { .. } => return Some("the API cannot register local processes".into()),
+    };
+    let allow = state.config.allow_private_mcp_urls;
+    crate::url_policy::check(url, crate::url_policy::Purpose::McpServer, allow, false)
+        .await
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Compares the tool list with the last stored one. A change marks this one check `degraded` with the
@@ -136,7 +244,7 @@ async fn check_one(state: &AppState, server: &MonitoredServer) -> Outcome {
 /// change; the next check with the same tools is `up` again.
 async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut HealthRecord) {
     let Some(current) = &result.schema_hash else { return };
-    let baseline = match state.storage.health.latest_snapshot("", &result.server_name).await {
+    let baseline = match state.storage.health.latest_snapshot(&record.project_id, &result.server_name).await {
         Ok(Some(b)) => b,
         Ok(None) => return, // first snapshot: nothing to compare with
         Err(e) => {
@@ -168,7 +276,7 @@ async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut Healt
     let now = now_micros();
     let row = |tool: &str, drift_type: &str, kind: &str| DriftRecord {
         server_name: result.server_name.clone(),
-        project_id: String::new(),
+        project_id: record.project_id.clone(),
         tool_name: tool.into(),
         drift_type: drift_type.into(),
         change_kind: kind.into(),

@@ -4,6 +4,7 @@
 //! - [`KeyStore`]: API keys (hashes only).
 //! - [`ProjectStore`]: projects and their members, enough for read scoping.
 //! - [`HealthStore`]: MCP health-check results.
+//! - [`ServerStore`]: MCP server metadata managed through the API, and the tools agents reported.
 //!
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
 //! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
@@ -102,6 +103,26 @@ pub trait HealthStore: Send + Sync {
     ) -> Result<Vec<DriftRecord>, StorageError>;
 }
 
+#[async_trait]
+pub trait ServerStore: Send + Sync {
+    /// Creates or replaces the metadata of `(project_id, server_name)`, keeping its id and creation time.
+    async fn upsert_server(&self, meta: ServerMetadata) -> Result<ServerMetadata, StorageError>;
+    async fn get_server(&self, project_id: &str, name: &str) -> Result<Option<ServerMetadata>, StorageError>;
+    /// One project's servers by name; `None` = every project's (the monitor's view).
+    async fn list_servers(&self, project_id: Option<&str>) -> Result<Vec<ServerMetadata>, StorageError>;
+    /// False when there was nothing to delete.
+    async fn delete_server(&self, project_id: &str, name: &str) -> Result<bool, StorageError>;
+    /// Inserts or refreshes tools (first_seen kept, last_seen = `at`); returns how many were written.
+    async fn upsert_tools(
+        &self,
+        project_id: &str,
+        server: &str,
+        tools: Vec<(String, String, String)>,
+        at: i64,
+    ) -> Result<usize, StorageError>;
+    async fn list_tools(&self, project_id: &str, server: &str) -> Result<Vec<ServerTool>, StorageError>;
+}
+
 /// A backend's answer to a readiness probe.
 #[async_trait]
 pub trait Probe: Send + Sync {
@@ -117,6 +138,7 @@ pub struct Storage {
     pub keys: Arc<dyn KeyStore>,
     pub projects: Arc<dyn ProjectStore>,
     pub health: Arc<dyn HealthStore>,
+    pub servers: Arc<dyn ServerStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -134,6 +156,7 @@ impl Storage {
             keys: db.clone(),
             projects: db.clone(),
             health: db.clone(),
+            servers: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }

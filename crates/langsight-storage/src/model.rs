@@ -150,3 +150,34 @@ pub struct ServerInvocations {
     pub total_calls: i64,
     pub success_calls: i64,
 }
+
+/// An MCP server's metadata, as managed through `/api/servers/metadata`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerMetadata {
+    pub id: String,
+    /// `""` when saved without a project.
+    pub project_id: String,
+    pub server_name: String,
+    pub description: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    /// `stdio`, `sse`, `streamable_http` or empty (unknown).
+    pub transport: String,
+    /// Empty when the server has no URL (stdio, or not known).
+    pub url: String,
+    pub runbook_url: String,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// A tool an agent saw on a server (the SDK's tool capture).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerTool {
+    pub server_name: String,
+    pub tool_name: String,
+    pub description: String,
+    /// JSON object text.
+    pub input_schema: String,
+    pub first_seen_at: Micros,
+    pub last_seen_at: Micros,
+}

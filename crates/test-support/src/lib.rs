@@ -125,6 +125,10 @@ impl Client {
         self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(serde_json::to_vec(body).unwrap_or_default())).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(reqwest::Method::DELETE, path, None).await
     }

@@ -1,10 +1,12 @@
 //! `/api/health`: MCP servers' latest results, history, and on-demand checks, each with its circuit state.
-//! Operator servers (from `.langsight.yaml`) are global: they are listed for every caller.
+//! Operator servers (from `.langsight.yaml`) are global: they are listed for every caller. Servers a project
+//! registered through `/api/servers/metadata` are listed for that project only; a project server shadows an
+//! operator server of the same name within its project.
 
 use super::query::Params;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::monitor::{result_json, run_round, unknown_json};
+use crate::monitor::{breaker_key, result_json, run_round, unknown_json};
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
@@ -22,21 +24,48 @@ fn window_start(hours: i64) -> i64 {
     langsight_core::time::now_micros() - hours * 3_600_000_000
 }
 
+/// Which stored results a server name means for this scope: the project's own server when it registered
+/// one of that name with results, else the operator's.
+async fn owner(state: &AppState, project: Option<&str>, name: &str) -> ApiResult<String> {
+    if let Some(p) = project {
+        if !state.storage.health.health_history(p, name, 1).await?.is_empty()
+            || state.storage.servers.get_server(p, name).await?.is_some_and(|m| !m.url.is_empty())
+        {
+            return Ok(p.to_string());
+        }
+    }
+    Ok(String::new())
+}
+
 pub async fn servers(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let _ = scoped(&state, &principal, raw).await?;
-    let latest = state.storage.health.latest_health("").await?;
+    let (_, project) = scoped(&state, &principal, raw).await?;
+    let mut latest = match &project {
+        Some(p) => state.storage.health.latest_health(p).await?,
+        None => Vec::new(),
+    };
+    for r in state.storage.health.latest_health("").await? {
+        if !latest.iter().any(|x| x.server_name == r.server_name) {
+            latest.push(r);
+        }
+    }
+    latest.sort_by(|a, b| a.server_name.cmp(&b.server_name));
     let mut out = Vec::new();
     for r in &latest {
-        let cb = state.shared.breakers.status(&r.server_name).await;
+        let cb = state.shared.breakers.status(&breaker_key(&r.project_id, &r.server_name)).await;
         out.push(result_json(r, &cb));
     }
-    for s in &state.config.servers {
-        if !latest.iter().any(|r| r.server_name == s.spec.name) {
-            out.push(unknown_json(&s.spec.name));
+    let mut known: Vec<String> = state.config.servers.iter().map(|s| s.spec.name.clone()).collect();
+    if let Some(p) = &project {
+        let registered = state.storage.servers.list_servers(Some(p)).await?;
+        known.extend(registered.into_iter().filter(|m| !m.url.is_empty()).map(|m| m.server_name));
+    }
+    for name in known {
+        if !latest.iter().any(|r| r.server_name == name) && !out.iter().any(|v| v["server_name"] == name.as_str()) {
+            out.push(unknown_json(&name));
         }
     }
     Ok(Json(out))
@@ -48,12 +77,13 @@ pub async fn server(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let _ = scoped(&state, &principal, raw).await?;
-    let history = state.storage.health.health_history("", &name, 1).await?;
+    let (_, project) = scoped(&state, &principal, raw).await?;
+    let owner = owner(&state, project.as_deref(), &name).await?;
+    let history = state.storage.health.health_history(&owner, &name, 1).await?;
     let Some(latest) = history.first() else {
         return Err(ApiError::NotFound(format!("No health data found for server '{name}'. Run a check first.")));
     };
-    let cb = state.shared.breakers.status(&name).await;
+    let cb = state.shared.breakers.status(&breaker_key(&owner, &name)).await;
     Ok(Json(result_json(latest, &cb)))
 }
 
@@ -63,23 +93,27 @@ pub async fn history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, _) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw).await?;
     let limit = p.int("limit", 10, 1, 100)?;
-    let rows = state.storage.health.health_history("", &name, limit as usize).await?;
-    if rows.is_empty() && !state.config.servers.iter().any(|s| s.spec.name == name) {
+    let owner = owner(&state, project.as_deref(), &name).await?;
+    let rows = state.storage.health.health_history(&owner, &name, limit as usize).await?;
+    if rows.is_empty() && owner.is_empty() && !state.config.servers.iter().any(|s| s.spec.name == name) {
         return Err(ApiError::NotFound("Server not found.".into()));
     }
-    let cb = state.shared.breakers.status(&name).await;
+    let cb = state.shared.breakers.status(&breaker_key(&owner, &name)).await;
     Ok(Json(rows.iter().map(|r| result_json(r, &cb)).collect()))
 }
 
-/// Checks every configured server now (through the breakers), stores and returns the results.
+/// Checks the operator's servers and the scope's registered servers now (through the breakers), stores and
+/// returns the results. An admin without a project checks every project's servers.
 pub async fn check_now(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
     principal.require_admin()?;
-    let mut outcomes = run_round(&state).await;
+    let (_, project) = scoped(&state, &principal, raw).await?;
+    let mut outcomes = run_round(&state, project.as_deref()).await;
     outcomes.sort_by(|a, b| a.record.server_name.cmp(&b.record.server_name));
     Ok(Json(outcomes.iter().map(|o| result_json(&o.record, &o.breaker)).collect()))
 }
@@ -91,9 +125,10 @@ pub async fn drift_history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, _) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw).await?;
     let limit = p.int("limit", 20, 1, 100)?;
-    let rows = state.storage.health.drift_history("", &name, limit as usize).await?;
+    let owner = owner(&state, project.as_deref(), &name).await?;
+    let rows = state.storage.health.drift_history(&owner, &name, limit as usize).await?;
     Ok(Json(
         rows.iter()
             .map(|r| {
@@ -233,7 +268,8 @@ pub async fn blast_radius(
     } else {
         "low"
     };
-    let status = state.storage.health.health_history("", &name, 1).await?.first().map(|h| h.status.clone());
+    let owner = owner(&state, project.as_deref(), &name).await?;
+    let status = state.storage.health.health_history(&owner, &name, 1).await?.first().map(|h| h.status.clone());
     Ok(Json(serde_json::json!({
         "server_name": name,
         "server_status": status.unwrap_or_else(|| "unknown".into()),
@@ -303,12 +339,13 @@ pub async fn scorecard(
 ) -> ApiResult<Json<Value>> {
     use langsight_monitor::scorecard::{compute, ScoreInputs};
     let (_, project) = scoped(&state, &principal, raw).await?;
+    let owner = owner(&state, project.as_deref(), &name).await?;
     let now = langsight_core::time::now_micros();
     let week = now - 7 * 24 * 3_600_000_000;
     let history: Vec<_> = state
         .storage
         .health
-        .health_history("", &name, 336)
+        .health_history(&owner, &name, 336)
         .await?
         .into_iter()
         .filter(|h| h.checked_at >= week)
@@ -328,7 +365,7 @@ pub async fn scorecard(
         0.0
     };
     // Drift events (not their individual change rows), breaking when any change of the event was.
-    let drifts = state.storage.health.drift_history("", &name, 200).await?;
+    let drifts = state.storage.health.drift_history(&owner, &name, 200).await?;
     let mut events: std::collections::BTreeMap<(String, i64), bool> = Default::default();
     for d in drifts.iter().filter(|d| d.detected_at >= week) {
         *events.entry((d.current_hash.clone(), d.detected_at)).or_default() |= d.has_breaking;

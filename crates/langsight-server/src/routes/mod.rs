@@ -6,6 +6,7 @@ mod live;
 mod probes;
 mod projects;
 mod query;
+mod servers;
 mod sessions;
 mod traces;
 
@@ -40,6 +41,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health/servers/{server_name}/history", get(health::history))
         .route("/api/health/servers/{server_name}/drift-history", get(health::drift_history))
         .route("/api/health/check", post(health::check_now))
+        .route("/api/servers/metadata", get(servers::list))
+        .route("/api/servers/metadata/{server_name}", get(servers::get).put(servers::put).delete(servers::delete))
+        .route("/api/servers/discover", post(servers::discover))
+        .route("/api/servers/{server_name}/tools", get(servers::tools).post(servers::put_tools))
         .route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/api/status", get(probes::status))

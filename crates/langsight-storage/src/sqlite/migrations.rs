@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/001_initial.sql")),
     (2, include_str!("migrations/002_health.sql")),
     (3, include_str!("migrations/003_drift.sql")),
+    (4, include_str!("migrations/004_servers.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

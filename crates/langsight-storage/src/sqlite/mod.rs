@@ -8,6 +8,7 @@
 mod checkpoint;
 mod migrations;
 mod queries;
+mod servers;
 mod writer;
 
 use crate::{Closer, Probe, StorageError};
