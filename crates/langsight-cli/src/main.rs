@@ -1,4 +1,8 @@
-//! `langsight`: the command line. `serve` runs the API server; further commands arrive with the CLI issue.
+//! `langsight`: the command line. `serve` runs the API server; `init` and `add` write the MCP servers to
+//! monitor; `mcp-health` and `monitor` check them.
+
+mod discover;
+mod setup;
 
 use clap::{Parser, Subcommand};
 use langsight_server::config::{Config, Flags};
@@ -53,6 +57,56 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Find the MCP servers your clients already use (Claude, Cursor, VS Code, Windsurf, Gemini CLI, Kiro,
+    /// Zed, Cline, ./.mcp.json) and write them to .langsight.yaml.
+    ///
+    /// Entries already in the file are kept as they are. Example: langsight init --yes
+    Init {
+        /// The file to write (merged into when it exists).
+        #[arg(short, long, default_value = ".langsight.yaml")]
+        output: PathBuf,
+        /// Slack incoming-webhook URL for alerts.
+        #[arg(long)]
+        slack_webhook: Option<String>,
+        /// Do not ask: include everything found.
+        #[arg(short, long)]
+        yes: bool,
+        /// Do not test the connections after writing.
+        #[arg(long)]
+        skip_check: bool,
+    },
+    /// Add one MCP server to .langsight.yaml after testing the connection.
+    ///
+    /// Examples: langsight add files --command "npx -y @modelcontextprotocol/server-filesystem /tmp"
+    ///           langsight add search --url https://mcp.example.com/mcp --header "Authorization=Bearer ${TOKEN}"
+    Add {
+        /// The server's name (its identity in health results and alerts).
+        name: String,
+        /// HTTP URL (Streamable HTTP; legacy SSE when the path ends in /sse).
+        #[arg(long)]
+        url: Option<String>,
+        /// Command line of a stdio server (split like a shell would).
+        #[arg(long)]
+        command: Option<String>,
+        /// Extra argument (repeatable).
+        #[arg(long = "args", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// Environment variable KEY=VALUE for a stdio server (repeatable; ${VAR} is expanded at load).
+        #[arg(long)]
+        env: Vec<String>,
+        /// HTTP header KEY=VALUE (repeatable).
+        #[arg(long)]
+        header: Vec<String>,
+        /// The configuration file.
+        #[arg(short, long, default_value = ".langsight.yaml")]
+        config: PathBuf,
+        /// Add without testing the connection.
+        #[arg(long)]
+        skip_check: bool,
+        /// Overwrite an existing entry, and add even when the connection test fails.
+        #[arg(short, long)]
+        yes: bool,
+    },
 }
 
 fn init_logging() {
@@ -72,6 +126,12 @@ fn main() -> ExitCode {
     init_logging();
     match cli.command {
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
+        Command::Init { output, slack_webhook, yes, skip_check } => {
+            setup::init(setup::InitArgs { output, slack_webhook, yes, skip_check })
+        }
+        Command::Add { name, url, command, args, env, header, config, skip_check, yes } => {
+            setup::add(setup::AddArgs { name, url, command, args, env, header, config, skip_check, yes })
+        }
         Command::Monitor { config, interval, once } => {
             let every = interval
                 .or_else(|| {
