@@ -161,7 +161,8 @@ async fn four_workers_share_limits(kind: Kind) {
     // Only the documented key families, each with a TTL.
     for (key, ttl) in topo.keys_with_ttl("langsight:*") {
         assert!(ttl > 0 || ttl == -2, "{key} without TTL");
-        let known = key.starts_with("langsight:rl:") || key == "langsight:events:admin" || key.starts_with("langsight:leader:");
+        let known =
+            key.starts_with("langsight:rl:") || key == "langsight:events:admin" || key.starts_with("langsight:leader:");
         assert!(known, "unexpected key {key}");
     }
     // A handful of connections per worker (commands + the event subscription), far under the pool's 20, and

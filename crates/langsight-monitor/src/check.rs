@@ -111,6 +111,8 @@ enum Failure {
 
 /// Runs one check. Never fails; never outlives `spec.timeout` (plus a moment to stop a child process).
 pub async fn check(spec: &ServerSpec) -> CheckResult {
+    // https servers need rustls' process-wide provider (we build only `ring`); installing twice is a no-op.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let started = Instant::now();
     match tokio::time::timeout(spec.timeout, run(spec, started)).await {
         Ok(Ok(r)) => r,

@@ -52,6 +52,13 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_RETENTION_DAYS",
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
     "LANGSIGHT_ALLOW_PRIVATE_MCP_URLS",
+    "LANGSIGHT_ALERT_WEBHOOK_URL",
+    "LANGSIGHT_ALERT_DEDUP_SECONDS",
+    "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES",
+    "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
+    "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS",
+    "LANGSIGHT_ALERT_RETRY_BASE_MS",
+    "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS",
     "LANGSIGHT_HOST",
     "LANGSIGHT_PORT",
     "LANGSIGHT_WORKER_ID",
@@ -166,6 +173,7 @@ pub struct Config {
     /// MCP servers from `.langsight.yaml` (trusted: the operator wrote them).
     pub servers: Vec<MonitoredServer>,
     pub monitor_enabled: bool,
+    pub alerts: AlertSettings,
     /// MCP server URLs submitted through the API may target private networks (never cloud metadata).
     pub allow_private_mcp_urls: bool,
     /// Webhook URLs submitted through the API may target private networks (never cloud metadata).
@@ -269,9 +277,42 @@ pub struct SseSettings {
 }
 
 /// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
+/// How alerts are raised, deduplicated and delivered.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// Slack incoming webhook of the operator (`LANGSIGHT_SLACK_WEBHOOK`, yaml `alerts.slack_webhook`): trusted.
+    pub slack_webhook: Option<String>,
+    /// Generic JSON webhook of the operator (`LANGSIGHT_ALERT_WEBHOOK_URL`, yaml `alerts.webhook_url`): trusted.
+    pub webhook_url: Option<String>,
+    /// Signs generic-webhook deliveries (`LANGSIGHT_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<Secret>,
+    /// An alert of one kind and scope fires at most once per this window (`LANGSIGHT_ALERT_DEDUP_SECONDS`, 3600).
+    pub dedup_seconds: u64,
+    /// Failed checks in a row before `server_down` (`alerts.consecutive_failures`, 3).
+    pub consecutive_failures: u32,
+    /// `high_latency` when a check takes this many times the server's baseline (`alerts.latency_spike_multiplier`, 3.0).
+    pub latency_spike_multiplier: f64,
+    /// Delivery attempts per channel before the delivery is recorded as failed (4).
+    pub delivery_attempts: u32,
+    /// First retry delay; each next one is 4× longer, capped at 60 s (1000 ms).
+    pub retry_base: std::time::Duration,
+    /// How often the monitor leader evaluates SLOs (`LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS`, 60).
+    pub slo_interval: std::time::Duration,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileAlerts {
+    slack_webhook: Option<String>,
+    webhook_url: Option<String>,
+    consecutive_failures: Option<u32>,
+    latency_spike_multiplier: Option<f64>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct FileConfig {
+    alerts: FileAlerts,
     storage: FileStorage,
     servers: Vec<FileServer>,
     auth_disabled: Option<bool>,
@@ -604,6 +645,32 @@ impl Config {
             None => true,
         };
         let monitor_interval = std::time::Duration::from_secs(positive("LANGSIGHT_MONITOR_INTERVAL_SECONDS", 60)?);
+        let nonempty = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(String::from);
+        let multiplier = match get("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER") {
+            Some(v) => parse_num::<f64>("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER", v, "a number above 1 (e.g. 3.0)")?,
+            None => file.alerts.latency_spike_multiplier.unwrap_or(3.0),
+        };
+        if !(multiplier > 1.0 && multiplier.is_finite()) {
+            return Err(ConfigError::Invalid {
+                var: "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
+                value: multiplier.to_string(),
+                reason: "must be a number above 1 (alerts.latency_spike_multiplier in the yaml)".into(),
+            });
+        }
+        let alerts = AlertSettings {
+            slack_webhook: nonempty(get("LANGSIGHT_SLACK_WEBHOOK")).or(nonempty(file.alerts.slack_webhook.as_deref())),
+            webhook_url: nonempty(get("LANGSIGHT_ALERT_WEBHOOK_URL")).or(nonempty(file.alerts.webhook_url.as_deref())),
+            webhook_secret: nonempty(get("LANGSIGHT_WEBHOOK_SECRET")).map(Secret),
+            dedup_seconds: positive("LANGSIGHT_ALERT_DEDUP_SECONDS", 3600)?,
+            consecutive_failures: match get("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES") {
+                Some(_) => positive("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES", 3)? as u32,
+                None => file.alerts.consecutive_failures.unwrap_or(3).max(1),
+            },
+            latency_spike_multiplier: multiplier,
+            delivery_attempts: positive("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", 4)?.min(20) as u32,
+            retry_base: std::time::Duration::from_millis(positive("LANGSIGHT_ALERT_RETRY_BASE_MS", 1000)?),
+            slo_interval: std::time::Duration::from_secs(positive("LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS", 60)?),
+        };
         let flag = |var: &'static str| get(var).map(|v| parse_bool(var, v)).transpose().map(|v| v.unwrap_or(false));
         let allow_private_mcp_urls = flag("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS")?;
         let allow_private_webhook_urls = flag("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS")?;
@@ -671,6 +738,7 @@ impl Config {
             sse,
             servers,
             monitor_enabled,
+            alerts,
             allow_private_mcp_urls,
             allow_private_webhook_urls,
             monitor_interval,

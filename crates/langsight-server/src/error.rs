@@ -22,6 +22,8 @@ pub enum ApiError {
         retry_after_s: u32,
     },
     NotImplemented(String),
+    /// 502: a service we depend on (a webhook receiver) failed.
+    BadGateway(String),
     /// 500: the cause is logged where it happened, the client sees a bare message.
     Internal,
 }
@@ -77,6 +79,7 @@ impl IntoResponse for ApiError {
                 return r;
             }
             ApiError::NotImplemented(d) => (StatusCode::NOT_IMPLEMENTED, Value::String(d)),
+            ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, Value::String(d)),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, Value::String("Internal Server Error".into())),
         };
         (status, axum::Json(json!({ "detail": detail }))).into_response()

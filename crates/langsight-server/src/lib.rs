@@ -5,6 +5,7 @@
 //! [`routes`] (one module per API domain), [`metrics`] (Prometheus text), [`error`] (request errors).
 //! [`start`] opens storage and binds the listener; [`serve`] adds signal handling for the binary.
 
+pub mod alerts;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -141,6 +142,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     let state = AppState::new(config, storage.clone(), shared);
+    let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();

@@ -69,6 +69,13 @@ pub struct Metrics {
     http_requests: Mutex<BTreeMap<(String, String, u16), u64>>,
     http_durations: Mutex<BTreeMap<(String, String), std::sync::Arc<Histogram>>>,
     pub spans_ingested: AtomicU64,
+    /// Alerts that passed dedup and toggles (persisted and queued for delivery).
+    pub alerts_fired: AtomicU64,
+    /// Alerts skipped because the same kind and scope fired within the dedup window.
+    pub alerts_deduplicated: AtomicU64,
+    pub alert_deliveries_ok: AtomicU64,
+    /// Deliveries given up after every retry, or refused by a full queue or the URL policy.
+    pub alert_deliveries_failed: AtomicU64,
     pub ingest_batch_spans: Histogram,
     pub ingest_commit_seconds: Histogram,
 }
@@ -85,6 +92,10 @@ impl Default for Metrics {
             http_requests: Mutex::new(BTreeMap::new()),
             http_durations: Mutex::new(BTreeMap::new()),
             spans_ingested: AtomicU64::new(0),
+            alerts_fired: AtomicU64::new(0),
+            alerts_deduplicated: AtomicU64::new(0),
+            alert_deliveries_ok: AtomicU64::new(0),
+            alert_deliveries_failed: AtomicU64::new(0),
             ingest_batch_spans: Histogram::new(BATCH_BUCKETS),
             ingest_commit_seconds: Histogram::new(COMMIT_BUCKETS),
         }
@@ -218,6 +229,24 @@ langsight_shared_state_backend{{backend=\"{}\"}} 1",
                 let labels = format!("method=\"{}\",path=\"{}\"", escape(method), escape(path));
                 h.render(&mut out, "langsight_http_request_duration_seconds", &labels);
             }
+        }
+        for (name, help, v) in [
+            ("langsight_alerts_fired_total", "Alerts persisted and queued for delivery.", &self.alerts_fired),
+            (
+                "langsight_alerts_deduplicated_total",
+                "Alerts skipped as duplicates within the dedup window.",
+                &self.alerts_deduplicated,
+            ),
+            ("langsight_alert_deliveries_total{outcome=\"delivered\"}", "", &self.alert_deliveries_ok),
+            ("langsight_alert_deliveries_total{outcome=\"failed\"}", "", &self.alert_deliveries_failed),
+        ] {
+            if !help.is_empty() {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            } else if name.ends_with("delivered\"}") {
+                out.push_str("# HELP langsight_alert_deliveries_total Alert deliveries per channel attempt outcome.\n");
+                out.push_str("# TYPE langsight_alert_deliveries_total counter\n");
+            }
+            let _ = writeln!(out, "{name} {}", v.load(Ordering::Relaxed));
         }
         out.push_str("# HELP langsight_spans_ingested_total Spans accepted and committed.\n");
         out.push_str("# TYPE langsight_spans_ingested_total counter\n");

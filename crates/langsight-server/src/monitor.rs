@@ -10,6 +10,7 @@
 //! limited number of half-open probes decide whether it closes again. Its state lives in the shared breaker
 //! store, so every worker reports the same circuit state.
 
+use crate::alerts::rules::Observation;
 use crate::config::MonitoredServer;
 use crate::state::AppState;
 use futures_util::StreamExt;
@@ -114,6 +115,18 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
         // The lease outlives one interval, so a live leader keeps it; a dead leader's lease expires within
         // about one interval and another worker takes over.
         let lease_ms = (interval.as_millis() as u64).saturating_mul(3) / 2 + 1000;
+        // SLOs are evaluated by the same leader, on their own interval.
+        let slo_state = state.clone();
+        let slo_holder = holder.clone();
+        let slos = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(slo_state.config.alerts.slo_interval).await;
+                if slo_state.shared.leases.acquire("monitor", &slo_holder, lease_ms).await {
+                    crate::alerts::slo::run_once(&slo_state).await;
+                }
+            }
+        });
+        let _abort_slos = AbortOnDrop(slos);
         let mut leading = false;
         loop {
             if state.shared.leases.acquire("monitor", &holder, lease_ms).await {
@@ -132,6 +145,15 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             tokio::time::sleep(interval + Duration::from_millis(offset) - Duration::from_millis(jitter)).await;
         }
     }))
+}
+
+/// Stops a spawned task when the owner stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// After a restart, a server whose last `failure_threshold` stored checks all failed, the newest within the
@@ -170,6 +192,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
     let server = &target.server;
     let name = &server.spec.name;
     let key = breaker_key(&target.project_id, name);
+    state.health_rules.seed(state, &target.project_id, name).await;
     let admit = state.shared.breakers.admit(&key, &server.breaker).await;
     if !admit.allowed {
         let record = HealthRecord {
@@ -183,6 +206,9 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
             error: Some("circuit breaker open: checks paused until the cooldown ends".into()),
             checked_at: now_micros(),
         };
+        let circuit = (admit.status.state, admit.status.state);
+        let o = Observation { project_id: &target.project_id, record: &record, drift: None, circuit, checked: false };
+        state.health_rules.evaluate(state, o).await;
         return Outcome { record, breaker: admit.status, checked: false };
     }
     let result = match blocked(state, target).await {
@@ -204,7 +230,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
     }
     let mut record = to_record(&result);
     record.project_id = target.project_id.clone();
-    detect_drift(state, &result, &mut record).await;
+    let drift = detect_drift(state, &result, &mut record).await;
     if let Err(e) = state.storage.health.save_health(record.clone()).await {
         tracing::error!(server = %name, error = %e, "monitor.save_failed");
     }
@@ -219,6 +245,14 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
     });
     let scope = (!target.project_id.is_empty()).then_some(target.project_id.as_str());
     state.shared.bus.publish(scope, vec![Event { name: "health:check".into(), data: event.to_string() }]).await;
+    let o = Observation {
+        project_id: &target.project_id,
+        record: &record,
+        drift,
+        circuit: (step.before, step.after),
+        checked: true,
+    };
+    state.health_rules.evaluate(state, o).await;
     Outcome { record, breaker: step.status, checked: true }
 }
 
@@ -241,18 +275,18 @@ async fn blocked(state: &AppState, target: &Target) -> Option<String> {
 
 /// Compares the tool list with the last stored one. A change marks this one check `degraded` with the
 /// original's error text (`schema drift (BREAKING|compatible): old → new — n change(s)`) and stores one row per
-/// change; the next check with the same tools is `up` again.
-async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut HealthRecord) {
-    let Some(current) = &result.schema_hash else { return };
+/// change; the next check with the same tools is `up` again. Returns `(breaking, description)` of a drift.
+async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut HealthRecord) -> Option<(bool, String)> {
+    let current = result.schema_hash.as_ref()?;
     let baseline = match state.storage.health.latest_snapshot(&record.project_id, &result.server_name).await {
         Ok(Some(b)) => b,
-        Ok(None) => return, // first snapshot: nothing to compare with
+        Ok(None) => return None, // first snapshot: nothing to compare with
         Err(e) => {
             tracing::warn!(error = %e, "monitor.drift_baseline_failed");
-            return;
+            return None;
         }
     };
-    let Some(previous) = baseline.schema_hash.clone().filter(|p| p != current) else { return };
+    let previous = baseline.schema_hash.clone().filter(|p| p != current)?;
     let old: Vec<ToolInfo> = serde_json::from_str::<Vec<serde_json::Value>>(&baseline.tools_json)
         .unwrap_or_default()
         .into_iter()
@@ -271,7 +305,7 @@ async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut Healt
     }
     if record.status == Status::Up.as_str() {
         record.status = Status::Degraded.as_str().into();
-        record.error = Some(error);
+        record.error = Some(error.clone());
     }
     let now = now_micros();
     let row = |tool: &str, drift_type: &str, kind: &str| DriftRecord {
@@ -305,6 +339,7 @@ async fn detect_drift(state: &AppState, result: &CheckResult, record: &mut Healt
     if let Err(e) = state.storage.health.save_drift(rows).await {
         tracing::error!(error = %e, "monitor.drift_save_failed");
     }
+    Some((has_breaking, error))
 }
 
 fn to_record(r: &CheckResult) -> HealthRecord {

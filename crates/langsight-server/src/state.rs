@@ -21,6 +21,10 @@ pub struct Inner {
     /// Bounds concurrent session-trace reads (`LANGSIGHT_MAX_CONCURRENT_TRACE_READS`): a trace can be 10,000
     /// spans, and a burst of them must not starve ingest of memory or read connections.
     pub trace_reads: Semaphore,
+    /// The alert delivery queue; set once the runtime runs (see `start`).
+    pub deliverer: std::sync::OnceLock<crate::alerts::deliver::Deliverer>,
+    /// MCP health alert rules' memory (used by the monitor leader).
+    pub health_rules: crate::alerts::rules::HealthRules,
 }
 
 impl std::ops::Deref for AppState {
@@ -40,6 +44,8 @@ impl AppState {
             storage,
             shared,
             trace_reads,
+            deliverer: std::sync::OnceLock::new(),
+            health_rules: Default::default(),
         }))
     }
 }

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 pub trait AlertDedup: Send + Sync {
     /// `scope` is `{project}:{type}:{scope}` of `langsight:alerts:dedup:{project}:{type}:{scope}`.
     async fn first_fire(&self, scope: &str, ttl_secs: u64) -> bool;
+    /// Forgets the key, so the next `first_fire` for it fires (the condition ended; the next one is news).
+    async fn release(&self, scope: &str);
 }
 
 #[derive(Default)]
@@ -34,6 +36,12 @@ impl AlertDedup for MemoryDedup {
                 m.insert(scope.to_string(), now + ttl_secs * 1000);
                 true
             }
+        }
+    }
+
+    async fn release(&self, scope: &str) {
+        if let Ok(mut m) = self.until.lock() {
+            m.remove(scope);
         }
     }
 }
@@ -61,5 +69,10 @@ impl AlertDedup for RedisDedup {
                 true
             }
         }
+    }
+
+    async fn release(&self, scope: &str) {
+        let key = format!("{}:alerts:dedup:{scope}", self.prefix);
+        let _ = self.redis.query::<i64>(redis::cmd("DEL").arg(&key)).await;
     }
 }

@@ -4,6 +4,7 @@
 //! - [`KeyStore`]: API keys (hashes only).
 //! - [`ProjectStore`]: projects and their members, enough for read scoping.
 //! - [`HealthStore`]: MCP health-check results.
+//! - [`AlertStore`]: the alert inbox, delivery outcomes, per-project alert settings and SLOs.
 //! - [`ServerStore`]: MCP server metadata managed through the API, and the tools agents reported.
 //!
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
@@ -123,6 +124,34 @@ pub trait ServerStore: Send + Sync {
     async fn list_tools(&self, project_id: &str, server: &str) -> Result<Vec<ServerTool>, StorageError>;
 }
 
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    async fn insert_alert(&self, alert: FiredAlert) -> Result<(), StorageError>;
+    /// One alert, if visible to the project (`None` = any project).
+    async fn get_alert(&self, project_id: Option<&str>, id: &str) -> Result<Option<FiredAlert>, StorageError>;
+    /// One page, newest first, and the total matching.
+    async fn list_alerts(&self, query: AlertQuery) -> Result<(u64, Vec<FiredAlert>), StorageError>;
+    /// Active alerts per severity: `(critical, warning, info)`.
+    async fn alert_counts(&self, project_id: Option<&str>) -> Result<(u64, u64, u64), StorageError>;
+    /// Applies the action if the alert is visible to the project and in a state that allows it.
+    async fn update_alert(
+        &self,
+        project_id: Option<&str>,
+        id: &str,
+        action: AlertAction,
+        at: i64,
+    ) -> Result<bool, StorageError>;
+    async fn record_delivery(&self, record: DeliveryRecord) -> Result<(), StorageError>;
+    async fn deliveries(&self, alert_id: &str) -> Result<Vec<DeliveryRecord>, StorageError>;
+    /// The project's stored settings (`""` = global); `None` when never saved.
+    async fn alert_config(&self, project_id: &str) -> Result<Option<AlertConfig>, StorageError>;
+    async fn save_alert_config(&self, project_id: &str, config: AlertConfig) -> Result<(), StorageError>;
+    async fn create_slo(&self, slo: Slo) -> Result<(), StorageError>;
+    /// One project's SLOs; `None` = every project's (the evaluator).
+    async fn list_slos(&self, project_id: Option<&str>) -> Result<Vec<Slo>, StorageError>;
+    async fn delete_slo(&self, project_id: Option<&str>, id: &str) -> Result<bool, StorageError>;
+}
+
 /// A backend's answer to a readiness probe.
 #[async_trait]
 pub trait Probe: Send + Sync {
@@ -139,6 +168,7 @@ pub struct Storage {
     pub projects: Arc<dyn ProjectStore>,
     pub health: Arc<dyn HealthStore>,
     pub servers: Arc<dyn ServerStore>,
+    pub alerts: Arc<dyn AlertStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -157,6 +187,7 @@ impl Storage {
             projects: db.clone(),
             health: db.clone(),
             servers: db.clone(),
+            alerts: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }

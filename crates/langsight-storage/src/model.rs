@@ -181,3 +181,80 @@ pub struct ServerTool {
     pub first_seen_at: Micros,
     pub last_seen_at: Micros,
 }
+
+/// One alert in the inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FiredAlert {
+    pub id: String,
+    /// `""` for alerts about the operator's servers (visible in every project).
+    pub project_id: String,
+    pub alert_type: String,
+    /// `critical`, `warning` or `info`.
+    pub severity: String,
+    pub server_name: String,
+    pub session_id: Option<String>,
+    pub title: String,
+    pub message: String,
+    pub fired_at: Micros,
+    /// `active`, `acked`, `snoozed` or `resolved`.
+    pub status: String,
+    pub acked_at: Option<Micros>,
+    pub acked_by: Option<String>,
+    pub snoozed_until: Option<Micros>,
+    pub resolved_at: Option<Micros>,
+}
+
+/// Which alerts an inbox read returns.
+#[derive(Debug, Clone)]
+pub struct AlertQuery {
+    /// The project's alerts plus global ones; `None` = every project's (an admin's global view).
+    pub project_id: Option<String>,
+    /// `None` or `all` = any status; `snoozed` means still snoozed at `now`.
+    pub status: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+    pub now: Micros,
+}
+
+/// A change of an alert's state.
+#[derive(Debug, Clone)]
+pub enum AlertAction {
+    Ack { by: String },
+    Resolve,
+    Snooze { until: Micros },
+}
+
+/// The per-project alert settings; `None` fields mean "not set here".
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AlertConfig {
+    pub slack_webhook: Option<String>,
+    pub webhook_url: Option<String>,
+    /// Toggles by alert kind; a missing kind is on.
+    pub alert_types: std::collections::BTreeMap<String, bool>,
+}
+
+/// The outcome of delivering one alert to one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub alert_id: String,
+    /// `slack` or `webhook`.
+    pub channel: String,
+    /// `delivered` or `failed`.
+    pub status: String,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub at: Micros,
+}
+
+/// A service-level objective on an agent's sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    pub id: String,
+    pub project_id: String,
+    pub agent_name: String,
+    /// `success_rate` (percent of sessions without failed calls) or `latency_p99` (ms).
+    pub metric: String,
+    pub target: f64,
+    pub window_hours: i64,
+    pub created_at: Micros,
+}

@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per domain, assembled with the cross-cutting layers of [`crate::http`].
 
+mod alerts;
 mod api_keys;
 mod health;
 mod live;
@@ -8,6 +9,7 @@ mod projects;
 mod query;
 mod servers;
 mod sessions;
+mod slos;
 mod traces;
 
 use crate::auth::authenticate;
@@ -41,6 +43,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/health/servers/{server_name}/history", get(health::history))
         .route("/api/health/servers/{server_name}/drift-history", get(health::drift_history))
         .route("/api/health/check", post(health::check_now))
+        .route("/api/alerts/config", get(alerts::get_config).post(alerts::post_config))
+        .route("/api/alerts/test", post(alerts::test))
+        .route("/api/alerts/feed", get(alerts::feed))
+        .route("/api/alerts/counts", get(alerts::counts))
+        .route("/api/alerts/{alert_id}/ack", post(alerts::ack))
+        .route("/api/alerts/{alert_id}/resolve", post(alerts::resolve))
+        .route("/api/alerts/{alert_id}/snooze", post(alerts::snooze))
+        .route("/api/alerts/{alert_id}/deliveries", get(alerts::deliveries))
+        .route("/api/slos", get(slos::list).post(slos::create))
+        .route("/api/slos/status", get(slos::status))
+        .route("/api/slos/{slo_id}", delete(slos::delete))
         .route("/api/servers/metadata", get(servers::list))
         .route("/api/servers/metadata/{server_name}", get(servers::get).put(servers::put).delete(servers::delete))
         .route("/api/servers/discover", post(servers::discover))

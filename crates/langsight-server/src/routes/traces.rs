@@ -13,6 +13,22 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+/// Per session of the batch: its first agent and its failed spans (for the failure alert's text).
+fn batch_sessions(spans: &[Span]) -> std::collections::HashMap<String, crate::alerts::rules::BatchSession> {
+    let mut out: std::collections::HashMap<String, crate::alerts::rules::BatchSession> = Default::default();
+    for s in spans {
+        let Some(sid) = &s.session_id else { continue };
+        let e = out.entry(sid.clone()).or_default();
+        if e.agent.is_none() {
+            e.agent = s.agent_name.clone();
+        }
+        if s.status != langsight_core::span::SpanStatus::Success {
+            e.failed += 1;
+        }
+    }
+    out
+}
+
 /// Decodes and validates the whole batch, checks the caller may write to the spans' projects, stores it, and
 /// answers 202 only after the commit: a 202 is a promise that the spans survive a crash.
 pub async fn ingest(
@@ -39,6 +55,7 @@ pub async fn ingest(
     }
     let n = spans.len();
     let events = live_events(&spans);
+    let batch = batch_sessions(&spans);
     let started = Instant::now();
     let outcome = state.storage.spans.ingest(spans).await?;
     // Committed: now tell the live view, off the request path (the 202 does not wait on Redis).
@@ -55,6 +72,9 @@ pub async fn ingest(
     state.metrics.ingest_batch_spans.observe(n as f64);
     state.metrics.spans_ingested.fetch_add(n as u64, Ordering::Relaxed);
     debug_assert_eq!(outcome.accepted, n);
+    if !outcome.sessions.is_empty() {
+        crate::alerts::rules::on_session_tags(&state, outcome.sessions, batch).await;
+    }
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n }))))
 }
 

@@ -414,7 +414,7 @@ impl<T: ToRedisArgs + Send + Sync> ToRedisArgsDyn for T {
     }
 }
 
-/// rustls needs one process-wide crypto provider; we build only `ring`.
-fn install_crypto_provider() {
+/// rustls needs one process-wide crypto provider; we build only `ring`. Safe to call any number of times.
+pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

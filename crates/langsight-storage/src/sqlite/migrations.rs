@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/002_health.sql")),
     (3, include_str!("migrations/003_drift.sql")),
     (4, include_str!("migrations/004_servers.sql")),
+    (5, include_str!("migrations/005_alerts.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
