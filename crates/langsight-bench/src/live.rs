@@ -67,6 +67,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     raise_fd_limit();
     let dir = std::env::temp_dir().join(format!("langsight-live-bench-{}", uuid::Uuid::new_v4().simple()));

@@ -239,6 +239,7 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
 }
 
 fn main() -> Result<(), String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     // One key per in-flight request, as many agents would have: per-key limits are then not the bottleneck.
     let keys: Vec<String> = (0..args.concurrency).map(|i| format!("{}-{i:04}", args.key)).collect();

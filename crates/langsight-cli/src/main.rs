@@ -124,6 +124,7 @@ fn init_logging() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    langsight_server::install_tls();
     match cli.command {
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
         Command::Init { output, slack_webhook, yes, skip_check } => {

@@ -25,8 +25,7 @@ fn start(dir: &Path, workers: usize, redis: Option<&str>) -> ServerProcess {
 }
 
 async fn post(url: &str, path: &str, body: &Value) -> Value {
-    let r =
-        reqwest::Client::new().post(format!("{url}{path}")).header("X-API-Key", KEY).json(body).send().await.unwrap();
+    let r = test_support::http().post(format!("{url}{path}")).header("X-API-Key", KEY).json(body).send().await.unwrap();
     r.json().await.unwrap()
 }
 
@@ -84,7 +83,7 @@ async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
         .map(|i| {
             let (url, a, b) = (server.url.clone(), a.clone(), b.clone());
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
+                let http = test_support::http();
                 let mut accepted: Vec<(Option<String>, String)> = Vec::new();
                 let mut n = 0;
                 while Instant::now() < deadline {

@@ -59,7 +59,7 @@ async fn circuit_states(url: &str) -> BTreeSet<String> {
     let mut states = BTreeSet::new();
     for _ in 0..12 {
         // A client per request: new connections reach different workers.
-        let r = reqwest::Client::new()
+        let r = test_support::http()
             .get(format!("{url}/api/health/servers"))
             .header("X-API-Key", KEY)
             .send()

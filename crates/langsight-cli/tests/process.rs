@@ -43,7 +43,7 @@ fn spawn(db: &Path) -> (Child, String) {
 }
 
 async fn post(url: &str, body: &Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
+    let r = test_support::http()
         .post(format!("{url}/api/traces/spans"))
         .header("X-API-Key", KEY)
         .json(body)
@@ -54,7 +54,7 @@ async fn post(url: &str, body: &Value) -> (u16, Value) {
 }
 
 async fn get(url: &str, path: &str) -> Value {
-    let r = reqwest::Client::new().get(format!("{url}{path}")).header("X-API-Key", KEY).send().await.unwrap();
+    let r = test_support::http().get(format!("{url}{path}")).header("X-API-Key", KEY).send().await.unwrap();
     r.json().await.unwrap()
 }
 

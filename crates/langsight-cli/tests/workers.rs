@@ -51,7 +51,7 @@ async fn burst(url: &str, client: &str) -> (usize, usize, BTreeSet<String>) {
             // A client per request: new connections, so SO_REUSEPORT spreads them over the workers.
             let (url, ip) = (url.to_string(), ip.clone());
             tokio::spawn(async move {
-                let r = reqwest::Client::new()
+                let r = test_support::http()
                     .get(format!("{url}/api/status"))
                     .header("X-Forwarded-For", ip)
                     .send()
@@ -148,7 +148,7 @@ async fn four_workers_share_limits(kind: Kind) {
     assert!(workers.len() >= 2, "requests reached several workers: {workers:?}");
     // Ingest through the workers lands in the one database.
     let sid = session_id();
-    let r = reqwest::Client::new()
+    let r = test_support::http()
         .post(format!("{}/api/traces/spans", server.url))
         .header("X-API-Key", "wk-key-0000000000001")
         .json(&agent_run(&sid, 30, None))
@@ -156,7 +156,8 @@ async fn four_workers_share_limits(kind: Kind) {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 202);
-    let ready: Value = reqwest::get(format!("{}/api/readiness", server.url)).await.unwrap().json().await.unwrap();
+    let ready: Value =
+        test_support::http_get(format!("{}/api/readiness", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(ready["storage"]["redis"], json!("ok"));
     // Only the documented key families, each with a TTL.
     for (key, ttl) in topo.keys_with_ttl("langsight:*") {
@@ -222,7 +223,7 @@ async fn ingest_load(
         let url = url.to_string();
         let key = KEYS.split(',').nth(i % 4).unwrap().to_string();
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = test_support::http();
             let mut out = Vec::new();
             while Instant::now() < deadline {
                 let sid = session_id();
@@ -242,7 +243,7 @@ async fn ingest_load(
         let (url, failures) = (url.to_string(), liveness_failures.clone());
         tokio::spawn(async move {
             while Instant::now() < deadline {
-                let ok = reqwest::get(format!("{url}/api/liveness"))
+                let ok = test_support::http_get(format!("{url}/api/liveness"))
                     .await
                     .map(|r| r.status().as_u16() == 200)
                     .unwrap_or(false);
@@ -270,7 +271,7 @@ async fn ingest_load(
 }
 
 async fn scrape(url: &str) -> String {
-    let r = reqwest::Client::new().get(url).bearer_auth("scrape").send().await.unwrap();
+    let r = test_support::http().get(url).bearer_auth("scrape").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
     r.text().await.unwrap()
 }
@@ -319,7 +320,7 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
         let m = scrape(&metrics_url).await;
         assert!(m.contains("langsight_redis_up 0"), "redis_up 0 during the outage");
         assert!(m.contains(r#"langsight_shared_state_backend{backend="standalone"} 1"#));
-        let ready = reqwest::get(metrics_url.replace("/metrics", "/api/readiness")).await.unwrap();
+        let ready = test_support::http_get(metrics_url.replace("/metrics", "/api/readiness")).await.unwrap();
         assert_eq!(ready.status().as_u16(), 200);
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["storage"]["redis"], json!("degraded"));

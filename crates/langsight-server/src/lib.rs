@@ -123,7 +123,13 @@ impl RunningServer {
     }
 }
 
+/// Installs the process-wide TLS crypto provider (ring) that our HTTP and Redis clients use; idempotent.
+pub fn install_tls() {
+    langsight_shared::redis::install_crypto_provider();
+}
+
 pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
+    install_tls();
     for var in &config.unknown_env {
         tracing::warn!(variable = %var, "config.unknown_variable: {var} is not a LangSight setting (typo?); it is ignored");
     }

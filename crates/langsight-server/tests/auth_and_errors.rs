@@ -302,7 +302,7 @@ async fn cors_and_trusted_hosts() {
         c.cors_origins = vec!["http://dash.example:3003".into()];
     })
     .await;
-    let http = reqwest::Client::new();
+    let http = test_support::http();
     let pre = http
         .request(reqwest::Method::OPTIONS, format!("{}/api/agents/sessions", server.url))
         .header("Origin", "http://dash.example:3003")

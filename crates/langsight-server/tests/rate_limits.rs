@@ -5,7 +5,7 @@ use serde_json::json;
 use test_support::{TestServer, ADMIN_KEY};
 
 async fn burst(server: &TestServer, path: &str, n: usize, headers: &[(&str, &str)]) -> (usize, usize) {
-    let http = reqwest::Client::new();
+    let http = test_support::http();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
             let mut req = http.get(format!("{}{path}", server.url));

@@ -2,6 +2,7 @@
 //! database, and a small client for it. Each [`TestServer`] is isolated: tests run in parallel safely.
 
 pub mod process;
+pub mod receiver;
 pub mod redis;
 pub mod sse;
 
@@ -42,7 +43,7 @@ impl TestServer {
     }
 
     pub fn client(&self, key: Option<&str>) -> Client {
-        Client { base: self.url.clone(), key: key.map(String::from), http: reqwest::Client::new() }
+        Client { base: self.url.clone(), key: key.map(String::from), http: http() }
     }
 
     pub fn admin(&self) -> Client {
@@ -136,6 +137,17 @@ impl Client {
     pub async fn ingest(&self, spans: &Value) -> Reply {
         self.post("/api/traces/spans", spans).await
     }
+}
+
+/// An HTTP client for tests (with the TLS provider installed, which reqwest needs before building one).
+pub fn http() -> reqwest::Client {
+    langsight_server::install_tls();
+    reqwest::Client::new()
+}
+
+/// `GET url` with a fresh client (like `reqwest::get`).
+pub async fn http_get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
 }
 
 /// A fresh 32-hex session id.

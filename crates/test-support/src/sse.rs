@@ -29,7 +29,7 @@ pub struct SseStream {
 impl SseStream {
     /// `GET url` with optional `X-API-Key` and `Last-Event-ID`.
     pub async fn connect(url: &str, key: Option<&str>, last_event_id: Option<&str>) -> SseStream {
-        let mut req = reqwest::Client::new().get(url);
+        let mut req = crate::http().get(url);
         if let Some(k) = key {
             req = req.header("X-API-Key", k);
         }

@@ -109,19 +109,21 @@ impl HealthRules {
                     rearms.push("server_down");
                 }
                 if status == "up" {
-                    match (o.record.latency_ms, s.baseline_ms) {
-                        (Some(l), Some(b)) if l >= b * settings.latency_spike_multiplier && b > 0.0 => {
-                            if !s.alerted_latency {
-                                s.alerted_latency = true;
-                                alerts.push(base(
-                                    "high_latency",
-                                    "warning",
-                                    format!("High latency on '{name}'"),
-                                    format!("Server '{name}' latency is {l:.0}ms — {:.1}x baseline ({b:.0}ms).", l / b),
-                                ));
-                            }
+                    let spike = match (o.record.latency_ms, s.baseline_ms) {
+                        (Some(l), Some(b)) if b > 0.0 && l >= b * settings.latency_spike_multiplier => Some((l, b)),
+                        _ => None,
+                    };
+                    match spike {
+                        Some((l, b)) if !s.alerted_latency => {
+                            s.alerted_latency = true;
+                            alerts.push(base(
+                                "high_latency",
+                                "warning",
+                                format!("High latency on '{name}'"),
+                                format!("Server '{name}' latency is {l:.0}ms — {:.1}x baseline ({b:.0}ms).", l / b),
+                            ));
                         }
-                        _ if s.alerted_latency => {
+                        None if s.alerted_latency => {
                             s.alerted_latency = false;
                             rearms.push("high_latency");
                         }

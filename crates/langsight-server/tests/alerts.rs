@@ -1,0 +1,372 @@
+//! Alerts end to end in one process: a failing session raises one alert (persisted, `alert:fired`, one Slack
+//! and one signed webhook delivery at a local receiver), the inbox actions, per-project toggles, delivery
+//! retries against a failing receiver, the SSRF rules on URLs set through the API, SLO breaches firing again
+//! after the dedup window, and MCP server down / recovered / circuit alerts from the monitor.
+
+use hmac::{Hmac, Mac};
+use langsight_monitor::{ServerSpec, Transport};
+use langsight_server::config::{MonitoredServer, Secret};
+use langsight_shared::breaker::BreakerConfig;
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use test_support::receiver::Receiver;
+use test_support::sse::SseStream;
+use test_support::{session_id, TestServer, ADMIN_KEY};
+
+/// A session whose only tool always fails: tagged `tool_failure`.
+fn failing(session: &str, project: Option<&str>, from: usize, n: usize) -> Value {
+    let now = chrono::Utc::now();
+    let spans: Vec<Value> = (from..from + n)
+        .map(|i| {
+            json!({
+                "span_id": format!("{session}-{i}"), "span_type": "tool_call", "session_id": session,
+                "server_name": "github", "tool_name": "create_issue", "agent_name": "triager",
+                "started_at": (now - chrono::Duration::seconds(5)).to_rfc3339(), "ended_at": now.to_rfc3339(),
+                "status": "error", "error": "HTTP 500 from upstream", "project_id": project,
+            })
+        })
+        .collect();
+    Value::Array(spans)
+}
+
+fn with_receiver(c: &mut langsight_server::config::Config, r: &Receiver) {
+    c.api_keys = vec![Secret(ADMIN_KEY.into())];
+    c.alerts.slack_webhook = Some(format!("{}/slack", r.url));
+    c.alerts.webhook_url = Some(format!("{}/hook", r.url));
+    c.alerts.webhook_secret = Some(Secret("s3cret".into()));
+    c.alerts.retry_base = Duration::from_millis(50);
+    c.dashboard_url = Some("https://langsight.example".into());
+}
+
+async fn feed(server: &TestServer, query: &str) -> Value {
+    let r = server.admin().get(&format!("/api/alerts/feed?{query}")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_session_alerts_once_on_every_channel() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start_with(|c| with_receiver(c, &receiver)).await;
+    let mut events = SseStream::connect(&format!("{}/api/live/events", server.url), Some(ADMIN_KEY), None).await;
+    let sid = session_id();
+    // The same session arrives in three batches: one alert.
+    for from in [0, 3, 6] {
+        assert_eq!(server.admin().ingest(&failing(&sid, None, from, 3)).await.status, 202);
+    }
+    let slack = receiver.wait_for("/slack", 1, 10).await;
+    let hooks = receiver.wait_for("/hook", 1, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!((receiver.requests("/slack").len(), receiver.requests("/hook").len()), (1, 1));
+
+    let payload = slack[0].json();
+    assert_eq!(payload["text"], json!(":red_circle: Agent session failed: tool failure"));
+    assert_eq!(payload["blocks"][0]["text"]["text"], json!(":robot_face: Agent session failed: tool failure"));
+    let fields = payload["blocks"][1]["fields"].as_array().unwrap();
+    assert_eq!(fields[1]["text"], json!("*Severity*\n:red_circle: CRITICAL"));
+    assert_eq!(payload["blocks"][3]["elements"][0]["url"], json!(format!("https://langsight.example/sessions/{sid}")));
+
+    // The webhook is signed: HMAC-SHA256 over "{timestamp}.{body}" with the shared secret.
+    let hook = &hooks[0];
+    let ts = hook.headers["x-langsight-timestamp"].to_str().unwrap();
+    let sig = hook.headers["x-langsight-signature"].to_str().unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(format!("{ts}.").as_bytes());
+    mac.update(&hook.body);
+    assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+    assert!((chrono::Utc::now().timestamp() - ts.parse::<i64>().unwrap()).abs() < 60);
+    assert_eq!(hook.json()["session_id"], json!(sid));
+    assert_eq!(hook.json()["alert_type"], json!("agent_failure"));
+
+    let body = feed(&server, "status=active").await;
+    assert_eq!(body["total"], json!(1), "{body}");
+    let alert = body["alerts"][0].clone();
+    assert_eq!(
+        alert["message"],
+        json!(format!("Session `{sid}` ended with health tag **tool_failure**. Agent: triager, failed tool calls: 3."))
+    );
+    let ev = events
+        .read_until(Duration::from_secs(5), |f| f.iter().any(|f| f.event.as_deref() == Some("alert:fired")))
+        .await;
+    let fired = ev.iter().find(|f| f.event.as_deref() == Some("alert:fired")).expect("alert:fired").json();
+    assert_eq!(fired["id"], alert["id"]);
+    let counts = server.admin().get("/api/alerts/counts").await.body;
+    assert_eq!(counts, json!({"critical": 1, "warning": 0, "info": 0, "total": 1}));
+    let deliveries =
+        server.admin().get(&format!("/api/alerts/{}/deliveries", alert["id"].as_str().unwrap())).await.body;
+    let ok: Vec<&str> = deliveries.as_array().unwrap().iter().map(|d| d["status"].as_str().unwrap()).collect();
+    assert_eq!(ok, ["delivered", "delivered"], "{deliveries}");
+
+    // Inbox actions with the original's texts.
+    let id = alert["id"].as_str().unwrap();
+    let admin = server.admin();
+    assert_eq!(
+        admin.post(&format!("/api/alerts/{id}/ack"), &json!({"acked_by": "user"})).await.body,
+        json!({"ok": true, "alert_id": id, "status": "acked"})
+    );
+    assert_eq!(
+        admin.post(&format!("/api/alerts/{id}/ack"), &json!({})).await.detail(),
+        "Alert not found or already in final state"
+    );
+    assert_eq!(feed(&server, "status=acked").await["alerts"][0]["acked_by"], json!("admin"));
+    let bad = admin.post(&format!("/api/alerts/{id}/snooze"), &json!({"minutes": 7})).await;
+    assert_eq!((bad.status, bad.detail()), (422, "minutes must be one of: 15, 60, 240, 1440"));
+    assert_eq!(
+        admin.post(&format!("/api/alerts/{id}/snooze"), &json!({"minutes": 15})).await.body["status"],
+        json!("snoozed")
+    );
+    assert_eq!(feed(&server, "status=snoozed").await["total"], json!(1));
+    assert_eq!(admin.post(&format!("/api/alerts/{id}/resolve"), &json!({})).await.body["status"], json!("resolved"));
+    assert_eq!(
+        admin.post(&format!("/api/alerts/{id}/resolve"), &json!({})).await.detail(),
+        "Alert not found or already resolved"
+    );
+    assert_eq!(feed(&server, "status=all").await["total"], json!(1));
+    assert_eq!(server.admin().get("/api/alerts/feed?status=bogus").await.status, 422);
+    drop(events);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_receiver_is_retried_then_recorded_as_failed_without_slowing_requests() {
+    let receiver = Receiver::start().await;
+    receiver.answer(500);
+    let server = TestServer::start_with(|c| {
+        with_receiver(c, &receiver);
+        c.alerts.webhook_url = None;
+        c.alerts.delivery_attempts = 3;
+        c.alerts.retry_base = Duration::from_millis(200);
+    })
+    .await;
+    let started = Instant::now();
+    assert_eq!(server.admin().ingest(&failing(&session_id(), None, 0, 2)).await.status, 202);
+    assert!(started.elapsed() < Duration::from_millis(500), "ingest waited for delivery: {:?}", started.elapsed());
+    // 3 attempts with backoff (200 ms, then 800 ms), then a recorded failure.
+    let got = receiver.wait_for("/slack", 3, 10).await;
+    assert_eq!(got.len(), 3);
+    let id = feed(&server, "status=all").await["alerts"][0]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let rows = loop {
+        let rows = server.admin().get(&format!("/api/alerts/{id}/deliveries")).await.body;
+        if rows.as_array().is_some_and(|a| !a.is_empty()) || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rows[0]["status"], json!("failed"), "{rows}");
+    assert_eq!(rows[0]["attempts"], json!(3));
+    assert_eq!(rows[0]["last_error"], json!("receiver answered HTTP 500"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.requests("/slack").len(), 3, "no attempts after giving up");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_urls_from_the_api_pass_the_ssrf_rules() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start_with(|c| c.api_keys = vec![Secret(ADMIN_KEY.into())]).await;
+    let admin = server.admin();
+    for (url, why) in [
+        ("http://169.254.169.254/latest/meta-data", "cloud-metadata"),
+        ("http://localhost:9/hook", "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS=true"),
+        ("http://10.1.2.3/hook", "private"),
+        ("http://app.localhost/hook", "private"),
+        ("ftp://example.com/hook", "scheme must be http or https"),
+        (receiver.url.as_str(), "private"),
+    ] {
+        let r = admin.post("/api/alerts/config", &json!({"slack_webhook": url})).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text);
+        assert!(r.detail().starts_with("Webhook URL is not allowed: "), "{}", r.text);
+        assert!(r.detail().contains(why), "{url}: {}", r.detail());
+    }
+    let none = admin.post("/api/alerts/test", &json!({})).await;
+    assert_eq!(
+        (none.status, none.detail()),
+        (400, "No Slack webhook URL configured. Set it in Settings → Notifications.")
+    );
+    server.stop().await;
+
+    // With private networks allowed, a receiver on loopback is accepted, never echoed, and a redirect is not followed.
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.allow_private_webhook_urls = true;
+    })
+    .await;
+    let admin = server.admin();
+    assert!(admin
+        .post("/api/alerts/config", &json!({"slack_webhook": "http://169.254.169.254/x"}))
+        .await
+        .detail()
+        .contains("cloud-metadata"));
+    let saved = admin.post("/api/alerts/config", &json!({"slack_webhook": format!("{}/slack", receiver.url)})).await;
+    assert_eq!(saved.status, 200, "{}", saved.text);
+    assert_eq!(
+        (saved.body["slack_webhook"].clone(), saved.body["webhook_configured"].clone()),
+        (Value::Null, json!(true))
+    );
+    assert!(!admin.get("/api/alerts/config").await.text.contains(&receiver.url), "the webhook is never echoed");
+    let ok = admin.post("/api/alerts/test", &json!({})).await;
+    assert_eq!(ok.body, json!({"ok": true, "message": "Test notification sent successfully"}), "{}", ok.text);
+    assert_eq!(receiver.requests("/slack").len(), 1);
+    receiver.answer(302);
+    let redirected = admin.post("/api/alerts/test", &json!({})).await;
+    assert_eq!(redirected.status, 502, "{}", redirected.text);
+    assert!(receiver.requests("/trap").is_empty(), "redirects are not followed");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn toggles_are_per_project() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start_with(|c| with_receiver(c, &receiver)).await;
+    let admin = server.admin();
+    let mk = |name: &'static str| {
+        let admin = admin.clone();
+        async move { admin.post("/api/projects", &json!({"name": name})).await.body["id"].as_str().unwrap().to_string() }
+    };
+    let (quiet, loud) = (mk("quiet").await, mk("loud").await);
+    let off = admin
+        .post(&format!("/api/alerts/config?project_id={quiet}"), &json!({"alert_types": {"agent_failure": false}}))
+        .await;
+    assert_eq!(off.body["alert_types"]["agent_failure"], json!(false));
+    assert_eq!(off.body["alert_types"]["mcp_down"], json!(true), "defaults are kept");
+    assert_eq!(off.body["alert_types"]["anomaly_warning"], json!(false));
+    assert_eq!(admin.ingest(&failing(&session_id(), Some(&quiet), 0, 2)).await.status, 202);
+    assert_eq!(admin.ingest(&failing(&session_id(), Some(&loud), 0, 2)).await.status, 202);
+    receiver.wait_for("/slack", 1, 10).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(receiver.requests("/slack").len(), 1);
+    assert_eq!(feed(&server, &format!("project_id={quiet}")).await["total"], json!(0));
+    assert_eq!(feed(&server, &format!("project_id={loud}")).await["total"], json!(1));
+    // An admin's global view shows every project's alerts.
+    assert_eq!(feed(&server, "status=all").await["total"], json!(1));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_slo_breach_fires_within_an_interval_and_again_after_the_dedup_window() {
+    let receiver = Receiver::start().await;
+    let server = TestServer::start_with(|c| {
+        with_receiver(c, &receiver);
+        c.alerts.slo_interval = Duration::from_millis(300);
+        c.alerts.dedup_seconds = 2;
+    })
+    .await;
+    let admin = server.admin();
+    let slo =
+        admin.post("/api/slos", &json!({"agent_name": "triager", "metric": "success_rate", "target": 99.0})).await;
+    assert_eq!(slo.status, 201, "{}", slo.text);
+    assert_eq!(slo.body["window_hours"], json!(24));
+    for bad in [
+        json!({"agent_name": "a", "metric": "p50", "target": 1}),
+        json!({"agent_name": "a", "metric": "success_rate", "target": 0}),
+        json!({"agent_name": "a", "metric": "latency_p99", "target": 5, "window_hours": 721}),
+    ] {
+        assert_eq!(admin.post("/api/slos", &bad).await.status, 422, "{bad}");
+    }
+    assert_eq!(admin.get("/api/slos/status").await.body[0]["status"], json!("no_data"));
+    assert_eq!(admin.ingest(&failing(&session_id(), None, 0, 1)).await.status, 202);
+    let status = admin.get("/api/slos/status").await.body;
+    assert_eq!((status[0]["status"].clone(), status[0]["current_value"].clone()), (json!("breached"), json!(0.0)));
+
+    let breached =
+        |b: &Value| b["alerts"].as_array().unwrap().iter().filter(|a| a["alert_type"] == json!("slo_breached")).count();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while breached(&feed(&server, "status=all").await) == 0 {
+        assert!(Instant::now() < deadline, "slo_breached within an evaluation interval");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Still breached: silent within the dedup window (2 s), then it fires again.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(breached(&feed(&server, "status=all").await), 1);
+    let deadline = Instant::now() + Duration::from_secs(4);
+    while breached(&feed(&server, "status=all").await) < 2 {
+        assert!(Instant::now() < deadline, "fires again after the dedup window");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let id = slo.body["id"].as_str().unwrap();
+    assert_eq!(admin.delete(&format!("/api/slos/{id}")).await.status, 204);
+    assert_eq!(admin.delete(&format!("/api/slos/{id}")).await.detail(), format!("SLO '{id}' not found."));
+    server.stop().await;
+}
+
+fn fixture() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
+    assert!(bin.exists(), "build the fixture first: cargo build -p mcp-fixture");
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_server_down_recovered_and_circuit_alerts() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let write = |mode: &str| {
+        std::fs::write(
+            &state,
+            json!({"tools": [{"name": "t", "inputSchema": {"type": "object"}}], "mode": mode}).to_string(),
+        )
+        .unwrap()
+    };
+    write("ok");
+    let server = TestServer::start_with(|c| {
+        with_receiver(c, &receiver);
+        c.alerts.consecutive_failures = 2;
+        c.monitor_interval = Duration::from_millis(300);
+        c.servers = vec![MonitoredServer {
+            spec: ServerSpec {
+                name: "fx".into(),
+                transport: Transport::Stdio {
+                    command: fixture().display().to_string(),
+                    args: vec!["--stdio".into()],
+                    env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
+                },
+                timeout: Duration::from_secs(10),
+                health_tool: None,
+                health_tool_args: Default::default(),
+            },
+            breaker: BreakerConfig { failure_threshold: 3, cooldown_ms: 1500, half_open_max_calls: 1 },
+        }];
+    })
+    .await;
+    let types = |b: &Value| -> Vec<String> {
+        let mut t: Vec<String> =
+            b["alerts"].as_array().unwrap().iter().map(|a| a["alert_type"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    };
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    write("fail");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !types(&feed(&server, "status=all").await).contains(&"circuit_breaker_open".to_string()) {
+        assert!(Instant::now() < deadline, "down and circuit alerts: {:?}", types(&feed(&server, "status=all").await));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    write("ok");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !types(&feed(&server, "status=all").await).contains(&"server_recovered".to_string()) {
+        assert!(Instant::now() < deadline, "recovery alert: {:?}", types(&feed(&server, "status=all").await));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let all = feed(&server, "status=all").await;
+    assert_eq!(
+        types(&all),
+        ["circuit_breaker_open", "circuit_breaker_recovered", "server_down", "server_recovered"],
+        "each once"
+    );
+    let down =
+        all["alerts"].as_array().unwrap().iter().find(|a| a["alert_type"] == json!("server_down")).unwrap().clone();
+    assert_eq!(down["title"], json!("MCP server 'fx' is DOWN"));
+    assert!(
+        down["message"].as_str().unwrap().starts_with("Server 'fx' has been unreachable for 2 consecutive checks."),
+        "{down}"
+    );
+    assert_eq!(down["project_id"], json!(""));
+    receiver.wait_for("/slack", 4, 5).await;
+    assert_eq!(receiver.requests("/slack").len(), 4);
+    server.stop().await;
+}
