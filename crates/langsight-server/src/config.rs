@@ -59,6 +59,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS",
     "LANGSIGHT_ALERT_RETRY_BASE_MS",
     "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS",
+    "LANGSIGHT_ANOMALY_INTERVAL_SECONDS",
+    "LANGSIGHT_ANOMALY_Z_THRESHOLD",
     "LANGSIGHT_HOST",
     "LANGSIGHT_PORT",
     "LANGSIGHT_WORKER_ID",
@@ -298,6 +300,10 @@ pub struct AlertSettings {
     pub retry_base: std::time::Duration,
     /// How often the monitor leader evaluates SLOs (`LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS`, 60).
     pub slo_interval: std::time::Duration,
+    /// How often the leader looks for tool anomalies (`LANGSIGHT_ANOMALY_INTERVAL_SECONDS`, 300).
+    pub anomaly_interval: std::time::Duration,
+    /// |z| from which a deviation is an anomaly (`LANGSIGHT_ANOMALY_Z_THRESHOLD`, 2.0; 1 to 5).
+    pub anomaly_z_threshold: f64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -670,6 +676,21 @@ impl Config {
             delivery_attempts: positive("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", 4)?.min(20) as u32,
             retry_base: std::time::Duration::from_millis(positive("LANGSIGHT_ALERT_RETRY_BASE_MS", 1000)?),
             slo_interval: std::time::Duration::from_secs(positive("LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS", 60)?),
+            anomaly_interval: std::time::Duration::from_secs(positive("LANGSIGHT_ANOMALY_INTERVAL_SECONDS", 300)?),
+            anomaly_z_threshold: match get("LANGSIGHT_ANOMALY_Z_THRESHOLD") {
+                Some(v) => {
+                    let z = parse_num::<f64>("LANGSIGHT_ANOMALY_Z_THRESHOLD", v, "a number from 1 to 5")?;
+                    if !(1.0..=5.0).contains(&z) {
+                        return Err(ConfigError::Invalid {
+                            var: "LANGSIGHT_ANOMALY_Z_THRESHOLD",
+                            value: v.into(),
+                            reason: "must be from 1 to 5".into(),
+                        });
+                    }
+                    z
+                }
+                None => 2.0,
+            },
         };
         let flag = |var: &'static str| get(var).map(|v| parse_bool(var, v)).transpose().map(|v| v.unwrap_or(false));
         let allow_private_mcp_urls = flag("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS")?;

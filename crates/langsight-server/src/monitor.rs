@@ -127,6 +127,16 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             }
         });
         let _abort_slos = AbortOnDrop(slos);
+        let (anomaly_state, anomaly_holder) = (state.clone(), holder.clone());
+        let anomalies = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(anomaly_state.config.alerts.anomaly_interval).await;
+                if anomaly_state.shared.leases.acquire("monitor", &anomaly_holder, lease_ms).await {
+                    crate::alerts::anomaly::run_once(&anomaly_state).await;
+                }
+            }
+        });
+        let _abort_anomalies = AbortOnDrop(anomalies);
         let mut leading = false;
         loop {
             if state.shared.leases.acquire("monitor", &holder, lease_ms).await {

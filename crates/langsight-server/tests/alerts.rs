@@ -370,3 +370,50 @@ async fn mcp_server_down_recovered_and_circuit_alerts() {
     assert_eq!(receiver.requests("/slack").len(), 4);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_whose_error_rate_jumps_raises_an_anomaly() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.alerts.anomaly_interval = Duration::from_millis(300);
+    })
+    .await;
+    // Six past hours of a healthy tool (one error in ten, steady latency), then a bad current hour.
+    let now = chrono::Utc::now();
+    let span = |h: i64, i: usize, ok: bool| {
+        // The current hour's spans sit within milliseconds of now, so they stay in this hour.
+        let back = if h == 0 { chrono::Duration::milliseconds(i as i64) } else { chrono::Duration::seconds(i as i64) };
+        let at = now - chrono::Duration::hours(h) - back;
+        json!({
+            "span_id": format!("h{h}-{i}"), "span_type": "tool_call", "session_id": format!("{:032x}", h + 1),
+            "server_name": "pg", "tool_name": "query", "agent_name": "analyst", "latency_ms": 40.0,
+            "started_at": at.to_rfc3339(), "ended_at": (at + chrono::Duration::milliseconds(40)).to_rfc3339(),
+            "status": if ok { "success" } else { "error" },
+        })
+    };
+    let mut spans = Vec::new();
+    for h in 1..=6 {
+        for i in 0..10 {
+            spans.push(span(h, i, i != 0 || h % 2 == 0));
+        }
+    }
+    for i in 0..10 {
+        spans.push(span(0, i, i >= 8));
+    }
+    let r = server.admin().ingest(&Value::Array(spans)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let alert = loop {
+        let body = feed(&server, "status=all").await;
+        if let Some(a) =
+            body["alerts"].as_array().unwrap().iter().find(|a| a["alert_type"] == json!("anomaly_critical"))
+        {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "anomaly alert: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alert["title"], json!("Anomaly detected: query on pg"));
+    assert!(alert["message"].as_str().unwrap().contains("anomalous `error_rate`"), "{alert}");
+    server.stop().await;
+}

@@ -37,6 +37,9 @@ pub trait SpanStore: Send + Sync {
         since: i64,
     ) -> Result<Vec<ServerInvocations>, StorageError>;
 
+    /// Hourly tool-call aggregates from `since_hour` (epoch hours) on, optionally one project.
+    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError>;
+
     /// A server's `tool_call` spans since `since`, newest first; with a project, its own and unscoped ones.
     async fn server_calls(
         &self,

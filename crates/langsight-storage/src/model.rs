@@ -258,3 +258,16 @@ pub struct Slo {
     pub window_hours: i64,
     pub created_at: Micros,
 }
+
+/// Tool calls of one (project, server, tool) in one hour.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolHour {
+    pub project_id: String,
+    pub server_name: String,
+    pub tool_name: String,
+    /// Epoch hours.
+    pub hour: i64,
+    pub calls: i64,
+    pub errors: i64,
+    pub latency_sum_ms: f64,
+}

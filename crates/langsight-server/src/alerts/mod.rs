@@ -5,6 +5,7 @@
 //! in Redis), so an alert seen by every worker fires once. Delivery runs off the request path through a
 //! bounded queue ([`deliver`]); every outcome is persisted, so nothing is lost silently.
 
+pub mod anomaly;
 pub mod deliver;
 pub mod rules;
 pub mod slo;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/003_drift.sql")),
     (4, include_str!("migrations/004_servers.sql")),
     (5, include_str!("migrations/005_alerts.sql")),
+    (6, include_str!("migrations/006_tool_hourly.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

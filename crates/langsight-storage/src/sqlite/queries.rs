@@ -22,6 +22,32 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
+/// Folds the batch's tool calls into `tool_hourly`, one upsert per (project, server, tool, hour).
+fn update_tool_hours(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
+    let mut groups: HashMap<(&str, &str, &str, i64), (i64, i64, f64)> = HashMap::new();
+    for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
+        let key = (
+            s.project().unwrap_or(""),
+            s.server_name.as_str(),
+            s.tool_name.as_str(),
+            s.started_at.div_euclid(3_600_000_000),
+        );
+        let g = groups.entry(key).or_default();
+        g.0 += 1;
+        g.1 += i64::from(s.status != SpanStatus::Success);
+        g.2 += s.latency_ms;
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
+         calls = calls + excluded.calls, errors = errors + excluded.errors, latency_sum = latency_sum + excluded.latency_sum",
+    )?;
+    for ((p, server, tool, hour), (calls, errors, latency)) in groups {
+        stmt.execute(params![p, server, tool, hour, calls, errors, latency])?;
+    }
+    Ok(())
+}
+
 fn insert_spans(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
     let mut stmt = conn.prepare_cached(INSERT_SPAN)?;
     for s in spans {
@@ -161,6 +187,7 @@ impl SpanStore for SqliteStorage {
         }
         self.write(move |conn| {
             insert_spans(conn, &spans)?;
+            update_tool_hours(conn, &spans)?;
             let sessions = update_sessions(conn, &spans)?;
             Ok(IngestOutcome { accepted: spans.len(), sessions })
         })
@@ -216,6 +243,29 @@ impl SpanStore for SqliteStorage {
                     last_call_status: r.get(2)?,
                     total_calls: r.get(3)?,
                     success_calls: r.get(4)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
+        let project_id = project_id.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT project_id, server_name, tool_name, hour, calls, errors, latency_sum FROM tool_hourly \
+                 WHERE hour >= ?1 AND (?2 IS NULL OR project_id = ?2) ORDER BY project_id, server_name, tool_name, hour",
+            )?;
+            let rows = stmt.query_map(params![since_hour, project_id], |r| {
+                Ok(ToolHour {
+                    project_id: r.get(0)?,
+                    server_name: r.get(1)?,
+                    tool_name: r.get(2)?,
+                    hour: r.get(3)?,
+                    calls: r.get(4)?,
+                    errors: r.get(5)?,
+                    latency_sum_ms: r.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
