@@ -22,9 +22,13 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
+/// (project, server, tool, epoch hour) of `tool_hourly`.
+type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
+
 /// Folds the batch's tool calls into `tool_hourly`, one upsert per (project, server, tool, hour).
 fn update_tool_hours(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
-    let mut groups: HashMap<(&str, &str, &str, i64), (i64, i64, f64)> = HashMap::new();
+    // (calls, errors, latency sum) per key.
+    let mut groups: HashMap<HourKey, (i64, i64, f64)> = HashMap::new();
     for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
         let key = (
             s.project().unwrap_or(""),
