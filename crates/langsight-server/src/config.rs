@@ -66,6 +66,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_WORKER_ID",
     "LANGSIGHT_WORKER_SECRET",
     "LANGSIGHT_SSE_REPLAY_MESSAGES",
+    "LANGSIGHT_SSE_REPLAY_BYTES",
     "LANGSIGHT_SSE_REPLAY_SECONDS",
     "LANGSIGHT_SSE_KEEPALIVE_SECONDS",
     "LANGSIGHT_REDIS_POOL_MAX",
@@ -273,6 +274,8 @@ pub struct SseSettings {
     pub client_buffer: usize,
     /// Replay window for `Last-Event-ID`: messages and age.
     pub replay_messages: usize,
+    /// Event bytes the in-process replay ring keeps at most (`LANGSIGHT_SSE_REPLAY_BYTES`, 16 MiB).
+    pub replay_bytes: usize,
     pub replay_seconds: u64,
     /// Idle time before a `: keepalive` comment.
     pub keepalive_seconds: u64,
@@ -642,6 +645,7 @@ impl Config {
             max_clients: positive("LANGSIGHT_SSE_MAX_CLIENTS", 1000)? as usize,
             client_buffer: positive("LANGSIGHT_SSE_CLIENT_BUFFER", 200)? as usize,
             replay_messages: positive("LANGSIGHT_SSE_REPLAY_MESSAGES", 10_000)? as usize,
+            replay_bytes: positive("LANGSIGHT_SSE_REPLAY_BYTES", 16 << 20)? as usize,
             replay_seconds: positive("LANGSIGHT_SSE_REPLAY_SECONDS", 300)?,
             keepalive_seconds: positive("LANGSIGHT_SSE_KEEPALIVE_SECONDS", 15)?,
         };

@@ -77,6 +77,7 @@ pub async fn open_shared(config: &Config) -> Result<langsight_shared::SharedStat
 fn bus_limits(config: &Config) -> langsight_shared::bus::BusLimits {
     langsight_shared::bus::BusLimits {
         replay_messages: config.sse.replay_messages,
+        replay_bytes: config.sse.replay_bytes,
         replay_age: Duration::from_secs(config.sse.replay_seconds),
         subscriber_buffer: config.sse.client_buffer,
     }

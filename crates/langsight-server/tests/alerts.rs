@@ -163,12 +163,35 @@ async fn a_down_receiver_is_retried_then_recorded_as_failed_without_slowing_requ
     server.stop().await;
 }
 
+/// A hostname other than `localhost` that resolves to a loopback or private address here (the machine's own
+/// name, or another loopback alias from /etc/hosts): the "name that resolves to a private address" case.
+async fn private_name() -> String {
+    let mut names: Vec<String> =
+        std::fs::read_to_string("/etc/hostname").map(|h| vec![h.trim().to_string()]).unwrap_or_default();
+    for line in std::fs::read_to_string("/etc/hosts").unwrap_or_default().lines() {
+        let mut parts = line.split_whitespace();
+        if parts.next().is_some_and(|ip| ip.starts_with("127.") || ip == "::1") {
+            names.extend(parts.filter(|n| !n.starts_with('#')).map(String::from));
+        }
+    }
+    for n in names.into_iter().filter(|n| !n.is_empty() && n != "localhost" && !n.ends_with(".localhost")) {
+        if let Ok(mut addrs) = tokio::net::lookup_host((n.as_str(), 80)).await {
+            if addrs.any(|a| a.ip().is_loopback()) {
+                return n;
+            }
+        }
+    }
+    panic!("this machine has no hostname resolving to a loopback address other than localhost (see /etc/hosts)");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_urls_from_the_api_pass_the_ssrf_rules() {
     let receiver = Receiver::start().await;
     let server = TestServer::start_with(|c| c.api_keys = vec![Secret(ADMIN_KEY.into())]).await;
     let admin = server.admin();
+    let resolving = format!("http://{}:9/hook", private_name().await);
     for (url, why) in [
+        (resolving.as_str(), "resolves to a blocked address: 127."),
         ("http://169.254.169.254/latest/meta-data", "cloud-metadata"),
         ("http://localhost:9/hook", "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS=true"),
         ("http://10.1.2.3/hook", "private"),

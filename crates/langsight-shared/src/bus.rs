@@ -91,6 +91,9 @@ pub struct Replay {
 pub struct BusLimits {
     /// Messages kept (not events: one message holds one publish).
     pub replay_messages: usize,
+    /// Bytes of event data the in-process ring keeps at most: under heavy ingest 10,000 messages of span
+    /// batches would otherwise hold hundreds of MiB.
+    pub replay_bytes: usize,
     pub replay_age: Duration,
     /// Messages a local subscriber may fall behind before it loses the oldest.
     pub subscriber_buffer: usize,
@@ -98,7 +101,12 @@ pub struct BusLimits {
 
 impl Default for BusLimits {
     fn default() -> Self {
-        BusLimits { replay_messages: 10_000, replay_age: Duration::from_secs(300), subscriber_buffer: 200 }
+        BusLimits {
+            replay_messages: 10_000,
+            replay_bytes: 16 << 20,
+            replay_age: Duration::from_secs(300),
+            subscriber_buffer: 200,
+        }
     }
 }
 
@@ -123,15 +131,20 @@ fn now_ms() -> u64 {
 /// The in-process log: ring buffer + broadcast. Also the Redis bus's local fallback.
 pub struct MemoryBus {
     limits: BusLimits,
-    ring: Mutex<(MsgId, VecDeque<Arc<BusMessage>>)>,
+    /// Last id, the messages, and the bytes of event data they hold.
+    ring: Mutex<(MsgId, VecDeque<Arc<BusMessage>>, usize)>,
     tx: broadcast::Sender<Arc<BusMessage>>,
+}
+
+fn message_bytes(m: &BusMessage) -> usize {
+    m.events.iter().map(|e| e.name.len() + e.data.len()).sum::<usize>() + 64
 }
 
 impl MemoryBus {
     pub fn new(limits: BusLimits) -> MemoryBus {
         MemoryBus {
             limits,
-            ring: Mutex::new((MsgId::default(), VecDeque::new())),
+            ring: Mutex::new((MsgId::default(), VecDeque::new(), 0)),
             tx: broadcast::channel(limits.subscriber_buffer.max(1)).0,
         }
     }
@@ -152,10 +165,16 @@ impl EventBus for MemoryBus {
             events: events.into(),
             published_ms: now,
         });
+        ring.2 += message_bytes(&msg);
         ring.1.push_back(msg.clone());
         let min_ms = now.saturating_sub(self.limits.replay_age.as_millis() as u64);
-        while ring.1.len() > self.limits.replay_messages || ring.1.front().is_some_and(|m| m.id.ms < min_ms) {
-            ring.1.pop_front();
+        while ring.1.len() > self.limits.replay_messages
+            || (ring.2 > self.limits.replay_bytes && ring.1.len() > 1)
+            || ring.1.front().is_some_and(|m| m.id.ms < min_ms)
+        {
+            if let Some(old) = ring.1.pop_front() {
+                ring.2 = ring.2.saturating_sub(message_bytes(&old));
+            }
         }
         // Sent under the lock so subscribers see ids in order.
         let _ = self.tx.send(msg);
@@ -473,5 +492,17 @@ mod tests {
         assert_eq!(r.messages.len(), 3, "inclusive of the id asked for");
         let too_old = bus.replay(MsgId { ms: 1, seq: 0 }).await;
         assert!(!too_old.complete, "the window no longer reaches back that far");
+    }
+
+    #[tokio::test]
+    async fn memory_log_keeps_to_its_byte_budget() {
+        // 100 messages of ~1 KiB against a 10 KiB budget: only the newest few stay, the newest always.
+        let bus = MemoryBus::new(BusLimits { replay_bytes: 10 * 1024, ..BusLimits::default() });
+        for i in 0..100 {
+            bus.publish(None, vec![Event { name: "span:new".into(), data: format!("{i:01024}") }]).await;
+        }
+        let kept = bus.replay(MsgId::default()).await.messages;
+        assert!((5..=10).contains(&kept.len()), "{} kept", kept.len());
+        assert_eq!(kept.last().unwrap().events[0].data, format!("{:01024}", 99));
     }
 }

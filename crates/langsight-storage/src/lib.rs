@@ -81,6 +81,51 @@ pub trait ProjectStore: Send + Sync {
     async fn member_role(&self, project_id: &str, principal: &str) -> Result<Option<String>, StorageError>;
     /// Projects the principal is a member of, with its role in each.
     async fn memberships(&self, principal: &str) -> Result<Vec<(Project, String)>, StorageError>;
+    /// Renames; the slug is made unique as at creation. `None` when the project does not exist.
+    async fn update_project(&self, id: &str, name: &str, slug: &str) -> Result<Option<Project>, StorageError>;
+    /// Deletes the project and its memberships.
+    async fn delete_project(&self, id: &str) -> Result<bool, StorageError>;
+    async fn list_members(&self, project_id: &str) -> Result<Vec<Member>, StorageError>;
+    /// Adds or replaces a membership.
+    async fn upsert_member(&self, project_id: &str, member: Member) -> Result<(), StorageError>;
+    async fn set_member_role(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Result<Option<Member>, StorageError>;
+    async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<bool, StorageError>;
+}
+
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    async fn count_users(&self) -> Result<u64, StorageError>;
+    /// `StorageError::Conflict` when the email is taken.
+    async fn create_user(&self, user: User) -> Result<(), StorageError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StorageError>;
+    async fn user_by_id(&self, id: &str) -> Result<Option<User>, StorageError>;
+    async fn list_users(&self) -> Result<Vec<User>, StorageError>;
+    async fn set_user_role(&self, id: &str, role: &str) -> Result<Option<User>, StorageError>;
+    async fn deactivate_user(&self, id: &str) -> Result<bool, StorageError>;
+    /// Sets the password hash and revokes the user's API keys; returns how many keys were revoked.
+    async fn set_password(&self, id: &str, hash: &str, at: i64) -> Result<u64, StorageError>;
+    async fn touch_login(&self, id: &str, at: i64) -> Result<(), StorageError>;
+    async fn create_invite(&self, invite: Invite) -> Result<(), StorageError>;
+    /// Atomically checks the invitation and creates the user.
+    async fn accept_invite(&self, token_hash: &str, user: User, now: i64) -> Result<AcceptInvite, StorageError>;
+    /// Until when the account is locked, if it is at `now`.
+    async fn locked_until(&self, email: &str, now: i64) -> Result<Option<i64>, StorageError>;
+    /// Counts a failed login; returns the lock end when this failure locked the account.
+    async fn record_login_failure(
+        &self,
+        email: &str,
+        now: i64,
+        policy: LockoutPolicy,
+    ) -> Result<Option<i64>, StorageError>;
+    async fn clear_login_failures(&self, email: &str) -> Result<(), StorageError>;
+    async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;
+    /// Newest first, and the total.
+    async fn audit_log(&self, limit: usize, offset: usize) -> Result<(u64, Vec<AuditEvent>), StorageError>;
 }
 
 #[async_trait]
@@ -172,6 +217,7 @@ pub struct Storage {
     pub health: Arc<dyn HealthStore>,
     pub servers: Arc<dyn ServerStore>,
     pub alerts: Arc<dyn AlertStore>,
+    pub users: Arc<dyn UserStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -191,6 +237,7 @@ impl Storage {
             health: db.clone(),
             servers: db.clone(),
             alerts: db.clone(),
+            users: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }

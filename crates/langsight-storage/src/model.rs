@@ -271,3 +271,70 @@ pub struct ToolHour {
     pub errors: i64,
     pub latency_sum_ms: f64,
 }
+
+/// A dashboard user.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    /// Lower-cased.
+    pub email: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// `admin` or `viewer`.
+    pub role: String,
+    pub active: bool,
+    pub created_at: Micros,
+    pub last_login_at: Option<Micros>,
+}
+
+/// An invitation (only the token's hash is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invite {
+    pub token_hash: String,
+    pub email: String,
+    pub role: String,
+    pub created_by: Option<String>,
+    pub created_at: Micros,
+    pub expires_at: Micros,
+    pub used_at: Option<Micros>,
+}
+
+/// What accepting an invitation did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AcceptInvite {
+    Created(User),
+    Unknown,
+    Used,
+    Expired,
+    EmailTaken,
+}
+
+/// The lockout policy: `max_failures` within `window` lock the account for `lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub window_micros: Micros,
+    pub lock_micros: Micros,
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: Micros,
+    pub event: String,
+    pub user_id: String,
+    pub ip: String,
+    /// JSON object text.
+    pub details: String,
+    pub project_id: String,
+}
+
+/// A project membership.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub user_id: String,
+    pub role: String,
+    pub added_by: Option<String>,
+    pub added_at: Micros,
+}

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/004_servers.sql")),
     (5, include_str!("migrations/005_alerts.sql")),
     (6, include_str!("migrations/006_tool_hourly.sql")),
+    (7, include_str!("migrations/007_users.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -10,6 +10,7 @@ mod checkpoint;
 mod migrations;
 mod queries;
 mod servers;
+mod users;
 mod writer;
 
 use crate::{Closer, Probe, StorageError};

@@ -511,6 +511,100 @@ impl ProjectStore for SqliteStorage {
         })
         .await
     }
+
+    async fn update_project(&self, id: &str, name: &str, slug: &str) -> Result<Option<Project>, StorageError> {
+        let (id, name, slug) = (id.to_string(), name.to_string(), slug.to_string());
+        self.write(move |conn| {
+            let exists = conn.query_row("SELECT 1 FROM projects WHERE id = ?1", params![id], |_| Ok(())).optional()?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let mut unique = slug.clone();
+            while conn
+                .query_row("SELECT 1 FROM projects WHERE slug = ?1 AND id <> ?2", params![unique, id], |_| Ok(()))
+                .optional()?
+                .is_some()
+            {
+                unique = format!("{slug}-{}", &langsight_core::keys::new_id()[..6]);
+            }
+            conn.execute("UPDATE projects SET name = ?2, slug = ?3 WHERE id = ?1", params![id, name, unique])?;
+            Ok(conn
+                .prepare_cached(&format!("{PROJECT_SELECT} WHERE p.id = ?1"))?
+                .query_row(params![id], project_from_row)
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn delete_project(&self, id: &str) -> Result<bool, StorageError> {
+        let id = id.to_string();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM project_members WHERE project_id = ?1", params![id])?;
+            Ok(conn.execute("DELETE FROM projects WHERE id = ?1", params![id])? > 0)
+        })
+        .await
+    }
+
+    async fn list_members(&self, project_id: &str) -> Result<Vec<Member>, StorageError> {
+        let project_id = project_id.to_string();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id, role, added_by, added_at FROM project_members WHERE project_id = ?1 ORDER BY added_at, user_id",
+            )?;
+            let rows = stmt.query_map(params![project_id], |r| {
+                Ok(Member { user_id: r.get(0)?, role: r.get(1)?, added_by: r.get(2)?, added_at: r.get(3)? })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn upsert_member(&self, project_id: &str, m: Member) -> Result<(), StorageError> {
+        let project_id = project_id.to_string();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO project_members (project_id, user_id, role, added_by, added_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+                 ON CONFLICT (project_id, user_id) DO UPDATE SET role = excluded.role",
+                params![project_id, m.user_id, m.role, m.added_by, m.added_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_member_role(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> Result<Option<Member>, StorageError> {
+        let (project_id, user_id, role) = (project_id.to_string(), user_id.to_string(), role.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE project_members SET role = ?3 WHERE project_id = ?1 AND user_id = ?2",
+                params![project_id, user_id, role],
+            )?;
+            Ok(conn
+                .query_row(
+                    "SELECT user_id, role, added_by, added_at FROM project_members WHERE project_id = ?1 AND user_id = ?2",
+                    params![project_id, user_id],
+                    |r| Ok(Member { user_id: r.get(0)?, role: r.get(1)?, added_by: r.get(2)?, added_at: r.get(3)? }),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn remove_member(&self, project_id: &str, user_id: &str) -> Result<bool, StorageError> {
+        let (project_id, user_id) = (project_id.to_string(), user_id.to_string());
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "DELETE FROM project_members WHERE project_id = ?1 AND user_id = ?2",
+                params![project_id, user_id],
+            )? > 0)
+        })
+        .await
+    }
 }
 
 const HEALTH_COLUMNS: &str =
