@@ -24,6 +24,11 @@ pub const MISSING_KEY: &str = "Missing X-API-Key header";
 pub const INVALID_KEY: &str = "Invalid API key";
 pub const EXPIRED_KEY: &str = "API key has expired";
 pub const VIEWER_WRITE: &str = "Write operations require an admin API key";
+pub const VIEWER_SESSION_WRITE: &str = "Write operations require admin role";
+pub const DEACTIVATED: &str = "Account has been deactivated";
+pub const ROLE_CHANGED: &str = "Your role has been changed. Please log in again.";
+/// Proxy signatures older or newer than this are ignored.
+const PROXY_SKEW_SECS: i64 = 60;
 pub const PROJECT_NOT_FOUND: &str = "Project not found.";
 pub const PROJECT_REQUIRED: &str = "project_id query parameter is required. Select a project or contact an admin to \
     gain project access.";
@@ -44,11 +49,17 @@ pub enum Principal {
     StoredKey(ApiKeyRecord),
     /// No key exists and auth is explicitly disabled.
     Open,
+    /// A dashboard user, vouched for by our trusted proxy's signed headers and re-read from storage.
+    Session(langsight_storage::User),
 }
 
 impl Principal {
     pub fn is_global_admin(&self) -> bool {
-        matches!(self, Principal::BootstrapKey | Principal::Open)
+        match self {
+            Principal::BootstrapKey | Principal::Open => true,
+            Principal::Session(u) => u.role == "admin",
+            Principal::StoredKey(_) => false,
+        }
     }
 
     /// The project a stored key is bound to.
@@ -63,7 +74,27 @@ impl Principal {
     pub fn member_id(&self) -> Option<&str> {
         match self {
             Principal::StoredKey(k) => Some(k.user_id.as_deref().unwrap_or(&k.id)),
+            Principal::Session(u) => Some(&u.id),
             _ => None,
+        }
+    }
+
+    /// The user acting, if one is known (a session, or a stored key created by a user).
+    pub fn user_id(&self) -> Option<&str> {
+        match self {
+            Principal::Session(u) => Some(&u.id),
+            Principal::StoredKey(k) => k.user_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Who did it, for audit logs and `acked_by`.
+    pub fn actor(&self) -> String {
+        match self {
+            Principal::Session(u) => u.id.clone(),
+            Principal::StoredKey(k) => k.user_id.clone().unwrap_or_else(|| format!("key:{}", k.id)),
+            Principal::BootstrapKey => "admin".into(),
+            Principal::Open => "anonymous".into(),
         }
     }
 
@@ -72,6 +103,7 @@ impl Principal {
     pub fn require_admin(&self) -> ApiResult<()> {
         match self {
             Principal::StoredKey(k) if k.role == KeyRole::Viewer => Err(ApiError::Forbidden(VIEWER_WRITE.into())),
+            Principal::Session(u) if u.role != "admin" => Err(ApiError::Forbidden(VIEWER_SESSION_WRITE.into())),
             _ => Ok(()),
         }
     }
@@ -93,8 +125,9 @@ impl Principal {
         };
         match self {
             Principal::BootstrapKey | Principal::Open => Ok(Some(project.to_string())),
+            Principal::Session(u) if u.role == "admin" => Ok(Some(project.to_string())),
             Principal::StoredKey(k) if k.role == KeyRole::Admin => Ok(Some(project.to_string())),
-            Principal::StoredKey(_) => {
+            Principal::StoredKey(_) | Principal::Session(_) => {
                 let member = self.member_id().unwrap_or_default();
                 match state.storage.projects.member_role(project, member).await? {
                     Some(_) => Ok(Some(project.to_string())),
@@ -215,7 +248,51 @@ fn is_bootstrap_key(state: &AppState, key: &str) -> bool {
     found.into()
 }
 
+/// The user id and role our dashboard proxy vouches for: only from a trusted proxy address, with
+/// `X-Proxy-Signature` = hex HMAC-SHA256(`LANGSIGHT_PROXY_SECRET`, `"{id}:{role}:{ts}"`) and `X-Proxy-Timestamp`
+/// within 60 s. Anything else (no secret, untrusted peer, bad or stale signature) is ignored.
+fn proxy_identity(state: &AppState, peer: Option<std::net::IpAddr>, headers: &HeaderMap) -> Option<(String, String)> {
+    use hmac::{Hmac, Mac};
+    let secret = state.config.users.proxy_secret.as_ref()?;
+    let peer = peer?;
+    if !state.config.trusted_proxy_cidrs.iter().any(|c| c.contains(peer)) {
+        return None;
+    }
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let id = text("x-user-id").filter(|v| !v.is_empty())?;
+    let role = text("x-user-role").unwrap_or("");
+    let ts_text = text("x-proxy-timestamp")?;
+    let ts: i64 = ts_text.parse().ok()?;
+    if (now_micros() / 1_000_000 - ts).abs() > PROXY_SKEW_SECS {
+        return None;
+    }
+    let sig = hex::decode(text("x-proxy-signature")?).ok()?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.0.as_bytes()).ok()?;
+    mac.update(format!("{id}:{role}:{ts_text}").as_bytes());
+    mac.verify_slice(&sig).ok()?;
+    Some((id.to_string(), role.to_string()))
+}
+
 pub async fn resolve(state: &AppState, headers: &HeaderMap) -> ApiResult<Principal> {
+    resolve_from(state, None, headers).await
+}
+
+/// [`resolve`] with the TCP peer, which proxy identity headers need.
+pub async fn resolve_from(
+    state: &AppState,
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+) -> ApiResult<Principal> {
+    if let Some((id, role)) = proxy_identity(state, peer, headers) {
+        let user = state.storage.users.user_by_id(&id).await?;
+        let Some(user) = user.filter(|u| u.active) else {
+            return Err(ApiError::Forbidden(DEACTIVATED.into()));
+        };
+        if !role.is_empty() && role != user.role {
+            return Err(ApiError::Forbidden(ROLE_CHANGED.into()));
+        }
+        return Ok(Principal::Session(user));
+    }
     let key = presented_key(headers);
     let has_bootstrap = !state.config.api_keys.is_empty();
     if key.is_none() {
@@ -256,7 +333,8 @@ pub async fn resolve(state: &AppState, headers: &HeaderMap) -> ApiResult<Princip
 
 /// Middleware for protected routes: resolves the principal and stores it in the request's extensions.
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let principal = resolve(&state, req.headers()).await?;
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let principal = resolve_from(&state, peer, req.headers()).await?;
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }

@@ -53,6 +53,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
     "LANGSIGHT_ALLOW_PRIVATE_MCP_URLS",
     "LANGSIGHT_ALERT_WEBHOOK_URL",
+    "LANGSIGHT_LOGIN_MAX_FAILURES",
+    "LANGSIGHT_LOGIN_WINDOW_SECONDS",
+    "LANGSIGHT_LOGIN_LOCK_SECONDS",
     "LANGSIGHT_ALERT_DEDUP_SECONDS",
     "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES",
     "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
@@ -177,6 +180,7 @@ pub struct Config {
     pub servers: Vec<MonitoredServer>,
     pub monitor_enabled: bool,
     pub alerts: AlertSettings,
+    pub users: UserSettings,
     /// MCP server URLs submitted through the API may target private networks (never cloud metadata).
     pub allow_private_mcp_urls: bool,
     /// Webhook URLs submitted through the API may target private networks (never cloud metadata).
@@ -282,6 +286,36 @@ pub struct SseSettings {
 }
 
 /// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
+/// Users, login and the dashboard proxy.
+#[derive(Debug, Clone)]
+pub struct UserSettings {
+    /// First admin, created at start-up when no user exists (`LANGSIGHT_ADMIN_EMAIL`/`_PASSWORD`).
+    pub admin_email: Option<String>,
+    pub admin_password: Option<Secret>,
+    /// HMAC key the dashboard proxy signs `X-User-Id`/`X-User-Role` with (`LANGSIGHT_PROXY_SECRET`); unset
+    /// means proxy identity headers are ignored.
+    pub proxy_secret: Option<Secret>,
+    /// Failed logins within the window that lock an account, the window, and the lock
+    /// (`LANGSIGHT_LOGIN_MAX_FAILURES` 10, `_WINDOW_SECONDS` 300, `_LOCK_SECONDS` 300).
+    pub lockout: langsight_storage::LockoutPolicy,
+}
+
+/// Passwords nobody should use (the original's list).
+pub const WEAK_PASSWORDS: &[&str] = &["admin", "password", "langsight", "changeme", "secret", "123456"];
+
+/// Why a password is refused, if it is.
+pub fn password_problem(p: &str) -> Option<&'static str> {
+    if p.chars().count() < 12 {
+        Some("use at least 12 characters")
+    } else if p.chars().count() > 128 {
+        Some("use at most 128 characters")
+    } else if WEAK_PASSWORDS.iter().any(|w| p.eq_ignore_ascii_case(w)) {
+        Some("avoid common passwords")
+    } else {
+        None
+    }
+}
+
 /// How alerts are raised, deduplicated and delivered.
 #[derive(Debug, Clone)]
 pub struct AlertSettings {
@@ -696,6 +730,25 @@ impl Config {
                 None => 2.0,
             },
         };
+        let admin_password = nonempty(get("LANGSIGHT_ADMIN_PASSWORD"));
+        if let Some(problem) = admin_password.as_deref().and_then(password_problem) {
+            return Err(ConfigError::Invalid {
+                var: "LANGSIGHT_ADMIN_PASSWORD",
+                value: "(hidden)".into(),
+                reason: format!("is too weak: {problem}. Use at least 12 characters and avoid common passwords"),
+            });
+        }
+        let secs = |var: &'static str, default: u64| positive(var, default).map(|s| s as i64 * 1_000_000);
+        let users = UserSettings {
+            admin_email: nonempty(get("LANGSIGHT_ADMIN_EMAIL")).map(|e| e.to_lowercase()),
+            admin_password: admin_password.map(Secret),
+            proxy_secret: nonempty(get("LANGSIGHT_PROXY_SECRET")).map(Secret),
+            lockout: langsight_storage::LockoutPolicy {
+                max_failures: positive("LANGSIGHT_LOGIN_MAX_FAILURES", 10)? as u32,
+                window_micros: secs("LANGSIGHT_LOGIN_WINDOW_SECONDS", 300)?,
+                lock_micros: secs("LANGSIGHT_LOGIN_LOCK_SECONDS", 300)?,
+            },
+        };
         let flag = |var: &'static str| get(var).map(|v| parse_bool(var, v)).transpose().map(|v| v.unwrap_or(false));
         let allow_private_mcp_urls = flag("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS")?;
         let allow_private_webhook_urls = flag("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS")?;
@@ -764,6 +817,7 @@ impl Config {
             servers,
             monitor_enabled,
             alerts,
+            users,
             allow_private_mcp_urls,
             allow_private_webhook_urls,
             monitor_interval,

@@ -22,6 +22,11 @@ pub enum ApiError {
         retry_after_s: u32,
     },
     NotImplemented(String),
+    Conflict(String),
+    /// 410
+    Gone(String),
+    /// 429 from a rule other than the rate limiter (login lockout).
+    TooManyRequests(String),
     /// 502: a service we depend on (a webhook receiver) failed.
     BadGateway(String),
     /// 500: the cause is logged where it happened, the client sees a bare message.
@@ -80,6 +85,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::NotImplemented(d) => (StatusCode::NOT_IMPLEMENTED, Value::String(d)),
             ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, Value::String(d)),
+            ApiError::Conflict(d) => (StatusCode::CONFLICT, Value::String(d)),
+            ApiError::Gone(d) => (StatusCode::GONE, Value::String(d)),
+            ApiError::TooManyRequests(d) => (StatusCode::TOO_MANY_REQUESTS, Value::String(d)),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, Value::String("Internal Server Error".into())),
         };
         (status, axum::Json(json!({ "detail": detail }))).into_response()

@@ -6,12 +6,14 @@
 //! [`start`] opens storage and binds the listener; [`serve`] adds signal handling for the binary.
 
 pub mod alerts;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod passwords;
 pub mod rate_limit;
 pub mod routes;
 pub mod state;
@@ -43,6 +45,8 @@ pub enum StartupError {
     Redis(#[from] langsight_shared::SharedError),
     #[error("workers: {0}")]
     Workers(String),
+    #[error("admin bootstrap (LANGSIGHT_ADMIN_EMAIL / LANGSIGHT_ADMIN_PASSWORD): {0}")]
+    Bootstrap(String),
 }
 
 /// How long shutdown waits for in-flight requests before closing storage anyway.
@@ -149,6 +153,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     let state = AppState::new(config, storage.clone(), shared);
+    routes::bootstrap_admin(&state).await.map_err(StartupError::Bootstrap)?;
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
     let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();

@@ -49,6 +49,11 @@ fn forwarded_for(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) ->
     hops.iter().rev().find(|ip| !trusted(**ip)).or(hops.first()).map(|ip| ip.to_string())
 }
 
+/// The client's address as we best know it (forwarded by a trusted proxy, else the peer), for audit logs.
+pub fn client_ip(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap) -> String {
+    forwarded_for(state, peer, headers).or(peer.map(|p| p.to_string())).unwrap_or_else(|| "unknown".into())
+}
+
 fn client_key(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap, keying: Keying) -> String {
     if let Some(ip) = forwarded_for(state, peer, headers) {
         return ip;

@@ -175,10 +175,10 @@ async fn private_name() -> String {
         }
     }
     for n in names.into_iter().filter(|n| !n.is_empty() && n != "localhost" && !n.ends_with(".localhost")) {
-        if let Ok(mut addrs) = tokio::net::lookup_host((n.as_str(), 80)).await {
-            if addrs.any(|a| a.ip().is_loopback()) {
-                return n;
-            }
+        let loopback =
+            tokio::net::lookup_host((n.as_str(), 80)).await.is_ok_and(|mut a| a.any(|a| a.ip().is_loopback()));
+        if loopback {
+            return n;
         }
     }
     panic!("this machine has no hostname resolving to a loopback address other than localhost (see /etc/hosts)");

@@ -43,7 +43,7 @@ impl TestServer {
     }
 
     pub fn client(&self, key: Option<&str>) -> Client {
-        Client { base: self.url.clone(), key: key.map(String::from), http: http() }
+        Client { base: self.url.clone(), key: key.map(String::from), http: http(), headers: vec![] }
     }
 
     pub fn admin(&self) -> Client {
@@ -95,6 +95,8 @@ pub struct Client {
     pub base: String,
     pub key: Option<String>,
     pub http: reqwest::Client,
+    /// Sent with every request (e.g. a dashboard proxy's identity headers).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Client {
@@ -102,6 +104,9 @@ impl Client {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(k) = &self.key {
             req = req.header("X-API-Key", k);
+        }
+        for (k, v) in &self.headers {
+            req = req.header(k, v);
         }
         if let Some(b) = body {
             req = req.header("Content-Type", "application/json").body(b);

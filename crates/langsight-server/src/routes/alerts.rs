@@ -72,6 +72,7 @@ pub async fn post_config(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
+    meta: crate::audit::RequestMeta,
     JsonBody(body): JsonBody<ConfigUpdate>,
 ) -> ApiResult<Json<Value>> {
     principal.require_admin()?;
@@ -93,6 +94,8 @@ pub async fn post_config(
     }
     state.storage.alerts.save_alert_config(&project, config.clone()).await?;
     tracing::info!(project = %project, "alerts.config_changed");
+    let details = json!({"alert_types": config.alert_types, "slack_webhook_set": config.slack_webhook.is_some(), "webhook_url_set": config.webhook_url.is_some()});
+    crate::audit::record(&state, &principal, &meta, "alerts.config_changed", details, &project);
     Ok(Json(config_json(&state, Some(&config))))
 }
 
@@ -203,21 +206,13 @@ async fn act(
     }
 }
 
-fn caller_name(principal: &Principal) -> String {
-    match principal {
-        Principal::StoredKey(k) => k.user_id.clone().unwrap_or_else(|| k.id.clone()),
-        Principal::BootstrapKey => "admin".into(),
-        Principal::Open => "anonymous".into(),
-    }
-}
-
 pub async fn ack(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let by = caller_name(&principal);
+    let by = principal.actor();
     act(&state, &principal, raw.as_deref(), &id, AlertAction::Ack { by }, "Alert not found or already in final state")
         .await?;
     Ok(Json(json!({"ok": true, "alert_id": id, "status": "acked"})))

@@ -36,6 +36,7 @@ fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
 pub async fn create(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    meta: crate::audit::RequestMeta,
     JsonBody(body): JsonBody<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     principal.require_admin()?;
@@ -99,6 +100,15 @@ pub async fn create(
         .await?;
     state.keys.invalidate();
     tracing::info!(key_id = %rec.id, role = role.as_str(), "api_key.created");
+    let details = json!({"key_id": rec.id, "name": rec.name, "role": role.as_str()});
+    crate::audit::record(
+        &state,
+        &principal,
+        &meta,
+        "api_key.created",
+        details,
+        rec.project_id.as_deref().unwrap_or(""),
+    );
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -142,6 +152,7 @@ pub async fn revoke(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     Path(key_id): Path<String>,
+    meta: crate::audit::RequestMeta,
 ) -> ApiResult<StatusCode> {
     principal.require_admin()?;
     let not_found = || ApiError::NotFound("API key not found or already revoked".into());
@@ -156,5 +167,6 @@ pub async fn revoke(
     }
     state.keys.invalidate();
     tracing::info!(key_id = %key_id, "api_key.revoked");
+    crate::audit::record(&state, &principal, &meta, "api_key.revoked", json!({"key_id": key_id}), "");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,7 +12,7 @@
 //! `POST /api/live/token` passed as `?token=`.
 
 use super::query::Params;
-use crate::auth::{resolve, Principal};
+use crate::auth::{resolve_from, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -104,14 +104,22 @@ fn sse_response(body: Body) -> Response {
     r
 }
 
-pub async fn events(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    match open_stream(state, headers, raw).await {
+pub async fn events(State(state): State<AppState>, req: axum::extract::Request) -> Response {
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let raw = req.uri().query().map(String::from);
+    let headers = req.headers().clone();
+    match open_stream(state, peer, headers, raw).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn open_stream(state: AppState, headers: HeaderMap, raw: Option<String>) -> ApiResult<Response> {
+async fn open_stream(
+    state: AppState,
+    peer: Option<std::net::IpAddr>,
+    headers: HeaderMap,
+    raw: Option<String>,
+) -> ApiResult<Response> {
     let p = Params::parse(raw.as_deref());
     let scope = match p.text("token") {
         Some(t) => verify_token(&state, t).ok_or_else(|| {
@@ -120,7 +128,7 @@ async fn open_stream(state: AppState, headers: HeaderMap, raw: Option<String>) -
             )
         })?,
         None => {
-            let principal = resolve(&state, &headers).await?;
+            let principal = resolve_from(&state, peer, &headers).await?;
             principal.scope(&state, p.text("project_id")).await?
         }
     };

@@ -11,6 +11,7 @@ mod servers;
 mod sessions;
 mod slos;
 mod traces;
+mod users;
 
 use crate::auth::authenticate;
 use crate::http::{cors, record_metrics, security_headers, trusted_hosts};
@@ -19,9 +20,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::{Json, Router};
 use serde_json::json;
+
+pub use users::bootstrap_admin;
 
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
@@ -31,7 +34,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
         .route("/api/projects", get(projects::list).post(projects::create))
-        .route("/api/projects/{project_id}", get(projects::get))
+        .route("/api/projects/{project_id}", get(projects::get).patch(projects::update).delete(projects::delete))
+        .route("/api/projects/{project_id}/members", get(projects::members).post(projects::add_member))
+        .route(
+            "/api/projects/{project_id}/members/{user_id}",
+            patch(projects::set_member_role).delete(projects::remove_member),
+        )
+        .route("/api/users", get(users::list))
+        .route("/api/users/invite", post(users::invite))
+        .route("/api/users/{user_id}/role", patch(users::set_role))
+        .route("/api/users/{user_id}", delete(users::deactivate))
+        .route("/api/users/me/change-password", post(users::change_password))
+        .route("/api/audit/logs", get(users::audit_logs))
         .route("/api/live/token", post(live::token))
         .route("/api/health/servers", get(health::servers))
         .route("/api/health/servers/invocations", get(health::invocations))
@@ -62,6 +76,8 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/api/status", get(probes::status))
         .route("/api/liveness", get(probes::liveness))
+        .route("/api/users/verify", post(users::verify))
+        .route("/api/users/accept-invite", post(users::accept_invite))
         .route("/api/readiness", get(probes::readiness))
         .route("/metrics", get(probes::metrics))
         // Authenticates itself: by key like every route, or by a stream token for browsers.
