@@ -137,6 +137,11 @@ fn bad_configuration_refuses_start_up_naming_the_variable() {
     assert!(e.contains("LANGSIGHT_WORKERS=4") && e.contains("LANGSIGHT_REDIS_URL"), "{e}");
     let e = refused(&db, &[("LANGSIGHT_TRUSTED_PROXY_CIDRS", "0.0.0.0/0")], &[]);
     assert!(e.contains("LANGSIGHT_TRUSTED_PROXY_CIDRS") && e.contains("entire internet"), "{e}");
+    let e = refused(&db, &[("LANGSIGHT_ADMIN_EMAIL", "a@example.com"), ("LANGSIGHT_ADMIN_PASSWORD", "changeme")], &[]);
+    assert!(e.contains("LANGSIGHT_ADMIN_PASSWORD") && e.contains("at least 12 characters"), "{e}");
+    assert!(!e.contains("changeme"), "the password is never printed: {e}");
+    let e = refused(&db, &[("LANGSIGHT_ADMIN_PASSWORD", "PASSWORD")], &[]);
+    assert!(e.contains("LANGSIGHT_ADMIN_PASSWORD is too weak"), "{e}");
     let e = refused(&db, &[("LANGSIGHT_AUTH_DISABLED", "perhaps")], &[]);
     assert!(e.contains("LANGSIGHT_AUTH_DISABLED"), "{e}");
     let e = refused(&db, &[], &["--config", "/no/such/langsight.yaml"]);

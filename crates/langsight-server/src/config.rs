@@ -732,11 +732,10 @@ impl Config {
         };
         let admin_password = nonempty(get("LANGSIGHT_ADMIN_PASSWORD"));
         if let Some(problem) = admin_password.as_deref().and_then(password_problem) {
-            return Err(ConfigError::Invalid {
-                var: "LANGSIGHT_ADMIN_PASSWORD",
-                value: "(hidden)".into(),
-                reason: format!("is too weak: {problem}. Use at least 12 characters and avoid common passwords"),
-            });
+            return Err(ConfigError::Unsupported(format!(
+                "LANGSIGHT_ADMIN_PASSWORD is too weak ({problem}). Use at least 12 characters and avoid common \
+                 passwords, then start again"
+            )));
         }
         let secs = |var: &'static str, default: u64| positive(var, default).map(|s| s as i64 * 1_000_000);
         let users = UserSettings {
