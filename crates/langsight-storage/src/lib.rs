@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 
 pub use error::StorageError;

@@ -192,10 +192,11 @@ impl UserStore for SqliteStorage {
                 _ => (1, now),
             };
             let locked = (count >= i64::from(p.max_failures)).then_some(now + p.lock_micros);
+            // A new window forgets an ended lock; within a window a lock is kept until it ends.
             conn.execute(
                 "INSERT INTO login_failures (email, fail_count, window_start, locked_until) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (email) DO UPDATE SET fail_count = ?2, window_start = ?3, \
-                 locked_until = coalesce(?4, locked_until)",
+                 locked_until = coalesce(?4, CASE WHEN ?2 = 1 THEN NULL ELSE locked_until END)",
                 params![email, count, start, locked],
             )?;
             Ok(locked)

@@ -1,0 +1,264 @@
+//! One storage conformance suite, run against every backend that implements the trait: SQLite (a temporary
+//! file) and PostgreSQL (a private cluster started by the harness). Each check is written once against the
+//! traits; a backend passes when it behaves exactly like the others.
+//!
+//! Covered so far: API keys, projects and members, users, invitations, login lockout and the audit log.
+
+use langsight_core::time::now_micros;
+use langsight_storage::postgres::PgStorage;
+use langsight_storage::sqlite::SqliteStorage;
+use langsight_storage::*;
+use std::sync::Arc;
+use test_support::postgres::PgCluster;
+
+/// The stores under test, whatever the backend.
+struct Backend {
+    name: &'static str,
+    keys: Arc<dyn KeyStore>,
+    projects: Arc<dyn ProjectStore>,
+    users: Arc<dyn UserStore>,
+}
+
+fn user(id: &str, email: &str, role: &str) -> User {
+    User {
+        id: id.into(),
+        email: email.into(),
+        password_hash: "$argon2id$stub".into(),
+        role: role.into(),
+        active: true,
+        created_at: now_micros(),
+        last_login_at: None,
+    }
+}
+
+async fn keys_conform(b: &Backend) {
+    let n = b.name;
+    let now = now_micros();
+    let key = |id: &str, hash: &str, role: KeyRole, user: Option<&str>, at: i64| NewApiKey {
+        id: id.into(),
+        name: format!("key {id}"),
+        key_hash: hash.into(),
+        key_prefix: "ls_0123456".into(),
+        role,
+        user_id: user.map(String::from),
+        project_id: None,
+        created_at: at,
+        expires_at: Some(at + 1_000_000),
+    };
+    b.keys.create_api_key(key("k1", "h1", KeyRole::Admin, Some("u1"), now)).await.unwrap();
+    b.keys.create_api_key(key("k2", "h2", KeyRole::Viewer, None, now + 1)).await.unwrap();
+    assert!(
+        matches!(
+            b.keys.create_api_key(key("k3", "h1", KeyRole::Admin, None, now)).await,
+            Err(StorageError::Conflict(_))
+        ),
+        "{n}: hash is unique"
+    );
+    let listed: Vec<String> = b.keys.list_api_keys().await.unwrap().into_iter().map(|k| k.id).collect();
+    assert_eq!(listed, ["k2", "k1"], "{n}: newest first");
+    let found = b.keys.api_key_by_hash("h2").await.unwrap().expect("found");
+    assert_eq!((found.role, found.expires_at), (KeyRole::Viewer, Some(now + 1 + 1_000_000)), "{n}");
+    assert_eq!(b.keys.count_active_api_keys().await.unwrap(), 2, "{n}");
+    b.keys.touch_api_key("k1", now + 5).await.unwrap();
+    assert_eq!(b.keys.api_key_by_hash("h1").await.unwrap().unwrap().last_used_at, Some(now + 5), "{n}");
+    assert!(b.keys.revoke_api_key("k2").await.unwrap(), "{n}");
+    assert!(!b.keys.revoke_api_key("k2").await.unwrap(), "{n}: already revoked");
+    assert!(b.keys.api_key_by_hash("h2").await.unwrap().is_none(), "{n}: revoked keys do not authenticate");
+    assert_eq!(b.keys.count_active_api_keys().await.unwrap(), 1, "{n}");
+}
+
+async fn projects_conform(b: &Backend) {
+    let n = b.name;
+    let now = now_micros();
+    let new = |id: &str, slug: &str, owner: Option<&str>| NewProject {
+        id: id.into(),
+        name: format!("Project {id}"),
+        slug: slug.into(),
+        created_by: "u1".into(),
+        created_at: now,
+        owner_member: owner.map(String::from),
+    };
+    let a = b.projects.create_project(new("pa", "team", Some("u1"))).await.unwrap();
+    assert_eq!((a.slug.as_str(), a.member_count), ("team", 1), "{n}");
+    let c = b.projects.create_project(new("pb", "team", None)).await.unwrap();
+    assert!(c.slug.starts_with("team-") && c.slug.len() == 11, "{n}: a taken slug gets a suffix: {}", c.slug);
+    assert_eq!(b.projects.list_projects().await.unwrap().len(), 2, "{n}");
+    assert_eq!(b.projects.member_role("pa", "u1").await.unwrap().as_deref(), Some("owner"), "{n}");
+    assert_eq!(b.projects.member_role("pb", "u1").await.unwrap(), None, "{n}");
+    b.projects
+        .upsert_member(
+            "pb",
+            Member { user_id: "u1".into(), role: "viewer".into(), added_by: Some("u0".into()), added_at: now },
+        )
+        .await
+        .unwrap();
+    let mine = b.projects.memberships("u1").await.unwrap();
+    let roles: Vec<(&str, &str)> = mine.iter().map(|(p, r)| (p.id.as_str(), r.as_str())).collect();
+    assert_eq!(roles, [("pa", "owner"), ("pb", "viewer")], "{n}");
+    let changed = b.projects.set_member_role("pb", "u1", "member").await.unwrap().expect("member");
+    assert_eq!(changed.role, "member", "{n}");
+    assert!(b.projects.set_member_role("pb", "nobody", "member").await.unwrap().is_none(), "{n}");
+    let renamed = b.projects.update_project("pb", "Renamed", "team").await.unwrap().expect("exists");
+    assert_ne!(renamed.slug, "team", "{n}: cannot take another project's slug");
+    assert_eq!(renamed.name, "Renamed", "{n}");
+    assert!(b.projects.update_project("nope", "x", "x").await.unwrap().is_none(), "{n}");
+    assert_eq!(b.projects.list_members("pb").await.unwrap().len(), 1, "{n}");
+    assert!(b.projects.remove_member("pb", "u1").await.unwrap(), "{n}");
+    assert!(!b.projects.remove_member("pb", "u1").await.unwrap(), "{n}");
+    assert!(b.projects.delete_project("pa").await.unwrap(), "{n}");
+    assert!(b.projects.get_project("pa").await.unwrap().is_none(), "{n}");
+    assert!(b.projects.memberships("u1").await.unwrap().is_empty(), "{n}: memberships go with the project");
+}
+
+async fn users_conform(b: &Backend) {
+    let n = b.name;
+    assert_eq!(b.users.count_users().await.unwrap(), 0, "{n}");
+    b.users.create_user(user("u1", "a@example.com", "admin")).await.unwrap();
+    assert!(
+        matches!(b.users.create_user(user("u2", "a@example.com", "viewer")).await, Err(StorageError::Conflict(_))),
+        "{n}"
+    );
+    assert_eq!(b.users.user_by_email(" A@Example.com ").await.unwrap().map(|u| u.id).as_deref(), Some("u1"), "{n}");
+    assert_eq!(b.users.set_user_role("u1", "viewer").await.unwrap().unwrap().role, "viewer", "{n}");
+    assert!(b.users.set_user_role("nope", "viewer").await.unwrap().is_none(), "{n}");
+    // A password change revokes the user's keys.
+    let now = now_micros();
+    b.keys
+        .create_api_key(NewApiKey {
+            id: "uk".into(),
+            name: "mine".into(),
+            key_hash: "uh".into(),
+            key_prefix: "ls_x".into(),
+            role: KeyRole::Admin,
+            user_id: Some("u1".into()),
+            project_id: None,
+            created_at: now,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    // u1 owns k1 (from the key checks) and uk.
+    assert_eq!(b.users.set_password("u1", "$argon2id$new", now).await.unwrap(), 2, "{n}");
+    assert_eq!(b.users.user_by_id("u1").await.unwrap().unwrap().password_hash, "$argon2id$new", "{n}");
+    assert!(b.keys.api_key_by_hash("uh").await.unwrap().is_none(), "{n}");
+    assert!(b.users.deactivate_user("u1").await.unwrap(), "{n}");
+    assert!(!b.users.user_by_id("u1").await.unwrap().unwrap().active, "{n}");
+
+    // Invitations: once, before they expire, never for a taken email.
+    let invite = |hash: &str, email: &str, expires_at: i64| Invite {
+        token_hash: hash.into(),
+        email: email.into(),
+        role: "viewer".into(),
+        created_by: Some("u1".into()),
+        created_at: now,
+        expires_at,
+        used_at: None,
+    };
+    b.users.create_invite(invite("t1", "new@example.com", now + 1_000_000)).await.unwrap();
+    b.users.create_invite(invite("t2", "old@example.com", now - 1)).await.unwrap();
+    b.users.create_invite(invite("t3", "a@example.com", now + 1_000_000)).await.unwrap();
+    match b.users.accept_invite("t1", user("u3", "", ""), now).await.unwrap() {
+        AcceptInvite::Created(u) => {
+            assert_eq!((u.email.as_str(), u.role.as_str()), ("new@example.com", "viewer"), "{n}")
+        }
+        other => panic!("{n}: {other:?}"),
+    }
+    assert_eq!(b.users.accept_invite("t1", user("u4", "", ""), now).await.unwrap(), AcceptInvite::Used, "{n}");
+    assert_eq!(b.users.accept_invite("t2", user("u5", "", ""), now).await.unwrap(), AcceptInvite::Expired, "{n}");
+    assert_eq!(b.users.accept_invite("t3", user("u6", "", ""), now).await.unwrap(), AcceptInvite::EmailTaken, "{n}");
+    assert_eq!(b.users.accept_invite("zz", user("u7", "", ""), now).await.unwrap(), AcceptInvite::Unknown, "{n}");
+    assert_eq!(b.users.list_users().await.unwrap().len(), 2, "{n}");
+
+    // Lockout: 3 failures within the window lock for the lock time; after it ends, 3 more lock again.
+    let policy = LockoutPolicy { max_failures: 3, window_micros: 10_000_000, lock_micros: 5_000_000 };
+    let t = now;
+    assert_eq!(b.users.record_login_failure("X@example.com", t, policy).await.unwrap(), None, "{n}");
+    assert_eq!(b.users.record_login_failure("x@example.com", t + 1, policy).await.unwrap(), None, "{n}");
+    assert_eq!(
+        b.users.record_login_failure("x@example.com", t + 2, policy).await.unwrap(),
+        Some(t + 2 + 5_000_000),
+        "{n}"
+    );
+    assert_eq!(b.users.locked_until("x@example.com", t + 3).await.unwrap(), Some(t + 2 + 5_000_000), "{n}");
+    assert_eq!(b.users.locked_until("x@example.com", t + 6_000_000).await.unwrap(), None, "{n}: the lock ends");
+    let later = t + 6_000_000;
+    assert_eq!(b.users.record_login_failure("x@example.com", later, policy).await.unwrap(), None, "{n}");
+    assert_eq!(b.users.record_login_failure("x@example.com", later + 1, policy).await.unwrap(), None, "{n}");
+    assert!(
+        b.users.record_login_failure("x@example.com", later + 2, policy).await.unwrap().is_some(),
+        "{n}: locks again"
+    );
+    // Failures spread beyond the window never lock.
+    for i in 0..5 {
+        assert_eq!(
+            b.users.record_login_failure("slow@example.com", t + i * 11_000_000, policy).await.unwrap(),
+            None,
+            "{n}"
+        );
+    }
+    b.users.clear_login_failures("x@example.com").await.unwrap();
+    assert_eq!(b.users.locked_until("x@example.com", later + 3).await.unwrap(), None, "{n}");
+
+    for i in 0..3 {
+        let e = AuditEvent {
+            id: 0,
+            at: now + i,
+            event: format!("e{i}"),
+            user_id: "u1".into(),
+            ip: "127.0.0.1".into(),
+            details: "{}".into(),
+            project_id: String::new(),
+        };
+        b.users.audit(e).await.unwrap();
+    }
+    let (total, page) = b.users.audit_log(2, 0).await.unwrap();
+    let names: Vec<&str> = page.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!((total, names), (3, vec!["e2", "e1"]), "{n}: newest first");
+}
+
+async fn conform(b: Backend) {
+    keys_conform(&b).await;
+    projects_conform(&b).await;
+    users_conform(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(SqliteStorage::open(&dir.path().join("c.db")).unwrap());
+    conform(Backend { name: "sqlite", keys: db.clone(), projects: db.clone(), users: db }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_conforms() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let url = cluster.database("conformance");
+    let db = Arc::new(PgStorage::open(&url, 8).await.unwrap());
+    conform(Backend { name: "postgres", keys: db.clone(), projects: db.clone(), users: db }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migrates_once_when_many_start_together() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let url = cluster.database("racing");
+    let opens: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { PgStorage::open(&url, 2).await.map(|_| ()) })
+        })
+        .collect();
+    for o in opens {
+        o.await.unwrap().expect("every starter succeeds");
+    }
+    let db = PgStorage::open(&url, 2).await.unwrap();
+    assert_eq!(db.count_users().await.unwrap(), 0);
+    // A wrong URL refuses with the variable named; an unreachable server too.
+    let e = PgStorage::open("mysql://nope", 1).await.err().unwrap().to_string();
+    assert!(e.contains("LANGSIGHT_POSTGRES_URL"), "{e}");
+    let e = PgStorage::open(&format!("postgres://postgres@127.0.0.1:{}/x", test_support::redis::free_port()), 1)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot connect to PostgreSQL at LANGSIGHT_POSTGRES_URL"), "{e}");
+}
