@@ -2,7 +2,8 @@
 //! file) and PostgreSQL (a private cluster started by the harness). Each check is written once against the
 //! traits; a backend passes when it behaves exactly like the others.
 //!
-//! Covered so far: API keys, projects and members, users, invitations, login lockout and the audit log.
+//! Covered so far: API keys, projects and members, users, invitations, login lockout, the audit log, server
+//! metadata and tools, the alert inbox, delivery records, alert settings and SLOs.
 
 use langsight_core::time::now_micros;
 use langsight_storage::postgres::PgStorage;
@@ -17,6 +18,8 @@ struct Backend {
     keys: Arc<dyn KeyStore>,
     projects: Arc<dyn ProjectStore>,
     users: Arc<dyn UserStore>,
+    servers: Arc<dyn ServerStore>,
+    alerts: Arc<dyn AlertStore>,
 }
 
 fn user(id: &str, email: &str, role: &str) -> User {
@@ -216,17 +219,161 @@ async fn users_conform(b: &Backend) {
     assert_eq!((total, names), (3, vec!["e2", "e1"]), "{n}: newest first");
 }
 
+async fn servers_conform(b: &Backend) {
+    let n = b.name;
+    let meta = |project: &str, url: &str, at: i64| ServerMetadata {
+        id: format!("id-{project}-{at}"),
+        project_id: project.into(),
+        server_name: "pg".into(),
+        description: "Postgres MCP".into(),
+        owner: "data".into(),
+        tags: vec!["prod".into(), "db".into()],
+        transport: "streamable_http".into(),
+        url: url.into(),
+        runbook_url: String::new(),
+        created_at: at,
+        updated_at: at,
+    };
+    let first = b.servers.upsert_server(meta("p1", "http://a/mcp", 1)).await.unwrap();
+    let second = b.servers.upsert_server(meta("p1", "http://b/mcp", 2)).await.unwrap();
+    assert_eq!(
+        (second.id.as_str(), second.created_at, second.updated_at),
+        (first.id.as_str(), 1, 2),
+        "{n}: id and creation kept"
+    );
+    assert_eq!(
+        (second.url.as_str(), second.tags.clone()),
+        ("http://b/mcp", vec!["prod".to_string(), "db".to_string()]),
+        "{n}"
+    );
+    b.servers.upsert_server(meta("p2", "", 3)).await.unwrap();
+    assert_eq!(b.servers.list_servers(Some("p1")).await.unwrap().len(), 1, "{n}");
+    assert_eq!(b.servers.list_servers(None).await.unwrap().len(), 2, "{n}");
+    assert!(b.servers.get_server("p3", "pg").await.unwrap().is_none(), "{n}");
+    assert!(b.servers.delete_server("p2", "pg").await.unwrap(), "{n}");
+    assert!(!b.servers.delete_server("p2", "pg").await.unwrap(), "{n}");
+    let tools = vec![("query".to_string(), "Run SQL".to_string(), r#"{"type":"object"}"#.to_string())];
+    assert_eq!(b.servers.upsert_tools("p1", "pg", tools.clone(), 10).await.unwrap(), 1, "{n}");
+    assert_eq!(b.servers.upsert_tools("p1", "pg", tools, 20).await.unwrap(), 1, "{n}");
+    let listed = b.servers.list_tools("p1", "pg").await.unwrap();
+    assert_eq!((listed.len(), listed[0].first_seen_at, listed[0].last_seen_at), (1, 10, 20), "{n}");
+}
+
+async fn alerts_conform(b: &Backend) {
+    let n = b.name;
+    let now = now_micros();
+    let alert = |id: &str, project: &str, sev: &str, at: i64| FiredAlert {
+        id: id.into(),
+        project_id: project.into(),
+        alert_type: "agent_failure".into(),
+        severity: sev.into(),
+        server_name: "agent".into(),
+        session_id: Some("s".into()),
+        title: "t".into(),
+        message: "m".into(),
+        fired_at: at,
+        status: "active".into(),
+        acked_at: None,
+        acked_by: None,
+        snoozed_until: None,
+        resolved_at: None,
+    };
+    b.alerts.insert_alert(alert("a1", "p1", "critical", now)).await.unwrap();
+    b.alerts.insert_alert(alert("a2", "p2", "warning", now + 1)).await.unwrap();
+    b.alerts.insert_alert(alert("a3", "", "info", now + 2)).await.unwrap();
+    let q = |project: Option<&str>, status: Option<&str>| AlertQuery {
+        project_id: project.map(String::from),
+        status: status.map(String::from),
+        limit: 50,
+        offset: 0,
+        now: now + 10,
+    };
+    let (total, rows) = b.alerts.list_alerts(q(Some("p1"), None)).await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!((total, ids), (2, vec!["a3", "a1"]), "{n}: own and global, newest first");
+    assert_eq!(b.alerts.list_alerts(q(None, Some("all"))).await.unwrap().0, 3, "{n}: everything for the global view");
+    assert_eq!(b.alerts.alert_counts(Some("p1")).await.unwrap(), (1, 0, 1), "{n}");
+    assert!(b.alerts.get_alert(Some("p1"), "a2").await.unwrap().is_none(), "{n}: another project's alert is invisible");
+    assert!(!b.alerts.update_alert(Some("p1"), "a2", AlertAction::Resolve, now).await.unwrap(), "{n}");
+    assert!(b.alerts.update_alert(Some("p1"), "a1", AlertAction::Ack { by: "u1".into() }, now).await.unwrap(), "{n}");
+    assert!(
+        !b.alerts.update_alert(Some("p1"), "a1", AlertAction::Ack { by: "u1".into() }, now).await.unwrap(),
+        "{n}: only from active"
+    );
+    assert!(
+        b.alerts.update_alert(Some("p1"), "a1", AlertAction::Snooze { until: now + 100 }, now).await.unwrap(),
+        "{n}"
+    );
+    assert_eq!(b.alerts.list_alerts(q(Some("p1"), Some("snoozed"))).await.unwrap().0, 1, "{n}");
+    let expired = AlertQuery { now: now + 1000, ..q(Some("p1"), Some("snoozed")) };
+    assert_eq!(b.alerts.list_alerts(expired).await.unwrap().0, 0, "{n}: a snooze that ended is not listed as snoozed");
+    assert!(b.alerts.update_alert(None, "a1", AlertAction::Resolve, now).await.unwrap(), "{n}");
+    let got = b.alerts.get_alert(None, "a1").await.unwrap().unwrap();
+    assert_eq!((got.status.as_str(), got.acked_by.as_deref()), ("resolved", Some("u1")), "{n}");
+
+    let d = |status: &str, attempts: u32| DeliveryRecord {
+        alert_id: "a1".into(),
+        channel: "slack".into(),
+        status: status.into(),
+        attempts,
+        last_error: (status == "failed").then(|| "HTTP 500".to_string()),
+        at: now,
+    };
+    b.alerts.record_delivery(d("failed", 4)).await.unwrap();
+    b.alerts.record_delivery(d("delivered", 1)).await.unwrap();
+    let ds = b.alerts.deliveries("a1").await.unwrap();
+    assert_eq!(
+        ds.iter().map(|d| (d.status.as_str(), d.attempts)).collect::<Vec<_>>(),
+        [("failed", 4), ("delivered", 1)],
+        "{n}"
+    );
+
+    assert!(b.alerts.alert_config("p1").await.unwrap().is_none(), "{n}");
+    let mut types = std::collections::BTreeMap::new();
+    types.insert("agent_failure".to_string(), false);
+    let config =
+        AlertConfig { slack_webhook: Some("https://hooks.example/x".into()), webhook_url: None, alert_types: types };
+    b.alerts.save_alert_config("p1", config.clone()).await.unwrap();
+    assert_eq!(b.alerts.alert_config("p1").await.unwrap(), Some(config), "{n}");
+
+    let slo = |id: &str, project: &str| Slo {
+        id: id.into(),
+        project_id: project.into(),
+        agent_name: "triager".into(),
+        metric: "success_rate".into(),
+        target: 99.5,
+        window_hours: 24,
+        created_at: now,
+    };
+    b.alerts.create_slo(slo("s1", "p1")).await.unwrap();
+    b.alerts.create_slo(slo("s2", "p2")).await.unwrap();
+    assert_eq!(b.alerts.list_slos(Some("p1")).await.unwrap(), vec![slo("s1", "p1")], "{n}");
+    assert_eq!(b.alerts.list_slos(None).await.unwrap().len(), 2, "{n}");
+    assert!(!b.alerts.delete_slo(Some("p1"), "s2").await.unwrap(), "{n}: another project's SLO");
+    assert!(b.alerts.delete_slo(Some("p2"), "s2").await.unwrap(), "{n}");
+}
+
 async fn conform(b: Backend) {
     keys_conform(&b).await;
     projects_conform(&b).await;
     users_conform(&b).await;
+    servers_conform(&b).await;
+    alerts_conform(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteStorage::open(&dir.path().join("c.db")).unwrap());
-    conform(Backend { name: "sqlite", keys: db.clone(), projects: db.clone(), users: db }).await;
+    conform(Backend {
+        name: "sqlite",
+        keys: db.clone(),
+        projects: db.clone(),
+        users: db.clone(),
+        servers: db.clone(),
+        alerts: db,
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -234,7 +381,15 @@ async fn postgres_conforms() {
     let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
     let url = cluster.database("conformance");
     let db = Arc::new(PgStorage::open(&url, 8).await.unwrap());
-    conform(Backend { name: "postgres", keys: db.clone(), projects: db.clone(), users: db }).await;
+    conform(Backend {
+        name: "postgres",
+        keys: db.clone(),
+        projects: db.clone(),
+        users: db.clone(),
+        servers: db.clone(),
+        alerts: db,
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,8 @@
 use crate::StorageError;
 
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("migrations/001_metadata.sql"))];
+const MIGRATIONS: &[(i32, &str)] =
+    &[(1, include_str!("migrations/001_metadata.sql")), (2, include_str!("migrations/002_alerts_servers.sql"))];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.
 const LOCK_KEY: i64 = 0x4c61_6e67_5369_6768; // "LangSigh"

@@ -1,12 +1,14 @@
 //! PostgreSQL backend (`postgres` and `dual` modes): a connection pool, versioned migrations under an
 //! advisory lock (several workers may start at once), and the stores, one module per domain.
 //!
-//! Built so far: API keys, projects and members, users/lockout/audit. The storage modes that need the rest
+//! Built so far: API keys, projects and members, users/lockout/audit, server metadata, alerts and SLOs. The storage modes that need the rest
 //! still refuse to start (see `langsight-server`'s `open_storage`).
 
+mod alerts;
 mod keys;
 mod migrations;
 mod projects;
+mod servers;
 mod users;
 
 use crate::StorageError;

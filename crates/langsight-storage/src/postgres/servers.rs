@@ -1,0 +1,141 @@
+//! [`ServerStore`] for PostgreSQL.
+
+use super::PgStorage;
+use crate::model::{ServerMetadata, ServerTool};
+use crate::{ServerStore, StorageError};
+use async_trait::async_trait;
+use tokio_postgres::Row;
+
+const COLUMNS: &str =
+    "id, project_id, server_name, description, owner, tags_json, transport, url, runbook_url, created_at, updated_at";
+
+fn from_row(r: &Row) -> ServerMetadata {
+    let tags: String = r.get(5);
+    ServerMetadata {
+        id: r.get(0),
+        project_id: r.get(1),
+        server_name: r.get(2),
+        description: r.get(3),
+        owner: r.get(4),
+        tags: serde_json::from_str(&tags).unwrap_or_default(),
+        transport: r.get(6),
+        url: r.get(7),
+        runbook_url: r.get(8),
+        created_at: r.get(9),
+        updated_at: r.get(10),
+    }
+}
+
+#[async_trait]
+impl ServerStore for PgStorage {
+    async fn upsert_server(&self, m: ServerMetadata) -> Result<ServerMetadata, StorageError> {
+        let tags = serde_json::to_string(&m.tags).unwrap_or_else(|_| "[]".into());
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO server_metadata ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (project_id, server_name) DO UPDATE SET description = excluded.description, \
+                     owner = excluded.owner, tags_json = excluded.tags_json, transport = excluded.transport, \
+                     url = excluded.url, runbook_url = excluded.runbook_url, updated_at = excluded.updated_at \
+                     RETURNING {COLUMNS}"
+                ),
+                &[
+                    &m.id,
+                    &m.project_id,
+                    &m.server_name,
+                    &m.description,
+                    &m.owner,
+                    &tags,
+                    &m.transport,
+                    &m.url,
+                    &m.runbook_url,
+                    &m.created_at,
+                    &m.updated_at,
+                ],
+            )
+            .await?;
+        Ok(from_row(&row))
+    }
+
+    async fn get_server(&self, project_id: &str, name: &str) -> Result<Option<ServerMetadata>, StorageError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM server_metadata WHERE project_id = $1 AND server_name = $2"),
+                &[&project_id, &name],
+            )
+            .await?;
+        Ok(row.as_ref().map(from_row))
+    }
+
+    async fn list_servers(&self, project_id: Option<&str>) -> Result<Vec<ServerMetadata>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {COLUMNS} FROM server_metadata WHERE $1::text IS NULL OR project_id = $1 ORDER BY project_id, server_name"),
+                &[&project_id],
+            )
+            .await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
+
+    async fn delete_server(&self, project_id: &str, name: &str) -> Result<bool, StorageError> {
+        let n = self
+            .client()
+            .await?
+            .execute("DELETE FROM server_metadata WHERE project_id = $1 AND server_name = $2", &[&project_id, &name])
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn upsert_tools(
+        &self,
+        project_id: &str,
+        server: &str,
+        tools: Vec<(String, String, String)>,
+        at: i64,
+    ) -> Result<usize, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let stmt = tx
+            .prepare(
+                "INSERT INTO server_tools (project_id, server_name, tool_name, description, input_schema, first_seen_at, \
+                 last_seen_at) VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (project_id, server_name, tool_name) \
+                 DO UPDATE SET description = excluded.description, input_schema = excluded.input_schema, \
+                 last_seen_at = excluded.last_seen_at",
+            )
+            .await?;
+        for (name, description, schema) in &tools {
+            tx.execute(&stmt, &[&project_id, &server, name, description, schema, &at]).await?;
+        }
+        tx.commit().await?;
+        Ok(tools.len())
+    }
+
+    async fn list_tools(&self, project_id: &str, server: &str) -> Result<Vec<ServerTool>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT server_name, tool_name, description, input_schema, first_seen_at, last_seen_at FROM server_tools \
+                 WHERE project_id = $1 AND server_name = $2 ORDER BY tool_name",
+                &[&project_id, &server],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServerTool {
+                server_name: r.get(0),
+                tool_name: r.get(1),
+                description: r.get(2),
+                input_schema: r.get(3),
+                first_seen_at: r.get(4),
+                last_seen_at: r.get(5),
+            })
+            .collect())
+    }
+}
