@@ -107,6 +107,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageMode {
     Sqlite,
+    /// Everything in PostgreSQL (`LANGSIGHT_POSTGRES_URL`).
+    Postgres,
 }
 
 /// A secret-bearing string whose `Debug` never shows it.
@@ -155,6 +157,10 @@ pub struct Config {
     pub port: u16,
     pub storage_mode: StorageMode,
     pub sqlite_path: PathBuf,
+    /// `LANGSIGHT_POSTGRES_URL` (may hold a password: never logged).
+    pub postgres_url: Option<Secret>,
+    /// Connections per process to PostgreSQL (`LANGSIGHT_PG_POOL_MAX`, 20).
+    pub pg_pool_max: usize,
     /// Bootstrap keys from `LANGSIGHT_API_KEYS`: global admins.
     pub api_keys: Vec<Secret>,
     /// `LANGSIGHT_AUTH_DISABLED` or yaml `auth_disabled`: open access while no key exists.
@@ -500,6 +506,8 @@ fn monitored(servers: Vec<FileServer>, env: &HashMap<String, String>) -> Result<
 struct FileStorage {
     mode: Option<String>,
     sqlite_path: Option<String>,
+    postgres_url: Option<String>,
+    pg_pool_max: Option<usize>,
 }
 
 /// Command-line values; `None` means "not given".
@@ -600,10 +608,11 @@ impl Config {
         }
         let storage_mode = match storage_mode.as_str() {
             "sqlite" => StorageMode::Sqlite,
-            "postgres" | "dual" | "clickhouse" => {
+            "postgres" => StorageMode::Postgres,
+            "dual" | "clickhouse" => {
                 return Err(ConfigError::Unsupported(format!(
                     "storage mode '{storage_mode}' (LANGSIGHT_STORAGE_MODE / storage.mode) is not available in this \
-                     build yet; use LANGSIGHT_STORAGE_MODE=sqlite (the default)"
+                     build yet (ClickHouse is not built); use sqlite (the default) or postgres"
                 )))
             }
             other => {
@@ -613,6 +622,22 @@ impl Config {
                     reason: "expected one of: sqlite, postgres, dual".into(),
                 })
             }
+        };
+        let postgres_url = get("LANGSIGHT_POSTGRES_URL")
+            .map(String::from)
+            .or_else(|| file.storage.postgres_url.clone())
+            .filter(|u| !u.trim().is_empty())
+            .map(Secret);
+        if storage_mode == StorageMode::Postgres && postgres_url.is_none() {
+            return Err(ConfigError::Unsupported(
+                "LANGSIGHT_STORAGE_MODE=postgres needs LANGSIGHT_POSTGRES_URL (or storage.postgres_url), e.g. \
+                 postgres://langsight:secret@localhost:5432/langsight"
+                    .into(),
+            ));
+        }
+        let pg_pool_max = match get("LANGSIGHT_PG_POOL_MAX") {
+            Some(v) => parse_num::<usize>("LANGSIGHT_PG_POOL_MAX", v, "a whole number ≥ 1")?.max(1),
+            None => file.storage.pg_pool_max.unwrap_or(20).max(1),
         };
         let sqlite_path = get("LANGSIGHT_SQLITE_PATH")
             .map(|p| expand_home(p, env))
@@ -797,6 +822,8 @@ impl Config {
             host,
             port,
             storage_mode,
+            postgres_url,
+            pg_pool_max,
             sqlite_path,
             api_keys: get("LANGSIGHT_API_KEYS").map(comma_list).unwrap_or_default().into_iter().map(Secret).collect(),
             auth_disabled,

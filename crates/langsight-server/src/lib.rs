@@ -62,6 +62,12 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
             tracing::info!(path = %db.path().display(), "storage.opened mode=sqlite");
             Ok(Storage::sqlite(Arc::new(db)))
         }
+        StorageMode::Postgres => {
+            let url = config.postgres_url.as_ref().map(|u| u.0.clone()).unwrap_or_default();
+            let db = langsight_storage::postgres::PgStorage::open(&url, config.pg_pool_max).await?;
+            tracing::info!(pool_max = config.pg_pool_max, "storage.opened mode=postgres");
+            Ok(Storage::postgres(Arc::new(db)))
+        }
     }
 }
 

@@ -3,7 +3,8 @@
 //! traits; a backend passes when it behaves exactly like the others.
 //!
 //! Covered so far: API keys, projects and members, users, invitations, login lockout, the audit log, server
-//! metadata and tools, the alert inbox, delivery records, alert settings and SLOs.
+//! metadata and tools, the alert inbox, delivery records, alert settings and SLOs, span ingest with session
+//! rollups and tags, traces, per-server calls, hourly tool aggregates, health results and drift.
 
 use langsight_core::time::now_micros;
 use langsight_storage::postgres::PgStorage;
@@ -20,6 +21,8 @@ struct Backend {
     users: Arc<dyn UserStore>,
     servers: Arc<dyn ServerStore>,
     alerts: Arc<dyn AlertStore>,
+    spans: Arc<dyn SpanStore>,
+    health: Arc<dyn HealthStore>,
 }
 
 fn user(id: &str, email: &str, role: &str) -> User {
@@ -353,7 +356,114 @@ async fn alerts_conform(b: &Backend) {
     assert!(b.alerts.delete_slo(Some("p2"), "s2").await.unwrap(), "{n}");
 }
 
+fn spans(json: serde_json::Value) -> Vec<langsight_core::span::Span> {
+    langsight_core::span::decode_batch(&serde_json::to_vec(&json).unwrap()).unwrap()
+}
+
+async fn spans_conform(b: &Backend) {
+    let n = b.name;
+    let (s1, s2) = (test_support::session_id(), test_support::session_id());
+    let first = spans(test_support::agent_run(&s1, 12, Some("p1")));
+    let out = b.spans.ingest(first.clone()).await.unwrap();
+    assert_eq!(out.accepted, 12, "{n}");
+    assert_eq!(out.sessions.len(), 1, "{n}");
+    assert_eq!(
+        (out.sessions[0].previous, out.sessions[0].current),
+        (None, langsight_core::health::HealthTag::SuccessWithFallback),
+        "{n}"
+    );
+    // A second batch of the same session folds into the same rollup; the tag never downgrades.
+    let failing = serde_json::json!([{"span_id": "x1", "span_type": "tool_call", "session_id": s1, "server_name": "github",
+        "tool_name": "delete_repo", "agent_name": "researcher", "started_at": chrono::Utc::now().to_rfc3339(),
+        "ended_at": chrono::Utc::now().to_rfc3339(), "status": "error", "error": "forbidden", "project_id": "p1"}]);
+    let out = b.spans.ingest(spans(failing)).await.unwrap();
+    assert_eq!(out.sessions[0].current, langsight_core::health::HealthTag::ToolFailure, "{n}");
+    b.spans.ingest(spans(test_support::agent_run(&s2, 5, Some("p2")))).await.unwrap();
+
+    let q = |project: Option<&str>, agent: Option<&str>| SessionQuery {
+        project_id: project.map(String::from),
+        active_since: now_micros() - 3_600_000_000,
+        agent_name: agent.map(String::from),
+        health_tag: None,
+        limit: 50,
+    };
+    let p1 = b.spans.list_sessions(q(Some("p1"), None)).await.unwrap();
+    assert_eq!(p1.len(), 1, "{n}");
+    assert_eq!((p1[0].rollup.span_count, p1[0].rollup.failed_calls), (13, 2), "{n}: 12 + 1 spans, two failed calls");
+    assert_eq!(b.spans.list_sessions(q(None, None)).await.unwrap().len(), 2, "{n}");
+    assert_eq!(b.spans.list_sessions(q(None, Some("researcher"))).await.unwrap().len(), 2, "{n}");
+    assert_eq!(b.spans.list_sessions(q(None, Some("nobody"))).await.unwrap().len(), 0, "{n}");
+    let tagged = SessionQuery { health_tag: Some(langsight_core::health::HealthTag::ToolFailure), ..q(None, None) };
+    assert_eq!(b.spans.list_sessions(tagged).await.unwrap()[0].session_id, s1, "{n}");
+
+    let trace = b.spans.session_spans(&s1, Some("p1"), 100).await.unwrap();
+    assert_eq!(trace.len(), 13, "{n}");
+    assert!(trace.windows(2).all(|w| w[0].started_at <= w[1].started_at), "{n}: in start order");
+    assert_eq!(trace[0], first[0], "{n}: stored as sent");
+    assert!(b.spans.session_spans(&s1, Some("p2"), 100).await.unwrap().is_empty(), "{n}: another project's trace");
+
+    let inv = b.spans.server_invocations(Some("p1"), 0).await.unwrap();
+    let servers: Vec<(&str, i64)> = inv.iter().map(|i| (i.server_name.as_str(), i.total_calls)).collect();
+    assert!(servers.contains(&("github", 7)) && servers.contains(&("filesystem", 4)), "{n}: {servers:?}");
+    let github = inv.iter().find(|i| i.server_name == "github").unwrap();
+    // Six calls from the run (one failed) and the later failing delete_repo.
+    assert_eq!((github.last_call_status.as_str(), github.success_calls), ("error", 5), "{n}");
+    assert_eq!(b.spans.server_calls("github", Some("p1"), 0, 100).await.unwrap().len(), 7, "{n}");
+    let hours = b.spans.tool_hours(Some("p1"), 0).await.unwrap();
+    let calls: i64 = hours.iter().map(|h| h.calls).sum();
+    let errors: i64 = hours.iter().map(|h| h.errors).sum();
+    assert_eq!((calls, errors), (11, 2), "{n}: hourly tool aggregates");
+}
+
+async fn health_conform(b: &Backend) {
+    let n = b.name;
+    let rec = |server: &str, status: &str, hash: Option<&str>, at: i64| HealthRecord {
+        server_name: server.into(),
+        project_id: String::new(),
+        status: status.into(),
+        latency_ms: Some(12.5),
+        tools_count: 1,
+        tools_json: r#"[{"name":"t"}]"#.into(),
+        schema_hash: hash.map(String::from),
+        error: None,
+        checked_at: at,
+    };
+    b.health.save_health(rec("a", "up", Some("h1"), 1)).await.unwrap();
+    b.health.save_health(rec("a", "down", None, 2)).await.unwrap();
+    b.health.save_health(rec("b", "up", Some("h9"), 3)).await.unwrap();
+    let latest = b.health.latest_health("").await.unwrap();
+    let got: Vec<(&str, &str)> = latest.iter().map(|r| (r.server_name.as_str(), r.status.as_str())).collect();
+    assert_eq!(got, [("a", "down"), ("b", "up")], "{n}");
+    assert_eq!(
+        b.health.health_history("", "a", 10).await.unwrap().iter().map(|r| r.checked_at).collect::<Vec<_>>(),
+        [2, 1],
+        "{n}"
+    );
+    assert_eq!(b.health.latest_snapshot("", "a").await.unwrap().unwrap().schema_hash.as_deref(), Some("h1"), "{n}");
+    assert!(b.health.latest_health("p9").await.unwrap().is_empty(), "{n}");
+    let drift = |tool: &str| DriftRecord {
+        server_name: "a".into(),
+        project_id: String::new(),
+        tool_name: tool.into(),
+        drift_type: "breaking".into(),
+        change_kind: "tool_removed".into(),
+        param_name: None,
+        old_value: Some("x".into()),
+        new_value: None,
+        previous_hash: "h1".into(),
+        current_hash: "h2".into(),
+        has_breaking: true,
+        detected_at: 5,
+    };
+    b.health.save_drift(vec![drift("t1"), drift("t2")]).await.unwrap();
+    let d = b.health.drift_history("", "a", 10).await.unwrap();
+    assert_eq!(d.iter().map(|r| r.tool_name.as_str()).collect::<Vec<_>>(), ["t2", "t1"], "{n}");
+    assert!(d[0].has_breaking, "{n}");
+}
+
 async fn conform(b: Backend) {
+    spans_conform(&b).await;
+    health_conform(&b).await;
     keys_conform(&b).await;
     projects_conform(&b).await;
     users_conform(&b).await;
@@ -371,7 +481,9 @@ async fn sqlite_conforms() {
         projects: db.clone(),
         users: db.clone(),
         servers: db.clone(),
-        alerts: db,
+        alerts: db.clone(),
+        spans: db.clone(),
+        health: db,
     })
     .await;
 }
@@ -387,7 +499,9 @@ async fn postgres_conforms() {
         projects: db.clone(),
         users: db.clone(),
         servers: db.clone(),
-        alerts: db,
+        alerts: db.clone(),
+        spans: db.clone(),
+        health: db,
     })
     .await;
 }

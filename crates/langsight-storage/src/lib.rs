@@ -230,6 +230,20 @@ pub trait Closer: Send + Sync {
 }
 
 impl Storage {
+    pub fn postgres(db: Arc<postgres::PgStorage>) -> Self {
+        Storage {
+            spans: db.clone(),
+            keys: db.clone(),
+            projects: db.clone(),
+            health: db.clone(),
+            servers: db.clone(),
+            alerts: db.clone(),
+            users: db.clone(),
+            probes: vec![db.clone()],
+            closer: db,
+        }
+    }
+
     pub fn sqlite(db: Arc<sqlite::SqliteStorage>) -> Self {
         Storage {
             spans: db.clone(),

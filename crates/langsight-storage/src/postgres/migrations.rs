@@ -4,32 +4,27 @@
 use crate::StorageError;
 
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("migrations/001_metadata.sql")), (2, include_str!("migrations/002_alerts_servers.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("migrations/001_metadata.sql")),
+    (2, include_str!("migrations/002_alerts_servers.sql")),
+    (3, include_str!("migrations/003_spans_health.sql")),
+];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.
 const LOCK_KEY: i64 = 0x4c61_6e67_5369_6768; // "LangSigh"
 
 pub async fn run(client: &mut deadpool_postgres::Object) -> Result<(), StorageError> {
-    client
-        .batch_execute(
-            "CREATE TABLE IF NOT EXISTS langsight_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
-        )
-        .await
-        .or_else(|e| {
-            // Two processes racing on CREATE TABLE IF NOT EXISTS can collide on the catalog; the table exists.
-            if e.as_db_error().is_some_and(|d| *d.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })?;
+    // One transaction under the lock for the bookkeeping table and every pending migration: PostgreSQL DDL is
+    // transactional, so a failed migration leaves the previous schema intact, and a second starter waits on
+    // the lock, then finds nothing left to do.
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS langsight_schema (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
+    )
+    .await?;
     for (version, sql) in MIGRATIONS {
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY]).await?;
-        let done = tx.query_opt("SELECT 1 FROM langsight_schema WHERE version = $1", &[version]).await?.is_some();
-        if done {
-            tx.commit().await?;
+        if tx.query_opt("SELECT 1 FROM langsight_schema WHERE version = $1", &[version]).await?.is_some() {
             continue;
         }
         tx.batch_execute(sql)
@@ -40,9 +35,9 @@ pub async fn run(client: &mut deadpool_postgres::Object) -> Result<(), StorageEr
             &[version, &langsight_core::time::now_micros()],
         )
         .await?;
-        tx.commit().await?;
         tracing::info!(version, "storage.migrated backend=postgres");
     }
+    tx.commit().await?;
     let newest: Option<i32> = client.query_one("SELECT max(version) FROM langsight_schema", &[]).await?.get(0);
     let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if newest.unwrap_or(0) > known {

@@ -1,14 +1,15 @@
 //! PostgreSQL backend (`postgres` and `dual` modes): a connection pool, versioned migrations under an
 //! advisory lock (several workers may start at once), and the stores, one module per domain.
 //!
-//! Built so far: API keys, projects and members, users/lockout/audit, server metadata, alerts and SLOs. The storage modes that need the rest
-//! still refuse to start (see `langsight-server`'s `open_storage`).
+//! Every domain is built here, so `postgres` mode keeps everything in PostgreSQL.
 
 mod alerts;
+mod health;
 mod keys;
 mod migrations;
 mod projects;
 mod servers;
+mod spans;
 mod users;
 
 use crate::StorageError;
@@ -87,5 +88,12 @@ impl crate::Probe for PgStorage {
     async fn ping(&self) -> Result<(), StorageError> {
         self.client().await?.simple_query("SELECT 1").await?;
         Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::Closer for PgStorage {
+    async fn close(&self) {
+        self.pool.close();
     }
 }

@@ -1,0 +1,318 @@
+//! [`SpanStore`] for PostgreSQL: spans, session rollups and hourly tool aggregates written in one
+//! transaction per batch. Session rows are locked in a fixed order before they are folded, so concurrent
+//! ingests from several workers or hosts into the same sessions serialise instead of losing updates or
+//! deadlocking.
+
+use super::PgStorage;
+use crate::model::*;
+use crate::{SpanStore, StorageError};
+use async_trait::async_trait;
+use langsight_core::health::HealthTag;
+use langsight_core::session::SessionRollup;
+use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
+use std::collections::BTreeMap;
+use tokio_postgres::Row;
+
+const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
+    started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
+    replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
+
+fn span_from_row(r: &Row) -> Result<Span, StorageError> {
+    let text = |i: usize| -> String { r.get(i) };
+    let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+    let (span_type, status, provenance, lineage, project) = (text(2), text(10), text(27), text(28), text(18));
+    Ok(Span {
+        span_id: r.get(0),
+        parent_span_id: r.get(1),
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+        trace_id: r.get(3),
+        session_id: r.get(4),
+        server_name: r.get(5),
+        tool_name: r.get(6),
+        started_at: r.get(7),
+        ended_at: r.get(8),
+        latency_ms: r.get(9),
+        status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        error: r.get(11),
+        agent_name: r.get(12),
+        input_json: r.get(13),
+        output_json: r.get(14),
+        llm_input: r.get(15),
+        llm_output: r.get(16),
+        replay_of: r.get(17),
+        project_id: (!project.is_empty()).then_some(project),
+        input_tokens: r.get(19),
+        output_tokens: r.get(20),
+        model_id: r.get(21),
+        finish_reason: r.get(22),
+        cache_read_tokens: r.get(23),
+        cache_creation_tokens: r.get(24),
+        thinking_tokens: r.get(25),
+        target_agent_name: r.get(26),
+        lineage_provenance: LineageProvenance::parse(&provenance)
+            .ok_or_else(|| bad("lineage_provenance", provenance.clone()))?,
+        lineage_status: LineageStatus::parse(&lineage).ok_or_else(|| bad("lineage_status", lineage.clone()))?,
+        schema_version: r.get(29),
+    })
+}
+
+fn spans_from_rows(rows: &[Row]) -> Result<Vec<Span>, StorageError> {
+    rows.iter().map(span_from_row).collect()
+}
+
+#[async_trait]
+impl SpanStore for PgStorage {
+    async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
+        if spans.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let insert = tx
+            .prepare(&format!(
+                "INSERT INTO spans ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+                 $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)"
+            ))
+            .await?;
+        for s in &spans {
+            tx.execute(
+                &insert,
+                &[
+                    &s.span_id,
+                    &s.parent_span_id,
+                    &s.span_type.as_str(),
+                    &s.trace_id,
+                    &s.session_id,
+                    &s.server_name,
+                    &s.tool_name,
+                    &s.started_at,
+                    &s.ended_at,
+                    &s.latency_ms,
+                    &s.status.as_str(),
+                    &s.error,
+                    &s.agent_name,
+                    &s.input_json,
+                    &s.output_json,
+                    &s.llm_input,
+                    &s.llm_output,
+                    &s.replay_of,
+                    &s.project().unwrap_or(""),
+                    &s.input_tokens,
+                    &s.output_tokens,
+                    &s.model_id,
+                    &s.finish_reason,
+                    &s.cache_read_tokens,
+                    &s.cache_creation_tokens,
+                    &s.thinking_tokens,
+                    &s.target_agent_name,
+                    &s.lineage_provenance.as_str(),
+                    &s.lineage_status.as_str(),
+                    &s.schema_version,
+                ],
+            )
+            .await?;
+        }
+
+        // Hourly tool aggregates, in key order (a fixed lock order across concurrent batches).
+        let mut hours: BTreeMap<(&str, &str, &str, i64), (i64, i64, f64)> = BTreeMap::new();
+        for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
+            let key = (
+                s.project().unwrap_or(""),
+                s.server_name.as_str(),
+                s.tool_name.as_str(),
+                s.started_at.div_euclid(3_600_000_000),
+            );
+            let g = hours.entry(key).or_default();
+            g.0 += 1;
+            g.1 += i64::from(s.status != SpanStatus::Success);
+            g.2 += s.latency_ms;
+        }
+        let upsert_hour = tx
+            .prepare(
+                "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
+                 calls = tool_hourly.calls + excluded.calls, errors = tool_hourly.errors + excluded.errors, \
+                 latency_sum = tool_hourly.latency_sum + excluded.latency_sum",
+            )
+            .await?;
+        for ((p, server, tool, hour), (calls, errors, latency)) in &hours {
+            tx.execute(&upsert_hour, &[p, server, tool, hour, calls, errors, latency]).await?;
+        }
+
+        // Session rollups: make sure each row exists, lock them in key order, fold, write back.
+        let mut groups: BTreeMap<(&str, &str), Vec<&Span>> = BTreeMap::new();
+        for s in &spans {
+            if let Some(session) = s.session() {
+                groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
+            }
+        }
+        let placeholder = tx
+            .prepare(
+                "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
+                 VALUES ($1, $2, 0, 0, NULL, '') ON CONFLICT (project_id, session_id) DO NOTHING",
+            )
+            .await?;
+        let lock =
+            tx.prepare("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
+        let update = tx
+            .prepare(
+                "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7 \
+                 WHERE project_id = $1 AND session_id = $2",
+            )
+            .await?;
+        let mut updates = Vec::with_capacity(groups.len());
+        for ((project, session), members) in groups {
+            tx.execute(&placeholder, &[&project, &session]).await?;
+            let stored: String = tx.query_one(&lock, &[&project, &session]).await?.get(0);
+            let mut rollup: SessionRollup =
+                if stored.is_empty() { SessionRollup::default() } else { serde_json::from_str(&stored)? };
+            let previous = rollup.health_tag;
+            for s in members {
+                rollup.absorb(s);
+            }
+            let current = rollup.retag();
+            let agents: Vec<String> = rollup.agents_used.iter().cloned().collect();
+            tx.execute(
+                &update,
+                &[
+                    &project,
+                    &session,
+                    &rollup.first_call_at,
+                    &rollup.last_call_at,
+                    &current.as_str(),
+                    &agents,
+                    &serde_json::to_string(&rollup)?,
+                ],
+            )
+            .await?;
+            updates.push(SessionTagUpdate {
+                project_id: project.to_string(),
+                session_id: session.to_string(),
+                previous,
+                current,
+            });
+        }
+        tx.commit().await?;
+        Ok(IngestOutcome { accepted: spans.len(), sessions: updates })
+    }
+
+    async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT project_id, session_id, rollup FROM sessions WHERE last_call_at >= $1 AND rollup <> '' \
+                 AND ($2::text IS NULL OR project_id = $2) AND ($3::text IS NULL OR health_tag = $3) \
+                 AND ($4::text IS NULL OR $4 = ANY(agents)) ORDER BY first_call_at DESC LIMIT $5",
+                &[
+                    &q.active_since,
+                    &q.project_id,
+                    &q.health_tag.map(HealthTag::as_str),
+                    &q.agent_name,
+                    &(q.limit as i64),
+                ],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let json: String = r.get(2);
+                Ok(SessionRow { project_id: r.get(0), session_id: r.get(1), rollup: serde_json::from_str(&json)? })
+            })
+            .collect()
+    }
+
+    async fn server_invocations(
+        &self,
+        project_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<ServerInvocations>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT server_name, max(started_at), \
+                 (array_agg(status ORDER BY started_at DESC, seq DESC))[1], count(*), \
+                 count(*) FILTER (WHERE status = 'success') FROM spans \
+                 WHERE started_at >= $1 AND server_name <> '' AND span_type = 'tool_call' \
+                 AND ($2::text IS NULL OR project_id = $2) GROUP BY server_name ORDER BY 2 DESC",
+                &[&since, &project_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ServerInvocations {
+                server_name: r.get(0),
+                last_called_at: r.get(1),
+                last_call_status: r.get(2),
+                total_calls: r.get(3),
+                success_calls: r.get(4),
+            })
+            .collect())
+    }
+
+    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT project_id, server_name, tool_name, hour, calls, errors, latency_sum FROM tool_hourly \
+                 WHERE hour >= $1 AND ($2::text IS NULL OR project_id = $2) ORDER BY project_id, server_name, tool_name, hour",
+                &[&since_hour, &project_id],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ToolHour {
+                project_id: r.get(0),
+                server_name: r.get(1),
+                tool_name: r.get(2),
+                hour: r.get(3),
+                calls: r.get(4),
+                errors: r.get(5),
+                latency_sum_ms: r.get(6),
+            })
+            .collect())
+    }
+
+    async fn server_calls(
+        &self,
+        server: &str,
+        project_id: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM spans WHERE server_name = $1 AND span_type = 'tool_call' AND started_at >= $2 \
+                     AND ($3::text IS NULL OR project_id = $3 OR project_id = '') ORDER BY started_at DESC LIMIT $4"
+                ),
+                &[&server, &since, &project_id, &(limit as i64)],
+            )
+            .await?;
+        spans_from_rows(&rows)
+    }
+
+    async fn session_spans(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM spans WHERE session_id = $1 AND ($2::text IS NULL OR project_id = $2) \
+                     ORDER BY started_at, seq LIMIT $3"
+                ),
+                &[&session_id, &project_id, &(limit as i64)],
+            )
+            .await?;
+        spans_from_rows(&rows)
+    }
+}
