@@ -1,6 +1,6 @@
 //! A private PostgreSQL cluster for tests: `initdb` into a temporary directory, the server on a free loopback
-//! port with durability off (tests need speed, not crash safety), trust authentication, stopped and removed
-//! when dropped. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
+//! port without fsync (tests need speed, and survive process crashes, not machine crashes), trust
+//! authentication, stopped and removed when dropped. PostgreSQL refuses to run as root, so as root the cluster runs as the `postgres` user.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -67,29 +67,8 @@ impl PgCluster {
             .expect("initdb runs");
         assert!(out.status.success(), "initdb failed: {}", String::from_utf8_lossy(&out.stderr));
         let port = crate::redis::free_port();
-        let child = as_postgres(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-k"])
-            .arg(dir.path())
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("postgres starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            assert!(Instant::now() < deadline, "PostgreSQL did not become ready on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let child = spawn_server(&bin, dir.path(), port);
+        wait_ready(&bin, port);
         PgCluster { url: format!("postgres://postgres@127.0.0.1:{port}/postgres"), port, bin, dir, child }
     }
 
@@ -104,14 +83,51 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// Stops the server abruptly (tests of outages); `restart` brings it back on the same port and data.
-    pub fn kill(&mut self) {
-        let _ = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
+    /// Stops the server at once (immediate shutdown: connections are cut, no checkpoint), as in a crash.
+    pub fn stop_now(&mut self) {
+        let _ = Command::new("kill").args(["-QUIT", &self.child.id().to_string()]).status();
         let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port and data (after [`PgCluster::stop_now`]).
+    pub fn restart(&mut self) {
+        self.child = spawn_server(&self.bin, self.dir.path(), self.port);
+        wait_ready(&self.bin, self.port);
     }
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+}
+
+fn spawn_server(bin: &Path, dir: &Path, port: u16) -> Child {
+    as_postgres(&bin.join("postgres"))
+        .arg("-D")
+        .arg(dir.join("data"))
+        .args(["-p", &port.to_string(), "-k"])
+        .arg(dir)
+        // fsync off: writes reach the OS page cache, which survives the server process crashing (what outage
+        // tests do), but not the machine. synchronous_commit stays on so a commit is written before it returns.
+        .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+        .args(["-c", "full_page_writes=off", "-c", "max_connections=200"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("postgres starts")
+}
+
+fn wait_ready(bin: &Path, port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = Command::new(bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ready {
+            return;
+        }
+        assert!(Instant::now() < deadline, "PostgreSQL did not become ready on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

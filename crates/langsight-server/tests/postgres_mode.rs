@@ -1,0 +1,91 @@
+//! The server in `postgres` storage mode, over HTTP: the API works the same on PostgreSQL, and a PostgreSQL
+//! restart makes requests fail fast with 503 (never hang, never 500) until it is back, then they recover by
+//! themselves.
+
+use langsight_server::config::{Secret, StorageMode};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use test_support::postgres::PgCluster;
+use test_support::{agent_run, session_id, TestServer, ADMIN_KEY};
+
+async fn server(url: &str) -> TestServer {
+    let url = url.to_string();
+    TestServer::start_with(move |c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.storage_mode = StorageMode::Postgres;
+        c.postgres_url = Some(Secret(url));
+        c.pg_pool_max = 8;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_works_on_postgres() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let s = server(&cluster.database("api")).await;
+    let admin = s.admin();
+    let ready = admin.get("/api/readiness").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert!(ready.text.contains("postgres"), "{}", ready.text);
+    let p =
+        admin.post("/api/projects", &json!({"name": "Postgres team"})).await.body["id"].as_str().unwrap().to_string();
+    let sid = session_id();
+    assert_eq!(admin.ingest(&agent_run(&sid, 20, Some(&p))).await.status, 202);
+    let list = admin.get(&format!("/api/agents/sessions?project_id={p}")).await;
+    assert_eq!(list.body[0]["session_id"], json!(sid), "{}", list.text);
+    assert_eq!(list.body[0]["health_tag"], json!("success_with_fallback"));
+    let trace = admin.get(&format!("/api/agents/sessions/{sid}?project_id={p}")).await;
+    assert_eq!(trace.body["total_spans"], json!(20), "{}", trace.text);
+    // A stored key authenticates; a failing session raises one alert.
+    let key = admin.post("/api/auth/api-keys", &json!({"name": "sdk", "project_id": p})).await;
+    let sdk = s.client(key.body["key"].as_str());
+    let failing = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": session_id(), "server_name": "db",
+        "tool_name": "q", "started_at": chrono::Utc::now().to_rfc3339(), "ended_at": chrono::Utc::now().to_rfc3339(),
+        "status": "error", "error": "boom"}]);
+    assert_eq!(sdk.ingest(&failing).await.status, 202);
+    let feed = admin.get(&format!("/api/alerts/feed?project_id={p}")).await;
+    assert_eq!(feed.body["total"], json!(1), "{}", feed.text);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_fails_fast_then_recovers() {
+    let mut cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let s = server(&cluster.database("outage")).await;
+    let admin = s.admin();
+    assert_eq!(admin.ingest(&agent_run(&session_id(), 5, None)).await.status, 202);
+
+    cluster = tokio::task::spawn_blocking(move || {
+        cluster.stop_now();
+        cluster
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let r = admin.ingest(&agent_run(&session_id(), 5, None)).await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(r.headers.contains_key("retry-after"));
+    assert!(started.elapsed() < Duration::from_secs(6), "failed fast: {:?}", started.elapsed());
+    assert_eq!(admin.get("/api/agents/sessions").await.status, 503);
+    let ready = admin.get("/api/readiness").await;
+    assert_eq!(ready.status, 503, "{}", ready.text);
+    assert_eq!(admin.get("/api/liveness").await.status, 200, "the process itself is alive");
+
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart();
+        cluster
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = admin.ingest(&agent_run(&session_id(), 5, None)).await;
+        if r.status == 202 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "recovered by itself: {} {}", r.status, r.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 2, "nothing accepted was lost");
+    s.stop().await;
+}
