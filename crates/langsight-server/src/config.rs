@@ -157,6 +157,10 @@ pub struct Config {
     pub port: u16,
     pub storage_mode: StorageMode,
     pub sqlite_path: PathBuf,
+    /// Data older than this is deleted by the monitor leader (`LANGSIGHT_RETENTION_DAYS`, 90; 0 keeps all).
+    pub retention_days: u64,
+    /// How often the leader applies retention (1 h).
+    pub retention_interval: std::time::Duration,
     /// `LANGSIGHT_POSTGRES_URL` (may hold a password: never logged).
     pub postgres_url: Option<Secret>,
     /// Connections per process to PostgreSQL (`LANGSIGHT_PG_POOL_MAX`, 20).
@@ -635,6 +639,10 @@ impl Config {
                     .into(),
             ));
         }
+        let retention_days = match get("LANGSIGHT_RETENTION_DAYS") {
+            Some(v) => parse_num::<u64>("LANGSIGHT_RETENTION_DAYS", v, "a whole number of days (0 keeps everything)")?,
+            None => 90,
+        };
         let pg_pool_max = match get("LANGSIGHT_PG_POOL_MAX") {
             Some(v) => parse_num::<usize>("LANGSIGHT_PG_POOL_MAX", v, "a whole number ≥ 1")?.max(1),
             None => file.storage.pg_pool_max.unwrap_or(20).max(1),
@@ -824,6 +832,8 @@ impl Config {
             storage_mode,
             postgres_url,
             pg_pool_max,
+            retention_days,
+            retention_interval: std::time::Duration::from_secs(3600),
             sqlite_path,
             api_keys: get("LANGSIGHT_API_KEYS").map(comma_list).unwrap_or_default().into_iter().map(Secret).collect(),
             auth_disabled,

@@ -137,6 +137,16 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             }
         });
         let _abort_anomalies = AbortOnDrop(anomalies);
+        let (retention_state, retention_holder) = (state.clone(), holder.clone());
+        let retention = tokio::spawn(async move {
+            loop {
+                if retention_state.shared.leases.acquire("monitor", &retention_holder, lease_ms).await {
+                    apply_retention(&retention_state).await;
+                }
+                tokio::time::sleep(retention_state.config.retention_interval).await;
+            }
+        });
+        let _abort_retention = AbortOnDrop(retention);
         let mut leading = false;
         loop {
             if state.shared.leases.acquire("monitor", &holder, lease_ms).await {
@@ -155,6 +165,24 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             tokio::time::sleep(interval + Duration::from_millis(offset) - Duration::from_millis(jitter)).await;
         }
     }))
+}
+
+/// Deletes data older than `LANGSIGHT_RETENTION_DAYS` (spans, sessions, hourly aggregates, health history
+/// but each server's latest result, drift); run by the leader, so once per deployment.
+pub async fn apply_retention(state: &AppState) {
+    let days = state.config.retention_days;
+    if days == 0 {
+        return;
+    }
+    let before = now_micros() - days as i64 * 86_400_000_000;
+    match state.storage.spans.prune_before(before).await {
+        Ok(n) if n > 0 => tracing::info!(spans = n, days, "retention.pruned"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "retention.spans_failed"),
+    }
+    if let Err(e) = state.storage.health.prune_health_before(before).await {
+        tracing::warn!(error = %e, "retention.health_failed");
+    }
 }
 
 /// Stops a spawned task when the owner stops.

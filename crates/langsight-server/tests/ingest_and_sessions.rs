@@ -218,3 +218,33 @@ async fn blast_radius_and_drift_impact_from_stored_calls() {
     assert!(rows.iter().all(|r| r["call_count"] == json!(6) && r["error_count"] == json!(3)), "{}", di.text);
     assert_eq!(admin.get("/api/health/servers/github/drift-impact").await.status, 422);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_removes_old_sessions_on_the_leader() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![langsight_server::config::Secret(test_support::ADMIN_KEY.into())];
+        c.retention_days = 2;
+        c.retention_interval = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let admin = server.admin();
+    let (old, fresh) = (session_id(), session_id());
+    let three_days_ago = chrono::Utc::now() - chrono::Duration::days(3);
+    let ancient = json!([{"span_id": "r-1", "span_type": "tool_call", "session_id": old, "server_name": "github",
+        "tool_name": "t", "started_at": three_days_ago.to_rfc3339(), "ended_at": three_days_ago.to_rfc3339(), "status": "success"}]);
+    assert_eq!(admin.ingest(&ancient).await.status, 202);
+    assert_eq!(admin.ingest(&agent_run(&fresh, 3, None)).await.status, 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let list = admin.get("/api/agents/sessions?hours=720").await.body;
+        let ids: Vec<&str> = list.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+        if !ids.contains(&old.as_str()) {
+            assert_eq!(ids, [fresh.as_str()], "recent data stays");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the old session was pruned: {ids:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(admin.get(&format!("/api/agents/sessions/{old}")).await.status, 404, "its spans went too");
+    server.stop().await;
+}

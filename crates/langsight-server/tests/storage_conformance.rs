@@ -413,6 +413,21 @@ async fn spans_conform(b: &Backend) {
     let calls: i64 = hours.iter().map(|h| h.calls).sum();
     let errors: i64 = hours.iter().map(|h| h.errors).sum();
     assert_eq!((calls, errors), (11, 2), "{n}: hourly tool aggregates");
+
+    // Retention: an old session goes, with its spans and aggregates; recent data stays.
+    let old = test_support::session_id();
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(100);
+    let ancient = serde_json::json!([{"span_id": "old-1", "span_type": "tool_call", "session_id": old, "server_name": "github",
+        "tool_name": "t", "started_at": long_ago.to_rfc3339(), "ended_at": long_ago.to_rfc3339(), "status": "success", "project_id": "p1"}]);
+    b.spans.ingest(spans(ancient)).await.unwrap();
+    let cutoff = now_micros() - 90 * 86_400_000_000;
+    assert_eq!(b.spans.prune_before(cutoff).await.unwrap(), 1, "{n}");
+    assert!(b.spans.session_spans(&old, None, 10).await.unwrap().is_empty(), "{n}");
+    let everything = SessionQuery { active_since: 0, ..q(None, None) };
+    assert_eq!(b.spans.list_sessions(everything).await.unwrap().len(), 2, "{n}: recent sessions stay");
+    let old_hours =
+        b.spans.tool_hours(None, 0).await.unwrap().into_iter().filter(|h| h.hour < cutoff / 3_600_000_000).count();
+    assert_eq!(old_hours, 0, "{n}");
 }
 
 async fn health_conform(b: &Backend) {
@@ -459,6 +474,10 @@ async fn health_conform(b: &Backend) {
     let d = b.health.drift_history("", "a", 10).await.unwrap();
     assert_eq!(d.iter().map(|r| r.tool_name.as_str()).collect::<Vec<_>>(), ["t2", "t1"], "{n}");
     assert!(d[0].has_breaking, "{n}");
+    // Retention keeps each server's latest result however old.
+    assert_eq!(b.health.prune_health_before(10).await.unwrap(), 1, "{n}: only a's older result goes");
+    assert_eq!(b.health.latest_health("").await.unwrap().len(), 2, "{n}");
+    assert!(b.health.drift_history("", "a", 10).await.unwrap().is_empty(), "{n}");
 }
 
 async fn conform(b: Backend) {

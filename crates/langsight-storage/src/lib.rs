@@ -50,6 +50,10 @@ pub trait SpanStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Span>, StorageError>;
 
+    /// Retention: deletes spans that started, sessions last active and hourly aggregates before `before`.
+    /// Returns the spans deleted.
+    async fn prune_before(&self, before: i64) -> Result<u64, StorageError>;
+
     /// The spans of one session in start order (at most `limit`), optionally within one project.
     async fn session_spans(
         &self,
@@ -144,6 +148,9 @@ pub trait HealthStore: Send + Sync {
     /// The newest result that carried a tool list (its hash and tools), the baseline for drift.
     async fn latest_snapshot(&self, project_id: &str, server: &str) -> Result<Option<HealthRecord>, StorageError>;
     async fn save_drift(&self, rows: Vec<DriftRecord>) -> Result<(), StorageError>;
+    /// Retention: deletes health results and drift rows older than `before` (the newest result of each
+    /// server is kept, so a server never loses its current state). Returns the results deleted.
+    async fn prune_health_before(&self, before: i64) -> Result<u64, StorageError>;
     /// Drift rows, newest first.
     async fn drift_history(
         &self,

@@ -92,6 +92,19 @@ impl HealthStore for PgStorage {
         Ok(row.as_ref().map(health_from_row))
     }
 
+    async fn prune_health_before(&self, before: i64) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "DELETE FROM health_results WHERE checked_at < $1 AND id NOT IN \
+                 (SELECT max(id) FROM health_results GROUP BY project_id, server_name)",
+                &[&before],
+            )
+            .await?;
+        client.execute("DELETE FROM schema_drift_events WHERE detected_at < $1", &[&before]).await?;
+        Ok(n)
+    }
+
     async fn save_drift(&self, rows: Vec<DriftRecord>) -> Result<(), StorageError> {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;

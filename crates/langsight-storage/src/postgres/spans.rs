@@ -102,9 +102,36 @@ async fn insert_spans(tx: &deadpool_postgres::Transaction<'_>, spans: &[Span]) -
              $28::text[], $29::text[], $30::text[])"
         ),
         &[
-            &span_id, &parent, &span_type, &trace, &session, &server, &tool, &started, &ended, &latency, &status,
-            &error, &agent, &input, &output, &llm_in, &llm_out, &replay, &project, &in_tok, &out_tok, &model, &finish,
-            &cache_read, &cache_create, &thinking, &target, &provenance, &lineage, &version,
+            &span_id,
+            &parent,
+            &span_type,
+            &trace,
+            &session,
+            &server,
+            &tool,
+            &started,
+            &ended,
+            &latency,
+            &status,
+            &error,
+            &agent,
+            &input,
+            &output,
+            &llm_in,
+            &llm_out,
+            &replay,
+            &project,
+            &in_tok,
+            &out_tok,
+            &model,
+            &finish,
+            &cache_read,
+            &cache_create,
+            &thinking,
+            &target,
+            &provenance,
+            &lineage,
+            &version,
         ],
     )
     .await?;
@@ -305,6 +332,16 @@ impl SpanStore for PgStorage {
             )
             .await?;
         spans_from_rows(&rows)
+    }
+
+    async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let n = tx.execute("DELETE FROM spans WHERE started_at < $1", &[&before]).await?;
+        tx.execute("DELETE FROM sessions WHERE last_call_at < $1", &[&before]).await?;
+        tx.execute("DELETE FROM tool_hourly WHERE hour < $1", &[&before.div_euclid(3_600_000_000)]).await?;
+        tx.commit().await?;
+        Ok(n)
     }
 
     async fn session_spans(

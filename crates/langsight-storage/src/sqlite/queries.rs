@@ -297,6 +297,16 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
+    async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+        self.write(move |conn| {
+            let n = conn.execute("DELETE FROM spans WHERE started_at < ?1", params![before])?;
+            conn.execute("DELETE FROM sessions WHERE last_call_at < ?1", params![before])?;
+            conn.execute("DELETE FROM tool_hourly WHERE hour < ?1", params![before.div_euclid(3_600_000_000)])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,
@@ -669,6 +679,19 @@ impl HealthStore for SqliteStorage {
                  AND schema_hash IS NOT NULL ORDER BY id DESC LIMIT 1"
             ))?;
             Ok(stmt.query_row(params![project_id, server], health_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn prune_health_before(&self, before: i64) -> Result<u64, StorageError> {
+        self.write(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM health_results WHERE checked_at < ?1 AND id NOT IN \
+                 (SELECT max(id) FROM health_results GROUP BY project_id, server_name)",
+                params![before],
+            )?;
+            conn.execute("DELETE FROM schema_drift_events WHERE detected_at < ?1", params![before])?;
+            Ok(n as u64)
         })
         .await
     }
