@@ -142,6 +142,14 @@ fn bad_configuration_refuses_start_up_naming_the_variable() {
     assert!(!e.contains("changeme"), "the password is never printed: {e}");
     let e = refused(&db, &[("LANGSIGHT_ADMIN_PASSWORD", "PASSWORD")], &[]);
     assert!(e.contains("LANGSIGHT_ADMIN_PASSWORD is too weak"), "{e}");
+    let e = refused(&db, &[("LANGSIGHT_STORAGE_MODE", "postgres")], &[]);
+    assert!(e.contains("LANGSIGHT_POSTGRES_URL"), "{e}");
+    let unreachable = format!("postgres://langsight:hunter2@127.0.0.1:{}/ls", test_support::redis::free_port());
+    let e = refused(&db, &[("LANGSIGHT_STORAGE_MODE", "postgres"), ("LANGSIGHT_POSTGRES_URL", &unreachable)], &[]);
+    assert!(e.contains("cannot connect to PostgreSQL at LANGSIGHT_POSTGRES_URL"), "{e}");
+    assert!(!e.contains("hunter2"), "the password is never printed: {e}");
+    let e = refused(&db, &[("LANGSIGHT_STORAGE_MODE", "postgres"), ("LANGSIGHT_POSTGRES_URL", "mysql://x")], &[]);
+    assert!(e.contains("LANGSIGHT_POSTGRES_URL is not a valid PostgreSQL URL"), "{e}");
     let e = refused(&db, &[("LANGSIGHT_AUTH_DISABLED", "perhaps")], &[]);
     assert!(e.contains("LANGSIGHT_AUTH_DISABLED"), "{e}");
     let e = refused(&db, &[], &["--config", "/no/such/langsight.yaml"]);
