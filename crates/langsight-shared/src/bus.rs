@@ -212,6 +212,8 @@ pub struct RedisBus {
     tx: broadcast::Sender<Arc<BusMessage>>,
     following: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
+    /// Running average size of an appended message (bytes), to turn the byte budget into a stream length.
+    avg_bytes: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for RedisBus {
@@ -291,7 +293,16 @@ impl RedisBus {
         let (tx, _) = broadcast::channel(limits.subscriber_buffer.max(1));
         let following = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone()));
-        RedisBus { redis, key, limits, append: redis::Script::new(APPEND), tx, following, task }
+        RedisBus {
+            redis,
+            key,
+            limits,
+            append: redis::Script::new(APPEND),
+            tx,
+            following,
+            task,
+            avg_bytes: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 }
 
@@ -411,12 +422,22 @@ impl EventBus for RedisBus {
         let min_id = format!("{}-0", now.saturating_sub(self.limits.replay_age.as_millis() as u64));
         let ttl = self.limits.replay_age.as_millis() as u64;
         let encoded = encode(&events);
+        // Redis trims by count only: keep as many messages as the byte budget holds at the recent average size
+        // (never fewer than 100, never more than the message cap), so heavy span batches do not fill Redis's
+        // memory.
+        let size = encoded.len() + 64;
+        let avg = match self.avg_bytes.load(Ordering::Relaxed) {
+            0 => size,
+            a => (a * 15 + size) / 16,
+        };
+        self.avg_bytes.store(avg, Ordering::Relaxed);
+        let maxlen = (self.limits.replay_bytes / avg.max(1)).max(100).min(self.limits.replay_messages);
         let r = self
             .redis
             .script::<String>(
                 &self.append,
                 &[&self.key],
-                &[&self.limits.replay_messages, &min_id, &ttl, &project.unwrap_or(""), &encoded, &now],
+                &[&maxlen, &min_id, &ttl, &project.unwrap_or(""), &encoded, &now],
             )
             .await;
         if r.is_err() {
