@@ -8,6 +8,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("migrations/001_metadata.sql")),
     (2, include_str!("migrations/002_alerts_servers.sql")),
     (3, include_str!("migrations/003_spans_health.sql")),
+    (4, include_str!("migrations/004_sessions_by_start.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.
