@@ -10,6 +10,7 @@
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
 //! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
 
+pub mod clickhouse;
 pub mod error;
 pub mod model;
 pub mod postgres;

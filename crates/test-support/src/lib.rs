@@ -1,6 +1,7 @@
 //! Test harness: the real server, in this process, on a free loopback port with its own temporary
 //! database, and a small client for it. Each [`TestServer`] is isolated: tests run in parallel safely.
 
+pub mod clickhouse;
 pub mod postgres;
 pub mod process;
 pub mod receiver;

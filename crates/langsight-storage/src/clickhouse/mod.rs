@@ -1,0 +1,97 @@
+//! ClickHouse over its HTTP interface, for the `dual` mode's analytics (spans, health history, drift).
+//!
+//! Not wired into a storage mode yet: this is the client and the portable schema, checked against the
+//! Debian 18.16 server by the tests. The stores, the durable spool for outages and partition-drop retention
+//! come next.
+
+use crate::StorageError;
+
+/// The schema, one statement per `;`, with `{db}` for the database.
+const SCHEMA: &str = include_str!("schema.sql");
+
+pub struct ClickHouse {
+    http: reqwest::Client,
+    url: String,
+    database: String,
+    user: String,
+    password: String,
+}
+
+impl ClickHouse {
+    /// A client for `url` (`http://host:8123`), checked with `SELECT 1`; creates the database and tables.
+    pub async fn open(url: &str, database: &str, user: &str, password: &str) -> Result<ClickHouse, StorageError> {
+        if !database.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || database.is_empty() {
+            return Err(StorageError::Open(format!(
+                "LANGSIGHT_CLICKHOUSE_DATABASE '{database}' must be letters, digits and underscores"
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| StorageError::Open(format!("cannot build the ClickHouse HTTP client: {e}")))?;
+        let ch = ClickHouse {
+            http,
+            url: url.trim_end_matches('/').to_string(),
+            database: database.into(),
+            user: user.into(),
+            password: password.into(),
+        };
+        ch.query("SELECT 1").await.map_err(|e| {
+            StorageError::Open(format!(
+                "cannot reach ClickHouse at LANGSIGHT_CLICKHOUSE_URL ({e}); check the URL and credentials"
+            ))
+        })?;
+        ch.query(&format!("CREATE DATABASE IF NOT EXISTS {}", ch.database)).await?;
+        // Comments first (they may contain `;`), then one statement per `;`.
+        let sql: String = SCHEMA.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            ch.query(&stmt.replace("{db}", &ch.database)).await?;
+        }
+        Ok(ch)
+    }
+
+    /// Runs a statement and returns the response body (use `FORMAT JSONEachRow` for rows).
+    pub async fn query(&self, sql: &str) -> Result<String, StorageError> {
+        self.post(None, sql.to_string()).await
+    }
+
+    /// Inserts rows (JSON objects, one per line) into `table` of our database.
+    pub async fn insert(&self, table: &str, rows: &[serde_json::Value]) -> Result<(), StorageError> {
+        let mut body = String::new();
+        for r in rows {
+            body.push_str(&r.to_string());
+            body.push('\n');
+        }
+        let q = format!("INSERT INTO {}.{table} FORMAT JSONEachRow", self.database);
+        self.post(Some(q), body).await.map(|_| ())
+    }
+
+    async fn post(&self, query: Option<String>, body: String) -> Result<String, StorageError> {
+        let mut url = reqwest::Url::parse(&self.url)
+            .map_err(|e| StorageError::Open(format!("LANGSIGHT_CLICKHOUSE_URL is not a valid URL: {e}")))?;
+        if let Some(q) = query {
+            url.query_pairs_mut().append_pair("query", &q);
+        }
+        let mut req = self.http.post(url).header("X-ClickHouse-User", &self.user).body(body);
+        if !self.password.is_empty() {
+            req = req.header("X-ClickHouse-Key", &self.password);
+        }
+        let resp = req.send().await.map_err(|e| StorageError::Unavailable(format!("ClickHouse unreachable: {e}")))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| StorageError::Unavailable(format!("ClickHouse read failed: {e}")))?;
+        if status.is_success() {
+            Ok(text)
+        } else {
+            Err(StorageError::Backend(format!("ClickHouse answered {status}: {}", text.trim())))
+        }
+    }
+
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+}
+
+/// A string literal for ClickHouse SQL (backslash and quote escaped).
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}

@@ -1,0 +1,92 @@
+//! A private ClickHouse server for tests (Debian's 18.16 or newer): its own config, data and ports in a
+//! temporary directory, killed and removed when dropped.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct ClickHouseServer {
+    /// The HTTP interface, `http://127.0.0.1:{port}`.
+    pub url: String,
+    _dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn users_xml() -> &'static str {
+    r#"<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>2000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>::1</ip><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+"#
+}
+
+impl ClickHouseServer {
+    pub fn start() -> ClickHouseServer {
+        let bin = ["/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("clickhouse-server is installed (apt-get install clickhouse-server; scripts/test does it)");
+        let dir = tempfile::Builder::new().prefix("langsight-ch").tempdir_in("/tmp").expect("temporary directory");
+        let d = dir.path().display().to_string();
+        for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
+            std::fs::create_dir_all(dir.path().join(sub)).expect("ClickHouse directories");
+        }
+        let (http, tcp) = (crate::redis::free_port(), crate::redis::free_port());
+        let config = format!(
+            r#"<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/server.err.log</errorlog><size>10M</size><count>1</count></logger>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <max_connections>256</max_connections>
+  <keep_alive_timeout>3</keep_alive_timeout>
+  <max_concurrent_queries>100</max_concurrent_queries>
+  <uncompressed_cache_size>67108864</uncompressed_cache_size>
+  <mark_cache_size>67108864</mark_cache_size>
+  <path>{d}/data/</path>
+  <tmp_path>{d}/tmp/</tmp_path>
+  <user_files_path>{d}/user_files/</user_files_path>
+  <format_schema_path>{d}/format_schemas/</format_schema_path>
+  <users_config>{d}/users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mlock_executable>false</mlock_executable>
+</yandex>
+"#
+        );
+        std::fs::write(dir.path().join("config.xml"), config).expect("ClickHouse config");
+        std::fs::write(dir.path().join("users.xml"), users_xml()).expect("ClickHouse users");
+        let child = Command::new(bin)
+            .arg(format!("--config-file={d}/config.xml"))
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clickhouse-server starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ping(http) {
+            assert!(Instant::now() < deadline, "ClickHouse did not answer /ping on port {http}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), _dir: dir, child }
+    }
+}
+
+fn ping(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let _ = s.write_all(b"GET /ping HTTP/1.0\r\n\r\n");
+    let mut buf = String::new();
+    let _ = s.read_to_string(&mut buf);
+    buf.contains("Ok.")
+}
+
+impl Drop for ClickHouseServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
