@@ -456,7 +456,7 @@ async fn health_conform(b: &Backend) {
     );
     assert_eq!(b.health.latest_snapshot("", "a").await.unwrap().unwrap().schema_hash.as_deref(), Some("h1"), "{n}");
     assert!(b.health.latest_health("p9").await.unwrap().is_empty(), "{n}");
-    let drift = |tool: &str| DriftRecord {
+    let drift = |tool: &str, at: i64| DriftRecord {
         server_name: "a".into(),
         project_id: String::new(),
         tool_name: tool.into(),
@@ -468,9 +468,9 @@ async fn health_conform(b: &Backend) {
         previous_hash: "h1".into(),
         current_hash: "h2".into(),
         has_breaking: true,
-        detected_at: 5,
+        detected_at: at,
     };
-    b.health.save_drift(vec![drift("t1"), drift("t2")]).await.unwrap();
+    b.health.save_drift(vec![drift("t1", 5), drift("t2", 6)]).await.unwrap();
     let d = b.health.drift_history("", "a", 10).await.unwrap();
     assert_eq!(d.iter().map(|r| r.tool_name.as_str()).collect::<Vec<_>>(), ["t2", "t1"], "{n}");
     assert!(d[0].has_breaking, "{n}");
@@ -478,6 +478,27 @@ async fn health_conform(b: &Backend) {
     assert_eq!(b.health.prune_health_before(10).await.unwrap(), 1, "{n}: only a's older result goes");
     assert_eq!(b.health.latest_health("").await.unwrap().len(), 2, "{n}");
     assert!(b.health.drift_history("", "a", 10).await.unwrap().is_empty(), "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_health_conforms() {
+    langsight_server::install_tls();
+    let server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let ch = langsight_storage::clickhouse::ClickHouse::open(&server.url, "conformance", "default", "").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Arc::new(SqliteStorage::open(&dir.path().join("c.db")).unwrap());
+    // The dual layout: health and drift in ClickHouse, everything else beside it.
+    health_conform(&Backend {
+        name: "clickhouse",
+        keys: db.clone(),
+        projects: db.clone(),
+        users: db.clone(),
+        servers: db.clone(),
+        alerts: db.clone(),
+        spans: db,
+        health: Arc::new(ch),
+    })
+    .await;
 }
 
 async fn conform(b: Backend) {

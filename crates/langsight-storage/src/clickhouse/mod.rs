@@ -1,8 +1,10 @@
 //! ClickHouse over its HTTP interface, for the `dual` mode's analytics (spans, health history, drift).
 //!
-//! Not wired into a storage mode yet: this is the client and the portable schema, checked against the
-//! Debian 18.16 server by the tests. The stores, the durable spool for outages and partition-drop retention
-//! come next.
+//! Not wired into a storage mode yet: the client, the portable schema and the health store, checked against
+//! the Debian 18.16 server by the tests. The span store, the durable spool for outages and partition-drop
+//! retention come next.
+
+mod health;
 
 use crate::StorageError;
 
