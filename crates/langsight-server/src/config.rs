@@ -109,6 +109,8 @@ pub enum StorageMode {
     Sqlite,
     /// Everything in PostgreSQL (`LANGSIGHT_POSTGRES_URL`).
     Postgres,
+    /// PostgreSQL plus ClickHouse (`LANGSIGHT_CLICKHOUSE_URL`) for spans, health history and drift.
+    Dual,
 }
 
 /// A secret-bearing string whose `Debug` never shows it.
@@ -165,6 +167,8 @@ pub struct Config {
     pub postgres_url: Option<Secret>,
     /// Connections per process to PostgreSQL (`LANGSIGHT_PG_POOL_MAX`, 20).
     pub pg_pool_max: usize,
+    /// ClickHouse for `dual` mode.
+    pub clickhouse: ClickHouseSettings,
     /// Bootstrap keys from `LANGSIGHT_API_KEYS`: global admins.
     pub api_keys: Vec<Secret>,
     /// `LANGSIGHT_AUTH_DISABLED` or yaml `auth_disabled`: open access while no key exists.
@@ -296,6 +300,15 @@ pub struct SseSettings {
 }
 
 /// The parts of `.langsight.yaml` this server reads. Unknown keys are ignored, as in the original.
+/// Where `dual` mode's ClickHouse is (`LANGSIGHT_CLICKHOUSE_URL`, `_DATABASE`, `_USERNAME`, `_PASSWORD`).
+#[derive(Debug, Clone)]
+pub struct ClickHouseSettings {
+    pub url: String,
+    pub database: String,
+    pub username: String,
+    pub password: Secret,
+}
+
 /// Users, login and the dashboard proxy.
 #[derive(Debug, Clone)]
 pub struct UserSettings {
@@ -512,6 +525,10 @@ struct FileStorage {
     sqlite_path: Option<String>,
     postgres_url: Option<String>,
     pg_pool_max: Option<usize>,
+    clickhouse_url: Option<String>,
+    clickhouse_database: Option<String>,
+    clickhouse_username: Option<String>,
+    clickhouse_password: Option<String>,
 }
 
 /// Command-line values; `None` means "not given".
@@ -613,12 +630,7 @@ impl Config {
         let storage_mode = match storage_mode.as_str() {
             "sqlite" => StorageMode::Sqlite,
             "postgres" => StorageMode::Postgres,
-            "dual" | "clickhouse" => {
-                return Err(ConfigError::Unsupported(format!(
-                    "storage mode '{storage_mode}' (LANGSIGHT_STORAGE_MODE / storage.mode) is not available in this \
-                     build yet (ClickHouse is not built); use sqlite (the default) or postgres"
-                )))
-            }
+            "dual" => StorageMode::Dual,
             other => {
                 return Err(ConfigError::Invalid {
                     var: "LANGSIGHT_STORAGE_MODE",
@@ -632,13 +644,33 @@ impl Config {
             .or_else(|| file.storage.postgres_url.clone())
             .filter(|u| !u.trim().is_empty())
             .map(Secret);
-        if storage_mode == StorageMode::Postgres && postgres_url.is_none() {
+        if storage_mode != StorageMode::Sqlite && postgres_url.is_none() {
             return Err(ConfigError::Unsupported(
-                "LANGSIGHT_STORAGE_MODE=postgres needs LANGSIGHT_POSTGRES_URL (or storage.postgres_url), e.g. \
+                "LANGSIGHT_STORAGE_MODE=postgres or dual needs LANGSIGHT_POSTGRES_URL (or storage.postgres_url), e.g. \
                  postgres://langsight:secret@localhost:5432/langsight"
                     .into(),
             ));
         }
+        let clickhouse = ClickHouseSettings {
+            url: get("LANGSIGHT_CLICKHOUSE_URL")
+                .map(String::from)
+                .or_else(|| file.storage.clickhouse_url.clone())
+                .unwrap_or_else(|| "http://localhost:8123".into()),
+            database: get("LANGSIGHT_CLICKHOUSE_DATABASE")
+                .map(String::from)
+                .or_else(|| file.storage.clickhouse_database.clone())
+                .unwrap_or_else(|| "langsight".into()),
+            username: get("LANGSIGHT_CLICKHOUSE_USERNAME")
+                .map(String::from)
+                .or_else(|| file.storage.clickhouse_username.clone())
+                .unwrap_or_else(|| "default".into()),
+            password: Secret(
+                get("LANGSIGHT_CLICKHOUSE_PASSWORD")
+                    .map(String::from)
+                    .or_else(|| file.storage.clickhouse_password.clone())
+                    .unwrap_or_default(),
+            ),
+        };
         let retention_days = match get("LANGSIGHT_RETENTION_DAYS") {
             Some(v) => parse_num::<u64>("LANGSIGHT_RETENTION_DAYS", v, "a whole number of days (0 keeps everything)")?,
             None => 90,
@@ -832,6 +864,7 @@ impl Config {
             storage_mode,
             postgres_url,
             pg_pool_max,
+            clickhouse,
             retention_days,
             retention_interval: std::time::Duration::from_secs(3600),
             sqlite_path,

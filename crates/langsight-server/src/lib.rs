@@ -68,6 +68,15 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
             tracing::info!(pool_max = config.pg_pool_max, "storage.opened mode=postgres");
             Ok(Storage::postgres(Arc::new(db)))
         }
+        StorageMode::Dual => {
+            let url = config.postgres_url.as_ref().map(|u| u.0.clone()).unwrap_or_default();
+            let pg = langsight_storage::postgres::PgStorage::open(&url, config.pg_pool_max).await?;
+            let c = &config.clickhouse;
+            let ch = langsight_storage::clickhouse::ClickHouse::open(&c.url, &c.database, &c.username, &c.password.0)
+                .await?;
+            tracing::info!(database = %c.database, "storage.opened mode=dual");
+            Ok(Storage::dual(Arc::new(pg), Arc::new(ch)))
+        }
     }
 }
 

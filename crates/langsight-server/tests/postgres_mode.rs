@@ -89,3 +89,33 @@ async fn a_postgres_restart_fails_fast_then_recovers() {
     assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 2, "nothing accepted was lost");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_works_in_dual_mode() {
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let (pg_url, ch_url) = (cluster.database("dual_api"), ch.url.clone());
+    let s = TestServer::start_with(move |c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.storage_mode = StorageMode::Dual;
+        c.postgres_url = Some(Secret(pg_url));
+        c.clickhouse.url = ch_url;
+        c.clickhouse.database = "langsight_api".into();
+    })
+    .await;
+    let admin = s.admin();
+    let ready = admin.get("/api/readiness").await;
+    assert_eq!(ready.status, 200, "{}", ready.text);
+    assert!(ready.text.contains("clickhouse") && ready.text.contains("postgres"), "{}", ready.text);
+    let sid = session_id();
+    assert_eq!(admin.ingest(&agent_run(&sid, 20, None)).await.status, 202);
+    let list = admin.get("/api/agents/sessions").await;
+    assert_eq!(list.body[0]["session_id"], json!(sid), "{}", list.text);
+    let trace = admin.get(&format!("/api/agents/sessions/{sid}")).await;
+    assert_eq!(trace.body["total_spans"], json!(20), "spans read back from ClickHouse: {}", trace.text);
+    let inv = admin.get("/api/health/servers/invocations").await;
+    assert!(inv.text.contains("github"), "{}", inv.text);
+    s.stop().await;
+    drop(ch);
+}

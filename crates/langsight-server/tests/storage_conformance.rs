@@ -480,6 +480,29 @@ async fn health_conform(b: &Backend) {
     assert!(b.health.drift_history("", "a", 10).await.unwrap().is_empty(), "{n}");
 }
 
+/// The `dual` layout: metadata, rollups and aggregates in PostgreSQL; raw spans, health and drift in ClickHouse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_conforms() {
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let ch_server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let pg = Arc::new(PgStorage::open(&cluster.database("dual"), 8).await.unwrap());
+    let ch =
+        Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
+    let spans = Arc::new(langsight_storage::clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone() });
+    conform(Backend {
+        name: "dual",
+        keys: pg.clone(),
+        projects: pg.clone(),
+        users: pg.clone(),
+        servers: pg.clone(),
+        alerts: pg,
+        spans,
+        health: ch,
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_health_conforms() {
     langsight_server::install_tls();

@@ -252,6 +252,22 @@ impl Storage {
         }
     }
 
+    /// `dual`: PostgreSQL for metadata, auth, alerts, session rollups and hourly aggregates; ClickHouse for raw
+    /// spans, health history and drift.
+    pub fn dual(pg: Arc<postgres::PgStorage>, ch: Arc<clickhouse::ClickHouse>) -> Self {
+        Storage {
+            spans: Arc::new(clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone() }),
+            keys: pg.clone(),
+            projects: pg.clone(),
+            health: ch.clone(),
+            servers: pg.clone(),
+            alerts: pg.clone(),
+            users: pg.clone(),
+            probes: vec![pg.clone(), ch],
+            closer: pg,
+        }
+    }
+
     pub fn sqlite(db: Arc<sqlite::SqliteStorage>) -> Self {
         Storage {
             spans: db.clone(),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 
 /// JSONEachRow output, one object per line.
-fn rows(text: &str) -> Result<Vec<Map<String, Value>>, StorageError> {
+pub(super) fn rows(text: &str) -> Result<Vec<Map<String, Value>>, StorageError> {
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| match serde_json::from_str::<Value>(l)? {
@@ -18,7 +18,7 @@ fn rows(text: &str) -> Result<Vec<Map<String, Value>>, StorageError> {
 }
 
 /// 64-bit integers come quoted by default (`output_format_json_quote_64bit_integers`).
-fn int(m: &Map<String, Value>, k: &str) -> i64 {
+pub(super) fn int(m: &Map<String, Value>, k: &str) -> i64 {
     match m.get(k) {
         Some(Value::Number(n)) => n.as_i64().unwrap_or_default(),
         Some(Value::String(s)) => s.parse().unwrap_or_default(),
@@ -26,11 +26,11 @@ fn int(m: &Map<String, Value>, k: &str) -> i64 {
     }
 }
 
-fn text(m: &Map<String, Value>, k: &str) -> String {
+pub(super) fn text(m: &Map<String, Value>, k: &str) -> String {
     m.get(k).and_then(Value::as_str).unwrap_or_default().to_string()
 }
 
-fn opt_text(m: &Map<String, Value>, k: &str) -> Option<String> {
+pub(super) fn opt_text(m: &Map<String, Value>, k: &str) -> Option<String> {
     m.get(k).and_then(Value::as_str).map(String::from)
 }
 
@@ -52,7 +52,7 @@ const HEALTH: &str = "server_name, project_id, status, latency_ms, tools_count, 
 
 impl ClickHouse {
     /// Waits for this table's mutations (18.16 has no synchronous ALTER DELETE).
-    async fn wait_mutations(&self, table: &str) -> Result<(), StorageError> {
+    pub(super) async fn wait_mutations(&self, table: &str) -> Result<(), StorageError> {
         for _ in 0..200 {
             let pending = self
                 .query(&format!(

@@ -1,10 +1,12 @@
 //! ClickHouse over its HTTP interface, for the `dual` mode's analytics (spans, health history, drift).
 //!
-//! Not wired into a storage mode yet: the client, the portable schema and the health store, checked against
-//! the Debian 18.16 server by the tests. The span store, the durable spool for outages and partition-drop
-//! retention come next.
+//! Used by the `dual` storage mode. Not built yet: the durable local spool that would keep accepting spans
+//! while ClickHouse is down (today ingest answers 503 then, and nothing accepted is lost).
 
 mod health;
+mod spans;
+
+pub use spans::DualSpans;
 
 use crate::StorageError;
 
@@ -96,4 +98,15 @@ impl ClickHouse {
 /// A string literal for ClickHouse SQL (backslash and quote escaped).
 pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[async_trait::async_trait]
+impl crate::Probe for ClickHouse {
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.query("SELECT 1").await.map(|_| ())
+    }
 }

@@ -10,6 +10,8 @@ mod migrations;
 mod projects;
 mod servers;
 mod spans;
+
+pub(crate) use spans::fold;
 mod users;
 
 use crate::StorageError;
@@ -74,7 +76,7 @@ impl PgStorage {
         Ok(PgStorage { pool })
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StorageError> {
         Ok(self.pool.get().await?)
     }
 }

@@ -138,6 +138,93 @@ async fn insert_spans(tx: &deadpool_postgres::Transaction<'_>, spans: &[Span]) -
     Ok(())
 }
 
+/// Folds a batch into the hourly tool aggregates and the session rollups, inside the caller's transaction.
+/// Used by `postgres` mode after inserting the spans, and by `dual` mode (spans in ClickHouse).
+pub(crate) async fn fold(
+    tx: &deadpool_postgres::Transaction<'_>,
+    spans: &[Span],
+) -> Result<Vec<SessionTagUpdate>, StorageError> {
+    // Hourly tool aggregates, in key order (a fixed lock order across concurrent batches).
+    let mut hours: BTreeMap<(&str, &str, &str, i64), (i64, i64, f64)> = BTreeMap::new();
+    for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
+        let key = (
+            s.project().unwrap_or(""),
+            s.server_name.as_str(),
+            s.tool_name.as_str(),
+            s.started_at.div_euclid(3_600_000_000),
+        );
+        let g = hours.entry(key).or_default();
+        g.0 += 1;
+        g.1 += i64::from(s.status != SpanStatus::Success);
+        g.2 += s.latency_ms;
+    }
+    let upsert_hour = tx
+            .prepare(
+                "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
+                 calls = tool_hourly.calls + excluded.calls, errors = tool_hourly.errors + excluded.errors, \
+                 latency_sum = tool_hourly.latency_sum + excluded.latency_sum",
+            )
+            .await?;
+    for ((p, server, tool, hour), (calls, errors, latency)) in &hours {
+        tx.execute(&upsert_hour, &[p, server, tool, hour, calls, errors, latency]).await?;
+    }
+
+    // Session rollups: make sure each row exists, lock them in key order, fold, write back.
+    let mut groups: BTreeMap<(&str, &str), Vec<&Span>> = BTreeMap::new();
+    for s in spans {
+        if let Some(session) = s.session() {
+            groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
+        }
+    }
+    let placeholder = tx
+        .prepare(
+            "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
+                 VALUES ($1, $2, 0, 0, NULL, '') ON CONFLICT (project_id, session_id) DO NOTHING",
+        )
+        .await?;
+    let lock = tx.prepare("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
+    let update = tx
+        .prepare(
+            "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7 \
+                 WHERE project_id = $1 AND session_id = $2",
+        )
+        .await?;
+    let mut updates = Vec::with_capacity(groups.len());
+    for ((project, session), members) in groups {
+        tx.execute(&placeholder, &[&project, &session]).await?;
+        let stored: String = tx.query_one(&lock, &[&project, &session]).await?.get(0);
+        let mut rollup: SessionRollup =
+            if stored.is_empty() { SessionRollup::default() } else { serde_json::from_str(&stored)? };
+        let previous = rollup.health_tag;
+        for s in members {
+            rollup.absorb(s);
+        }
+        let current = rollup.retag();
+        let agents: Vec<String> = rollup.agents_used.iter().cloned().collect();
+        tx.execute(
+            &update,
+            &[
+                &project,
+                &session,
+                &rollup.first_call_at,
+                &rollup.last_call_at,
+                &current.as_str(),
+                &agents,
+                &serde_json::to_string(&rollup)?,
+            ],
+        )
+        .await?;
+        updates.push(SessionTagUpdate {
+            project_id: project.to_string(),
+            session_id: session.to_string(),
+            previous,
+            current,
+        });
+    }
+    Ok(updates)
+}
+
 fn spans_from_rows(rows: &[Row]) -> Result<Vec<Span>, StorageError> {
     rows.iter().map(span_from_row).collect()
 }
@@ -151,86 +238,7 @@ impl SpanStore for PgStorage {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         insert_spans(&tx, &spans).await?;
-
-        // Hourly tool aggregates, in key order (a fixed lock order across concurrent batches).
-        let mut hours: BTreeMap<(&str, &str, &str, i64), (i64, i64, f64)> = BTreeMap::new();
-        for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
-            let key = (
-                s.project().unwrap_or(""),
-                s.server_name.as_str(),
-                s.tool_name.as_str(),
-                s.started_at.div_euclid(3_600_000_000),
-            );
-            let g = hours.entry(key).or_default();
-            g.0 += 1;
-            g.1 += i64::from(s.status != SpanStatus::Success);
-            g.2 += s.latency_ms;
-        }
-        let upsert_hour = tx
-            .prepare(
-                "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
-                 calls = tool_hourly.calls + excluded.calls, errors = tool_hourly.errors + excluded.errors, \
-                 latency_sum = tool_hourly.latency_sum + excluded.latency_sum",
-            )
-            .await?;
-        for ((p, server, tool, hour), (calls, errors, latency)) in &hours {
-            tx.execute(&upsert_hour, &[p, server, tool, hour, calls, errors, latency]).await?;
-        }
-
-        // Session rollups: make sure each row exists, lock them in key order, fold, write back.
-        let mut groups: BTreeMap<(&str, &str), Vec<&Span>> = BTreeMap::new();
-        for s in &spans {
-            if let Some(session) = s.session() {
-                groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
-            }
-        }
-        let placeholder = tx
-            .prepare(
-                "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
-                 VALUES ($1, $2, 0, 0, NULL, '') ON CONFLICT (project_id, session_id) DO NOTHING",
-            )
-            .await?;
-        let lock =
-            tx.prepare("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
-        let update = tx
-            .prepare(
-                "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7 \
-                 WHERE project_id = $1 AND session_id = $2",
-            )
-            .await?;
-        let mut updates = Vec::with_capacity(groups.len());
-        for ((project, session), members) in groups {
-            tx.execute(&placeholder, &[&project, &session]).await?;
-            let stored: String = tx.query_one(&lock, &[&project, &session]).await?.get(0);
-            let mut rollup: SessionRollup =
-                if stored.is_empty() { SessionRollup::default() } else { serde_json::from_str(&stored)? };
-            let previous = rollup.health_tag;
-            for s in members {
-                rollup.absorb(s);
-            }
-            let current = rollup.retag();
-            let agents: Vec<String> = rollup.agents_used.iter().cloned().collect();
-            tx.execute(
-                &update,
-                &[
-                    &project,
-                    &session,
-                    &rollup.first_call_at,
-                    &rollup.last_call_at,
-                    &current.as_str(),
-                    &agents,
-                    &serde_json::to_string(&rollup)?,
-                ],
-            )
-            .await?;
-            updates.push(SessionTagUpdate {
-                project_id: project.to_string(),
-                session_id: session.to_string(),
-                previous,
-                current,
-            });
-        }
+        let updates = fold(&tx, &spans).await?;
         tx.commit().await?;
         Ok(IngestOutcome { accepted: spans.len(), sessions: updates })
     }

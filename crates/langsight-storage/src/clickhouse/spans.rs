@@ -1,0 +1,206 @@
+//! The `dual` mode's span store: raw spans in ClickHouse, session rollups and hourly tool aggregates in
+//! PostgreSQL (transactional upserts, which ClickHouse is not built for). A batch is accepted only when both
+//! hold it.
+
+use super::health::{int, opt_text, rows, text};
+use super::{quote, ClickHouse};
+use crate::model::*;
+use crate::postgres::PgStorage;
+use crate::{SpanStore, StorageError};
+use async_trait::async_trait;
+use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+pub struct DualSpans {
+    pub pg: Arc<PgStorage>,
+    pub ch: Arc<ClickHouse>,
+}
+
+const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
+    started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
+    replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
+
+fn span_row(s: &Span) -> Value {
+    json!({
+        "span_id": s.span_id, "parent_span_id": s.parent_span_id, "span_type": s.span_type.as_str(),
+        "trace_id": s.trace_id, "session_id": s.session_id, "server_name": s.server_name, "tool_name": s.tool_name,
+        "started_at": s.started_at, "ended_at": s.ended_at, "latency_ms": s.latency_ms, "status": s.status.as_str(),
+        "error": s.error, "agent_name": s.agent_name, "input_json": s.input_json, "output_json": s.output_json,
+        "llm_input": s.llm_input, "llm_output": s.llm_output, "replay_of": s.replay_of,
+        "project_id": s.project().unwrap_or(""), "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
+        "model_id": s.model_id, "finish_reason": s.finish_reason, "cache_read_tokens": s.cache_read_tokens,
+        "cache_creation_tokens": s.cache_creation_tokens, "thinking_tokens": s.thinking_tokens,
+        "target_agent_name": s.target_agent_name, "lineage_provenance": s.lineage_provenance.as_str(),
+        "lineage_status": s.lineage_status.as_str(), "schema_version": s.schema_version,
+    })
+}
+
+fn opt_int(m: &Map<String, Value>, k: &str) -> Option<i64> {
+    match m.get(k) {
+        None | Some(Value::Null) => None,
+        _ => Some(int(m, k)),
+    }
+}
+
+fn span_from(m: &Map<String, Value>) -> Result<Span, StorageError> {
+    let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+    let (span_type, status, provenance, lineage, project) = (
+        text(m, "span_type"),
+        text(m, "status"),
+        text(m, "lineage_provenance"),
+        text(m, "lineage_status"),
+        text(m, "project_id"),
+    );
+    Ok(Span {
+        span_id: text(m, "span_id"),
+        parent_span_id: opt_text(m, "parent_span_id"),
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+        trace_id: opt_text(m, "trace_id"),
+        session_id: opt_text(m, "session_id"),
+        server_name: text(m, "server_name"),
+        tool_name: text(m, "tool_name"),
+        started_at: int(m, "started_at"),
+        ended_at: int(m, "ended_at"),
+        latency_ms: m.get("latency_ms").and_then(Value::as_f64).unwrap_or_default(),
+        status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        error: opt_text(m, "error"),
+        agent_name: opt_text(m, "agent_name"),
+        input_json: opt_text(m, "input_json"),
+        output_json: opt_text(m, "output_json"),
+        llm_input: opt_text(m, "llm_input"),
+        llm_output: opt_text(m, "llm_output"),
+        replay_of: opt_text(m, "replay_of"),
+        project_id: (!project.is_empty()).then_some(project),
+        input_tokens: opt_int(m, "input_tokens"),
+        output_tokens: opt_int(m, "output_tokens"),
+        model_id: opt_text(m, "model_id"),
+        finish_reason: opt_text(m, "finish_reason"),
+        cache_read_tokens: opt_int(m, "cache_read_tokens"),
+        cache_creation_tokens: opt_int(m, "cache_creation_tokens"),
+        thinking_tokens: opt_int(m, "thinking_tokens"),
+        target_agent_name: opt_text(m, "target_agent_name"),
+        lineage_provenance: LineageProvenance::parse(&provenance)
+            .ok_or_else(|| bad("lineage_provenance", provenance.clone()))?,
+        lineage_status: LineageStatus::parse(&lineage).ok_or_else(|| bad("lineage_status", lineage.clone()))?,
+        schema_version: text(m, "schema_version"),
+    })
+}
+
+/// `AND project_id = '…'` for a project, nothing for every project.
+fn project_filter(project_id: Option<&str>, include_global: bool) -> String {
+    match project_id {
+        Some(p) if include_global => format!(" AND (project_id = {} OR project_id = '')", quote(p)),
+        Some(p) => format!(" AND project_id = {}", quote(p)),
+        None => String::new(),
+    }
+}
+
+#[async_trait]
+impl SpanStore for DualSpans {
+    async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
+        if spans.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let rows: Vec<Value> = spans.iter().map(span_row).collect();
+        self.ch.insert("spans", &rows).await?;
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await?;
+        let sessions = crate::postgres::fold(&tx, &spans).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome { accepted: spans.len(), sessions })
+    }
+
+    async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+        self.pg.list_sessions(query).await
+    }
+
+    async fn server_invocations(
+        &self,
+        project_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<ServerInvocations>, StorageError> {
+        let db = self.ch.database();
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT server_name, max(started_at) AS last_called_at, argMax(status, started_at) AS last_call_status, \
+                 count() AS total_calls, countIf(status = 'success') AS success_calls FROM {db}.spans \
+                 WHERE started_at >= {since} AND server_name != '' AND span_type = 'tool_call'{} \
+                 GROUP BY server_name ORDER BY last_called_at DESC FORMAT JSONEachRow",
+                project_filter(project_id, false)
+            ))
+            .await?;
+        Ok(rows(&out)?
+            .iter()
+            .map(|m| ServerInvocations {
+                server_name: text(m, "server_name"),
+                last_called_at: int(m, "last_called_at"),
+                last_call_status: text(m, "last_call_status"),
+                total_calls: int(m, "total_calls"),
+                success_calls: int(m, "success_calls"),
+            })
+            .collect())
+    }
+
+    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
+        self.pg.tool_hours(project_id, since_hour).await
+    }
+
+    async fn server_calls(
+        &self,
+        server: &str,
+        project_id: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let db = self.ch.database();
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT {COLUMNS} FROM {db}.spans WHERE server_name = {} AND span_type = 'tool_call' AND started_at >= {since}{} \
+                 ORDER BY started_at DESC LIMIT {limit} FORMAT JSONEachRow",
+                quote(server),
+                project_filter(project_id, true)
+            ))
+            .await?;
+        rows(&out)?.iter().map(span_from).collect()
+    }
+
+    async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+        let db = self.ch.database();
+        let n: u64 = self
+            .ch
+            .query(&format!("SELECT count() FROM {db}.spans WHERE started_at < {before}"))
+            .await?
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        if n > 0 {
+            self.ch.query(&format!("ALTER TABLE {db}.spans DELETE WHERE started_at < {before}")).await?;
+            self.ch.wait_mutations("spans").await?;
+        }
+        // Rollups and aggregates live in PostgreSQL (its spans table stays empty in this mode).
+        self.pg.prune_before(before).await?;
+        Ok(n)
+    }
+
+    async fn session_spans(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        let db = self.ch.database();
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT {COLUMNS} FROM {db}.spans WHERE session_id = {}{} ORDER BY started_at LIMIT {limit} FORMAT JSONEachRow",
+                quote(session_id),
+                project_filter(project_id, false)
+            ))
+            .await?;
+        rows(&out)?.iter().map(span_from).collect()
+    }
+}
