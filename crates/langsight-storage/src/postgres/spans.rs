@@ -138,6 +138,8 @@ async fn insert_spans(tx: &deadpool_postgres::Transaction<'_>, spans: &[Span]) -
     Ok(())
 }
 
+type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
+
 /// Folds a batch into the hourly tool aggregates and the session rollups, inside the caller's transaction.
 /// Used by `postgres` mode after inserting the spans, and by `dual` mode (spans in ClickHouse).
 pub(crate) async fn fold(
@@ -145,7 +147,8 @@ pub(crate) async fn fold(
     spans: &[Span],
 ) -> Result<Vec<SessionTagUpdate>, StorageError> {
     // Hourly tool aggregates, in key order (a fixed lock order across concurrent batches).
-    let mut hours: BTreeMap<(&str, &str, &str, i64), (i64, i64, f64)> = BTreeMap::new();
+    // (project, server, tool, epoch hour) → (calls, errors, latency sum).
+    let mut hours: BTreeMap<HourKey, (i64, i64, f64)> = BTreeMap::new();
     for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
         let key = (
             s.project().unwrap_or(""),
