@@ -53,6 +53,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
     "LANGSIGHT_ALLOW_PRIVATE_MCP_URLS",
     "LANGSIGHT_ALERT_WEBHOOK_URL",
+    "LANGSIGHT_SPOOL_DIR",
+    "LANGSIGHT_SPOOL_MAX_MB",
     "LANGSIGHT_LOGIN_MAX_FAILURES",
     "LANGSIGHT_LOGIN_WINDOW_SECONDS",
     "LANGSIGHT_LOGIN_LOCK_SECONDS",
@@ -307,6 +309,12 @@ pub struct ClickHouseSettings {
     pub database: String,
     pub username: String,
     pub password: Secret,
+    /// Where batches wait while ClickHouse is down (`LANGSIGHT_SPOOL_DIR`, `~/.langsight/spool`).
+    pub spool_dir: PathBuf,
+    /// The spool's size limit; beyond it ingest answers 503 (`LANGSIGHT_SPOOL_MAX_MB`, 1024).
+    pub spool_max_bytes: u64,
+    /// How often spooled batches are retried.
+    pub spool_replay_every: std::time::Duration,
 }
 
 /// Users, login and the dashboard proxy.
@@ -670,6 +678,15 @@ impl Config {
                     .or_else(|| file.storage.clickhouse_password.clone())
                     .unwrap_or_default(),
             ),
+            spool_dir: get("LANGSIGHT_SPOOL_DIR")
+                .map(|p| expand_home(p, env))
+                .unwrap_or_else(|| home_dir(env).join(".langsight").join("spool")),
+            spool_max_bytes: match get("LANGSIGHT_SPOOL_MAX_MB") {
+                Some(v) => parse_num::<u64>("LANGSIGHT_SPOOL_MAX_MB", v, "a whole number of MiB")?.max(1),
+                None => 1024,
+            } * 1024
+                * 1024,
+            spool_replay_every: std::time::Duration::from_secs(2),
         };
         let retention_days = match get("LANGSIGHT_RETENTION_DAYS") {
             Some(v) => parse_num::<u64>("LANGSIGHT_RETENTION_DAYS", v, "a whole number of days (0 keeps everything)")?,

@@ -72,10 +72,14 @@ pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
             let url = config.postgres_url.as_ref().map(|u| u.0.clone()).unwrap_or_default();
             let pg = langsight_storage::postgres::PgStorage::open(&url, config.pg_pool_max).await?;
             let c = &config.clickhouse;
-            let ch = langsight_storage::clickhouse::ClickHouse::open(&c.url, &c.database, &c.username, &c.password.0)
-                .await?;
-            tracing::info!(database = %c.database, "storage.opened mode=dual");
-            Ok(Storage::dual(Arc::new(pg), Arc::new(ch)))
+            let ch = Arc::new(
+                langsight_storage::clickhouse::ClickHouse::open(&c.url, &c.database, &c.username, &c.password.0)
+                    .await?,
+            );
+            let spool = Arc::new(langsight_storage::clickhouse::spool::Spool::new(&c.spool_dir, c.spool_max_bytes)?);
+            spool.clone().spawn_replayer(ch.clone(), c.spool_replay_every);
+            tracing::info!(database = %c.database, spool = %c.spool_dir.display(), "storage.opened mode=dual");
+            Ok(Storage::dual(Arc::new(pg), ch, Some(spool)))
         }
     }
 }

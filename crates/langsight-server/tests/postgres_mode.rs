@@ -119,3 +119,63 @@ async fn the_api_works_in_dual_mode() {
     s.stop().await;
     drop(ch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_down_spools_then_replays_without_losing_a_span() {
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let mut ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let (pg_url, ch_url, spool_dir) = (cluster.database("dual_spool"), ch.url.clone(), spool.path().to_path_buf());
+    let s = TestServer::start_with(move |c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.storage_mode = StorageMode::Dual;
+        c.postgres_url = Some(Secret(pg_url));
+        c.clickhouse.url = ch_url;
+        c.clickhouse.database = "langsight_spool".into();
+        c.clickhouse.spool_dir = spool_dir;
+        c.clickhouse.spool_replay_every = Duration::from_millis(200);
+    })
+    .await;
+    let admin = s.admin();
+    let before = session_id();
+    assert_eq!(admin.ingest(&agent_run(&before, 10, None)).await.status, 202);
+
+    ch = tokio::task::spawn_blocking(move || {
+        ch.stop();
+        ch
+    })
+    .await
+    .unwrap();
+    // ClickHouse is down: batches are still accepted (spooled durably) and sessions still listed.
+    let during: Vec<String> = (0..3).map(|_| session_id()).collect();
+    for sid in &during {
+        let r = admin.ingest(&agent_run(sid, 10, None)).await;
+        assert_eq!(r.status, 202, "{}", r.text);
+    }
+    let spooled = std::fs::read_dir(spool.path()).unwrap().count();
+    assert!(spooled >= 3, "{spooled} spool files");
+    assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 4);
+
+    let _ch = tokio::task::spawn_blocking(move || {
+        ch.restart();
+        ch
+    })
+    .await
+    .unwrap();
+    // Replayed when ClickHouse returns: every span of every session readable, the spool empty.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut complete = true;
+        for sid in during.iter().chain(std::iter::once(&before)) {
+            let t = admin.get(&format!("/api/agents/sessions/{sid}")).await;
+            complete &= t.body["total_spans"] == json!(10);
+        }
+        if complete && std::fs::read_dir(spool.path()).unwrap().count() == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "spooled batches replayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.stop().await;
+}

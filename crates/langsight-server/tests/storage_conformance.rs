@@ -489,7 +489,7 @@ async fn dual_conforms() {
     let pg = Arc::new(PgStorage::open(&cluster.database("dual"), 8).await.unwrap());
     let ch =
         Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
-    let spans = Arc::new(langsight_storage::clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone() });
+    let spans = Arc::new(langsight_storage::clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone(), spool: None });
     conform(Backend {
         name: "dual",
         keys: pg.clone(),

@@ -254,9 +254,13 @@ impl Storage {
 
     /// `dual`: PostgreSQL for metadata, auth, alerts, session rollups and hourly aggregates; ClickHouse for raw
     /// spans, health history and drift.
-    pub fn dual(pg: Arc<postgres::PgStorage>, ch: Arc<clickhouse::ClickHouse>) -> Self {
+    pub fn dual(
+        pg: Arc<postgres::PgStorage>,
+        ch: Arc<clickhouse::ClickHouse>,
+        spool: Option<Arc<clickhouse::spool::Spool>>,
+    ) -> Self {
         Storage {
-            spans: Arc::new(clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone() }),
+            spans: Arc::new(clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone(), spool }),
             keys: pg.clone(),
             projects: pg.clone(),
             health: ch.clone(),

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 pub struct ClickHouseServer {
     /// The HTTP interface, `http://127.0.0.1:{port}`.
     pub url: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    bin: &'static str,
+    dir: tempfile::TempDir,
     child: Child,
 }
 
@@ -58,19 +60,38 @@ impl ClickHouseServer {
         );
         std::fs::write(dir.path().join("config.xml"), config).expect("ClickHouse config");
         std::fs::write(dir.path().join("users.xml"), users_xml()).expect("ClickHouse users");
-        let child = Command::new(bin)
-            .arg(format!("--config-file={d}/config.xml"))
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clickhouse-server starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ping(http) {
-            assert!(Instant::now() < deadline, "ClickHouse did not answer /ping on port {http}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), _dir: dir, child }
+        let child = spawn(bin, dir.path());
+        wait(http);
+        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), port: http, bin, dir, child }
+    }
+
+    /// Stops the server (an outage); [`ClickHouseServer::restart`] brings it back with its data.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn restart(&mut self) {
+        self.child = spawn(self.bin, self.dir.path());
+        wait(self.port);
+    }
+}
+
+fn spawn(bin: &str, dir: &std::path::Path) -> Child {
+    Command::new(bin)
+        .arg(format!("--config-file={}/config.xml", dir.display()))
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("clickhouse-server starts")
+}
+
+fn wait(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ping(port) {
+        assert!(Instant::now() < deadline, "ClickHouse did not answer /ping on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

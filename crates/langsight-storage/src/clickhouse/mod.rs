@@ -1,10 +1,10 @@
 //! ClickHouse over its HTTP interface, for the `dual` mode's analytics (spans, health history, drift).
 //!
-//! Used by the `dual` storage mode. Not built yet: the durable local spool that would keep accepting spans
-//! while ClickHouse is down (today ingest answers 503 then, and nothing accepted is lost).
+//! Used by the `dual` storage mode, with a durable local spool ([`spool`]) for ClickHouse outages.
 
 mod health;
 mod spans;
+pub mod spool;
 
 pub use spans::DualSpans;
 
@@ -61,10 +61,13 @@ impl ClickHouse {
 
     /// Inserts rows (JSON objects, one per line) into `table` of our database.
     pub async fn insert(&self, table: &str, rows: &[serde_json::Value]) -> Result<(), StorageError> {
-        let mut body = String::new();
-        for r in rows {
-            body.push_str(&r.to_string());
-            body.push('\n');
+        self.insert_raw(table, json_lines(rows)).await
+    }
+
+    /// Inserts JSONEachRow text into `table`.
+    pub async fn insert_raw(&self, table: &str, body: String) -> Result<(), StorageError> {
+        if !table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StorageError::Backend(format!("bad table name '{table}'")));
         }
         let q = format!("INSERT INTO {}.{table} FORMAT JSONEachRow", self.database);
         self.post(Some(q), body).await.map(|_| ())
@@ -93,6 +96,16 @@ impl ClickHouse {
     pub fn database(&self) -> &str {
         &self.database
     }
+}
+
+/// Rows as JSONEachRow text.
+pub fn json_lines(rows: &[serde_json::Value]) -> String {
+    let mut body = String::new();
+    for r in rows {
+        body.push_str(&r.to_string());
+        body.push('\n');
+    }
+    body
 }
 
 /// A string literal for ClickHouse SQL (backslash and quote escaped).

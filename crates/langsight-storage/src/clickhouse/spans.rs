@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct DualSpans {
     pub pg: Arc<PgStorage>,
     pub ch: Arc<ClickHouse>,
+    /// Where batches go while ClickHouse is unreachable (none: ingest answers 503 then).
+    pub spool: Option<Arc<super::spool::Spool>>,
 }
 
 const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
@@ -104,7 +106,18 @@ impl SpanStore for DualSpans {
             return Ok(IngestOutcome::default());
         }
         let rows: Vec<Value> = spans.iter().map(span_row).collect();
-        self.ch.insert("spans", &rows).await?;
+        let body = super::json_lines(&rows);
+        match self.ch.insert_raw("spans", body.clone()).await {
+            Ok(()) => {}
+            // ClickHouse unreachable: keep the batch durably here; the replayer sends it later.
+            Err(StorageError::Unavailable(e)) if self.spool.is_some() => {
+                tracing::warn!(error = %e, "clickhouse.unreachable: spooling the batch");
+                if let Some(spool) = &self.spool {
+                    spool.append("spans", body).await?;
+                }
+            }
+            Err(e) => return Err(e),
+        }
         let mut client = self.pg.client().await?;
         let tx = client.transaction().await?;
         let sessions = crate::postgres::fold(&tx, &spans).await?;
