@@ -191,6 +191,26 @@ impl SpanStore for DualSpans {
             .parse()
             .unwrap_or(0);
         if n > 0 {
+            // Whole months before the cutoff's month go by dropping their partitions (cheap); the cutoff's own
+            // month keeps its newer rows, its older ones go by a delete mutation.
+            let cutoff_month = self
+                .ch
+                .query(&format!("SELECT toYYYYMM(toDateTime(intDiv({before}, 1000000)))"))
+                .await?
+                .trim()
+                .to_string();
+            let months = self
+                .ch
+                .query(&format!(
+                    "SELECT DISTINCT toYYYYMM(toDateTime(intDiv(started_at, 1000000))) AS m FROM {db}.spans \
+                     WHERE started_at < {before} ORDER BY m"
+                ))
+                .await?;
+            for m in months.lines().map(str::trim).filter(|m| !m.is_empty() && *m != cutoff_month) {
+                if m.chars().all(|c| c.is_ascii_digit()) {
+                    self.ch.query(&format!("ALTER TABLE {db}.spans DROP PARTITION {m}")).await?;
+                }
+            }
             self.ch.query(&format!("ALTER TABLE {db}.spans DELETE WHERE started_at < {before}")).await?;
             self.ch.wait_mutations("spans").await?;
         }
