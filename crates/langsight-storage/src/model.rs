@@ -338,3 +338,28 @@ pub struct Member {
     pub added_by: Option<String>,
     pub added_at: Micros,
 }
+
+/// (project, server, tool, epoch hour) of the hourly tool aggregates.
+pub type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
+
+/// A batch's tool calls grouped per [`HourKey`] into (calls, errors, latency sum), in key order (a fixed lock
+/// order for backends that upsert concurrently). Every backend folds these into its hourly aggregates.
+pub fn tool_hour_groups(
+    spans: &[langsight_core::span::Span],
+) -> std::collections::BTreeMap<HourKey<'_>, (i64, i64, f64)> {
+    use langsight_core::span::{SpanStatus, SpanType};
+    let mut groups: std::collections::BTreeMap<HourKey, (i64, i64, f64)> = Default::default();
+    for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
+        let key = (
+            s.project().unwrap_or(""),
+            s.server_name.as_str(),
+            s.tool_name.as_str(),
+            s.started_at.div_euclid(3_600_000_000),
+        );
+        let g = groups.entry(key).or_default();
+        g.0 += 1;
+        g.1 += i64::from(s.status != SpanStatus::Success);
+        g.2 += s.latency_ms;
+    }
+    groups
+}

@@ -138,29 +138,13 @@ async fn insert_spans(tx: &deadpool_postgres::Transaction<'_>, spans: &[Span]) -
     Ok(())
 }
 
-type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
-
 /// Folds a batch into the hourly tool aggregates and the session rollups, inside the caller's transaction.
 /// Used by `postgres` mode after inserting the spans, and by `dual` mode (spans in ClickHouse).
 pub(crate) async fn fold(
     tx: &deadpool_postgres::Transaction<'_>,
     spans: &[Span],
 ) -> Result<Vec<SessionTagUpdate>, StorageError> {
-    // Hourly tool aggregates, in key order (a fixed lock order across concurrent batches).
-    // (project, server, tool, epoch hour) → (calls, errors, latency sum).
-    let mut hours: BTreeMap<HourKey, (i64, i64, f64)> = BTreeMap::new();
-    for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
-        let key = (
-            s.project().unwrap_or(""),
-            s.server_name.as_str(),
-            s.tool_name.as_str(),
-            s.started_at.div_euclid(3_600_000_000),
-        );
-        let g = hours.entry(key).or_default();
-        g.0 += 1;
-        g.1 += i64::from(s.status != SpanStatus::Success);
-        g.2 += s.latency_ms;
-    }
+    let hours = tool_hour_groups(spans);
     let upsert_hour = tx
             .prepare(
                 "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \

@@ -22,25 +22,9 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
-/// (project, server, tool, epoch hour) of `tool_hourly`.
-type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
-
 /// Folds the batch's tool calls into `tool_hourly`, one upsert per (project, server, tool, hour).
 fn update_tool_hours(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
-    // (calls, errors, latency sum) per key.
-    let mut groups: HashMap<HourKey, (i64, i64, f64)> = HashMap::new();
-    for s in spans.iter().filter(|s| s.span_type == SpanType::ToolCall) {
-        let key = (
-            s.project().unwrap_or(""),
-            s.server_name.as_str(),
-            s.tool_name.as_str(),
-            s.started_at.div_euclid(3_600_000_000),
-        );
-        let g = groups.entry(key).or_default();
-        g.0 += 1;
-        g.1 += i64::from(s.status != SpanStatus::Success);
-        g.2 += s.latency_ms;
-    }
+    let groups = tool_hour_groups(spans);
     let mut stmt = conn.prepare_cached(
         "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
