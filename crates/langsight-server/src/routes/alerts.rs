@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 /// The caller's project (`None` = an admin's global view).
 async fn scope(state: &AppState, principal: &Principal, raw: Option<&str>) -> ApiResult<Option<String>> {
-    principal.scope(state, Params::parse(raw).text("project_id")).await
+    Ok(super::query::scoped(state, principal, raw).await?.1)
 }
 
 fn config_json(state: &AppState, stored: Option<&AlertConfig>) -> Value {

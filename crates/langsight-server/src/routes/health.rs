@@ -3,7 +3,7 @@
 //! registered through `/api/servers/metadata` are listed for that project only; a project server shadows an
 //! operator server of the same name within its project.
 
-use super::query::Params;
+use super::query::scoped;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::monitor::{breaker_key, result_json, run_round, unknown_json};
@@ -11,13 +11,6 @@ use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
 use axum::{Extension, Json};
 use serde_json::Value;
-
-/// The query parameters and the project scope they resolve to (every health route checks the scope).
-async fn scoped(state: &AppState, principal: &Principal, raw: Option<String>) -> ApiResult<(Params, Option<String>)> {
-    let p = Params::parse(raw.as_deref());
-    let project = principal.scope(state, p.text("project_id")).await?;
-    Ok((p, project))
-}
 
 /// The start of a window of `hours` ending now.
 fn window_start(hours: i64) -> i64 {
@@ -42,7 +35,7 @@ pub async fn servers(
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (_, project) = scoped(&state, &principal, raw).await?;
+    let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let mut latest = match &project {
         Some(p) => state.storage.health.latest_health(p).await?,
         None => Vec::new(),
@@ -77,7 +70,7 @@ pub async fn server(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (_, project) = scoped(&state, &principal, raw).await?;
+    let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let owner = owner(&state, project.as_deref(), &name).await?;
     let history = state.storage.health.health_history(&owner, &name, 1).await?;
     let Some(latest) = history.first() else {
@@ -93,7 +86,7 @@ pub async fn history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let limit = p.int("limit", 10, 1, 100)?;
     let owner = owner(&state, project.as_deref(), &name).await?;
     let rows = state.storage.health.health_history(&owner, &name, limit as usize).await?;
@@ -112,7 +105,7 @@ pub async fn check_now(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
     principal.require_admin()?;
-    let (_, project) = scoped(&state, &principal, raw).await?;
+    let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let mut outcomes = run_round(&state, project.as_deref()).await;
     outcomes.sort_by(|a, b| a.record.server_name.cmp(&b.record.server_name));
     Ok(Json(outcomes.iter().map(|o| result_json(&o.record, &o.breaker)).collect()))
@@ -125,7 +118,7 @@ pub async fn drift_history(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let limit = p.int("limit", 20, 1, 100)?;
     let owner = owner(&state, project.as_deref(), &name).await?;
     let rows = state.storage.health.drift_history(&owner, &name, limit as usize).await?;
@@ -156,7 +149,7 @@ pub async fn invocations(
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let since = window_start(p.int("hours", 168, 1, 720)?);
     let rows = state.storage.spans.server_invocations(project.as_deref(), since).await?;
     Ok(Json(
@@ -183,7 +176,7 @@ pub async fn logs(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let since = window_start(p.int("hours", 24, 1, 168)?);
     let limit = p.int("limit", 200, 1, 1000)?;
     let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, limit as usize).await?;
@@ -245,7 +238,7 @@ pub async fn blast_radius(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let hours = p.int("hours", 24, 1, 168)?;
     let since = window_start(hours);
     let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
@@ -297,7 +290,7 @@ pub async fn drift_impact(
     Path(name): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Vec<Value>>> {
-    let (p, project) = scoped(&state, &principal, raw).await?;
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let Some(tool) = p.text("tool_name").filter(|t| !t.is_empty()).map(String::from) else {
         return Err(ApiError::Unprocessable(serde_json::json!([{
             "type": "missing", "loc": ["query", "tool_name"], "msg": "Field required: the tool whose callers to list", "input": null
@@ -338,7 +331,7 @@ pub async fn scorecard(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     use langsight_monitor::scorecard::{compute, ScoreInputs};
-    let (_, project) = scoped(&state, &principal, raw).await?;
+    let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let owner = owner(&state, project.as_deref(), &name).await?;
     let now = langsight_core::time::now_micros();
     let week = now - 7 * 24 * 3_600_000_000;

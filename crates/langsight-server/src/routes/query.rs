@@ -7,6 +7,18 @@ use std::collections::HashMap;
 
 pub struct Params(HashMap<String, String>);
 
+/// The query's parameters and the project scope they resolve to for `principal` (`?project_id=`, under the
+/// rules of `Principal::scope`): the first step of every project-scoped route.
+pub async fn scoped(
+    state: &crate::state::AppState,
+    principal: &crate::auth::Principal,
+    raw: Option<&str>,
+) -> Result<(Params, Option<String>), ApiError> {
+    let p = Params::parse(raw);
+    let project = principal.scope(state, p.text("project_id")).await?;
+    Ok((p, project))
+}
+
 impl Params {
     pub fn parse(raw: Option<&str>) -> Params {
         let mut map = HashMap::new();

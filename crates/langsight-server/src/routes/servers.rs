@@ -2,7 +2,6 @@
 //! reported (the SDK's tool capture). A registered server with an HTTP URL is also health-checked by the
 //! monitor; its URL must pass the SSRF rules (`url_policy`) unless `LANGSIGHT_ALLOW_PRIVATE_MCP_URLS=true`.
 
-use super::query::Params;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
@@ -21,8 +20,7 @@ const TRANSPORTS: &[&str] = &["", "stdio", "sse", "streamable_http"];
 
 /// The storage key of the caller's project (`""` = saved without a project).
 async fn project_key(state: &AppState, principal: &Principal, raw: Option<String>) -> ApiResult<String> {
-    let p = Params::parse(raw.as_deref());
-    Ok(principal.scope(state, p.text("project_id")).await?.unwrap_or_default())
+    Ok(super::query::scoped(state, principal, raw.as_deref()).await?.1.unwrap_or_default())
 }
 
 fn metadata_json(m: &ServerMetadata) -> Value {

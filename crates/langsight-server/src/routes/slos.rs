@@ -1,7 +1,6 @@
 //! `/api/slos`: service-level objectives on agents' sessions, their current status, and (on the monitor
 //! leader) the `slo_breached` alerts the original never fired.
 
-use super::query::Params;
 use crate::alerts::slo::evaluate;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -15,8 +14,9 @@ use langsight_storage::Slo;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// The caller's project (`None` = an admin's global view).
 async fn scope(state: &AppState, principal: &Principal, raw: Option<&str>) -> ApiResult<Option<String>> {
-    principal.scope(state, Params::parse(raw).text("project_id")).await
+    Ok(super::query::scoped(state, principal, raw).await?.1)
 }
 
 fn slo_json(s: &Slo) -> Value {
