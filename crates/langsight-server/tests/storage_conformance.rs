@@ -428,6 +428,44 @@ async fn spans_conform(b: &Backend) {
     let old_hours =
         b.spans.tool_hours(None, 0).await.unwrap().into_iter().filter(|h| h.hour < cutoff / 3_600_000_000).count();
     assert_eq!(old_hours, 0, "{n}");
+    concurrent_ingest_conforms(b).await;
+}
+
+/// Many requests at once, several into the same session (the group-commit path of every backend): each is
+/// accepted with its own count, every span lands in its rollup, and each session's first tag is announced
+/// exactly once.
+async fn concurrent_ingest_conforms(b: &Backend) {
+    let n = b.name;
+    let shared = test_support::session_id();
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let store = b.spans.clone();
+            let session = if i % 2 == 0 { shared.clone() } else { test_support::session_id() };
+            let mut batch = spans(test_support::agent_run(&session, 6, Some("pc")));
+            for (j, s) in batch.iter_mut().enumerate() {
+                s.span_id = format!("c{i}-{j}");
+            }
+            tokio::spawn(async move { (session, store.ingest(batch).await) })
+        })
+        .collect();
+    let mut announced_shared = 0;
+    for t in tasks {
+        let (session, out) = t.await.unwrap();
+        let out = out.unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert_eq!(out.accepted, 6, "{n}");
+        announced_shared += out.sessions.iter().filter(|u| u.session_id == shared && u.previous.is_none()).count();
+        if session != shared {
+            assert_eq!(out.sessions.len(), 1, "{n}: a lone session's tag comes back to its own request");
+        }
+    }
+    assert_eq!(announced_shared, 1, "{n}: the shared session's first tag is announced once");
+    let all =
+        SessionQuery { project_id: Some("pc".into()), active_since: 0, agent_name: None, health_tag: None, limit: 100 };
+    let rows = b.spans.list_sessions(all).await.unwrap();
+    assert_eq!(rows.len(), 21, "{n}: one shared session and twenty others");
+    let shared_row = rows.iter().find(|r| r.session_id == shared).unwrap();
+    assert_eq!(shared_row.rollup.span_count, 120, "{n}: 20 batches of 6 folded into one rollup");
+    assert_eq!(b.spans.session_spans(&shared, Some("pc"), 1000).await.unwrap().len(), 120, "{n}");
 }
 
 async fn health_conform(b: &Backend) {
@@ -489,7 +527,8 @@ async fn dual_conforms() {
     let pg = Arc::new(PgStorage::open(&cluster.database("dual"), 8).await.unwrap());
     let ch =
         Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
-    let spans = Arc::new(langsight_storage::clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone(), spool: None });
+    // The span store as the server uses it (group-committed).
+    let spans = Storage::dual(pg.clone(), ch.clone(), None).spans;
     conform(Backend {
         name: "dual",
         keys: pg.clone(),
@@ -563,10 +602,26 @@ async fn postgres_conforms() {
         users: db.clone(),
         servers: db.clone(),
         alerts: db.clone(),
-        spans: db.clone(),
+        spans: Storage::postgres(db.clone()).spans,
         health: db,
     })
     .await;
+}
+
+/// A group that fails as a whole is retried batch by batch, so one bad request (here text PostgreSQL cannot
+/// store) fails alone instead of taking the requests grouped with it down too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_group_commit_isolates_a_bad_batch() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let db = PgStorage::open(&cluster.database("groups"), 4).await.unwrap();
+    let good = || spans(test_support::agent_run(&test_support::session_id(), 3, Some("p1")));
+    let mut bad = good();
+    bad[0].error = Some("nul \0 byte".into());
+    let results = db.ingest_group(vec![good(), bad, good()]).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "the good batches commit: {results:?}");
+    assert!(results[1].is_err(), "the bad batch fails on its own");
+    let all = SessionQuery { project_id: None, active_since: 0, agent_name: None, health_tag: None, limit: 10 };
+    assert_eq!(db.list_sessions(all).await.unwrap().len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@
 
 pub mod clickhouse;
 pub mod error;
+pub mod group_commit;
 pub mod model;
 pub mod postgres;
 pub mod sqlite;
@@ -28,6 +29,16 @@ pub trait SpanStore: Send + Sync {
     /// Stores the spans and folds them into their sessions' rollups. Returns only once the data is
     /// committed to durable storage: callers answer 202 on the strength of it.
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError>;
+
+    /// Several requests' batches written together ([`group_commit`]), one result per batch in order. A
+    /// backend that can merge them into one write overrides this; the default writes them one by one.
+    async fn ingest_group(&self, batches: Vec<Vec<Span>>) -> Vec<Result<IngestOutcome, StorageError>> {
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(self.ingest(batch).await);
+        }
+        out
+    }
 
     /// Sessions active within the window, newest first.
     async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError>;
@@ -260,7 +271,11 @@ impl Storage {
         spool: Option<Arc<clickhouse::spool::Spool>>,
     ) -> Self {
         Storage {
-            spans: Arc::new(clickhouse::DualSpans { pg: pg.clone(), ch: ch.clone(), spool }),
+            spans: group_commit::GroupCommit::spawn(Arc::new(clickhouse::DualSpans {
+                pg: pg.clone(),
+                ch: ch.clone(),
+                spool,
+            })),
             keys: pg.clone(),
             projects: pg.clone(),
             health: ch.clone(),

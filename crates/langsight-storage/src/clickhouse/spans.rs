@@ -99,30 +99,72 @@ fn project_filter(project_id: Option<&str>, include_global: bool) -> String {
     }
 }
 
+impl DualSpans {
+    /// The raw spans into ClickHouse, or into the durable spool while ClickHouse is unreachable (the replayer
+    /// sends them later).
+    async fn store_raw(&self, spans: &[Span]) -> Result<(), StorageError> {
+        let rows: Vec<Value> = spans.iter().map(span_row).collect();
+        let body = super::json_lines(&rows);
+        match self.ch.insert_raw("spans", body.clone()).await {
+            Ok(()) => Ok(()),
+            Err(StorageError::Unavailable(e)) if self.spool.is_some() => {
+                tracing::warn!(error = %e, "clickhouse.unreachable: spooling the batch");
+                match &self.spool {
+                    Some(spool) => spool.append("spans", body).await,
+                    None => Ok(()),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The session rollups and hourly aggregates in PostgreSQL, in one transaction.
+    async fn fold(&self, spans: &[Span]) -> Result<IngestOutcome, StorageError> {
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await?;
+        let sessions = crate::postgres::fold(&tx, spans).await?;
+        tx.commit().await?;
+        Ok(IngestOutcome { accepted: spans.len(), sessions })
+    }
+}
+
 #[async_trait]
 impl SpanStore for DualSpans {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
         if spans.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        let rows: Vec<Value> = spans.iter().map(span_row).collect();
-        let body = super::json_lines(&rows);
-        match self.ch.insert_raw("spans", body.clone()).await {
-            Ok(()) => {}
-            // ClickHouse unreachable: keep the batch durably here; the replayer sends it later.
-            Err(StorageError::Unavailable(e)) if self.spool.is_some() => {
-                tracing::warn!(error = %e, "clickhouse.unreachable: spooling the batch");
-                if let Some(spool) = &self.spool {
-                    spool.append("spans", body).await?;
-                }
-            }
-            Err(e) => return Err(e),
+        self.store_raw(&spans).await?;
+        self.fold(&spans).await
+    }
+
+    /// One ClickHouse INSERT for the whole group, then one PostgreSQL transaction for its rollups. A failure
+    /// falls back to batch by batch, from the step that failed (spans already in ClickHouse are not sent twice).
+    async fn ingest_group(&self, batches: Vec<Vec<Span>>) -> Vec<Result<IngestOutcome, StorageError>> {
+        if batches.len() == 1 {
+            let mut batches = batches;
+            return vec![self.ingest(batches.remove(0)).await];
         }
-        let mut client = self.pg.client().await?;
-        let tx = client.transaction().await?;
-        let sessions = crate::postgres::fold(&tx, &spans).await?;
-        tx.commit().await?;
-        Ok(IngestOutcome { accepted: spans.len(), sessions })
+        let all: Vec<Span> = batches.iter().flatten().cloned().collect();
+        if let Err(e) = self.store_raw(&all).await {
+            tracing::warn!(error = %e, batches = batches.len(), "grouped ClickHouse insert failed; one by one");
+            let mut out = Vec::with_capacity(batches.len());
+            for batch in batches {
+                out.push(self.ingest(batch).await);
+            }
+            return out;
+        }
+        match self.fold(&all).await {
+            Ok(merged) => crate::group_commit::split_outcome(&batches, merged).into_iter().map(Ok).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, batches = batches.len(), "grouped rollup fold failed; one by one");
+                let mut out = Vec::with_capacity(batches.len());
+                for batch in &batches {
+                    out.push(self.fold(batch).await);
+                }
+                out
+            }
+        }
     }
 
     async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {

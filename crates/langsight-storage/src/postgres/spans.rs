@@ -146,7 +146,7 @@ pub(crate) async fn fold(
 ) -> Result<Vec<SessionTagUpdate>, StorageError> {
     let hours = tool_hour_groups(spans);
     let upsert_hour = tx
-            .prepare(
+            .prepare_cached(
                 "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
                  calls = tool_hourly.calls + excluded.calls, errors = tool_hourly.errors + excluded.errors, \
@@ -165,14 +165,15 @@ pub(crate) async fn fold(
         }
     }
     let placeholder = tx
-        .prepare(
+        .prepare_cached(
             "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
                  VALUES ($1, $2, 0, 0, NULL, '') ON CONFLICT (project_id, session_id) DO NOTHING",
         )
         .await?;
-    let lock = tx.prepare("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
+    let lock =
+        tx.prepare_cached("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
     let update = tx
-        .prepare(
+        .prepare_cached(
             "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7 \
                  WHERE project_id = $1 AND session_id = $2",
         )
@@ -230,14 +231,40 @@ impl SpanStore for PgStorage {
         Ok(IngestOutcome { accepted: spans.len(), sessions: updates })
     }
 
+    /// All batches in one transaction (one commit, one WAL flush). If that fails, each batch is retried on its
+    /// own so one bad batch cannot fail the requests it was grouped with.
+    async fn ingest_group(&self, batches: Vec<Vec<Span>>) -> Vec<Result<IngestOutcome, StorageError>> {
+        if batches.len() > 1 {
+            let all: Vec<Span> = batches.iter().flatten().cloned().collect();
+            match self.ingest(all).await {
+                Ok(merged) => {
+                    return crate::group_commit::split_outcome(&batches, merged).into_iter().map(Ok).collect()
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, batches = batches.len(), "group commit failed; writing batches one by one")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            out.push(self.ingest(batch).await);
+        }
+        out
+    }
+
     async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
-        let rows = self
-            .client()
-            .await?
-            .query(
+        // The hottest read: prepared once per connection, not parsed and planned on every request.
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
                 "SELECT project_id, session_id, rollup FROM sessions WHERE last_call_at >= $1 AND rollup <> '' \
                  AND ($2::text IS NULL OR project_id = $2) AND ($3::text IS NULL OR health_tag = $3) \
                  AND ($4::text IS NULL OR $4 = ANY(agents)) ORDER BY first_call_at DESC LIMIT $5",
+            )
+            .await?;
+        let rows = client
+            .query(
+                &statement,
                 &[
                     &q.active_since,
                     &q.project_id,

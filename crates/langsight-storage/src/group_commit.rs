@@ -1,0 +1,149 @@
+//! Group commit for the networked span stores (`postgres`, `dual`): concurrent ingest requests are merged
+//! into one write — one PostgreSQL transaction, one ClickHouse INSERT — instead of one each.
+//!
+//! A request still gets its answer only after the merged write has committed, so "202 means committed" holds.
+//! Nothing waits on a timer: while one group is being written the next one gathers, so an idle server writes
+//! a lone batch at once and a busy one writes fewer, larger groups (ClickHouse in particular wants few large
+//! inserts, and every PostgreSQL commit costs a WAL flush). The embedded SQLite store does the same inside its
+//! own writer thread and is not wrapped.
+
+use crate::model::*;
+use crate::{SpanStore, StorageError};
+use async_trait::async_trait;
+use langsight_core::span::Span;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Spans gathered into one group at most; a group is also cut when no more requests are waiting.
+const MAX_GROUP_SPANS: usize = 5_000;
+/// Groups written at the same time: one gathers while another writes.
+const WRITERS: usize = 2;
+/// Requests waiting to join a group before new ones wait for room (back-pressure, not loss).
+const QUEUE: usize = 1_024;
+
+struct Job {
+    spans: Vec<Span>,
+    done: oneshot::Sender<Result<IngestOutcome, StorageError>>,
+}
+
+/// A [`SpanStore`] that merges concurrent `ingest` calls and hands the groups to the inner store's
+/// [`SpanStore::ingest_group`]; every other call goes straight through.
+pub struct GroupCommit {
+    inner: Arc<dyn SpanStore>,
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Wraps `inner` and starts the writer tasks (needs a Tokio runtime).
+    pub fn spawn(inner: Arc<dyn SpanStore>) -> Arc<GroupCommit> {
+        let (queue, rx) = mpsc::channel::<Job>(QUEUE);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..WRITERS {
+            let (inner, rx) = (inner.clone(), rx.clone());
+            tokio::spawn(async move {
+                while let Some(group) = gather(&rx).await {
+                    write(&*inner, group).await;
+                }
+            });
+        }
+        Arc::new(GroupCommit { inner, queue })
+    }
+}
+
+/// Waits for one job, then takes whatever else is already waiting, up to [`MAX_GROUP_SPANS`].
+/// `None` once every sender is gone.
+async fn gather(rx: &Mutex<mpsc::Receiver<Job>>) -> Option<Vec<Job>> {
+    let mut rx = rx.lock().await;
+    let first = rx.recv().await?;
+    let mut total = first.spans.len();
+    let mut group = vec![first];
+    while total < MAX_GROUP_SPANS {
+        match rx.try_recv() {
+            Ok(job) => {
+                total += job.spans.len();
+                group.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
+async fn write(inner: &dyn SpanStore, group: Vec<Job>) {
+    let (batches, answers): (Vec<Vec<Span>>, Vec<_>) = group.into_iter().map(|j| (j.spans, j.done)).unzip();
+    let results = inner.ingest_group(batches).await;
+    for (answer, result) in answers.into_iter().zip(results) {
+        // The requester may have gone (client disconnected); its spans are committed all the same.
+        let _ = answer.send(result);
+    }
+}
+
+/// Splits a merged outcome back per batch: each batch is credited with its own spans, and each session's tag
+/// change goes to the first batch that touched that session (so it is announced once).
+pub fn split_outcome(batches: &[Vec<Span>], merged: IngestOutcome) -> Vec<IngestOutcome> {
+    let mut out: Vec<IngestOutcome> =
+        batches.iter().map(|b| IngestOutcome { accepted: b.len(), sessions: Vec::new() }).collect();
+    for update in merged.sessions {
+        let owner = batches.iter().position(|b| {
+            b.iter().any(|s| {
+                s.session() == Some(update.session_id.as_str()) && s.project().unwrap_or("") == update.project_id
+            })
+        });
+        if let Some(i) = owner {
+            out[i].sessions.push(update);
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl SpanStore for GroupCommit {
+    async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
+        if spans.is_empty() {
+            return Ok(IngestOutcome::default());
+        }
+        let (done, answer) = oneshot::channel();
+        let gone = || StorageError::Unavailable("the span writer has stopped (server shutting down)".into());
+        self.queue.send(Job { spans, done }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+        self.inner.list_sessions(query).await
+    }
+
+    async fn server_invocations(
+        &self,
+        project_id: Option<&str>,
+        since: i64,
+    ) -> Result<Vec<ServerInvocations>, StorageError> {
+        self.inner.server_invocations(project_id, since).await
+    }
+
+    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
+        self.inner.tool_hours(project_id, since_hour).await
+    }
+
+    async fn server_calls(
+        &self,
+        server: &str,
+        project_id: Option<&str>,
+        since: i64,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        self.inner.server_calls(server, project_id, since, limit).await
+    }
+
+    async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+        self.inner.prune_before(before).await
+    }
+
+    async fn session_spans(
+        &self,
+        session_id: &str,
+        project_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Span>, StorageError> {
+        self.inner.session_spans(session_id, project_id, limit).await
+    }
+}
