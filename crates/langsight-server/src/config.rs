@@ -196,6 +196,8 @@ pub struct Config {
     pub servers: Vec<MonitoredServer>,
     pub monitor_enabled: bool,
     pub alerts: AlertSettings,
+    /// yaml `costs.rules`: call-based tool prices (none: every tool call costs $0.001, as in the original).
+    pub cost_rules: Vec<CostRule>,
     pub users: UserSettings,
     /// MCP server URLs submitted through the API may target private networks (never cloud metadata).
     pub allow_private_mcp_urls: bool,
@@ -383,10 +385,37 @@ struct FileAlerts {
     latency_spike_multiplier: Option<f64>,
 }
 
+/// yaml `costs:`: call-based prices for tools.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileCosts {
+    rules: Vec<CostRule>,
+}
+
+/// One yaml `costs.rules` entry: a price per call for the tools matching both globs. The first match wins.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CostRule {
+    #[serde(default = "any")]
+    pub server: String,
+    #[serde(default = "any")]
+    pub tool: String,
+    #[serde(default = "default_cost_per_call")]
+    pub cost_per_call: f64,
+}
+
+fn any() -> String {
+    "*".into()
+}
+
+fn default_cost_per_call() -> f64 {
+    0.001
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct FileConfig {
     alerts: FileAlerts,
+    costs: FileCosts,
     storage: FileStorage,
     servers: Vec<FileServer>,
     auth_disabled: Option<bool>,
@@ -903,6 +932,7 @@ impl Config {
             servers,
             monitor_enabled,
             alerts,
+            cost_rules: file.costs.rules,
             users,
             allow_private_mcp_urls,
             allow_private_webhook_urls,

@@ -6,6 +6,7 @@
 //! [`start`] opens storage and binds the listener; [`serve`] adds signal handling for the binary.
 
 pub mod alerts;
+pub mod analytics;
 pub mod audit;
 pub mod auth;
 pub mod config;
@@ -53,6 +54,14 @@ pub enum StartupError {
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn open_storage(config: &Config) -> Result<Storage, StartupError> {
+    let storage = open_backend(config).await?;
+    // The built-in model prices, for models with no row yet (an edited or retired price is not re-added).
+    let seed = analytics::pricing::seed_rows(langsight_core::time::now_micros());
+    storage.pricing.seed_prices(seed).await?;
+    Ok(storage)
+}
+
+async fn open_backend(config: &Config) -> Result<Storage, StartupError> {
     match config.storage_mode {
         StorageMode::Sqlite => {
             let path = config.sqlite_path.clone();

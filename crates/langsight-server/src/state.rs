@@ -25,6 +25,8 @@ pub struct Inner {
     pub deliverer: std::sync::OnceLock<crate::alerts::deliver::Deliverer>,
     /// MCP health alert rules' memory (used by the monitor leader).
     pub health_rules: crate::alerts::rules::HealthRules,
+    /// Active model prices, cached briefly (every sessions list prices its rows).
+    pub prices: crate::analytics::pricing::PriceCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -46,6 +48,7 @@ impl AppState {
             trace_reads,
             deliverer: std::sync::OnceLock::new(),
             health_rules: Default::default(),
+            prices: Default::default(),
         }))
     }
 }

@@ -23,6 +23,7 @@ struct Backend {
     alerts: Arc<dyn AlertStore>,
     spans: Arc<dyn SpanStore>,
     health: Arc<dyn HealthStore>,
+    pricing: Arc<dyn PricingStore>,
 }
 
 fn user(id: &str, email: &str, role: &str) -> User {
@@ -402,6 +403,31 @@ async fn spans_conform(b: &Backend) {
     assert_eq!(trace[0], first[0], "{n}: stored as sent");
     assert!(b.spans.session_spans(&s1, Some("p2"), 100).await.unwrap().is_empty(), "{n}: another project's trace");
 
+    // Analytics facts: a window, a project (with or without the unscoped spans), errors cut short.
+    let facts = |project: Option<&str>, include_global: bool, since: i64| FactQuery {
+        project_id: project.map(String::from),
+        include_global,
+        since,
+        until: now_micros() + 60_000_000,
+    };
+    let p1_facts = b.spans.span_facts(facts(Some("p1"), false, 0)).await.unwrap();
+    assert_eq!(p1_facts.len(), 13, "{n}");
+    let delete = p1_facts.iter().find(|f| f.span_id == "x1").unwrap();
+    assert_eq!((delete.error.as_deref(), delete.tool_name.as_str()), (Some("forbidden"), "delete_repo"), "{n}");
+    assert_eq!(delete.status, langsight_core::span::SpanStatus::Error, "{n}");
+    let llm = p1_facts.iter().find(|f| f.model_id.is_some()).unwrap();
+    assert!(llm.input_tokens.is_some() && llm.session_id.as_deref() == Some(s1.as_str()), "{n}: {llm:?}");
+    assert_eq!(b.spans.span_facts(facts(None, false, 0)).await.unwrap().len(), 18, "{n}: every project");
+    assert!(b.spans.span_facts(facts(Some("p1"), false, now_micros() + 1)).await.unwrap().is_empty(), "{n}");
+    let mut long = spans(test_support::agent_run(&test_support::session_id(), 1, None));
+    long[0].span_id = "long-error".into();
+    long[0].error = Some("é".repeat(1000));
+    b.spans.ingest(long).await.unwrap();
+    let with_global = b.spans.span_facts(facts(Some("p1"), true, 0)).await.unwrap();
+    assert_eq!(with_global.len(), 14, "{n}: p1 and the unscoped span");
+    let cut = with_global.iter().find(|f| f.span_id == "long-error").unwrap().error.clone().unwrap();
+    assert_eq!(cut.chars().count(), FACT_ERROR_CHARS, "{n}: errors cut at a character boundary");
+
     let inv = b.spans.server_invocations(Some("p1"), 0).await.unwrap();
     let servers: Vec<(&str, i64)> = inv.iter().map(|i| (i.server_name.as_str(), i.total_calls)).collect();
     assert!(servers.contains(&("github", 7)) && servers.contains(&("filesystem", 4)), "{n}: {servers:?}");
@@ -424,7 +450,11 @@ async fn spans_conform(b: &Backend) {
     assert_eq!(b.spans.prune_before(cutoff).await.unwrap(), 1, "{n}");
     assert!(b.spans.session_spans(&old, None, 10).await.unwrap().is_empty(), "{n}");
     let everything = SessionQuery { active_since: 0, ..q(None, None) };
-    assert_eq!(b.spans.list_sessions(everything).await.unwrap().len(), 2, "{n}: recent sessions stay");
+    assert_eq!(
+        b.spans.list_sessions(everything).await.unwrap().len(),
+        3,
+        "{n}: recent sessions stay (two projects' and the unscoped one)"
+    );
     let old_hours =
         b.spans.tool_hours(None, 0).await.unwrap().into_iter().filter(|h| h.hour < cutoff / 3_600_000_000).count();
     assert_eq!(old_hours, 0, "{n}");
@@ -529,6 +559,7 @@ async fn dual_conforms() {
         Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
     // The span store as the server uses it (group-committed).
     let spans = Storage::dual(pg.clone(), ch.clone(), None).spans;
+    let pg_pricing: Arc<dyn PricingStore> = pg.clone();
     conform(Backend {
         name: "dual",
         keys: pg.clone(),
@@ -538,6 +569,7 @@ async fn dual_conforms() {
         alerts: pg,
         spans,
         health: ch,
+        pricing: pg_pricing,
     })
     .await;
 }
@@ -557,13 +589,48 @@ async fn clickhouse_health_conforms() {
         users: db.clone(),
         servers: db.clone(),
         alerts: db.clone(),
-        spans: db,
+        spans: db.clone(),
         health: Arc::new(ch),
+        pricing: db,
     })
     .await;
 }
 
+async fn pricing_conform(b: &Backend) {
+    let n = b.name;
+    let price = |id: &str, model: &str, input: f64, at: i64| ModelPrice {
+        id: id.into(),
+        provider: "acme".into(),
+        model_id: model.into(),
+        display_name: model.into(),
+        input_per_1m_usd: input,
+        output_per_1m_usd: 2.0,
+        cache_read_per_1m_usd: 0.0,
+        thinking_per_1m_usd: 0.5,
+        effective_from: at,
+        effective_to: None,
+        notes: Some("n".into()),
+        is_custom: true,
+    };
+    assert_eq!(
+        b.pricing.seed_prices(vec![price("s1", "m1", 1.0, 1), price("s2", "m2", 1.0, 1)]).await.unwrap(),
+        2,
+        "{n}"
+    );
+    assert_eq!(b.pricing.seed_prices(vec![price("s1b", "m1", 9.0, 1)]).await.unwrap(), 0, "{n}: m1 has a row");
+    assert!(b.pricing.add_price(price("c1", "m1", 3.0, 5), Some("s1".into())).await.unwrap(), "{n}");
+    assert!(!b.pricing.add_price(price("c2", "m1", 4.0, 6), Some("s1".into())).await.unwrap(), "{n}: retired");
+    assert!(b.pricing.retire_price("s2", 7).await.unwrap(), "{n}");
+    assert!(!b.pricing.retire_price("s2", 8).await.unwrap(), "{n}: already retired");
+    let rows = b.pricing.list_prices().await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["c1", "s1", "s2"], "{n}: by model, newest first; c2 was never added");
+    assert_eq!(rows[1].effective_to, Some(5), "{n}: retired when the new price took over");
+    assert_eq!(rows[0], price("c1", "m1", 3.0, 5), "{n}: stored as given");
+}
+
 async fn conform(b: Backend) {
+    pricing_conform(&b).await;
     spans_conform(&b).await;
     health_conform(&b).await;
     keys_conform(&b).await;
@@ -585,7 +652,8 @@ async fn sqlite_conforms() {
         servers: db.clone(),
         alerts: db.clone(),
         spans: db.clone(),
-        health: db,
+        health: db.clone(),
+        pricing: db,
     })
     .await;
 }
@@ -603,7 +671,8 @@ async fn postgres_conforms() {
         servers: db.clone(),
         alerts: db.clone(),
         spans: Storage::postgres(db.clone()).spans,
-        health: db,
+        health: db.clone(),
+        pricing: db,
     })
     .await;
 }

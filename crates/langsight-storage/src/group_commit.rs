@@ -146,4 +146,8 @@ impl SpanStore for GroupCommit {
     ) -> Result<Vec<Span>, StorageError> {
         self.inner.session_spans(session_id, project_id, limit).await
     }
+
+    async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+        self.inner.span_facts(query).await
+    }
 }

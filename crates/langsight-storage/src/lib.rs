@@ -73,6 +73,10 @@ pub trait SpanStore: Send + Sync {
         project_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Span>, StorageError>;
+
+    /// The facts of every span started in the query's window, in no particular order. Callers page through
+    /// long windows by time slices, so memory stays bounded by the busiest slice.
+    async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError>;
 }
 
 #[async_trait]
@@ -221,6 +225,20 @@ pub trait AlertStore: Send + Sync {
 }
 
 /// A backend's answer to a readiness probe.
+/// Model token prices, with history (a change retires the old row).
+#[async_trait]
+pub trait PricingStore: Send + Sync {
+    /// Every row, active and retired, by provider, model and newest first.
+    async fn list_prices(&self) -> Result<Vec<ModelPrice>, StorageError>;
+    /// Adds a row; with `retire`, first retires that active row at the new row's `effective_from`, in the same
+    /// transaction (false, and nothing added, when it is not an active row).
+    async fn add_price(&self, price: ModelPrice, retire: Option<String>) -> Result<bool, StorageError>;
+    /// Retires an active row; false when there is none with that id.
+    async fn retire_price(&self, id: &str, at: i64) -> Result<bool, StorageError>;
+    /// Adds each built-in row whose model has no row at all (so a deleted or edited price is not re-added).
+    async fn seed_prices(&self, prices: Vec<ModelPrice>) -> Result<usize, StorageError>;
+}
+
 #[async_trait]
 pub trait Probe: Send + Sync {
     /// Names the backend in the readiness report (`storage`, `postgres`, `clickhouse`).
@@ -238,6 +256,7 @@ pub struct Storage {
     pub servers: Arc<dyn ServerStore>,
     pub alerts: Arc<dyn AlertStore>,
     pub users: Arc<dyn UserStore>,
+    pub pricing: Arc<dyn PricingStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -258,6 +277,7 @@ impl Storage {
             servers: db.clone(),
             alerts: db.clone(),
             users: db.clone(),
+            pricing: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }
@@ -282,6 +302,7 @@ impl Storage {
             servers: pg.clone(),
             alerts: pg.clone(),
             users: pg.clone(),
+            pricing: pg.clone(),
             probes: vec![pg.clone(), ch],
             closer: pg,
         }
@@ -296,6 +317,7 @@ impl Storage {
             servers: db.clone(),
             alerts: db.clone(),
             users: db.clone(),
+            pricing: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }

@@ -363,3 +363,59 @@ pub fn tool_hour_groups(
     }
     groups
 }
+
+/// One span reduced to what the analytics read (costs, monitoring, reliability, lineage), so a window of spans
+/// can be folded in Rust the same way whatever the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpanFact {
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub span_type: langsight_core::span::SpanType,
+    pub session_id: Option<String>,
+    pub server_name: String,
+    pub tool_name: String,
+    pub agent_name: Option<String>,
+    pub target_agent_name: Option<String>,
+    pub started_at: i64,
+    pub ended_at: i64,
+    pub latency_ms: f64,
+    pub status: langsight_core::span::SpanStatus,
+    /// The first [`FACT_ERROR_CHARS`] characters of the error: enough to categorise it.
+    pub error: Option<String>,
+    pub model_id: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub thinking_tokens: Option<i64>,
+    pub explicit_lineage: bool,
+}
+
+/// Characters of a span's error kept in a [`SpanFact`].
+pub const FACT_ERROR_CHARS: usize = 300;
+
+/// Which spans [`crate::SpanStore::span_facts`] returns: started in `[since, until)`, of one project (with or
+/// without the unscoped spans) or of all.
+#[derive(Debug, Clone)]
+pub struct FactQuery {
+    pub project_id: Option<String>,
+    pub include_global: bool,
+    pub since: i64,
+    pub until: i64,
+}
+
+/// A model's token prices (USD per million tokens), valid from `effective_from` until `effective_to`: a price
+/// change retires the old row and adds a new one, so history is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelPrice {
+    pub id: String,
+    pub provider: String,
+    pub model_id: String,
+    pub display_name: String,
+    pub input_per_1m_usd: f64,
+    pub output_per_1m_usd: f64,
+    pub cache_read_per_1m_usd: f64,
+    pub thinking_per_1m_usd: f64,
+    pub effective_from: i64,
+    pub effective_to: Option<i64>,
+    pub notes: Option<String>,
+    pub is_custom: bool,
+}

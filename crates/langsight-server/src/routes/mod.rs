@@ -2,8 +2,10 @@
 
 mod alerts;
 mod api_keys;
+mod costs;
 mod health;
 mod live;
+mod monitoring;
 mod probes;
 mod projects;
 mod query;
@@ -31,6 +33,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/traces/spans", post(traces::ingest))
         .route("/api/agents/sessions", get(sessions::list))
         .route("/api/agents/sessions/{session_id}", get(sessions::trace))
+        .route("/api/agents/loop-counts", get(monitoring::loop_counts))
+        .route("/api/agents/lineage", get(monitoring::lineage))
+        .route("/api/costs/models", get(costs::list_models).post(costs::create_model))
+        .route("/api/costs/models/{entry_id}", patch(costs::update_model).delete(costs::delete_model))
+        .route("/api/costs/breakdown", get(costs::breakdown))
+        .route("/api/monitoring/timeseries", get(monitoring::timeseries))
+        .route("/api/monitoring/models", get(monitoring::models))
+        .route("/api/monitoring/tools", get(monitoring::tools))
+        .route("/api/monitoring/trends", get(monitoring::trends))
+        .route("/api/monitoring/errors", get(monitoring::errors))
+        .route("/api/reliability/tools", get(monitoring::reliability_tools))
         .route("/api/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
         .route("/api/projects", get(projects::list).post(projects::create))

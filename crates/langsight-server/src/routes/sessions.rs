@@ -42,11 +42,13 @@ pub async fn list(
             limit: limit as usize,
         })
         .await?;
-    Ok(Json(rows.iter().map(agent_session).collect()))
+    let prices = state.prices.get(&state).await?;
+    Ok(Json(rows.iter().map(|r| agent_session(r, &prices)).collect()))
 }
 
-/// The original's `AgentSession`.
-fn agent_session(row: &SessionRow) -> Value {
+/// The original's `AgentSession`; the cost is the session's tokens at its model's active price (null when
+/// the model is unknown or no tokens were reported).
+fn agent_session(row: &SessionRow, prices: &crate::analytics::pricing::Prices) -> Value {
     let r = &row.rollup;
     let nonzero = |v: Option<i64>| v.filter(|n| *n != 0);
     json!({
@@ -63,11 +65,20 @@ fn agent_session(row: &SessionRow) -> Value {
         "total_input_tokens": nonzero(r.total_input_tokens),
         "total_output_tokens": nonzero(r.total_output_tokens),
         "model_id": r.model_id,
-        // Model pricing is not built yet, so no cost can be estimated.
-        "est_cost_usd": Value::Null,
+        "est_cost_usd": est_cost(r, prices),
         "has_prompt": r.has_prompt,
         "project_id": row.project_id,
     })
+}
+
+fn est_cost(r: &langsight_core::session::SessionRollup, prices: &crate::analytics::pricing::Prices) -> Option<f64> {
+    let model = r.model_id.as_deref()?;
+    if r.total_input_tokens.is_none() && r.total_output_tokens.is_none() {
+        return None;
+    }
+    let (i, o, t) =
+        (r.total_input_tokens.unwrap_or(0), r.total_output_tokens.unwrap_or(0), r.total_thinking_tokens.unwrap_or(0));
+    prices.cost(model, i, o, t).map(|c| crate::analytics::round(c, 6))
 }
 
 pub async fn trace(

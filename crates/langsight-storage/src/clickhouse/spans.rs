@@ -261,6 +261,51 @@ impl SpanStore for DualSpans {
         Ok(n)
     }
 
+    async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+        let db = self.ch.database();
+        let project = match &q.project_id {
+            Some(p) => project_filter(Some(p), q.include_global),
+            None => String::new(),
+        };
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+                 target_agent_name, started_at, ended_at, latency_ms, status, substringUTF8(error, 1, 300) AS error, \
+                 model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance FROM {db}.spans \
+                 WHERE started_at >= {} AND started_at < {}{project} FORMAT JSONEachRow",
+                q.since, q.until
+            ))
+            .await?;
+        rows(&out)?
+            .iter()
+            .map(|m| {
+                let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+                let (span_type, status) = (text(m, "span_type"), text(m, "status"));
+                Ok(SpanFact {
+                    span_id: text(m, "span_id"),
+                    parent_span_id: opt_text(m, "parent_span_id"),
+                    span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+                    session_id: opt_text(m, "session_id"),
+                    server_name: text(m, "server_name"),
+                    tool_name: text(m, "tool_name"),
+                    agent_name: opt_text(m, "agent_name"),
+                    target_agent_name: opt_text(m, "target_agent_name"),
+                    started_at: int(m, "started_at"),
+                    ended_at: int(m, "ended_at"),
+                    latency_ms: m.get("latency_ms").and_then(Value::as_f64).unwrap_or_default(),
+                    status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+                    error: opt_text(m, "error"),
+                    model_id: opt_text(m, "model_id"),
+                    input_tokens: opt_int(m, "input_tokens"),
+                    output_tokens: opt_int(m, "output_tokens"),
+                    thinking_tokens: opt_int(m, "thinking_tokens"),
+                    explicit_lineage: text(m, "lineage_provenance") == "explicit",
+                })
+            })
+            .collect()
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,

@@ -9,6 +9,8 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (2, include_str!("migrations/002_alerts_servers.sql")),
     (3, include_str!("migrations/003_spans_health.sql")),
     (4, include_str!("migrations/004_sessions_by_start.sql")),
+    (5, include_str!("migrations/005_spans_by_time.sql")),
+    (6, include_str!("migrations/006_model_pricing.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

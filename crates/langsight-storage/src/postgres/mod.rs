@@ -7,6 +7,7 @@ mod alerts;
 mod health;
 mod keys;
 mod migrations;
+mod pricing;
 mod projects;
 mod servers;
 mod spans;

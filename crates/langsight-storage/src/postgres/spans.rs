@@ -366,6 +366,46 @@ impl SpanStore for PgStorage {
         Ok(n)
     }
 
+    async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+                 target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, \
+                 input_tokens, output_tokens, thinking_tokens, lineage_provenance FROM spans \
+                 WHERE started_at >= $1 AND started_at < $2 \
+                 AND ($3::text IS NULL OR project_id = $3 OR ($4 AND project_id = ''))",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&q.since, &q.until, &q.project_id, &q.include_global]).await?;
+        rows.iter()
+            .map(|r| {
+                let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+                let (span_type, status): (String, String) = (r.get(2), r.get(11));
+                Ok(SpanFact {
+                    span_id: r.get(0),
+                    parent_span_id: r.get(1),
+                    span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+                    session_id: r.get(3),
+                    server_name: r.get(4),
+                    tool_name: r.get(5),
+                    agent_name: r.get(6),
+                    target_agent_name: r.get(7),
+                    started_at: r.get(8),
+                    ended_at: r.get(9),
+                    latency_ms: r.get(10),
+                    status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+                    error: r.get(12),
+                    model_id: r.get(13),
+                    input_tokens: r.get(14),
+                    output_tokens: r.get(15),
+                    thinking_tokens: r.get(16),
+                    explicit_lineage: r.get::<_, String>(17) == "explicit",
+                })
+            })
+            .collect()
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,

@@ -16,6 +16,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/005_alerts.sql")),
     (6, include_str!("migrations/006_tool_hourly.sql")),
     (7, include_str!("migrations/007_users.sql")),
+    (8, include_str!("migrations/008_spans_by_time.sql")),
+    (9, include_str!("migrations/009_model_pricing.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

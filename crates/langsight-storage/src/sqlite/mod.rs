@@ -8,6 +8,7 @@
 mod alerts;
 mod checkpoint;
 mod migrations;
+mod pricing;
 mod queries;
 mod servers;
 mod users;

@@ -22,6 +22,39 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
+/// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
+const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+    target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, input_tokens, \
+    output_tokens, thinking_tokens, lineage_provenance";
+
+fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
+    let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
+    let bad = |i: usize, v: String| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("bad value '{v}'").into())
+    };
+    let (span_type, status) = (text(2)?, text(11)?);
+    Ok(SpanFact {
+        span_id: r.get(0)?,
+        parent_span_id: r.get(1)?,
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad(2, span_type.clone()))?,
+        session_id: r.get(3)?,
+        server_name: r.get(4)?,
+        tool_name: r.get(5)?,
+        agent_name: r.get(6)?,
+        target_agent_name: r.get(7)?,
+        started_at: r.get(8)?,
+        ended_at: r.get(9)?,
+        latency_ms: r.get(10)?,
+        status: SpanStatus::parse(&status).ok_or_else(|| bad(11, status.clone()))?,
+        error: r.get(12)?,
+        model_id: r.get(13)?,
+        input_tokens: r.get(14)?,
+        output_tokens: r.get(15)?,
+        thinking_tokens: r.get(16)?,
+        explicit_lineage: text(17)? == "explicit",
+    })
+}
+
 /// Folds the batch's tool calls into `tool_hourly`, one upsert per (project, server, tool, hour).
 fn update_tool_hours(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
     let groups = tool_hour_groups(spans);
@@ -287,6 +320,18 @@ impl SpanStore for SqliteStorage {
             conn.execute("DELETE FROM sessions WHERE last_call_at < ?1", params![before])?;
             conn.execute("DELETE FROM tool_hourly WHERE hour < ?1", params![before.div_euclid(3_600_000_000)])?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {FACT_COLUMNS} FROM spans WHERE started_at >= ?1 AND started_at < ?2 \
+                 AND (?3 IS NULL OR project_id = ?3 OR (?4 AND project_id = ''))"
+            ))?;
+            let rows = stmt.query_map(params![q.since, q.until, q.project_id, q.include_global], fact_from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
     }

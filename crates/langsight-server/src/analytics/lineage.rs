@@ -1,0 +1,124 @@
+//! `GET /api/agents/lineage`: which agents call which servers and hand off to which agents.
+
+use super::{mean, round};
+use langsight_core::span::{SpanStatus, SpanType};
+use langsight_storage::SpanFact;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+#[derive(Default)]
+struct CallEdge {
+    calls: u64,
+    errors: u64,
+    latency: f64,
+    sessions: HashSet<String>,
+}
+
+#[derive(Default)]
+struct HandoffEdge {
+    count: u64,
+    sessions: HashSet<String>,
+}
+
+/// Folds facts into the graph. Delegation (a span of one agent under a span of another) needs the parent's
+/// agent, so the agent of every span with one is remembered for the window.
+#[derive(Default)]
+pub struct Lineage {
+    calls: BTreeMap<(String, String), CallEdge>,
+    handoffs: BTreeMap<(String, String), HandoffEdge>,
+    agent_of: HashMap<String, String>,
+    children: Vec<(String, String, String)>, // (parent span, child agent, session)
+}
+
+impl Lineage {
+    pub fn add(&mut self, f: &SpanFact) {
+        let Some(agent) = f.agent_name.as_deref().filter(|a| !a.is_empty()) else { return };
+        let session = f.session_id.clone().unwrap_or_default();
+        self.agent_of.insert(f.span_id.clone(), agent.to_string());
+        if let Some(parent) = &f.parent_span_id {
+            self.children.push((parent.clone(), agent.to_string(), session.clone()));
+        }
+        match f.span_type {
+            SpanType::ToolCall => {
+                let e = self.calls.entry((agent.to_string(), f.server_name.clone())).or_default();
+                e.calls += 1;
+                e.errors += (f.status != SpanStatus::Success) as u64;
+                e.latency += f.latency_ms;
+                e.sessions.insert(session);
+            }
+            SpanType::Handoff => {
+                let target = match f.target_agent_name.as_deref().filter(|t| !t.is_empty()) {
+                    Some(t) => t.to_string(),
+                    None => f.tool_name.replacen("→ ", "", 1),
+                };
+                let e = self.handoffs.entry((agent.to_string(), target)).or_default();
+                e.count += 1;
+                e.sessions.insert(session);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn finish(mut self, hours: i64) -> Value {
+        // Delegations become handoff edges unless that edge exists already.
+        let mut delegations: BTreeMap<(String, String), HandoffEdge> = BTreeMap::new();
+        for (parent, child_agent, session) in std::mem::take(&mut self.children) {
+            if let Some(parent_agent) = self.agent_of.get(&parent) {
+                if *parent_agent != child_agent {
+                    let e = delegations.entry((parent_agent.clone(), child_agent)).or_default();
+                    e.count += 1;
+                    e.sessions.insert(session);
+                }
+            }
+        }
+        for (k, v) in delegations {
+            self.handoffs.entry(k).or_insert(v);
+        }
+        // Nodes: (total calls, errors, latency sum, max session count).
+        let mut agents: BTreeMap<String, (u64, u64, f64, usize)> = BTreeMap::new();
+        let mut servers: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
+        for ((agent, server), e) in &self.calls {
+            let a = agents.entry(agent.clone()).or_default();
+            a.0 += e.calls;
+            a.1 += e.errors;
+            a.2 += e.latency;
+            a.3 = a.3.max(e.sessions.len());
+            let s = servers.entry(server.clone()).or_default();
+            s.0 += e.calls;
+            s.1 += e.errors;
+            s.2 += e.latency;
+        }
+        for (from, to) in self.handoffs.keys() {
+            agents.entry(from.clone()).or_default();
+            agents.entry(to.clone()).or_default();
+        }
+        let mut nodes: Vec<Value> = agents
+            .iter()
+            .map(|(name, (calls, errors, latency, sessions))| {
+                json!({"id": format!("agent:{name}"), "type": "agent", "label": name, "metrics": {
+                    "total_calls": calls, "error_count": errors,
+                    "avg_latency_ms": round(mean(*latency, *calls), 2), "sessions": sessions,
+                }})
+            })
+            .collect();
+        nodes.extend(servers.iter().map(|(name, (calls, errors, latency))| {
+            json!({"id": format!("server:{name}"), "type": "server", "label": name, "metrics": {
+                "total_calls": calls, "error_count": errors, "avg_latency_ms": round(mean(*latency, *calls), 2),
+            }})
+        }));
+        let mut edges: Vec<Value> = self
+            .calls
+            .iter()
+            .map(|((agent, server), e)| {
+                json!({"source": format!("agent:{agent}"), "target": format!("server:{server}"), "type": "calls",
+                    "metrics": {"call_count": e.calls, "error_count": e.errors,
+                        "avg_latency_ms": round(mean(e.latency, e.calls), 2), "session_count": e.sessions.len()}})
+            })
+            .collect();
+        edges.extend(self.handoffs.iter().map(|((from, to), e)| {
+            json!({"source": format!("agent:{from}"), "target": format!("agent:{to}"), "type": "handoff",
+                "metrics": {"handoff_count": e.count, "session_count": e.sessions.len()}})
+        }));
+        json!({"window_hours": hours, "nodes": nodes, "edges": edges})
+    }
+}

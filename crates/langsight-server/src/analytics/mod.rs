@@ -1,0 +1,99 @@
+//! Analytics over stored spans — costs, monitoring, reliability, lineage — computed in Rust from
+//! [`SpanFact`]s, so every storage backend gives the same figures from the same data (one implementation,
+//! checked once against hand-computed expectations) instead of three dialects of SQL aggregates.
+//!
+//! Windows are read in time slices ([`scan`]): memory is bounded by the busiest slice, not the window.
+
+pub mod costs;
+pub mod lineage;
+pub mod monitoring;
+pub mod pricing;
+pub mod reliability;
+
+use crate::error::ApiResult;
+use crate::state::AppState;
+use langsight_storage::{FactQuery, SpanFact};
+
+const HOUR: i64 = 3_600_000_000;
+
+/// Which spans an analytics request reads.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub project_id: Option<String>,
+    /// Also the spans sent without a project (blast radius and server views include them, as the original).
+    pub include_global: bool,
+    pub since: i64,
+    pub until: i64,
+}
+
+impl Window {
+    /// The last `hours` hours of `project_id` (or of every project).
+    pub fn last_hours(project_id: Option<String>, hours: i64) -> Window {
+        let now = langsight_core::time::now_micros();
+        Window { project_id, include_global: false, since: now - hours * HOUR, until: now + 1 }
+    }
+}
+
+/// Visits every span fact of the window, one time slice at a time (a 24th of the window, at least an hour).
+pub async fn scan(state: &AppState, w: &Window, mut visit: impl FnMut(&SpanFact)) -> ApiResult<()> {
+    let slice = ((w.until - w.since) / 24).max(HOUR);
+    let mut from = w.since;
+    while from < w.until {
+        let to = (from + slice).min(w.until);
+        let facts = state
+            .storage
+            .spans
+            .span_facts(FactQuery {
+                project_id: w.project_id.clone(),
+                include_global: w.include_global,
+                since: from,
+                until: to,
+            })
+            .await?;
+        facts.iter().for_each(&mut visit);
+        from = to;
+    }
+    Ok(())
+}
+
+/// The `q` quantile of `values` (sorted here) by linear interpolation between closest ranks; 0 when empty.
+pub fn quantile(values: &mut [f64], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let pos = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
+}
+
+/// `v` rounded to `dp` decimal places.
+pub fn round(v: f64, dp: i32) -> f64 {
+    let f = 10f64.powi(dp);
+    (v * f).round() / f
+}
+
+/// The mean of `sum` over `n`, 0 for none.
+pub fn mean(sum: f64, n: u64) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        let mut v = vec![40.0, 10.0, 30.0, 20.0];
+        assert_eq!(quantile(&mut v, 0.5), 25.0);
+        assert_eq!(quantile(&mut v, 0.0), 10.0);
+        assert_eq!(quantile(&mut v, 1.0), 40.0);
+        assert!((quantile(&mut v, 0.99) - 39.7).abs() < 1e-9);
+        assert_eq!(quantile(&mut [], 0.5), 0.0);
+        assert_eq!(round(2.34567, 2), 2.35);
+    }
+}

@@ -1,0 +1,115 @@
+//! `GET /api/reliability/tools` and `GET /api/agents/loop-counts`.
+
+use super::{mean, quantile, round};
+use langsight_core::span::{SpanStatus, SpanType};
+use langsight_storage::SpanFact;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+#[derive(Default)]
+struct ToolRow {
+    latencies: Vec<f64>,
+    success: u64,
+    errors: u64,
+    timeouts: u64,
+    err_timeout: u64,
+    err_connection: u64,
+    err_params: u64,
+    err_server: u64,
+}
+
+/// Per-tool reliability over tool calls, optionally of one server.
+pub struct Tools {
+    server: Option<String>,
+    rows: HashMap<(String, String), ToolRow>,
+}
+
+impl Tools {
+    pub fn new(server: Option<String>) -> Tools {
+        Tools { server, rows: HashMap::new() }
+    }
+
+    pub fn add(&mut self, f: &SpanFact) {
+        if f.span_type != SpanType::ToolCall || self.server.as_ref().is_some_and(|s| *s != f.server_name) {
+            return;
+        }
+        let r = self.rows.entry((f.server_name.clone(), f.tool_name.clone())).or_default();
+        r.latencies.push(f.latency_ms);
+        match f.status {
+            SpanStatus::Success => r.success += 1,
+            SpanStatus::Timeout => r.timeouts += 1,
+            SpanStatus::Error => r.errors += 1,
+            SpanStatus::Prevented => {}
+        }
+        if f.status != SpanStatus::Success {
+            let e = f.error.as_deref().unwrap_or("").to_lowercase();
+            let has = |needles: &[&str]| needles.iter().any(|n| e.contains(n));
+            if has(&["timeout", "timed out"]) {
+                r.err_timeout += 1;
+            } else if has(&["connection", "unreachable", "refused"]) {
+                r.err_connection += 1;
+            } else if has(&["validation", "required", "invalid", "parameter"]) {
+                r.err_params += 1;
+            } else if f.status == SpanStatus::Error {
+                r.err_server += 1;
+            }
+        }
+    }
+
+    pub fn finish(self, hours: i64) -> Value {
+        let mut rows: Vec<_> = self.rows.into_iter().collect();
+        rows.sort_by(|a, b| b.1.latencies.len().cmp(&a.1.latencies.len()).then_with(|| a.0.cmp(&b.0)));
+        Value::Array(
+            rows.into_iter()
+                .map(|((server, tool), mut r)| {
+                    let total = r.latencies.len() as u64;
+                    let success_rate = round(r.success as f64 / total.max(1) as f64 * 100.0, 2);
+                    let max = r.latencies.iter().copied().fold(0.0, f64::max);
+                    let avg = round(mean(r.latencies.iter().sum(), total), 2);
+                    let p50 = round(quantile(&mut r.latencies, 0.50), 2);
+                    let p95 = round(quantile(&mut r.latencies, 0.95), 2);
+                    let p99 = round(quantile(&mut r.latencies, 0.99), 2);
+                    json!({
+                        "server_name": server,
+                        "tool_name": tool,
+                        "window_hours": hours,
+                        "total_calls": total,
+                        "success_calls": r.success,
+                        "error_calls": r.errors,
+                        "timeout_calls": r.timeouts,
+                        "success_rate_pct": success_rate,
+                        "error_rate_pct": round(100.0 - success_rate, 2),
+                        "avg_latency_ms": avg,
+                        "max_latency_ms": round(max, 2),
+                        "p50_latency_ms": p50,
+                        "p95_latency_ms": p95,
+                        "p99_latency_ms": p99,
+                        "is_degraded": success_rate < 95.0 || p95 > 2000.0,
+                        "error_breakdown": {
+                            "timeout": r.err_timeout, "connection": r.err_connection,
+                            "params": r.err_params, "server": r.err_server,
+                        },
+                    })
+                })
+                .collect(),
+        )
+    }
+}
+
+/// Prevented spans whose reason mentions a loop, per agent.
+#[derive(Default)]
+pub struct LoopCounts(HashMap<String, u64>);
+
+impl LoopCounts {
+    pub fn add(&mut self, f: &SpanFact) {
+        if f.status == SpanStatus::Prevented && f.error.as_deref().is_some_and(|e| e.contains("loop")) {
+            *self.0.entry(f.agent_name.clone().unwrap_or_default()).or_default() += 1;
+        }
+    }
+
+    pub fn finish(self) -> Value {
+        let mut rows: Vec<_> = self.0.into_iter().collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Value::Array(rows.into_iter().map(|(a, n)| json!({"agent_name": a, "loop_count": n})).collect())
+    }
+}

@@ -1,0 +1,118 @@
+//! `/api/monitoring/*` and `/api/reliability/tools`, `/api/agents/loop-counts`, `/api/agents/lineage`: figures
+//! folded from the window's spans by [`crate::analytics`].
+
+use super::query::scoped;
+use crate::analytics::{lineage, monitoring, reliability, scan, Window};
+use crate::auth::Principal;
+use crate::error::ApiResult;
+use crate::state::AppState;
+use axum::extract::{RawQuery, State};
+use axum::{Extension, Json};
+use langsight_core::time::now_micros;
+use serde_json::Value;
+
+const DAY: i64 = 86_400_000_000;
+
+/// The scoped window of `?hours=` (default `default`, 1..=`max`).
+async fn window(
+    state: &AppState,
+    principal: &Principal,
+    raw: Option<String>,
+    default: i64,
+    max: i64,
+) -> ApiResult<(super::query::Params, Window, i64)> {
+    let (p, project) = scoped(state, principal, raw.as_deref()).await?;
+    let hours = p.int("hours", default, 1, max)?;
+    Ok((p, Window::last_hours(project, hours), hours))
+}
+
+pub async fn timeseries(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, hours) = window(&state, &principal, raw, 24, 720).await?;
+    let mut t = monitoring::Timeseries::new(hours);
+    scan(&state, &w, |f| t.add(f)).await?;
+    Ok(Json(t.finish()))
+}
+
+pub async fn models(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
+    let prices = state.prices.get(&state).await?;
+    let mut m = monitoring::Models::default();
+    scan(&state, &w, |f| m.add(f)).await?;
+    Ok(Json(m.finish(&prices)))
+}
+
+pub async fn tools(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
+    let mut t = monitoring::Tools::default();
+    scan(&state, &w, |f| t.add(f)).await?;
+    Ok(Json(t.finish()))
+}
+
+pub async fn trends(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
+    let now = now_micros();
+    let w = Window { project_id: project, include_global: false, since: now - 14 * DAY, until: now + 1 };
+    let mut t = monitoring::Trends::new(now - 7 * DAY);
+    scan(&state, &w, |f| t.add(f)).await?;
+    Ok(Json(t.finish()))
+}
+
+pub async fn errors(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
+    let mut e = monitoring::Errors::default();
+    scan(&state, &w, |f| e.add(f)).await?;
+    Ok(Json(e.finish()))
+}
+
+pub async fn reliability_tools(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (p, w, hours) = window(&state, &principal, raw, 24, 720).await?;
+    let mut t = reliability::Tools::new(p.text("server_name").filter(|s| !s.is_empty()).map(String::from));
+    scan(&state, &w, |f| t.add(f)).await?;
+    Ok(Json(t.finish(hours)))
+}
+
+pub async fn loop_counts(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
+    let mut l = reliability::LoopCounts::default();
+    scan(&state, &w, |f| l.add(f)).await?;
+    Ok(Json(l.finish()))
+}
+
+pub async fn lineage(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (_, w, hours) = window(&state, &principal, raw, 168, 720).await?;
+    let mut l = lineage::Lineage::default();
+    scan(&state, &w, |f| l.add(f)).await?;
+    Ok(Json(l.finish(hours)))
+}
