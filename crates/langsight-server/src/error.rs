@@ -27,6 +27,8 @@ pub enum ApiError {
     Gone(String),
     /// 429 from a rule other than the rate limiter (login lockout).
     TooManyRequests(String),
+    /// 415: a body encoding we do not read.
+    Unsupported(String),
     /// 502: a service we depend on (a webhook receiver) failed.
     BadGateway(String),
     /// 500: the cause is logged where it happened, the client sees a bare message.
@@ -84,6 +86,7 @@ impl IntoResponse for ApiError {
                 return r;
             }
             ApiError::NotImplemented(d) => (StatusCode::NOT_IMPLEMENTED, Value::String(d)),
+            ApiError::Unsupported(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Value::String(d)),
             ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, Value::String(d)),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, Value::String(d)),
             ApiError::Gone(d) => (StatusCode::GONE, Value::String(d)),

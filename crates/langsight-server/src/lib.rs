@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod monitor;
+pub mod otlp;
 pub mod passwords;
 pub mod rate_limit;
 pub mod routes;

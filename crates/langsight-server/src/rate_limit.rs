@@ -27,7 +27,7 @@ enum Keying {
 fn limit_for(route: &str, limits: &RateLimits) -> (Limit, Keying) {
     match route {
         "/api/traces/spans" => (limits.spans, Keying::Default),
-        "/api/traces/otlp" => (limits.otlp, Keying::Default),
+        "/api/traces/otlp" | "/api/traces/otlp/v1/traces" | "/v1/traces" => (limits.otlp, Keying::Default),
         "/api/investigate" => (limits.investigate, Keying::Default),
         "/api/users/accept-invite" => (limits.accept_invite, Keying::Default),
         "/api/users/verify" => (limits.login, Keying::Login),

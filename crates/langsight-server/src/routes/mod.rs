@@ -31,6 +31,9 @@ pub use users::bootstrap_admin;
 pub fn router(state: AppState) -> Router {
     let protected = Router::new()
         .route("/api/traces/spans", post(traces::ingest))
+        .route("/api/traces/otlp", post(traces::otlp))
+        .route("/api/traces/otlp/v1/traces", post(traces::otlp_standard))
+        .route("/v1/traces", post(traces::otlp_standard))
         .route("/api/agents/sessions", get(sessions::list))
         .route("/api/agents/sessions/{session_id}", get(sessions::trace))
         .route("/api/agents/loop-counts", get(monitoring::loop_counts))

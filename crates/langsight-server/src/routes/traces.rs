@@ -5,7 +5,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::LimitedBody;
 use crate::state::AppState;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use langsight_core::span::{decode_batch, Span};
 use langsight_shared::bus::Event;
@@ -36,7 +36,14 @@ pub async fn ingest(
     Extension(principal): Extension<Principal>,
     LimitedBody(body): LimitedBody,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let mut spans = decode_batch(&body).map_err(|r| ApiError::Unprocessable(r.detail()))?;
+    let spans = decode_batch(&body).map_err(|r| ApiError::Unprocessable(r.detail()))?;
+    let n = accept(&state, &principal, spans).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n }))))
+}
+
+/// The steps every ingest path shares after decoding: project binding, the commit, then live events, metrics
+/// and session-tag alerts. Returns how many spans were committed.
+pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span>) -> ApiResult<usize> {
     if let Some(bound) = principal.bound_project() {
         // The original let any key write into any project; a bound key writes only to its own. Spans that
         // name no project are filed under the key's project.
@@ -54,6 +61,9 @@ pub async fn ingest(
         }
     }
     let n = spans.len();
+    if n == 0 {
+        return Ok(0);
+    }
     let events = live_events(&spans);
     let batch = batch_sessions(&spans);
     let started = Instant::now();
@@ -73,9 +83,79 @@ pub async fn ingest(
     state.metrics.spans_ingested.fetch_add(n as u64, Ordering::Relaxed);
     debug_assert_eq!(outcome.accepted, n);
     if !outcome.sessions.is_empty() {
-        crate::alerts::rules::on_session_tags(&state, outcome.sessions, batch).await;
+        crate::alerts::rules::on_session_tags(state, outcome.sessions, batch).await;
     }
+    Ok(n)
+}
+
+/// Largest OTLP body once decompressed (a gzip bomb stops here).
+const MAX_OTLP_DECOMPRESSED: u64 = 64 * 1024 * 1024;
+
+/// Header naming the project of OTLP spans (collectors cannot put it in each span).
+pub const OTLP_PROJECT_HEADER: &str = "x-langsight-project-id";
+
+/// Decodes an OTLP/HTTP body (gzip or not; protobuf or JSON by `Content-Type`) into our spans.
+fn decode_otlp(headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<Span>, bool)> {
+    let header =
+        |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let mut inflated = Vec::new();
+    let body = match header(header::CONTENT_ENCODING).as_str() {
+        "" | "identity" => body,
+        "gzip" => {
+            use std::io::Read;
+            let mut reader = flate2::read::GzDecoder::new(body).take(MAX_OTLP_DECOMPRESSED + 1);
+            reader.read_to_end(&mut inflated).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body is not valid gzip ({e}); send it uncompressed or gzip-compressed"
+                ))
+            })?;
+            if inflated.len() as u64 > MAX_OTLP_DECOMPRESSED {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            &inflated
+        }
+        other => {
+            return Err(ApiError::Unsupported(format!(
+                "Content-Encoding '{other}' is not supported; send gzip or uncompressed"
+            )))
+        }
+    };
+    let protobuf = header(header::CONTENT_TYPE).contains("protobuf");
+    let otlp = if protobuf { crate::otlp::from_protobuf(body) } else { crate::otlp::from_json(body) }
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let project =
+        headers.get(OTLP_PROJECT_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|p| !p.is_empty());
+    Ok((crate::otlp::to_spans(&otlp, project, langsight_core::time::now_micros()), protobuf))
+}
+
+/// `POST /api/traces/otlp`: the original's endpoint (202 `{"accepted": n}`), now also taking protobuf.
+pub async fn otlp(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (spans, _) = decode_otlp(&headers, &body)?;
+    let n = accept(&state, &principal, spans).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "accepted": n }))))
+}
+
+/// `POST /v1/traces` (and under `/api/traces/otlp/`): the standard OTLP/HTTP answer — 200 with an empty
+/// `ExportTraceServiceResponse` in the request's encoding — so collectors' `otlphttp` exporters work as is.
+pub async fn otlp_standard(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+    LimitedBody(body): LimitedBody,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let (spans, protobuf) = decode_otlp(&headers, &body)?;
+    accept(&state, &principal, spans).await?;
+    Ok(if protobuf {
+        ([(header::CONTENT_TYPE, "application/x-protobuf")], Vec::<u8>::new()).into_response()
+    } else {
+        Json(json!({})).into_response()
+    })
 }
 
 /// One `span:new` event per span, grouped by project (one bus message per project of the batch). The
