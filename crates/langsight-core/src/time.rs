@@ -66,41 +66,60 @@ fn to_datetime(t: Micros) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t).unwrap_or_default()
 }
 
+/// `date` `sep` `time`, the fraction only when non-zero (as Python prints), then `suffix`. Written by hand:
+/// chrono's strftime parses its pattern on every call, which showed in the sessions list's profile.
+fn format(t: Micros, sep: char, suffix: &str) -> String {
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write;
+    let dt = to_datetime(t);
+    let mut out = String::with_capacity(32);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    );
+    let micros = dt.timestamp_subsec_micros();
+    if micros != 0 {
+        let _ = write!(out, ".{micros:06}");
+    }
+    out.push_str(suffix);
+    out
+}
+
 /// `datetime.isoformat()` of an aware UTC datetime: `2026-03-17T12:00:00.123456+00:00`
 /// (the fraction is omitted when zero, as Python does).
 pub fn iso_offset(t: Micros) -> String {
-    let dt = to_datetime(t);
-    if dt.timestamp_subsec_micros() == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
-    }
+    format(t, 'T', "+00:00")
 }
 
 /// pydantic's serialisation of an aware UTC datetime: `2026-03-17T12:00:00.123456Z`.
 pub fn iso_z(t: Micros) -> String {
-    let dt = to_datetime(t);
-    if dt.timestamp_subsec_micros() == 0 {
-        dt.format("%Y-%m-%dT%H:%M:%SZ").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-    }
+    format(t, 'T', "Z")
 }
 
 /// `str(datetime)` of an aware UTC datetime: `2026-03-17 12:00:00.123456+00:00`, used by the original for
 /// `AgentSession.first_call_at` / `last_call_at`.
 pub fn str_datetime(t: Micros) -> String {
-    let dt = to_datetime(t);
-    if dt.timestamp_subsec_micros() == 0 {
-        dt.format("%Y-%m-%d %H:%M:%S+00:00").to_string()
-    } else {
-        dt.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string()
-    }
+    format(t, ' ', "+00:00")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_like_python() {
+        let t = 1_773_748_800_123_000; // 2026-03-17T12:00:00.123Z
+        assert_eq!(iso_offset(t), "2026-03-17T12:00:00.123000+00:00");
+        assert_eq!(iso_z(t - 123_000), "2026-03-17T12:00:00Z");
+        assert_eq!(str_datetime(t + 456), "2026-03-17 12:00:00.123456+00:00");
+        assert_eq!(str_datetime(0), "1970-01-01 00:00:00+00:00");
+    }
 
     #[test]
     fn parses_the_forms_pydantic_accepts() {
