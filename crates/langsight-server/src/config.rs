@@ -207,6 +207,10 @@ pub struct Config {
     /// Signs the short-lived stream tokens browsers use for `/api/live/events` (`LANGSIGHT_SECRET_KEY`, else
     /// a random key shared by the workers of one supervisor).
     pub stream_secret: Secret,
+    /// `LANGSIGHT_SECRET_KEY` when set: the key that encrypts provider API keys in the stored settings.
+    pub secret_key: Option<Secret>,
+    /// `LANGSIGHT_REDACT_PAYLOADS=true`: payloads are dropped at ingest whatever the stored settings say.
+    pub redact_payloads: bool,
     /// yaml `project_id`: pins every scoped read to one project.
     pub project_id: Option<String>,
     pub max_concurrent_trace_reads: usize,
@@ -862,6 +866,9 @@ impl Config {
         let flag = |var: &'static str| get(var).map(|v| parse_bool(var, v)).transpose().map(|v| v.unwrap_or(false));
         let allow_private_mcp_urls = flag("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS")?;
         let allow_private_webhook_urls = flag("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS")?;
+        // Encrypts provider keys in the stored settings; unset keeps them in plain text (said at start-up).
+        let secret_key = get("LANGSIGHT_SECRET_KEY").filter(|s| !s.trim().is_empty()).map(|s| Secret(s.to_string()));
+        let redact_payloads = flag("LANGSIGHT_REDACT_PAYLOADS")?;
         let stream_secret = Secret(
             get("LANGSIGHT_SECRET_KEY")
                 .or_else(|| get("LANGSIGHT_WORKER_SECRET"))
@@ -938,6 +945,8 @@ impl Config {
             allow_private_webhook_urls,
             monitor_interval,
             stream_secret,
+            secret_key,
+            redact_payloads,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),

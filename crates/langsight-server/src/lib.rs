@@ -18,6 +18,7 @@ pub mod otlp;
 pub mod passwords;
 pub mod rate_limit;
 pub mod routes;
+pub mod settings;
 pub mod state;
 pub mod url_policy;
 pub mod workers;

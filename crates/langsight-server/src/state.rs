@@ -27,6 +27,8 @@ pub struct Inner {
     pub health_rules: crate::alerts::rules::HealthRules,
     /// Active model prices, cached briefly (every sessions list prices its rows).
     pub prices: crate::analytics::pricing::PriceCache,
+    /// The payload-redaction switch of the instance settings, cached briefly (read at every ingest).
+    pub redact: crate::settings::RedactCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,6 +51,7 @@ impl AppState {
             deliverer: std::sync::OnceLock::new(),
             health_rules: Default::default(),
             prices: Default::default(),
+            redact: Default::default(),
         }))
     }
 }

@@ -24,6 +24,7 @@ struct Backend {
     spans: Arc<dyn SpanStore>,
     health: Arc<dyn HealthStore>,
     pricing: Arc<dyn PricingStore>,
+    agents: Arc<dyn AgentStore>,
 }
 
 fn user(id: &str, email: &str, role: &str) -> User {
@@ -560,6 +561,7 @@ async fn dual_conforms() {
     // The span store as the server uses it (group-committed).
     let spans = Storage::dual(pg.clone(), ch.clone(), None).spans;
     let pg_pricing: Arc<dyn PricingStore> = pg.clone();
+    let pg_agents: Arc<dyn AgentStore> = pg.clone();
     conform(Backend {
         name: "dual",
         keys: pg.clone(),
@@ -570,6 +572,7 @@ async fn dual_conforms() {
         spans,
         health: ch,
         pricing: pg_pricing,
+        agents: pg_agents,
     })
     .await;
 }
@@ -591,7 +594,8 @@ async fn clickhouse_health_conforms() {
         alerts: db.clone(),
         spans: db.clone(),
         health: Arc::new(ch),
-        pricing: db,
+        pricing: db.clone(),
+        agents: db,
     })
     .await;
 }
@@ -629,7 +633,61 @@ async fn pricing_conform(b: &Backend) {
     assert_eq!(rows[0], price("c1", "m1", 3.0, 5), "{n}: stored as given");
 }
 
+async fn agents_conform(b: &Backend) {
+    let n = b.name;
+    let meta = |project: &str, name: &str, status: &str, at: i64| AgentMetadata {
+        id: format!("{project}-{name}-{at}"),
+        project_id: project.into(),
+        agent_name: name.into(),
+        description: "d".into(),
+        owner: "o".into(),
+        tags: vec!["a".into(), "b".into()],
+        status: status.into(),
+        runbook_url: "https://runbooks.example/r".into(),
+        created_at: at,
+        updated_at: at,
+    };
+    let first = b.agents.upsert_agent(meta("p1", "writer", "active", 1)).await.unwrap();
+    assert_eq!(first, meta("p1", "writer", "active", 1), "{n}");
+    let second = b.agents.upsert_agent(meta("p1", "writer", "deprecated", 2)).await.unwrap();
+    assert_eq!(
+        (second.id.as_str(), second.created_at, second.status.as_str()),
+        ("p1-writer-1", 1, "deprecated"),
+        "{n}"
+    );
+    b.agents.upsert_agent(meta("", "writer", "active", 3)).await.unwrap();
+    assert_eq!(b.agents.list_agents("p1").await.unwrap().len(), 1, "{n}");
+    assert!(b.agents.get_agent("p2", "writer").await.unwrap().is_none(), "{n}");
+    assert!(b.agents.delete_agent("p1", "writer").await.unwrap(), "{n}");
+    assert!(!b.agents.delete_agent("p1", "writer").await.unwrap(), "{n}");
+    assert_eq!(b.agents.list_agents("").await.unwrap().len(), 1, "{n}");
+
+    let row = |agent: &str, json: &str, at: i64| PreventionRow {
+        project_id: "p1".into(),
+        agent_name: agent.into(),
+        config_json: json.into(),
+        updated_at: at,
+    };
+    b.agents.put_prevention(row("*", "{\"a\":1}", 1)).await.unwrap();
+    b.agents.put_prevention(row("bot", "{\"a\":2}", 2)).await.unwrap();
+    b.agents.put_prevention(row("bot", "{\"a\":3}", 3)).await.unwrap();
+    assert_eq!(b.agents.get_prevention("p1", "bot").await.unwrap(), Some(row("bot", "{\"a\":3}", 3)), "{n}");
+    let names: Vec<String> = b.agents.list_prevention("p1").await.unwrap().into_iter().map(|r| r.agent_name).collect();
+    assert_eq!(names, ["*", "bot"], "{n}");
+    assert!(
+        b.agents.delete_prevention("p1", "bot").await.unwrap()
+            && b.agents.list_prevention("p2").await.unwrap().is_empty(),
+        "{n}"
+    );
+
+    assert_eq!(b.agents.get_settings().await.unwrap(), None, "{n}");
+    b.agents.put_settings("{\"x\":1}".into(), 1).await.unwrap();
+    b.agents.put_settings("{\"x\":2}".into(), 2).await.unwrap();
+    assert_eq!(b.agents.get_settings().await.unwrap().as_deref(), Some("{\"x\":2}"), "{n}");
+}
+
 async fn conform(b: Backend) {
+    agents_conform(&b).await;
     pricing_conform(&b).await;
     spans_conform(&b).await;
     health_conform(&b).await;
@@ -653,7 +711,8 @@ async fn sqlite_conforms() {
         alerts: db.clone(),
         spans: db.clone(),
         health: db.clone(),
-        pricing: db,
+        pricing: db.clone(),
+        agents: db,
     })
     .await;
 }
@@ -672,7 +731,8 @@ async fn postgres_conforms() {
         alerts: db.clone(),
         spans: Storage::postgres(db.clone()).spans,
         health: db.clone(),
-        pricing: db,
+        pricing: db.clone(),
+        agents: db,
     })
     .await;
 }

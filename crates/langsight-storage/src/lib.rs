@@ -22,6 +22,7 @@ pub use model::*;
 
 use async_trait::async_trait;
 use langsight_core::span::Span;
+use langsight_core::time::Micros;
 use std::sync::Arc;
 
 #[async_trait]
@@ -225,6 +226,23 @@ pub trait AlertStore: Send + Sync {
 }
 
 /// A backend's answer to a readiness probe.
+/// Agents' metadata and prevention settings, and the instance settings.
+#[async_trait]
+pub trait AgentStore: Send + Sync {
+    async fn list_agents(&self, project_id: &str) -> Result<Vec<AgentMetadata>, StorageError>;
+    async fn get_agent(&self, project_id: &str, agent: &str) -> Result<Option<AgentMetadata>, StorageError>;
+    /// Creates or replaces (keeping `id` and `created_at` of an existing row); returns the stored row.
+    async fn upsert_agent(&self, meta: AgentMetadata) -> Result<AgentMetadata, StorageError>;
+    async fn delete_agent(&self, project_id: &str, agent: &str) -> Result<bool, StorageError>;
+    async fn list_prevention(&self, project_id: &str) -> Result<Vec<PreventionRow>, StorageError>;
+    async fn get_prevention(&self, project_id: &str, agent: &str) -> Result<Option<PreventionRow>, StorageError>;
+    async fn put_prevention(&self, row: PreventionRow) -> Result<(), StorageError>;
+    async fn delete_prevention(&self, project_id: &str, agent: &str) -> Result<bool, StorageError>;
+    /// The instance settings document (JSON), if ever saved.
+    async fn get_settings(&self) -> Result<Option<String>, StorageError>;
+    async fn put_settings(&self, json: String, at: Micros) -> Result<(), StorageError>;
+}
+
 /// Model token prices, with history (a change retires the old row).
 #[async_trait]
 pub trait PricingStore: Send + Sync {
@@ -257,6 +275,7 @@ pub struct Storage {
     pub alerts: Arc<dyn AlertStore>,
     pub users: Arc<dyn UserStore>,
     pub pricing: Arc<dyn PricingStore>,
+    pub agents: Arc<dyn AgentStore>,
     pub probes: Vec<Arc<dyn Probe>>,
     /// Flushes pending writes and closes connections; called once at shutdown.
     pub closer: Arc<dyn Closer>,
@@ -278,6 +297,7 @@ impl Storage {
             alerts: db.clone(),
             users: db.clone(),
             pricing: db.clone(),
+            agents: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }
@@ -303,6 +323,7 @@ impl Storage {
             alerts: pg.clone(),
             users: pg.clone(),
             pricing: pg.clone(),
+            agents: pg.clone(),
             probes: vec![pg.clone(), ch],
             closer: pg,
         }
@@ -318,6 +339,7 @@ impl Storage {
             alerts: db.clone(),
             users: db.clone(),
             pricing: db.clone(),
+            agents: db.clone(),
             probes: vec![db.clone()],
             closer: db,
         }

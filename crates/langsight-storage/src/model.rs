@@ -419,3 +419,29 @@ pub struct ModelPrice {
     pub notes: Option<String>,
     pub is_custom: bool,
 }
+
+/// Descriptive metadata about an agent, per project (`""` when saved without one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentMetadata {
+    pub id: String,
+    pub project_id: String,
+    pub agent_name: String,
+    pub description: String,
+    pub owner: String,
+    pub tags: Vec<String>,
+    /// `active`, `deprecated` or `experimental`.
+    pub status: String,
+    pub runbook_url: String,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+}
+
+/// An agent's prevention settings (loop detection, budgets, circuit breaker) as JSON, per project; agent
+/// `"*"` is the project default. The server owns the JSON's shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PreventionRow {
+    pub project_id: String,
+    pub agent_name: String,
+    pub config_json: String,
+    pub updated_at: Micros,
+}

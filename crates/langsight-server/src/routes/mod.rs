@@ -1,5 +1,6 @@
 //! The HTTP routes, one module per domain, assembled with the cross-cutting layers of [`crate::http`].
 
+mod agents;
 mod alerts;
 mod api_keys;
 mod costs;
@@ -11,6 +12,7 @@ mod projects;
 mod query;
 mod servers;
 mod sessions;
+mod settings;
 mod slos;
 mod traces;
 mod users;
@@ -37,6 +39,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/agents/sessions", get(sessions::list))
         .route("/api/agents/sessions/{session_id}", get(sessions::trace))
         .route("/api/agents/loop-counts", get(monitoring::loop_counts))
+        .route("/api/agents/metadata", get(agents::list_metadata))
+        .route(
+            "/api/agents/metadata/{agent_name}",
+            get(agents::get_metadata).put(agents::put_metadata).delete(agents::delete_metadata),
+        )
+        .route("/api/agents/discover", post(agents::discover))
+        .route("/api/agents/prevention-configs", get(agents::list_prevention))
+        .route(
+            "/api/agents/{agent_name}/prevention-config",
+            get(agents::get_prevention).put(agents::put_prevention).delete(agents::delete_prevention),
+        )
+        .route("/api/projects/prevention-config", get(agents::get_project_default).put(agents::put_project_default))
+        .route("/api/settings", get(settings::get).put(settings::put))
         .route("/api/agents/lineage", get(monitoring::lineage))
         .route("/api/costs/models", get(costs::list_models).post(costs::create_model))
         .route("/api/costs/models/{entry_id}", patch(costs::update_model).delete(costs::delete_model))

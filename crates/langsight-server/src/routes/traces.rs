@@ -64,6 +64,12 @@ pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span
     if n == 0 {
         return Ok(0);
     }
+    if state.redact.redact(state).await {
+        // The instance asks for no payloads: arguments, results, prompts, completions and errors go.
+        for s in &mut spans {
+            (s.input_json, s.output_json, s.llm_input, s.llm_output, s.error) = (None, None, None, None, None);
+        }
+    }
     let events = live_events(&spans);
     let batch = batch_sessions(&spans);
     let started = Instant::now();

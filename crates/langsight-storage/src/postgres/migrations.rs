@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (4, include_str!("migrations/004_sessions_by_start.sql")),
     (5, include_str!("migrations/005_spans_by_time.sql")),
     (6, include_str!("migrations/006_model_pricing.sql")),
+    (7, include_str!("migrations/007_agents.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

@@ -3,6 +3,7 @@
 //!
 //! Every domain is built here, so `postgres` mode keeps everything in PostgreSQL.
 
+mod agents;
 mod alerts;
 mod health;
 mod keys;

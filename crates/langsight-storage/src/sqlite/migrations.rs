@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("migrations/007_users.sql")),
     (8, include_str!("migrations/008_spans_by_time.sql")),
     (9, include_str!("migrations/009_model_pricing.sql")),
+    (10, include_str!("migrations/010_agents.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

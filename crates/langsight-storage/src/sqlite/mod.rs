@@ -5,6 +5,7 @@
 //! Writes go through the group-commit [`writer`]; reads use a small pool of read-only connections on
 //! blocking threads, which WAL lets run while the writer commits.
 
+mod agents;
 mod alerts;
 mod checkpoint;
 mod migrations;
