@@ -168,6 +168,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     for var in &config.unknown_env {
         tracing::warn!(variable = %var, "config.unknown_variable: {var} is not a LangSight setting (typo?); it is ignored");
     }
+    if config.secret_key.is_none() {
+        tracing::info!("settings: LANGSIGHT_SECRET_KEY is not set; AI provider keys saved through /api/settings are stored unencrypted");
+    }
     if config.api_keys.is_empty() && !config.auth_disabled {
         tracing::info!("auth: no LANGSIGHT_API_KEYS set; requests need a stored API key, or set LANGSIGHT_AUTH_DISABLED=true for local use");
     }
