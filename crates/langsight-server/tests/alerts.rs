@@ -394,14 +394,8 @@ async fn mcp_server_down_recovered_and_circuit_alerts() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tool_whose_error_rate_jumps_raises_an_anomaly() {
-    let server = TestServer::start_with(|c| {
-        c.api_keys = vec![Secret(ADMIN_KEY.into())];
-        c.alerts.anomaly_interval = Duration::from_millis(300);
-    })
-    .await;
-    // Six past hours of a healthy tool (one error in ten, steady latency), then a bad current hour.
+/// Six past hours of a healthy tool (one error in ten, steady latency), then a bad current hour.
+fn error_rate_jump() -> Value {
     let now = chrono::Utc::now();
     let span = |h: i64, i: usize, ok: bool| {
         // The current hour's spans sit within milliseconds of now, so they stay in this hour.
@@ -423,7 +417,52 @@ async fn a_tool_whose_error_rate_jumps_raises_an_anomaly() {
     for i in 0..10 {
         spans.push(span(0, i, i >= 8));
     }
-    let r = server.admin().ingest(&Value::Array(spans)).await;
+    Value::Array(spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_anomalies_shows_them_without_firing_alerts() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.alerts.anomaly_interval = Duration::from_secs(3600);
+    })
+    .await;
+    let admin = server.admin();
+    assert_eq!(admin.ingest(&error_rate_jump()).await.status, 202);
+    let found = admin.get("/api/reliability/anomalies").await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    let a = found.body.as_array().unwrap().iter().find(|a| a["metric"] == json!("error_rate")).unwrap().clone();
+    // Baseline hourly error rates 0.1, 0, 0.1, 0, 0.1, 0 (mean 0.05, population std 0.05); now 0.8: z = 15.
+    assert_eq!((a["server_name"].clone(), a["tool_name"].clone()), (json!("pg"), json!("query")));
+    assert_eq!((a["current_value"].clone(), a["baseline_mean"].clone()), (json!(0.8), json!(0.05)));
+    assert_eq!(
+        (a["z_score"].clone(), a["severity"].clone(), a["sample_hours"].clone()),
+        (json!(15.0), json!("critical"), json!(6))
+    );
+    assert!(admin
+        .get("/api/reliability/anomalies?z_threshold=5&baseline_hours=24")
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["z_score"].as_f64().unwrap().abs() >= 5.0));
+    let bad = admin.get("/api/reliability/anomalies?z_threshold=9").await;
+    assert_eq!(bad.status, 422);
+    assert_eq!(bad.body["detail"][0]["loc"], json!(["query", "z_threshold"]));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(feed(&server, "status=all").await["total"], json!(0), "reading fired nothing");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_whose_error_rate_jumps_raises_an_anomaly() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.alerts.anomaly_interval = Duration::from_millis(300);
+    })
+    .await;
+    let r = server.admin().ingest(&error_rate_jump()).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let deadline = Instant::now() + Duration::from_secs(5);
     let alert = loop {

@@ -116,3 +116,32 @@ pub async fn lineage(
     scan(&state, &w, |f| l.add(f)).await?;
     Ok(Json(l.finish(hours)))
 }
+
+/// `GET /api/reliability/anomalies`: reading never fires alerts (the monitor leader's rule does that).
+pub async fn anomalies(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
+    let current = p.int("current_hours", 1, 1, 24)?;
+    let baseline = p.int("baseline_hours", 168, 24, 720)?;
+    let z = p.float("z_threshold", 2.0, 1.0, 5.0)?;
+    let now_hour = now_micros().div_euclid(3_600_000_000);
+    let current_from = now_hour - (current - 1);
+    let rows = state.storage.spans.tool_hours(project.as_deref(), current_from - baseline).await?;
+    let found = crate::alerts::anomaly::detect(&rows, current_from, z);
+    Ok(Json(Value::Array(
+        found
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "server_name": a.server_name, "tool_name": a.tool_name, "metric": a.metric,
+                    "current_value": a.current_value, "baseline_mean": a.baseline_mean,
+                    "baseline_stddev": a.baseline_stddev, "z_score": a.z_score, "severity": a.severity,
+                    "sample_hours": a.sample_hours,
+                })
+            })
+            .collect(),
+    )))
+}

@@ -33,6 +33,27 @@ impl Params {
         self.0.get(name).map(String::as_str)
     }
 
+    /// A number parameter within `min..=max`, `default` when absent.
+    pub fn float(&self, name: &str, default: f64, min: f64, max: f64) -> Result<f64, ApiError> {
+        let Some(raw) = self.0.get(name) else { return Ok(default) };
+        let err = |kind: &str, msg: String| {
+            ApiError::Unprocessable(json!([{ "type": kind, "loc": ["query", name], "msg": msg, "input": raw }]))
+        };
+        let n: f64 = raw
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n: &f64| n.is_finite())
+            .ok_or_else(|| err("float_parsing", "Input should be a valid number".into()))?;
+        if n < min {
+            return Err(err("greater_than_equal", format!("Input should be greater than or equal to {min}")));
+        }
+        if n > max {
+            return Err(err("less_than_equal", format!("Input should be less than or equal to {max}")));
+        }
+        Ok(n)
+    }
+
     /// An integer parameter within `min..=max`, `default` when absent.
     pub fn int(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
         let Some(raw) = self.0.get(name) else { return Ok(default) };
