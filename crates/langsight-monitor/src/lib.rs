@@ -9,6 +9,7 @@
 mod check;
 pub mod drift;
 pub mod scorecard;
+pub mod security;
 mod sse;
 
 pub use check::{check, schema_hash, CheckResult, ServerSpec, Status, ToolInfo, Transport};

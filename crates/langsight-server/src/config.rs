@@ -49,6 +49,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_SECRET_KEY",
     "LANGSIGHT_WEBHOOK_SECRET",
     "LANGSIGHT_REDACT_PAYLOADS",
+    "LANGSIGHT_OSV_URL",
     "LANGSIGHT_RETENTION_DAYS",
     "LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS",
     "LANGSIGHT_ALLOW_PRIVATE_MCP_URLS",
@@ -211,6 +212,8 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// `LANGSIGHT_REDACT_PAYLOADS=true`: payloads are dropped at ingest whatever the stored settings say.
     pub redact_payloads: bool,
+    /// The OSV API the security scan asks about known vulnerabilities (`LANGSIGHT_OSV_URL`).
+    pub osv_url: String,
     /// yaml `project_id`: pins every scoped read to one project.
     pub project_id: Option<String>,
     pub max_concurrent_trace_reads: usize,
@@ -869,6 +872,8 @@ impl Config {
         // Encrypts provider keys in the stored settings; unset keeps them in plain text (said at start-up).
         let secret_key = get("LANGSIGHT_SECRET_KEY").filter(|s| !s.trim().is_empty()).map(|s| Secret(s.to_string()));
         let redact_payloads = flag("LANGSIGHT_REDACT_PAYLOADS")?;
+        let osv_url =
+            get("LANGSIGHT_OSV_URL").filter(|s| !s.trim().is_empty()).unwrap_or("https://api.osv.dev").to_string();
         let stream_secret = Secret(
             get("LANGSIGHT_SECRET_KEY")
                 .or_else(|| get("LANGSIGHT_WORKER_SECRET"))
@@ -947,6 +952,7 @@ impl Config {
             stream_secret,
             secret_key,
             redact_payloads,
+            osv_url,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),

@@ -296,7 +296,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
 
 /// Why an API-registered server's URL may not be contacted now (the rules are applied at every check, so a
 /// DNS answer that changed since registration is caught); `None` for the operator's servers.
-async fn blocked(state: &AppState, target: &Target) -> Option<String> {
+pub async fn blocked(state: &AppState, target: &Target) -> Option<String> {
     if !target.from_api {
         return None;
     }
