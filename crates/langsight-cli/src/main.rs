@@ -45,6 +45,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Scan the configured MCP servers for security problems: OWASP MCP checks, poisoned tool descriptions and
+    /// known vulnerabilities (OSV) of the package each server runs from.
+    ///
+    /// Example: `langsight security-scan --ci` in a pipeline fails the job on any critical or high finding.
+    SecurityScan {
+        /// Path of a .langsight.yaml [env: LANGSIGHT_CONFIG_PATH].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when any critical or high finding exists.
+        #[arg(long)]
+        ci: bool,
+    },
     /// Check the configured MCP servers continuously, printing the table after every round.
     Monitor {
         /// Path of a .langsight.yaml [env: LANGSIGHT_CONFIG_PATH].
@@ -127,6 +142,7 @@ fn main() -> ExitCode {
     langsight_server::install_tls();
     match cli.command {
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
+        Command::SecurityScan { config, json, ci } => security_scan(config, json, ci),
         Command::Init { output, slack_webhook, yes, skip_check } => {
             setup::init(setup::InitArgs { output, slack_webhook, yes, skip_check })
         }
@@ -170,6 +186,99 @@ fn main() -> ExitCode {
                 Err(e) => refuse(&e.to_string()),
             }
         }
+    }
+}
+
+/// `langsight security-scan`: scans every configured server; exit 1 with `--ci` on critical/high findings, and
+/// when no server is configured.
+fn security_scan(config: Option<PathBuf>, json: bool, ci: bool) -> ExitCode {
+    use langsight_monitor::security::{scan, Severity};
+    let config = match Config::load(Flags { config, ..Flags::default() }) {
+        Ok(c) => c,
+        Err(e) => return refuse(&e.to_string()),
+    };
+    let servers: Vec<_> = config.servers.iter().map(|s| s.spec.clone()).collect();
+    if servers.is_empty() {
+        eprintln!("No MCP servers configured.\nRun langsight init to get started.");
+        return ExitCode::from(1);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
+    };
+    let osv = config.osv_url.clone();
+    let reports = runtime.block_on(async {
+        let tasks: Vec<_> = servers
+            .into_iter()
+            .map(|s| {
+                let osv = osv.clone();
+                tokio::spawn(async move { scan(&s, &osv).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            if let Ok(r) = t.await {
+                out.push(r);
+            }
+        }
+        out
+    });
+    let scanned_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let (critical, high): (usize, usize) =
+        reports.iter().fold((0, 0), |(c, h), r| (c + r.count(Severity::Critical), h + r.count(Severity::High)));
+    if json {
+        let items: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "server_name": r.server_name,
+                    "scanned_at": scanned_at,
+                    "error": r.error,
+                    "findings_count": r.findings.len(),
+                    "critical_count": r.count(Severity::Critical),
+                    "high_count": r.count(Severity::High),
+                    "highest_severity": r.highest().map(Severity::as_str),
+                    "findings": r.findings.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
+    } else {
+        let total: usize = reports.iter().map(|r| r.findings.len()).sum();
+        println!("Security Scan Results  ({} servers, {total} findings)", reports.len());
+        println!("{:<10} {:<20} {:<14} {:<60} Tool", "Severity", "Server", "Category", "Finding");
+        for r in &reports {
+            if let Some(e) = &r.error {
+                println!("{:<10} {:<20} {:<14} {:<60}", "ERROR", r.server_name, "", e);
+            }
+            if r.findings.is_empty() {
+                println!("{:<10} {:<20} {:<14} {:<60}", "CLEAN", r.server_name, "", "No findings");
+            }
+            for f in &r.findings {
+                println!(
+                    "{:<10} {:<20} {:<14} {:<60} {}",
+                    f.severity.as_str().to_uppercase(),
+                    r.server_name,
+                    f.category,
+                    f.title,
+                    f.tool_name.as_deref().unwrap_or("")
+                );
+            }
+        }
+        let clean = reports.iter().filter(|r| r.findings.iter().all(|f| f.severity > Severity::High)).count();
+        if critical + high == 0 {
+            println!("✓ No critical or high findings on {} servers", reports.len());
+        } else {
+            println!(
+                "{clean}/{} servers without critical or high findings — {critical} critical, {high} high",
+                reports.len()
+            );
+        }
+    }
+    if ci && critical + high > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     }
 }
 
