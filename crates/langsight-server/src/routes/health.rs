@@ -19,7 +19,7 @@ fn window_start(hours: i64) -> i64 {
 
 /// Which stored results a server name means for this scope: the project's own server when it registered
 /// one of that name with results, else the operator's.
-async fn owner(state: &AppState, project: Option<&str>, name: &str) -> ApiResult<String> {
+pub(super) async fn owner(state: &AppState, project: Option<&str>, name: &str) -> ApiResult<String> {
     if let Some(p) = project {
         if !state.storage.health.health_history(p, name, 1).await?.is_empty()
             || state.storage.servers.get_server(p, name).await?.is_some_and(|m| !m.url.is_empty())

@@ -5,6 +5,7 @@ mod alerts;
 mod api_keys;
 mod costs;
 mod health;
+mod investigate;
 mod live;
 mod monitoring;
 mod probes;
@@ -54,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/projects/prevention-config", get(agents::get_project_default).put(agents::put_project_default))
         .route("/api/settings", get(settings::get).put(settings::put))
         .route("/api/security/scan", post(security::scan))
+        .route("/api/investigate", post(investigate::investigate))
         .route("/api/agents/lineage", get(monitoring::lineage))
         .route("/api/costs/models", get(costs::list_models).post(costs::create_model))
         .route("/api/costs/models/{entry_id}", patch(costs::update_model).delete(costs::delete_model))
