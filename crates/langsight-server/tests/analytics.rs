@@ -220,3 +220,52 @@ async fn model_prices_keep_their_history() {
     assert_eq!(viewer.post("/api/costs/models", &body).await.status, 403);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn unfinished_runs_are_listed_and_tagged_without_hiding_failures() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let at = |minutes_ago: i64| (chrono::Utc::now() - chrono::Duration::minutes(minutes_ago)).to_rfc3339();
+    let child = |id: &str, session: &str, parent: &str, minutes_ago: i64, status: &str| {
+        json!({"span_id": id, "parent_span_id": parent, "span_type": "tool_call", "session_id": session,
+            "server_name": "github", "tool_name": "search", "agent_name": "crawler", "started_at": at(minutes_ago),
+            "ended_at": at(minutes_ago), "status": status})
+    };
+    let (crashed, finished, running, failed) = (session_id(), session_id(), session_id(), session_id());
+    let mut root = child("b-root", &finished, "", 10, "success");
+    root["span_type"] = json!("agent");
+    root.as_object_mut().unwrap().remove("parent_span_id");
+    let spans = json!([
+        child("a1", &crashed, "a-root-never-sent", 10, "success"),
+        child("a2", &crashed, "a-root-never-sent", 9, "success"),
+        root,
+        child("b1", &finished, "b-root", 10, "success"),
+        child("c1", &running, "c-root-not-yet", 0, "success"),
+        child("d1", &failed, "d-root-never-sent", 10, "error"),
+    ]);
+    assert_eq!(admin.ingest(&spans).await.status, 202);
+
+    let listed = admin.get("/api/reliability/incomplete-sessions?stale_minutes=5").await;
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    let ids: Vec<&str> = listed.body.as_array().unwrap().iter().map(|s| s["session_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "{}", listed.text);
+    assert!(ids.contains(&crashed.as_str()) && ids.contains(&failed.as_str()), "{ids:?}");
+    let a = find(&listed.body, "session_id", &crashed);
+    assert_eq!(
+        (a["span_count"].clone(), a["tool_calls"].clone(), a["agent_name"].clone()),
+        (json!(2), json!(2), json!("crawler"))
+    );
+
+    let tagged = admin.post("/api/reliability/tag-incomplete?stale_minutes=5", &json!({})).await;
+    assert_eq!(tagged.body, json!({"tagged": 1}), "the failed run keeps its failure tag");
+    let list = admin.get("/api/agents/sessions").await.body;
+    assert_eq!(find(&list, "session_id", &crashed)["health_tag"], json!("incomplete"));
+    assert_eq!(find(&list, "session_id", &failed)["health_tag"], json!("tool_failure"));
+    assert_eq!(find(&list, "session_id", &finished)["health_tag"], json!("success"));
+    let viewer = admin.post("/api/auth/api-keys", &json!({"name": "v", "role": "viewer"})).await;
+    assert_eq!(
+        server.client(viewer.body["key"].as_str()).post("/api/reliability/tag-incomplete", &json!({})).await.status,
+        403
+    );
+    server.stop().await;
+}

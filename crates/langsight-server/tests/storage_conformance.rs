@@ -492,11 +492,41 @@ async fn concurrent_ingest_conforms(b: &Backend) {
     assert_eq!(announced_shared, 1, "{n}: the shared session's first tag is announced once");
     let all =
         SessionQuery { project_id: Some("pc".into()), active_since: 0, agent_name: None, health_tag: None, limit: 100 };
-    let rows = b.spans.list_sessions(all).await.unwrap();
+    let rows = b.spans.list_sessions(all.clone()).await.unwrap();
     assert_eq!(rows.len(), 21, "{n}: one shared session and twenty others");
     let shared_row = rows.iter().find(|r| r.session_id == shared).unwrap();
     assert_eq!(shared_row.rollup.span_count, 120, "{n}: 20 batches of 6 folded into one rollup");
     assert_eq!(b.spans.session_spans(&shared, Some("pc"), 1000).await.unwrap().len(), 120, "{n}");
+
+    // The stale-run sweep tags a successful session `incomplete`, never a failed one.
+    let ok = test_support::session_id();
+    let now = chrono::Utc::now().to_rfc3339();
+    let run = |id: &str, status: &str| {
+        serde_json::json!([{"span_id": id, "span_type": "tool_call", "session_id": ok,
+        "server_name": "s", "tool_name": id, "started_at": now, "ended_at": now, "status": status, "project_id": "pm"}])
+    };
+    b.spans.ingest(spans(run("m1", "success"))).await.unwrap();
+    assert!(b.spans.mark_incomplete("pm", &ok).await.unwrap(), "{n}");
+    let tagged = SessionQuery { health_tag: Some(langsight_core::health::HealthTag::Incomplete), ..all.clone() };
+    let tagged = SessionQuery { project_id: Some("pm".into()), ..tagged };
+    let rows = b.spans.list_sessions(tagged).await.unwrap();
+    assert_eq!(rows.len(), 1, "{n}");
+    assert_eq!(
+        rows[0].rollup.health_tag,
+        Some(langsight_core::health::HealthTag::Incomplete),
+        "{n}: the rollup agrees"
+    );
+    b.spans.ingest(spans(run("m2", "error"))).await.unwrap();
+    let pm = SessionQuery { project_id: Some("pm".into()), ..all.clone() };
+    let after = b.spans.list_sessions(pm).await.unwrap();
+    assert_eq!(
+        after[0].rollup.health_tag,
+        Some(langsight_core::health::HealthTag::ToolFailure),
+        "{n}: {:?}",
+        after[0].rollup
+    );
+    assert!(!b.spans.mark_incomplete("pm", &ok).await.unwrap(), "{n}: a failure is not hidden");
+    assert!(!b.spans.mark_incomplete("pm", "no-such-session").await.unwrap(), "{n}");
 }
 
 async fn health_conform(b: &Backend) {

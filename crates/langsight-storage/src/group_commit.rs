@@ -150,4 +150,8 @@ impl SpanStore for GroupCommit {
     async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         self.inner.span_facts(query).await
     }
+
+    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
+        self.inner.mark_incomplete(project_id, session_id).await
+    }
 }

@@ -78,6 +78,10 @@ pub trait SpanStore: Send + Sync {
     /// The facts of every span started in the query's window, in no particular order. Callers page through
     /// long windows by time slices, so memory stays bounded by the busiest slice.
     async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError>;
+
+    /// Tags a session `incomplete` (the stale-session sweep), but only over no tag or a success tag: a
+    /// recorded failure is never hidden. True when the tag changed.
+    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError>;
 }
 
 #[async_trait]

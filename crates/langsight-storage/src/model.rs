@@ -387,6 +387,8 @@ pub struct SpanFact {
     pub output_tokens: Option<i64>,
     pub thinking_tokens: Option<i64>,
     pub explicit_lineage: bool,
+    /// `None` for spans sent without a project.
+    pub project_id: Option<String>,
 }
 
 /// Characters of a span's error kept in a [`SpanFact`].

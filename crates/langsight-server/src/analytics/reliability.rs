@@ -113,3 +113,70 @@ impl LoopCounts {
         Value::Array(rows.into_iter().map(|(a, n)| json!({"agent_name": a, "loop_count": n})).collect())
     }
 }
+
+#[derive(Default)]
+struct SessionSeen {
+    project: String,
+    agent: Option<String>,
+    ids: std::collections::HashSet<String>,
+    parents: std::collections::HashSet<String>,
+    spans: u64,
+    llm_calls: u64,
+    tool_calls: u64,
+    last: i64,
+}
+
+/// Runs that stopped without finishing: sessions whose spans name a parent that never arrived (the root of
+/// the run never reported — typically a crashed or killed agent) and with no activity for a while.
+#[derive(Default)]
+pub struct Incomplete(HashMap<String, SessionSeen>);
+
+/// One unfinished session.
+pub struct Unfinished {
+    pub project_id: String,
+    pub session_id: String,
+    pub agent_name: Option<String>,
+    pub last_activity: i64,
+    pub span_count: u64,
+    pub llm_calls: u64,
+    pub tool_calls: u64,
+}
+
+impl Incomplete {
+    pub fn add(&mut self, f: &SpanFact) {
+        let Some(session) = f.session_id.as_deref().filter(|s| !s.is_empty()) else { return };
+        let s = self.0.entry(session.to_string()).or_default();
+        s.project = f.project_id.clone().unwrap_or_default();
+        if s.agent.is_none() {
+            s.agent = f.agent_name.clone();
+        }
+        s.ids.insert(f.span_id.clone());
+        if let Some(p) = f.parent_span_id.as_deref().filter(|p| !p.is_empty()) {
+            s.parents.insert(p.to_string());
+        }
+        s.spans += 1;
+        s.llm_calls += (f.span_type == SpanType::Agent && f.model_id.is_some()) as u64;
+        s.tool_calls += f.span_type.is_call() as u64;
+        s.last = s.last.max(f.ended_at);
+    }
+
+    /// Sessions idle since before `stale_before` with a missing parent, most recent first.
+    pub fn finish(self, stale_before: i64) -> Vec<Unfinished> {
+        let mut out: Vec<Unfinished> = self
+            .0
+            .into_iter()
+            .filter(|(_, s)| s.last < stale_before && s.parents.iter().any(|p| !s.ids.contains(p)))
+            .map(|(session_id, s)| Unfinished {
+                project_id: s.project,
+                session_id,
+                agent_name: s.agent,
+                last_activity: s.last,
+                span_count: s.spans,
+                llm_calls: s.llm_calls,
+                tool_calls: s.tool_calls,
+            })
+            .collect();
+        out.sort_by(|a, b| b.last_activity.cmp(&a.last_activity).then_with(|| a.session_id.cmp(&b.session_id)));
+        out
+    }
+}

@@ -67,6 +67,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/monitoring/errors", get(monitoring::errors))
         .route("/api/reliability/tools", get(monitoring::reliability_tools))
         .route("/api/reliability/anomalies", get(monitoring::anomalies))
+        .route("/api/reliability/incomplete-sessions", get(monitoring::incomplete_sessions))
+        .route("/api/reliability/tag-incomplete", post(monitoring::tag_incomplete))
         .route("/api/auth/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
         .route("/api/projects", get(projects::list).post(projects::create))

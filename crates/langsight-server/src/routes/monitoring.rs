@@ -145,3 +145,53 @@ pub async fn anomalies(
             .collect(),
     )))
 }
+
+/// Unfinished runs, idle for `stale_minutes`, over the last 24 hours.
+async fn unfinished(
+    state: &AppState,
+    principal: &Principal,
+    raw: Option<&str>,
+) -> ApiResult<Vec<crate::analytics::reliability::Unfinished>> {
+    let (p, project) = scoped(state, principal, raw).await?;
+    let stale = p.int("stale_minutes", 5, 1, 60)?;
+    let now = now_micros();
+    let w = Window { project_id: project, include_global: false, since: now - DAY, until: now + 1 };
+    let mut i = reliability::Incomplete::default();
+    scan(state, &w, |f| i.add(f)).await?;
+    Ok(i.finish(now - stale * 60_000_000))
+}
+
+/// `GET /api/reliability/incomplete-sessions`.
+pub async fn incomplete_sessions(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let rows = unfinished(&state, &principal, raw.as_deref()).await?;
+    Ok(Json(Value::Array(
+        rows.iter()
+            .map(|u| {
+                serde_json::json!({
+                    "session_id": u.session_id, "agent_name": u.agent_name,
+                    "last_activity": langsight_core::time::iso_offset(u.last_activity), "span_count": u.span_count,
+                    "llm_calls": u.llm_calls, "tool_calls": u.tool_calls,
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// `POST /api/reliability/tag-incomplete`: tags the unfinished sessions `incomplete` (never over a failure tag).
+pub async fn tag_incomplete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    principal.require_admin()?;
+    let rows = unfinished(&state, &principal, raw.as_deref()).await?;
+    let mut tagged = 0;
+    for u in &rows {
+        tagged += state.storage.spans.mark_incomplete(&u.project_id, &u.session_id).await? as u64;
+    }
+    Ok(Json(serde_json::json!({ "tagged": tagged })))
+}

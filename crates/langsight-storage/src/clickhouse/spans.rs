@@ -261,6 +261,10 @@ impl SpanStore for DualSpans {
         Ok(n)
     }
 
+    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
+        self.pg.mark_incomplete(project_id, session_id).await
+    }
+
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         let db = self.ch.database();
         let project = match &q.project_id {
@@ -272,7 +276,7 @@ impl SpanStore for DualSpans {
             .query(&format!(
                 "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
                  target_agent_name, started_at, ended_at, latency_ms, status, substringUTF8(error, 1, 300) AS error, \
-                 model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance FROM {db}.spans \
+                 model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM {db}.spans \
                  WHERE started_at >= {} AND started_at < {}{project} FORMAT JSONEachRow",
                 q.since, q.until
             ))
@@ -301,6 +305,7 @@ impl SpanStore for DualSpans {
                     output_tokens: opt_int(m, "output_tokens"),
                     thinking_tokens: opt_int(m, "thinking_tokens"),
                     explicit_lineage: text(m, "lineage_provenance") == "explicit",
+                    project_id: Some(text(m, "project_id")).filter(|p| !p.is_empty()),
                 })
             })
             .collect()

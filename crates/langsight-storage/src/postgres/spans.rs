@@ -366,13 +366,28 @@ impl SpanStore for PgStorage {
         Ok(n)
     }
 
+    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE sessions SET health_tag = 'incomplete', \
+                 rollup = jsonb_set(rollup::jsonb, '{health_tag}', '\"incomplete\"')::text \
+                 WHERE project_id = $1 AND session_id = $2 AND rollup <> '' \
+                 AND (health_tag IS NULL OR health_tag IN ('success', 'success_with_fallback'))",
+                &[&project_id, &session_id],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
                 "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
                  target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, \
-                 input_tokens, output_tokens, thinking_tokens, lineage_provenance FROM spans \
+                 input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM spans \
                  WHERE started_at >= $1 AND started_at < $2 \
                  AND ($3::text IS NULL OR project_id = $3 OR ($4 AND project_id = ''))",
             )
@@ -401,6 +416,7 @@ impl SpanStore for PgStorage {
                     output_tokens: r.get(15),
                     thinking_tokens: r.get(16),
                     explicit_lineage: r.get::<_, String>(17) == "explicit",
+                    project_id: Some(r.get::<_, String>(18)).filter(|p| !p.is_empty()),
                 })
             })
             .collect()

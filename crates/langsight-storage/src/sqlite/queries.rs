@@ -25,7 +25,7 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
 /// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
 const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
     target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, input_tokens, \
-    output_tokens, thinking_tokens, lineage_provenance";
+    output_tokens, thinking_tokens, lineage_provenance, project_id";
 
 fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -52,6 +52,7 @@ fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
         output_tokens: r.get(15)?,
         thinking_tokens: r.get(16)?,
         explicit_lineage: text(17)? == "explicit",
+        project_id: Some(text(18)?).filter(|p| !p.is_empty()),
     })
 }
 
@@ -320,6 +321,20 @@ impl SpanStore for SqliteStorage {
             conn.execute("DELETE FROM sessions WHERE last_call_at < ?1", params![before])?;
             conn.execute("DELETE FROM tool_hourly WHERE hour < ?1", params![before.div_euclid(3_600_000_000)])?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
+        let (project_id, session_id) = (project_id.to_string(), session_id.to_string());
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE sessions SET health_tag = 'incomplete', rollup = json_set(rollup, '$.health_tag', 'incomplete') \
+                 WHERE project_id = ?1 AND session_id = ?2 AND rollup <> '' \
+                 AND (health_tag IS NULL OR health_tag IN ('success', 'success_with_fallback'))",
+                params![project_id, session_id],
+            )?;
+            Ok(n > 0)
         })
         .await
     }
