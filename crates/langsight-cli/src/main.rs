@@ -1,8 +1,12 @@
 //! `langsight`: the command line. `serve` runs the API server; `init` and `add` write the MCP servers to
-//! monitor; `mcp-health` and `monitor` check them.
+//! monitor; `mcp-health`, `monitor`, `security-scan` and `scan` check them; `sessions`, `costs`, `scorecard`,
+//! `investigate` and `api-key` read a running server (`LANGSIGHT_URL`) or the local database.
 
+mod commands;
 mod discover;
+mod output;
 mod setup;
+mod source;
 
 use clap::{Parser, Subcommand};
 use langsight_server::config::{Config, Flags};
@@ -10,7 +14,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "langsight", version, about = "Runtime reliability for AI-agent toolchains")]
+#[command(
+    name = "langsight",
+    version,
+    about = "Runtime reliability for AI-agent toolchains",
+    after_help = "Commands that read data (sessions, costs, scorecard, investigate, api-key) talk to the server at \
+LANGSIGHT_URL with LANGSIGHT_API_KEY, or, without LANGSIGHT_URL, to the local database directly.\n\
+Data goes to stdout (--json for machines), logs to stderr; colours only on a terminal (NO_COLOR turns them off)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -59,6 +70,104 @@ enum Command {
         /// Exit 1 when any critical or high finding exists.
         #[arg(long)]
         ci: bool,
+    },
+    /// List agent sessions, or show one session's trace as a tree.
+    ///
+    /// Examples: langsight sessions --hours 6 --agent researcher
+    ///           langsight sessions --id 4f1c…  (the span tree)
+    ///           langsight sessions --json | jq '.[].session_id'
+    Sessions {
+        /// Path of a .langsight.yaml (for the local database).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Sessions active in the last N hours (1–720).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+        hours: u32,
+        /// Only sessions this agent took part in.
+        #[arg(long)]
+        agent: Option<String>,
+        /// Only sessions with this health tag (success, tool_failure, timeout, …).
+        #[arg(long)]
+        health: Option<String>,
+        /// At most this many sessions (1–1000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+        /// Show this session's trace instead of the list.
+        #[arg(long)]
+        id: Option<String>,
+        /// The project to read (a project-bound key reads its own without this).
+        #[arg(long)]
+        project: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What the agents cost: token-priced LLM calls and call-priced tool calls, by tool and agent.
+    ///
+    /// Example: langsight costs --hours 168
+    Costs {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The last N hours (1–720).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+        hours: u32,
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// MCP server scorecards (availability, security, reliability, schema stability, performance).
+    ///
+    /// Example: langsight scorecard --fail-below B   (exit 1 when any server grades below B)
+    Scorecard {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only this server.
+        #[arg(long)]
+        server: Option<String>,
+        /// Exit 1 when any grade is worse than this (A, B, C or D).
+        #[arg(long)]
+        fail_below: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Root-cause report for MCP servers from their recent health checks (an AI provider when configured).
+    ///
+    /// Example: langsight investigate postgres-mcp jira-mcp --window 6
+    Investigate {
+        /// The servers to investigate (1–10).
+        #[arg(required = true)]
+        servers: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Hours of history to look at (0.5–168).
+        #[arg(long, default_value_t = 1.0)]
+        window: f64,
+        /// anthropic, openai, gemini or ollama (falls back to the rule-based report).
+        #[arg(long, default_value = "anthropic")]
+        provider: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// API keys.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Zero-infra check of the configured MCP servers: health, tools, schema drift since the last scan and
+    /// security findings, with no server running. Exit 1 when a server is down or a finding is critical.
+    ///
+    /// Example: langsight scan --config .langsight.yaml --json
+    Scan {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: langsight completions bash > /etc/bash_completion.d/langsight
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Check the configured MCP servers continuously, printing the table after every round.
     Monitor {
@@ -124,8 +233,32 @@ enum Command {
     },
 }
 
-fn init_logging() {
-    let level = std::env::var("LANGSIGHT_LOG_LEVEL").unwrap_or_else(|_| "info".into()).to_ascii_lowercase();
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create an API key (stored hashed; printed once).
+    ///
+    /// Example: LANGSIGHT_URL=https://langsight.internal LANGSIGHT_API_KEY=… langsight api-key generate --name ci --role viewer
+    Generate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// admin or viewer.
+        #[arg(long, default_value = "admin", value_parser = ["admin", "viewer"])]
+        role: String,
+        /// Bind the key to this project.
+        #[arg(long)]
+        project: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Logs to stderr at `LANGSIGHT_LOG_LEVEL`, else `default` (`info` for the server, `warn` for commands whose
+/// output is the point).
+fn init_logging(default: &str) {
+    let level = std::env::var("LANGSIGHT_LOG_LEVEL").unwrap_or_else(|_| default.into()).to_ascii_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -138,9 +271,28 @@ fn init_logging() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(if matches!(cli.command, Command::Serve { .. } | Command::Monitor { .. }) { "info" } else { "warn" });
     langsight_server::install_tls();
     match cli.command {
+        Command::Sessions { config, hours, agent, health, limit, id, project, json } => {
+            commands::sessions(commands::SessionsArgs { config, hours, agent, health, limit, id, project, json })
+        }
+        Command::Costs { config, hours, project, json } => commands::costs(config, hours, project, json),
+        Command::Scorecard { config, server, fail_below, json } => {
+            commands::scorecard(config, server, fail_below, json)
+        }
+        Command::Investigate { servers, config, window, provider, json } => {
+            commands::investigate(config, servers, window, provider, json)
+        }
+        Command::ApiKey(ApiKeyCommand::Generate { config, name, role, project, json }) => {
+            commands::api_key(config, name, role, project, json)
+        }
+        Command::Scan { config, json } => commands::scan(config, json),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "langsight", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
         Command::SecurityScan { config, json, ci } => security_scan(config, json, ci),
         Command::Init { output, slack_webhook, yes, skip_check } => {

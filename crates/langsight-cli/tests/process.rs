@@ -273,3 +273,146 @@ fn security_scan_prints_findings_and_fails_ci_on_critical_ones() {
     let (code, _) = run("servers: []\n", &[]);
     assert_eq!(code, Some(1), "no servers configured");
 }
+
+/// Runs `langsight args…` with `env`, returning (exit code, stdout, stderr).
+fn cli(db: &Path, env: &[(&str, &str)], args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = langsight(db);
+    cmd.env("COLUMNS", "250").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = run_with_timeout(cmd, Duration::from_secs(90));
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_commands_read_a_running_server_or_the_local_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let (mut child, url) = spawn(&db);
+    let sid = session_id();
+    let mut run = agent_run(&sid, 12, None);
+    run[3]["model_id"] = json!("claude-sonnet-4-6");
+    run[3]["input_tokens"] = json!(1000);
+    run[3]["output_tokens"] = json!(100);
+    assert_eq!(post(&url, &run).await.0, 202);
+    let remote = [("LANGSIGHT_URL", url.as_str()), ("LANGSIGHT_API_KEY", KEY)];
+    let db2 = db.clone();
+    let cli_remote = move |args: &'static [&'static str]| {
+        let db = db2.clone();
+        let env: Vec<(String, String)> = remote.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        std::thread::spawn(move || {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            cli(&db, &env, args)
+        })
+        .join()
+        .unwrap()
+    };
+
+    let (code, table, _) = cli_remote(&["sessions"]);
+    assert_eq!(code, Some(0));
+    assert!(table.contains("Agent Sessions  (last 24h — 1 sessions)") && table.contains(&sid), "{table}");
+    assert!(!table.contains("\x1b["), "no colour when stdout is not a terminal");
+    let (code, out, _) = cli_remote(&["sessions", "--json", "--agent", "researcher"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).expect("stdout is only JSON");
+    assert_eq!(v[0]["session_id"], json!(sid));
+
+    let (code, costs, _) = cli_remote(&["costs", "--json"]);
+    assert_eq!(code, Some(0));
+    let c: Value = serde_json::from_str(&costs).unwrap();
+    assert!(c["total_calls"].as_u64().unwrap() > 0, "{c}");
+    let (_, costs_table, _) = cli_remote(&["costs"]);
+    assert!(costs_table.contains("Total: $") && costs_table.contains("search_issues"), "{costs_table}");
+
+    let (code, key_json, _) = cli_remote(&["api-key", "generate", "--name", "ci", "--role", "viewer", "--json"]);
+    assert_eq!(code, Some(0));
+    let viewer = serde_json::from_str::<Value>(&key_json).unwrap()["key"].as_str().unwrap().to_string();
+    assert!(viewer.starts_with("ls_"));
+    let (code, _, err) =
+        cli(&db, &[("LANGSIGHT_URL", url.as_str()), ("LANGSIGHT_API_KEY", viewer.as_str())], &["api-key", "generate"]);
+    assert_eq!(code, Some(2), "a viewer key cannot create keys: {err}");
+    assert!(err.contains("LANGSIGHT_API_KEY"), "{err}");
+
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (code, _, err) = cli(&db, &[("LANGSIGHT_URL", url.as_str())], &["sessions"]);
+    assert_eq!(code, Some(2), "server gone");
+    assert!(err.contains("is the server running?"), "{err}");
+
+    // No URL: the local database, directly.
+    let (code, out, _) = cli(&db, &[], &["sessions", "--json"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()[0]["session_id"], json!(sid));
+    let (code, tree, _) = cli(&db, &[], &["sessions", "--id", &sid]);
+    assert_eq!(code, Some(0), "{tree}");
+    assert!(
+        tree.contains(&format!("Trace: {sid}")) && tree.contains("└─ ") && tree.contains("github/search_issues"),
+        "{tree}"
+    );
+    assert!(tree.contains("10 tool calls · 1 failed"), "{tree}");
+    let (code, _, err) = cli(&db, &[], &["sessions", "--id", "0123456789abcdef0123456789abcdef"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("not found"), "{err}");
+    let (code, _, err) = cli(&db, &[], &["sessions", "--hours", "9999"]);
+    assert_eq!(code, Some(2), "clap refuses out-of-range values: {err}");
+}
+
+#[test]
+fn scan_scorecard_and_investigate_work_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let everything = std::env::var("LANGSIGHT_TEST_EVERYTHING").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_default();
+        format!("{home}/.cache/langsight-test-npm/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+    });
+    assert!(Path::new(&everything).exists(), "run ./scripts/test (it installs the MCP reference server)");
+    let yaml = dir.path().join("langsight.yaml");
+    std::fs::write(&yaml, format!(
+        "servers:\n  - name: everything\n    transport: stdio\n    command: node\n    args: [\"{everything}\", \"stdio\"]\n"
+    )).unwrap();
+    let cfg = yaml.to_str().unwrap();
+    let (code, table, err) = cli(&db, &[], &["scan", "--config", cfg]);
+    assert_eq!(code, Some(0), "the reference server is up with no critical finding: {table}{err}");
+    assert!(
+        table.contains("LangSight Scan  (1 servers)") && table.contains("everything tools:") && table.contains("echo"),
+        "{table}"
+    );
+    assert!(table.contains("first scan"), "{table}");
+    let (code, out, _) = cli(&db, &[], &["scan", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(0));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((v[0]["health"]["status"].clone(), v[0]["drift"].clone()), (json!("up"), json!("unchanged")));
+    assert!(v[0]["security"]["findings"].as_array().unwrap().iter().any(|f| f["category"] == json!("OWASP-MCP-01")));
+
+    // The scans were recorded: the scorecard and investigation read them from the local database.
+    let (code, out, _) = cli(&db, &[], &["scorecard", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let cards: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        cards.as_array().unwrap().iter().any(|c| c["server_name"] == json!("everything") && c["grade"].is_string()),
+        "{cards}"
+    );
+    let (code, _, _) = cli(&db, &[], &["scorecard", "--config", cfg, "--fail-below", "Z"]);
+    assert_eq!(code, Some(2));
+    let (code, out, _) = cli(&db, &[], &["investigate", "everything", "--config", cfg, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["evidence"][0]["total_checks"], json!(2));
+    assert_eq!(r["provider_used"], json!("rule-based"));
+
+    // A server that is down: non-zero, with the reason.
+    std::fs::write(&yaml, "servers:\n  - name: gone\n    transport: stdio\n    command: /nonexistent/mcp-server\n")
+        .unwrap();
+    let (code, table, _) = cli(&db, &[], &["scan", "--config", cfg]);
+    assert_eq!(code, Some(1), "{table}");
+    assert!(table.contains("down") && table.contains("/nonexistent/mcp-server"), "{table}");
+
+    let (code, script, _) = cli(&db, &[], &["completions", "bash"]);
+    assert_eq!(code, Some(0));
+    assert!(script.contains("langsight") && script.contains("sessions"), "a bash completion script");
+}
