@@ -180,6 +180,9 @@ enum Command {
         /// One round, then exit (with mcp-health's exit code).
         #[arg(long)]
         once: bool,
+        /// Print each round as JSON (one array per round) instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Find the MCP servers your clients already use (Claude, Cursor, VS Code, Windsurf, Gemini CLI, Kiro,
     /// Zed, Cline, ./.mcp.json) and write them to .langsight.yaml.
@@ -301,7 +304,7 @@ fn main() -> ExitCode {
         Command::Add { name, url, command, args, env, header, config, skip_check, yes } => {
             setup::add(setup::AddArgs { name, url, command, args, env, header, config, skip_check, yes })
         }
-        Command::Monitor { config, interval, once } => {
+        Command::Monitor { config, interval, once, json } => {
             let every = interval
                 .or_else(|| {
                     std::env::var("LANGSIGHT_HEALTH_CHECK_INTERVAL_SECONDS").ok().and_then(|v| v.trim().parse().ok())
@@ -309,7 +312,7 @@ fn main() -> ExitCode {
                 .unwrap_or(30)
                 .max(1);
             loop {
-                let code = mcp_health(config.clone(), None, false);
+                let code = mcp_health(config.clone(), None, json);
                 if once {
                     return code;
                 }
@@ -397,26 +400,30 @@ fn security_scan(config: Option<PathBuf>, json: bool, ci: bool) -> ExitCode {
         println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
     } else {
         let total: usize = reports.iter().map(|r| r.findings.len()).sum();
-        println!("Security Scan Results  ({} servers, {total} findings)", reports.len());
-        println!("{:<10} {:<20} {:<14} {:<60} Tool", "Severity", "Server", "Category", "Finding");
+        println!(
+            "{}",
+            output::paint(&format!("Security Scan Results  ({} servers, {total} findings)", reports.len()), "1")
+        );
+        let mut t = output::Table::new(vec!["Severity", "Server", "Category", "Finding", "Tool"], 3);
+        t.coloured = vec![0];
         for r in &reports {
             if let Some(e) = &r.error {
-                println!("{:<10} {:<20} {:<14} {:<60}", "ERROR", r.server_name, "", e);
+                t.row(vec!["ERROR".into(), r.server_name.clone(), String::new(), e.clone(), String::new()]);
             }
             if r.findings.is_empty() {
-                println!("{:<10} {:<20} {:<14} {:<60}", "CLEAN", r.server_name, "", "No findings");
+                t.row(vec!["CLEAN".into(), r.server_name.clone(), String::new(), "No findings".into(), String::new()]);
             }
             for f in &r.findings {
-                println!(
-                    "{:<10} {:<20} {:<14} {:<60} {}",
+                t.row(vec![
                     f.severity.as_str().to_uppercase(),
-                    r.server_name,
-                    f.category,
-                    f.title,
-                    f.tool_name.as_deref().unwrap_or("")
-                );
+                    r.server_name.clone(),
+                    f.category.clone(),
+                    f.title.clone(),
+                    f.tool_name.clone().unwrap_or_default(),
+                ]);
             }
         }
+        print!("{}", t.render());
         let clean = reports.iter().filter(|r| r.findings.iter().all(|f| f.severity > Severity::High)).count();
         if critical + high == 0 {
             println!("✓ No critical or high findings on {} servers", reports.len());
@@ -487,8 +494,9 @@ fn mcp_health(config: Option<PathBuf>, server: Option<String>, json: bool) -> Ex
             .collect();
         println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
     } else {
-        println!("MCP Server Health  ({} servers)", results.len());
-        println!("{:<20} {:<12} {:>8} {:>6}  {:<33} Error", "Server", "Status", "Latency", "Tools", "Schema");
+        println!("{}", output::paint(&format!("MCP Server Health  ({} servers)", results.len()), "1"));
+        let mut t = output::Table::new(vec!["Server", "Status", "Latency", "Tools", "Schema", "Error"], 5);
+        t.coloured = vec![1];
         for r in &results {
             let status = match r.status {
                 langsight_monitor::Status::Up => "✓ up",
@@ -496,16 +504,16 @@ fn mcp_health(config: Option<PathBuf>, server: Option<String>, json: bool) -> Ex
                 langsight_monitor::Status::Down => "✗ down",
             };
             let ok = r.status == langsight_monitor::Status::Up;
-            println!(
-                "{:<20} {:<12} {:>8} {:>6}  {:<33} {}",
-                r.server_name,
-                status,
+            t.row(vec![
+                r.server_name.clone(),
+                status.into(),
                 r.latency_ms.map(|l| format!("{l:.0}ms")).unwrap_or_else(|| "—".into()),
                 if ok { r.tools.len().to_string() } else { "—".into() },
                 r.schema_hash.clone().unwrap_or_else(|| "—".into()),
-                r.error.clone().unwrap_or_default()
-            );
+                r.error.clone().unwrap_or_default(),
+            ]);
         }
+        print!("{}", t.render());
         let up = results.iter().filter(|r| r.status == langsight_monitor::Status::Up).count();
         println!("\n{up}/{} servers healthy", results.len());
     }
