@@ -294,6 +294,15 @@ pub async fn resolve_from(
         return Ok(Principal::Session(user));
     }
     let key = presented_key(headers);
+    if key.is_none() {
+        if let Some(id) = crate::session::user_id(state, headers) {
+            let user = state.storage.users.user_by_id(&id).await?;
+            let Some(user) = user.filter(|u| u.active) else {
+                return Err(ApiError::Unauthenticated("Your session has ended: log in again.".into()));
+            };
+            return Ok(Principal::Session(user));
+        }
+    }
     let has_bootstrap = !state.config.api_keys.is_empty();
     if key.is_none() {
         if !has_bootstrap && !state.keys.any_stored(state).await {
@@ -335,6 +344,16 @@ pub async fn resolve_from(
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let principal = resolve_from(&state, peer, req.headers()).await?;
+    // A browser session writes only with the CSRF header (cross-site pages cannot set it).
+    let by_cookie = presented_key(req.headers()).is_none() && crate::session::user_id(&state, req.headers()).is_some();
+    let safe =
+        matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
+    if by_cookie && !safe && req.headers().get(crate::session::CSRF_HEADER).is_none() {
+        return Err(ApiError::Forbidden(format!(
+            "Writes with a session cookie need the {} header (the dashboard sends it).",
+            crate::session::CSRF_HEADER
+        )));
+    }
     req.extensions_mut().insert(principal);
     Ok(next.run(req).await)
 }

@@ -100,11 +100,18 @@ pub async fn verify(
     meta: RequestMeta,
     JsonBody(body): JsonBody<Login>,
 ) -> ApiResult<Json<Value>> {
+    let u = check_login(&state, &meta, body).await?;
+    let name = u.email.split('@').next().unwrap_or_default().to_string();
+    Ok(Json(json!({"id": u.id, "email": u.email, "role": u.role, "name": name})))
+}
+
+/// Checks an email and password under the lockout rules; the user on success.
+async fn check_login(state: &AppState, meta: &RequestMeta, body: Login) -> ApiResult<langsight_storage::User> {
     let email = body.email.trim().to_lowercase();
     let now = now_micros();
     // Locked accounts are refused before any hashing: a brute force costs us nothing.
     if state.storage.users.locked_until(&email, now).await?.is_some() {
-        record_as(&state, &email, &meta, "login.locked", json!({"email": mask_email(&email)}), "");
+        record_as(state, &email, meta, "login.locked", json!({"email": mask_email(&email)}), "");
         return Err(ApiError::TooManyRequests(LOCKED.into()));
     }
     let user = state.storage.users.user_by_email(&email).await?.filter(|u| u.active);
@@ -116,20 +123,56 @@ pub async fn verify(
         Some(u) if ok => {
             state.storage.users.clear_login_failures(&email).await?;
             state.storage.users.touch_login(&u.id, now).await?;
-            record_as(&state, &u.id, &meta, "login.success", json!({}), "");
-            let name = u.email.split('@').next().unwrap_or_default().to_string();
-            Ok(Json(json!({"id": u.id, "email": u.email, "role": u.role, "name": name})))
+            record_as(state, &u.id, meta, "login.success", json!({}), "");
+            Ok(u)
         }
         _ => {
             let locked = state.storage.users.record_login_failure(&email, now, state.config.users.lockout).await?;
-            record_as(&state, &email, &meta, "login.failed", json!({"email": mask_email(&email)}), "");
+            record_as(state, &email, meta, "login.failed", json!({"email": mask_email(&email)}), "");
             if locked.is_some() {
                 tracing::warn!(email = %mask_email(&email), "login.account_locked");
-                record_as(&state, &email, &meta, "login.lockout", json!({"email": mask_email(&email)}), "");
+                record_as(state, &email, meta, "login.lockout", json!({"email": mask_email(&email)}), "");
             }
             Err(ApiError::Unauthenticated(BAD_LOGIN.into()))
         }
     }
+}
+
+/// `POST /api/auth/login`: the dashboard's login; sets the session cookie.
+pub async fn login(
+    State(state): State<AppState>,
+    meta: RequestMeta,
+    headers: axum::http::HeaderMap,
+    JsonBody(body): JsonBody<Login>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let u = check_login(&state, &meta, body).await?;
+    let expires = chrono::Utc::now().timestamp() + crate::session::LIFETIME_SECS;
+    let token = crate::session::token(&state, &u.id, expires);
+    let cookie =
+        crate::session::set_cookie(&token, crate::session::LIFETIME_SECS, crate::session::is_https(&state, &headers));
+    let body = json!({"id": u.id, "email": u.email, "role": u.role});
+    Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// `POST /api/auth/logout`: ends the browser session.
+pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let cookie = crate::session::set_cookie("", 0, crate::session::is_https(&state, &headers));
+    ([(axum::http::header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response()
+}
+
+/// `GET /api/auth/me`: who the caller is (the dashboard shows or hides write controls by `role`).
+pub async fn me(axum::Extension(principal): axum::Extension<crate::auth::Principal>) -> Json<Value> {
+    use crate::auth::Principal;
+    let (email, role) = match &principal {
+        Principal::Session(u) => (Some(u.email.clone()), u.role.clone()),
+        Principal::StoredKey(k) => {
+            (None, if k.role == langsight_storage::KeyRole::Admin { "admin".into() } else { "viewer".into() })
+        }
+        Principal::BootstrapKey | Principal::Open => (None, "admin".into()),
+    };
+    Json(json!({"email": email, "role": role, "project_id": principal.bound_project()}))
 }
 
 #[derive(Deserialize)]

@@ -1,0 +1,308 @@
+// LangSight dashboard: one file, no build step, no framework. Every user-supplied string (span payloads, tool
+// descriptions, server and agent names) reaches the page through textContent, never as HTML.
+'use strict';
+
+const state = { me: null, project: localStorage.getItem('ls.project') || '', projects: [], live: null };
+
+// --- DOM helper: h('div', {class: 'x', onclick: f}, 'text', child…). Strings become text nodes.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+const svgNS = 'http://www.w3.org/2000/svg';
+function s(tag, attrs) {
+  const el = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+  return el;
+}
+// Replaces an element's content, skipping absent (null/false) children.
+const fill = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+const badge = (text) => h('span', { class: `badge ${String(text || '').replace(/[^a-z_]/gi, '')}` }, text || '—');
+const isAdmin = () => state.me && state.me.role === 'admin';
+const fmtMs = (ms) => ms == null ? '—' : ms < 2000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+const fmtUsd = (v) => v == null ? '—' : `$${Number(v).toFixed(4)}`;
+const when = (t) => t ? new Date(String(t).replace(' ', 'T')).toLocaleString() : '—';
+
+// --- API: the session cookie authenticates; writes carry the CSRF header.
+async function api(method, path, body) {
+  const sep = path.includes('?') ? '&' : '?';
+  const scoped = state.project && !path.startsWith('/api/auth/') && !path.startsWith('/api/projects')
+    && !path.startsWith('/api/settings') && !path.startsWith('/api/users') ? `${path}${sep}project_id=${encodeURIComponent(state.project)}` : path;
+  const opts = { method, headers: { 'X-LangSight-CSRF': '1' }, credentials: 'same-origin' };
+  if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
+  const r = await fetch(scoped, opts);
+  if (r.status === 401) { state.me = null; render(); throw new Error('Please log in again.'); }
+  const text = await r.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new Error(data && data.detail ? (typeof data.detail === 'string' ? data.detail : JSON.stringify(data.detail)) : `HTTP ${r.status}`);
+  return data;
+}
+
+// --- Shell: header, navigation, project switcher.
+const pages = [
+  ['overview', 'Overview'], ['sessions', 'Sessions'], ['live', 'Live'], ['servers', 'MCP servers'],
+  ['alerts', 'Alerts'], ['costs', 'Costs'], ['slos', 'SLOs'], ['projects', 'Projects'], ['keys', 'API keys'],
+];
+
+function route() {
+  const [page, ...rest] = (location.hash.replace(/^#\/?/, '').split('?')[0] || 'overview').split('/');
+  return { page, arg: rest.map(decodeURIComponent).join('/') };
+}
+
+async function render() {
+  const app = document.getElementById('app');
+  if (state.live && route().page !== 'live') { state.live.close(); state.live = null; }
+  if (!state.me) {
+    try { state.me = await (await fetch('/api/auth/me', { credentials: 'same-origin' })).json(); if (!state.me.role) state.me = null; }
+    catch (_) { state.me = null; }
+  }
+  if (!state.me) { app.replaceChildren(loginView()); return; }
+  if (!state.projects.length) { try { state.projects = await api('GET', '/api/projects'); } catch (_) { state.projects = []; } }
+  const { page, arg } = route();
+  const main = h('main', { id: 'main' }, h('p', { class: 'dim' }, 'Loading…'));
+  const projectPick = h('select', { 'aria-label': 'Project', onchange: (e) => { state.project = e.target.value; localStorage.setItem('ls.project', state.project); render(); } },
+    h('option', { value: '' }, 'All projects'),
+    state.projects.map((p) => h('option', { value: p.id, selected: p.id === state.project }, p.name)));
+  app.replaceChildren(
+    h('header', { class: 'top' },
+      h('div', { class: 'brand' }, 'Lang', h('span', {}, 'Sight')),
+      h('nav', { class: 'main', 'aria-label': 'Main' }, pages.map(([id, label]) => h('a', { href: `#/${id}`, class: page === id ? 'on' : '', 'aria-current': page === id ? 'page' : null }, label))),
+      h('div', { class: 'spacer' }),
+      projectPick,
+      h('span', { class: 'who' }, `${state.me.email || 'API key'} · `, badge(state.me.role)),
+      h('button', { class: 'secondary', onclick: logout }, 'Log out')),
+    main);
+  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || overview;
+  try { await view(main, arg); } catch (e) { fill(main, h('p', { class: 'error', role: 'alert' }, e.message)); }
+}
+
+async function logout() {
+  await fetch('/api/auth/logout', { method: 'POST', headers: { 'X-LangSight-CSRF': '1' }, credentials: 'same-origin' });
+  state.me = null; state.projects = []; render();
+}
+
+function loginView() {
+  const err = h('p', { class: 'error', role: 'alert' });
+  const email = h('input', { id: 'email', type: 'email', autocomplete: 'username', required: true });
+  const password = h('input', { id: 'password', type: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', { class: 'login', onsubmit: async (e) => {
+    e.preventDefault(); err.textContent = '';
+    const r = await fetch('/api/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin',
+      body: JSON.stringify({ email: email.value, password: password.value }) });
+    if (!r.ok) { const d = await r.json().catch(() => ({})); err.textContent = d.detail || `Login failed (HTTP ${r.status})`; return; }
+    state.me = null; render();
+  } },
+  h('h1', {}, 'Lang', h('span', { style: null }, 'Sight')),
+  h('label', { for: 'email' }, 'Email', email), h('label', { for: 'password' }, 'Password', password),
+  h('button', { type: 'submit' }, 'Log in'), err);
+  return form;
+}
+
+// --- Charts: small SVG line/bar charts.
+function chart(title, points, key, fmt) {
+  const w = 300, hgt = 100, values = points.map((p) => Number(p[key]) || 0), max = Math.max(1, ...values);
+  const svg = s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
+  const step = values.length > 1 ? w / (values.length - 1) : w;
+  const pts = values.map((v, i) => `${(i * step).toFixed(1)},${(hgt - 4 - (v / max) * (hgt - 10)).toFixed(1)}`);
+  if (pts.length === 1) pts.push(`${w},${pts[0].split(',')[1]}`);
+  svg.append(s('polyline', { points: pts.join(' '), fill: 'none', stroke: '#4da3ff', 'stroke-width': 2 }));
+  return h('div', { class: 'chart' }, h('div', { class: 'k' }, `${title} · max ${fmt(max)}`), svg);
+}
+
+async function overview(main) {
+  const hours = 24;
+  const [ts, sessions, breakdown, counts] = await Promise.all([
+    api('GET', `/api/monitoring/timeseries?hours=${hours}`), api('GET', `/api/agents/sessions?hours=${hours}&limit=1000`),
+    api('GET', `/api/costs/breakdown?hours=${hours}`), api('GET', '/api/alerts/counts')]);
+  const calls = ts.reduce((a, b) => a + b.tool_calls, 0), errors = ts.reduce((a, b) => a + b.errors, 0);
+  const tokens = ts.reduce((a, b) => a + b.input_tokens + b.output_tokens, 0);
+  const p99 = Math.max(0, ...ts.map((b) => b.p99_latency_ms));
+  const card = (k, v) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v));
+  fill(main, h('h1', {}, 'Overview · last 24 h'),
+    h('div', { class: 'cards' }, card('Sessions', sessions.length), card('Tool calls', calls),
+      card('Error rate', calls ? `${(errors / calls * 100).toFixed(1)} %` : '—'), card('p99 latency', fmtMs(p99)),
+      card('Tokens', tokens.toLocaleString()), card('Cost', fmtUsd(breakdown.total_cost_usd)), card('Active alerts', counts.total)),
+    h('div', { class: 'charts' }, chart('Sessions', ts, 'sessions', String), chart('Error rate', ts, 'error_rate', (v) => `${(v * 100).toFixed(0)} %`),
+      chart('p99 latency', ts, 'p99_latency_ms', fmtMs), chart('Tokens in', ts, 'input_tokens', (v) => v.toLocaleString())),
+    ts.length ? null : h('p', { class: 'dim' }, 'No spans in the last 24 hours yet.'));
+}
+
+async function sessions(main) {
+  const q = new URLSearchParams(location.hash.split('?')[1] || '');
+  const hours = q.get('hours') || '24', agent = q.get('agent') || '', tag = q.get('health') || '', limit = Number(q.get('limit') || 50);
+  const apply = (over) => { const n = new URLSearchParams({ hours, agent, health: tag, limit, ...over }); location.hash = `#/sessions?${n}`; };
+  const rows = await api('GET', `/api/agents/sessions?hours=${hours}&limit=${limit}${agent ? `&agent_name=${encodeURIComponent(agent)}` : ''}${tag ? `&health_tag=${tag}` : ''}`);
+  const agentIn = h('input', { id: 'f-agent', value: agent, placeholder: 'any agent' });
+  const tags = ['', 'success', 'success_with_fallback', 'tool_failure', 'timeout', 'loop_detected', 'budget_exceeded', 'circuit_breaker_open', 'schema_drift', 'incomplete'];
+  fill(main, h('h1', {}, 'Sessions'),
+    h('form', { class: 'filters', onsubmit: (e) => { e.preventDefault(); apply({ agent: agentIn.value, hours: e.target.hours.value, health: e.target.health.value, limit: 50 }); } },
+      h('label', {}, 'Window', h('select', { name: 'hours' }, [1, 6, 24, 72, 168, 720].map((x) => h('option', { value: x, selected: String(x) === hours }, x < 24 ? `${x} h` : `${x / 24} d`)))),
+      h('label', { for: 'f-agent' }, 'Agent', agentIn),
+      h('label', {}, 'Health', h('select', { name: 'health' }, tags.map((t) => h('option', { value: t, selected: t === tag }, t || 'any')))),
+      h('button', { type: 'submit' }, 'Apply')),
+    h('table', {}, h('thead', {}, h('tr', {}, ['Session', 'Agent', 'Health', 'Calls', 'Failed', 'Duration', 'Cost', 'Started'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, rows.map((r) => h('tr', {},
+        h('td', { class: 'mono' }, h('a', { href: `#/sessions/${encodeURIComponent(r.session_id)}` }, r.session_id)),
+        h('td', {}, r.agent_name || '—'), h('td', {}, badge(r.health_tag)), h('td', { class: 'num' }, r.tool_calls),
+        h('td', { class: 'num' }, r.failed_calls), h('td', { class: 'num' }, fmtMs(r.duration_ms)),
+        h('td', { class: 'num' }, fmtUsd(r.est_cost_usd)), h('td', {}, when(r.first_call_at)))))),
+    rows.length ? null : h('p', { class: 'dim' }, 'No sessions in this window.'),
+    rows.length >= limit ? h('p', {}, h('button', { class: 'secondary', onclick: () => apply({ limit: Math.min(limit + 50, 1000) }) }, 'Load more')) : null);
+}
+
+async function session(main, id) {
+  const t = await api('GET', `/api/agents/sessions/${encodeURIComponent(id)}`);
+  const start = Math.min(...t.spans_flat.map((x) => Date.parse(x.started_at)));
+  const end = Math.max(...t.spans_flat.map((x) => Date.parse(x.ended_at)));
+  const span = Math.max(1, end - start);
+  const rows = [];
+  const walk = (node, depth) => {
+    const left = (Date.parse(node.started_at) - start) / span * 100, width = Math.max(0.5, (Date.parse(node.ended_at) - Date.parse(node.started_at)) / span * 100);
+    const bar = h('div', { class: `bar ${node.status}` }); bar.style.left = `${left}%`; bar.style.width = `${width}%`;
+    const payload = h('pre', { class: 'payload', hidden: true });
+    payload.textContent = [['input', node.input_json], ['output', node.output_json], ['prompt', node.llm_input], ['completion', node.llm_output], ['error', node.error]]
+      .filter(([, v]) => v).map(([k, v]) => `${k}:\n${v}`).join('\n\n') || '(no payload)';
+    const name = h('div', {}, '\u00a0'.repeat(depth * 3), h('span', { class: 'dim' }, `${node.span_type} `), `${node.server_name}/${node.tool_name}`,
+      node.agent_name ? h('span', { class: 'dim' }, ` · ${node.agent_name}`) : null, ' ',
+      h('button', { class: 'secondary small', 'aria-expanded': 'false', onclick: (e) => { payload.hidden = !payload.hidden; e.target.setAttribute('aria-expanded', String(!payload.hidden)); } }, 'payload'));
+    rows.push(h('div', { class: 'row' }, name, badge(node.status), h('div', { class: 'num' }, fmtMs(node.latency_ms)), h('div', { class: 'timeline' }, bar)), payload);
+    (node.children || []).forEach((c) => walk(c, depth + 1));
+  };
+  t.root_spans.forEach((r) => walk(r, 0));
+  const list = await api('GET', `/api/agents/sessions?hours=720&limit=1000`).catch(() => []);
+  const row = list.find((x) => x.session_id === id) || {};
+  fill(main, h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')), h('h1', { class: 'mono' }, `Session ${id}`),
+    h('div', { class: 'cards' }, ...[['Health', badge(row.health_tag)], ['Spans', t.total_spans], ['Tool calls', t.tool_calls], ['Failed', t.failed_calls],
+      ['Duration', fmtMs(t.duration_ms)], ['Cost', fmtUsd(row.est_cost_usd)]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),
+    h('h2', {}, 'Span tree and timeline'), h('div', { class: 'tree', id: 'tree' }, rows));
+}
+
+function live(main) {
+  const list = h('tbody', { id: 'live-rows' }), filter = h('input', { id: 'live-filter', placeholder: 'filter: server, tool, agent…' });
+  const status = h('span', { class: 'dim', id: 'live-status' }, 'connecting…');
+  let paused = false; const held = [];
+  const pause = h('button', { class: 'secondary', id: 'live-pause', onclick: () => { paused = !paused; pause.textContent = paused ? 'Resume' : 'Pause'; if (!paused) { held.splice(0).forEach(add); } } }, 'Pause');
+  const add = (d) => {
+    if (paused) { held.push(d); return; }
+    const text = `${d.server_name} ${d.tool_name} ${d.agent_name || ''} ${d.session_id || ''}`.toLowerCase();
+    const tr = h('tr', { 'data-span': d.span_id, hidden: Boolean(filter.value) && !text.includes(filter.value.toLowerCase()) },
+      h('td', {}, when(d.started_at)), h('td', {}, `${d.server_name}/${d.tool_name}`), h('td', {}, d.agent_name || '—'), h('td', {}, badge(d.status)),
+      h('td', { class: 'num' }, fmtMs(d.latency_ms)), h('td', { class: 'mono' }, d.session_id ? h('a', { href: `#/sessions/${encodeURIComponent(d.session_id)}` }, d.session_id) : '—'));
+    list.prepend(tr); while (list.children.length > 300) list.lastChild.remove();
+  };
+  filter.addEventListener('input', () => { for (const tr of list.children) tr.hidden = filter.value && !tr.textContent.toLowerCase().includes(filter.value.toLowerCase()); });
+  const url = `/api/live/events${state.project ? `?project_id=${encodeURIComponent(state.project)}` : ''}`;
+  const es = new EventSource(url, { withCredentials: true });
+  state.live = es;
+  es.onopen = () => { status.textContent = 'live'; };
+  es.onerror = () => { status.textContent = 'reconnecting…'; };
+  es.addEventListener('span:new', (e) => { try { add(JSON.parse(e.data)); } catch (_) { /* malformed frame */ } });
+  es.addEventListener('missed', () => { status.textContent = 'live (some events were missed while disconnected)'; });
+  fill(main, h('h1', {}, 'Live spans'), h('div', { class: 'filters' }, h('label', { for: 'live-filter' }, 'Filter', filter), pause, status),
+    h('div', { class: 'live' }, h('table', {}, h('thead', {}, h('tr', {}, ['Started', 'Server/tool', 'Agent', 'Status', 'Latency', 'Session'].map((c) => h('th', {}, c)))), list)));
+}
+
+async function servers(main) {
+  const rows = await api('GET', '/api/health/servers');
+  const check = isAdmin() ? h('button', { id: 'check-now', onclick: async (e) => { e.target.disabled = true; try { await api('POST', '/api/health/check'); } finally { render(); } } }, 'Check now') : null;
+  fill(main, h('h1', {}, 'MCP servers'), check,
+    h('table', { id: 'servers' }, h('thead', {}, h('tr', {}, ['Server', 'Status', 'Circuit', 'Latency', 'Tools', 'Checked', 'Error'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, rows.map((r) => h('tr', { 'data-server': r.server_name },
+        h('td', {}, h('a', { href: `#/servers/${encodeURIComponent(r.server_name)}` }, r.server_name)), h('td', {}, badge(r.status)),
+        h('td', { class: 'circuit' }, badge(r.circuit_state || 'closed')), h('td', { class: 'num' }, fmtMs(r.latency_ms)),
+        h('td', { class: 'num' }, r.tools_count), h('td', {}, when(r.checked_at)), h('td', { class: 'dim' }, r.error || ''))))),
+    rows.length ? null : h('p', { class: 'dim' }, 'No MCP servers yet: add them to .langsight.yaml or register them under Projects.'));
+}
+
+async function server(main, name) {
+  const n = encodeURIComponent(name);
+  const [history, drift, card, blast, tools] = await Promise.all([
+    api('GET', `/api/health/servers/${n}/history?limit=50`), api('GET', `/api/health/servers/${n}/drift-history`),
+    api('GET', `/api/health/servers/${n}/scorecard`).catch(() => null), api('GET', `/api/health/servers/${n}/blast-radius`),
+    api('GET', `/api/servers/${n}/tools`).catch(() => [])]);
+  const latest = history[0] || {};
+  const points = history.slice().reverse().map((r) => ({ latency: r.latency_ms || 0 }));
+  const toolList = (latest.tools && latest.tools.length ? latest.tools : tools.map((t) => ({ name: t.tool_name, description: t.description })));
+  fill(main, h('p', {}, h('a', { href: '#/servers' }, '← MCP servers')), h('h1', {}, name),
+    h('div', { class: 'cards' }, ...[['Status', badge(latest.status)], ['Circuit', badge(latest.circuit_state || 'closed')], ['Grade', card ? `${card.grade} (${Number(card.score).toFixed(0)})` : '—'],
+      ['Blast radius', `${blast.severity} · ${blast.total_agents_affected} agents`], ['Tools', toolList.length]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),
+    h('div', { class: 'charts' }, chart('Latency history', points, 'latency', fmtMs)),
+    h('div', { class: 'split' },
+      h('div', {}, h('h2', {}, 'Tools'), h('table', {}, h('tbody', {}, toolList.map((t) => h('tr', {}, h('td', { class: 'mono' }, t.name), h('td', { class: 'dim' }, t.description || '')))))),
+      h('div', {}, h('h2', {}, 'Schema drift'), drift.length ? h('table', {}, h('tbody', {}, drift.map((d) => h('tr', {}, h('td', {}, when(d.detected_at)), h('td', {}, d.tool_name), h('td', {}, d.change_kind), h('td', {}, d.has_breaking ? badge('breaking') : badge('compatible')))))) : h('p', { class: 'dim' }, 'No drift recorded.'),
+        h('h2', {}, 'Scorecard'), card ? h('table', {}, h('tbody', {}, card.dimensions.map((d) => h('tr', {}, h('td', {}, d.name), h('td', { class: 'num' }, Number(d.score).toFixed(0)), h('td', { class: 'dim' }, d.notes || ''))))) : h('p', { class: 'dim' }, 'No scorecard.'))));
+}
+
+async function alerts(main) {
+  const q = new URLSearchParams(location.hash.split('?')[1] || ''); const status = q.get('status') || 'active';
+  const feed = await api('GET', `/api/alerts/feed?status=${status}&limit=100`);
+  const act = (id, what, body) => async (e) => { e.target.disabled = true; try { await api('POST', `/api/alerts/${encodeURIComponent(id)}/${what}`, body || {}); } finally { render(); } };
+  fill(main, h('h1', {}, 'Alerts'),
+    h('div', { class: 'filters' }, ['active', 'acked', 'snoozed', 'resolved', 'all'].map((x) => h('a', { href: `#/alerts?status=${x}`, class: x === status ? 'badge ok' : 'badge' }, x))),
+    h('table', { id: 'alerts' }, h('thead', {}, h('tr', {}, ['Fired', 'Severity', 'Alert', 'Server', 'Status', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, feed.alerts.map((a) => h('tr', { 'data-alert': a.id },
+        h('td', {}, when(a.fired_at)), h('td', {}, badge(a.severity)), h('td', {}, h('div', {}, a.title), h('div', { class: 'dim small' }, a.message)),
+        h('td', {}, a.server_name), h('td', {}, badge(a.status)),
+        h('td', {}, isAdmin() && a.status !== 'resolved' ? h('div', { class: 'row-actions' },
+          a.status === 'active' ? h('button', { class: 'secondary', onclick: act(a.id, 'ack', { acked_by: state.me.email || 'dashboard' }) }, 'Ack') : null,
+          h('button', { class: 'secondary', onclick: act(a.id, 'snooze', { minutes: 60 }) }, 'Snooze 1 h'),
+          h('button', { class: 'secondary', onclick: act(a.id, 'resolve') }, 'Resolve')) : null))))),
+    feed.alerts.length ? null : h('p', { class: 'dim' }, `No ${status} alerts.`));
+}
+
+async function costs(main) {
+  const b = await api('GET', '/api/costs/breakdown?hours=168');
+  fill(main, h('h1', {}, 'Costs · last 7 days'),
+    h('div', { class: 'cards' }, ...[['Total', fmtUsd(b.total_cost_usd)], ['LLM', fmtUsd(b.llm_cost_usd)], ['Tools', fmtUsd(b.tool_cost_usd)], ['Calls', b.total_calls]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),
+    h('h2', {}, 'By tool'), h('table', {}, h('thead', {}, h('tr', {}, ['Server', 'Tool', 'Calls', '$/call', 'Total', 'Type'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, b.by_tool.map((r) => h('tr', {}, h('td', {}, r.server_name), h('td', {}, r.tool_name), h('td', { class: 'num' }, r.total_calls), h('td', { class: 'num' }, fmtUsd(r.cost_per_call_usd)), h('td', { class: 'num' }, fmtUsd(r.total_cost_usd)), h('td', {}, r.cost_type))))),
+    h('h2', {}, 'By agent'), h('table', {}, h('tbody', {}, b.by_agent.map((r) => h('tr', {}, h('td', {}, r.agent_name), h('td', { class: 'num' }, r.total_calls), h('td', { class: 'num' }, fmtUsd(r.total_cost_usd)))))));
+}
+
+async function slos(main) {
+  const status = await api('GET', '/api/slos/status');
+  fill(main, h('h1', {}, 'SLOs'), h('table', {}, h('thead', {}, h('tr', {}, ['Agent', 'Metric', 'Target', 'Current', 'Window', 'Status'].map((c) => h('th', {}, c)))),
+    h('tbody', {}, status.map((r) => h('tr', {}, h('td', {}, r.agent_name), h('td', {}, r.metric), h('td', { class: 'num' }, r.target), h('td', { class: 'num' }, r.current_value == null ? '—' : Number(r.current_value).toFixed(2)), h('td', { class: 'num' }, `${r.window_hours} h`), h('td', {}, badge(r.status)))))),
+  status.length ? null : h('p', { class: 'dim' }, 'No SLOs defined.'));
+}
+
+async function projects(main) {
+  const list = await api('GET', '/api/projects');
+  const blocks = await Promise.all(list.map(async (p) => {
+    const members = await api('GET', `/api/projects/${encodeURIComponent(p.id)}/members`).catch(() => []);
+    return h('div', {}, h('h2', {}, `${p.name} `, h('span', { class: 'dim small' }, p.slug)), h('table', {}, h('tbody', {}, members.map((m) => h('tr', {}, h('td', { class: 'mono' }, m.user_id), h('td', {}, badge(m.role)), h('td', {}, when(m.added_at)))))));
+  }));
+  fill(main, h('h1', {}, 'Projects and members'), blocks, list.length ? null : h('p', { class: 'dim' }, 'No projects.'));
+}
+
+async function keys(main) {
+  const list = await api('GET', '/api/auth/api-keys').catch((e) => { if (!isAdmin()) return []; throw e; });
+  const shown = h('div', { id: 'new-key' });
+  const name = h('input', { id: 'key-name', placeholder: 'name, e.g. ci' });
+  const create = isAdmin() ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault(); const k = await api('POST', '/api/auth/api-keys', { name: name.value || 'dashboard' });
+    await keys(main);
+    document.getElementById('new-key').replaceChildren(h('div', { class: 'keybox', role: 'status' }, h('div', { class: 'small dim' }, 'Copy this key now: it is shown only once.'), h('code', { id: 'new-key-value' }, k.key)));
+  } }, h('label', { for: 'key-name' }, 'New key', name), h('button', { type: 'submit', id: 'create-key' }, 'Create key')) : null;
+  fill(main, h('h1', {}, 'API keys'), create, shown,
+    h('table', { id: 'keys' }, h('thead', {}, h('tr', {}, ['Name', 'Prefix', 'Created', 'Last used', 'Status', ''].map((c) => h('th', {}, c)))),
+      h('tbody', {}, list.map((k) => h('tr', { 'data-key': k.name },
+        h('td', {}, k.name), h('td', { class: 'mono' }, k.key_prefix), h('td', {}, when(k.created_at)), h('td', {}, when(k.last_used_at)),
+        h('td', {}, k.revoked_at ? badge('revoked') : badge('active')),
+        h('td', {}, isAdmin() && !k.revoked_at ? h('button', { class: 'danger', onclick: async () => { await api('DELETE', `/api/auth/api-keys/${encodeURIComponent(k.id)}`); render(); } }, 'Revoke') : null))))),
+    isAdmin() ? null : h('p', { class: 'dim' }, 'Only admins manage keys.'));
+}
+
+window.addEventListener('hashchange', render);
+render();

@@ -1,0 +1,172 @@
+//! The dashboard in a real browser: Debian's Chromium driven by playwright-core (tests/browser/dashboard.cjs)
+//! against a real server with real data and a real MCP server. Screenshots of each page (1280x800) are kept in
+//! `$LANGSIGHT_SCREENSHOTS` (default: target/dashboard-screenshots) as CI output.
+
+use langsight_monitor::{ServerSpec, Transport};
+use langsight_server::config::{MonitoredServer, Secret};
+use langsight_shared::breaker::BreakerConfig;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+use test_support::{agent_run, session_id, TestServer, ADMIN_KEY};
+
+fn npm_dir() -> PathBuf {
+    std::env::var("LANGSIGHT_TEST_NPM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_default()).join(".cache/langsight-test-npm"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_works_in_a_real_browser() {
+    let modules = npm_dir().join("node_modules");
+    assert!(modules.join("playwright-core").exists(), "run ./scripts/test (it installs playwright-core and chromium)");
+    let chromium =
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let chromium = chromium.expect("Debian's chromium is installed (./scripts/test installs it)");
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("fixture.json");
+    std::fs::write(
+        &state,
+        json!({"mode": "ok", "tools": [{"name": "search", "description": "Search the <b>docs</b>",
+        "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let fixture = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_enabled = false;
+        c.users.admin_email = Some("admin@example.com".into());
+        c.users.admin_password = Some(Secret("correct horse battery staple".into()));
+        c.servers = vec![MonitoredServer {
+            spec: ServerSpec {
+                name: "docs".into(),
+                transport: Transport::Stdio {
+                    command: fixture.display().to_string(),
+                    args: vec!["--stdio".into()],
+                    env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
+                },
+                timeout: Duration::from_secs(5),
+                health_tool: None,
+                health_tool_args: Default::default(),
+            },
+            breaker: BreakerConfig { failure_threshold: 2, cooldown_ms: 600_000, half_open_max_calls: 1 },
+        }];
+    })
+    .await;
+    let admin = server.admin();
+
+    // A viewer account, a session whose payload is hostile HTML, and a failing session (an alert).
+    let invite = admin.post("/api/users/invite", &json!({"email": "viewer@example.com", "role": "viewer"})).await;
+    let accepted = admin
+        .post("/api/users/accept-invite", &json!({"token": invite.body["token"], "password": "viewer passphrase 42"}))
+        .await;
+    assert_eq!(accepted.status, 201, "{}", accepted.text);
+    let project = admin.post("/api/projects", &json!({"name": "Team"})).await.body["id"].as_str().unwrap().to_string();
+    let member = json!({"user_id": accepted.body["id"], "role": "viewer"});
+    assert_eq!(admin.post(&format!("/api/projects/{project}/members"), &member).await.status, 201);
+    let sid = session_id();
+    let mut run = agent_run(&sid, 8, None);
+    run[2]["output_result"] = json!("<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">");
+    assert_eq!(admin.ingest(&run).await.status, 202);
+    let now = chrono::Utc::now().to_rfc3339();
+    let failing = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
+        "tool_name": "search", "agent_name": "writer", "started_at": now, "ended_at": now, "status": "error", "error": "boom"}]);
+    assert_eq!(admin.ingest(&failing).await.status, 202);
+
+    let shots = std::env::var("LANGSIGHT_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| {
+        exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()).unwrap().join("dashboard-screenshots")
+    });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/dashboard.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("NODE_PATH", &modules)
+        .env("URL", &server.url)
+        .env("CHROMIUM", chromium)
+        .env("ADMIN_KEY", ADMIN_KEY)
+        .env("ADMIN_EMAIL", "admin@example.com")
+        .env("ADMIN_PASSWORD", "correct horse battery staple")
+        .env("VIEWER_EMAIL", "viewer@example.com")
+        .env("VIEWER_PASSWORD", "viewer passphrase 42")
+        .env("SESSION", &sid)
+        .env("PROJECT", &project)
+        .env("FIXTURE_STATE", &state)
+        .env("SHOTS", &shots)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(180), out)
+        .await
+        .expect("the browser test finishes")
+        .expect("node runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("dashboard: all steps passed"), "{stdout}");
+    for page in
+        ["overview", "sessions", "session", "live", "servers", "server", "alerts", "keys", "costs", "slos", "projects"]
+    {
+        assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
+    }
+    server.stop().await;
+}
+
+/// The pages are served with a strict Content-Security-Policy, and the session cookie is HttpOnly and
+/// SameSite=Strict; writes with it need the CSRF header.
+#[tokio::test]
+async fn pages_are_locked_down_and_the_session_cookie_is_safe() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.users.admin_email = Some("admin@example.com".into());
+        c.users.admin_password = Some(Secret("correct horse battery staple".into()));
+    })
+    .await;
+    let http = test_support::http();
+    let page = http.get(format!("{}/", server.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(page.text().await.unwrap().contains("/app.js"));
+    let login = http
+        .post(format!("{}/api/auth/login", server.url))
+        .json(&json!({"email": "admin@example.com", "password": "correct horse battery staple"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let value = cookie.split(';').next().unwrap().to_string();
+    let me = http.get(format!("{}/api/auth/me", server.url)).header("Cookie", &value).send().await.unwrap();
+    assert_eq!(me.json::<serde_json::Value>().await.unwrap()["role"], json!("admin"));
+    let body = json!({"name": "x"});
+    let no_csrf = http
+        .post(format!("{}/api/auth/api-keys", server.url))
+        .header("Cookie", &value)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_csrf.status(), 403, "a cookie write without the CSRF header");
+    let with_csrf = http
+        .post(format!("{}/api/auth/api-keys", server.url))
+        .header("Cookie", &value)
+        .header("X-LangSight-CSRF", "1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_csrf.status(), 201);
+    let forged =
+        http.get(format!("{}/api/auth/me", server.url)).header("Cookie", format!("{value}0")).send().await.unwrap();
+    assert_eq!(forged.status(), 401, "a tampered cookie is no session");
+    let wrong = http
+        .post(format!("{}/api/auth/login", server.url))
+        .json(&json!({"email": "admin@example.com", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    server.stop().await;
+}
