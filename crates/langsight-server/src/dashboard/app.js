@@ -258,7 +258,22 @@ async function alerts(main) {
           a.status === 'active' ? h('button', { class: 'secondary', onclick: act(a.id, 'ack', { acked_by: state.me.email || 'dashboard' }) }, 'Ack') : null,
           h('button', { class: 'secondary', onclick: act(a.id, 'snooze', { minutes: 60 }) }, 'Snooze 1 h'),
           h('button', { class: 'secondary', onclick: act(a.id, 'resolve') }, 'Resolve')) : null))))),
-    feed.alerts.length ? null : h('p', { class: 'dim' }, `No ${status} alerts.`));
+    feed.alerts.length ? null : h('p', { class: 'dim' }, `No ${status} alerts.`),
+    isAdmin() ? await alertSettings() : null);
+}
+
+async function alertSettings() {
+  const cfg = await api('GET', '/api/alerts/config');
+  const hook = h('input', { id: 'slack-webhook', type: 'url', placeholder: cfg.webhook_configured ? '(configured — leave empty to keep)' : 'https://hooks.slack.com/services/…' });
+  const boxes = Object.entries(cfg.alert_types).map(([k, v]) => h('label', { class: 'small' }, h('span', {}, h('input', { type: 'checkbox', name: k, checked: v }), ` ${k}`)));
+  const msg = h('span', { class: 'dim', role: 'status' });
+  return h('section', { 'aria-labelledby': 'alert-settings' }, h('h2', { id: 'alert-settings' }, 'Alert settings'),
+    h('form', { class: 'filters', onsubmit: async (e) => {
+      e.preventDefault();
+      const types = {}; e.target.querySelectorAll('input[type=checkbox]').forEach((c) => { types[c.name] = c.checked; });
+      try { await api('POST', '/api/alerts/config', { slack_webhook: hook.value || null, alert_types: types }); msg.textContent = 'Saved.'; }
+      catch (err) { msg.textContent = err.message; }
+    } }, h('label', { for: 'slack-webhook' }, 'Slack webhook', hook), boxes, h('button', { type: 'submit' }, 'Save'), msg));
 }
 
 async function costs(main) {
@@ -272,18 +287,45 @@ async function costs(main) {
 
 async function slos(main) {
   const status = await api('GET', '/api/slos/status');
-  fill(main, h('h1', {}, 'SLOs'), h('table', {}, h('thead', {}, h('tr', {}, ['Agent', 'Metric', 'Target', 'Current', 'Window', 'Status'].map((c) => h('th', {}, c)))),
-    h('tbody', {}, status.map((r) => h('tr', {}, h('td', {}, r.agent_name), h('td', {}, r.metric), h('td', { class: 'num' }, r.target), h('td', { class: 'num' }, r.current_value == null ? '—' : Number(r.current_value).toFixed(2)), h('td', { class: 'num' }, `${r.window_hours} h`), h('td', {}, badge(r.status)))))),
+  const msg = h('span', { class: 'error', role: 'alert' });
+  const form = isAdmin() ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault(); const f = e.target;
+    try { await api('POST', '/api/slos', { agent_name: f.agent.value, metric: f.metric.value, target: Number(f.target.value), window_hours: Number(f.window.value) }); render(); }
+    catch (err) { msg.textContent = err.message; }
+  } }, h('label', {}, 'Agent', h('input', { name: 'agent', required: true })),
+  h('label', {}, 'Metric', h('select', { name: 'metric' }, h('option', { value: 'success_rate' }, 'success rate (%)'), h('option', { value: 'latency_p99' }, 'p99 latency (ms)'))),
+  h('label', {}, 'Target', h('input', { name: 'target', type: 'number', step: 'any', required: true })),
+  h('label', {}, 'Window (h)', h('input', { name: 'window', type: 'number', value: 24, min: 1, max: 720 })),
+  h('button', { type: 'submit' }, 'Add SLO'), msg) : null;
+  fill(main, h('h1', {}, 'SLOs'), form, h('table', {}, h('thead', {}, h('tr', {}, ['Agent', 'Metric', 'Target', 'Current', 'Window', 'Status', ''].map((c) => h('th', {}, c)))),
+    h('tbody', {}, status.map((r) => h('tr', {}, h('td', {}, r.agent_name), h('td', {}, r.metric), h('td', { class: 'num' }, r.target), h('td', { class: 'num' }, r.current_value == null ? '—' : Number(r.current_value).toFixed(2)), h('td', { class: 'num' }, `${r.window_hours} h`), h('td', {}, badge(r.status)),
+      h('td', {}, isAdmin() ? h('button', { class: 'secondary', onclick: async () => { await api('DELETE', `/api/slos/${encodeURIComponent(r.slo_id)}`); render(); } }, 'Delete') : null))))),
   status.length ? null : h('p', { class: 'dim' }, 'No SLOs defined.'));
 }
 
 async function projects(main) {
   const list = await api('GET', '/api/projects');
+  const users = isAdmin() ? await api('GET', '/api/users').catch(() => []) : [];
+  const email = (id) => (users.find((u) => u.id === id) || {}).email || id;
+  const msg = h('span', { class: 'error', role: 'alert' });
   const blocks = await Promise.all(list.map(async (p) => {
-    const members = await api('GET', `/api/projects/${encodeURIComponent(p.id)}/members`).catch(() => []);
-    return h('div', {}, h('h2', {}, `${p.name} `, h('span', { class: 'dim small' }, p.slug)), h('table', {}, h('tbody', {}, members.map((m) => h('tr', {}, h('td', { class: 'mono' }, m.user_id), h('td', {}, badge(m.role)), h('td', {}, when(m.added_at)))))));
+    const pid = encodeURIComponent(p.id);
+    const members = await api('GET', `/api/projects/${pid}/members`).catch(() => []);
+    const owner = isAdmin() || p.your_role === 'owner';
+    const add = owner && users.length ? h('form', { class: 'filters', onsubmit: async (e) => {
+      e.preventDefault();
+      try { await api('POST', `/api/projects/${pid}/members`, { user_id: e.target.user.value, role: e.target.role.value }); render(); } catch (err) { msg.textContent = err.message; }
+    } }, h('label', {}, 'User', h('select', { name: 'user' }, users.map((u) => h('option', { value: u.id }, u.email)))),
+    h('label', {}, 'Role', h('select', { name: 'role' }, ['member', 'viewer', 'owner'].map((r) => h('option', { value: r }, r)))), h('button', { type: 'submit' }, 'Add member')) : null;
+    return h('section', {}, h('h2', {}, `${p.name} `, h('span', { class: 'dim small' }, `${p.slug} · you: ${p.your_role || '—'}`)), add,
+      h('table', {}, h('tbody', {}, members.map((m) => h('tr', {}, h('td', {}, email(m.user_id)), h('td', {}, badge(m.role)), h('td', {}, when(m.added_at)),
+        h('td', {}, owner ? h('button', { class: 'secondary', onclick: async () => { await api('DELETE', `/api/projects/${pid}/members/${encodeURIComponent(m.user_id)}`); render(); } }, 'Remove') : null))))));
   }));
-  fill(main, h('h1', {}, 'Projects and members'), blocks, list.length ? null : h('p', { class: 'dim' }, 'No projects.'));
+  const create = isAdmin() ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault();
+    try { await api('POST', '/api/projects', { name: e.target.name.value }); state.projects = []; render(); } catch (err) { msg.textContent = err.message; }
+  } }, h('label', {}, 'New project', h('input', { name: 'name', required: true, maxlength: 80 })), h('button', { type: 'submit' }, 'Create'), msg) : null;
+  fill(main, h('h1', {}, 'Projects and members'), create, blocks, list.length ? null : h('p', { class: 'dim' }, 'No projects.'));
 }
 
 async function keys(main) {

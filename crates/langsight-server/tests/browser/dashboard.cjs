@@ -129,6 +129,11 @@ async function postSpans(spans) {
     await viewer.waitForSelector('#servers');
     if (await viewer.locator('#check-now').count()) fail('a viewer sees Check now');
     await shot(viewer, 'viewer-servers');
+    for (const p of ['slos', 'projects']) {
+      await viewer.goto(`${URL}/#/${p}`);
+      await viewer.waitForSelector('main h1');
+      if (await viewer.locator('main form, main button').count()) fail(`a viewer sees write controls on ${p}`);
+    }
     console.log('dashboard: all steps passed');
   } finally {
     await browser.close();
