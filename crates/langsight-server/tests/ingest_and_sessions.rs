@@ -33,6 +33,7 @@ async fn a_30_span_run_shows_in_the_list_and_the_trace() {
     assert_eq!(trace.status, 200, "{}", trace.text);
     let t = &trace.body;
     assert_eq!(t["total_spans"], json!(30));
+    assert_eq!(t["health_tag"], json!("success_with_fallback"), "ours: the stored tag comes with the trace");
     assert_eq!(t["tool_calls"], json!(26));
     assert_eq!(t["failed_calls"], json!(3));
     assert_eq!(t["spans_flat"].as_array().unwrap().len(), 30);

@@ -393,6 +393,10 @@ async fn spans_conform(b: &Backend) {
     assert_eq!(p1.len(), 1, "{n}");
     assert_eq!((p1[0].rollup.span_count, p1[0].rollup.failed_calls), (13, 2), "{n}: 12 + 1 spans, two failed calls");
     assert_eq!(b.spans.list_sessions(q(None, None)).await.unwrap().len(), 2, "{n}");
+    let one = b.spans.get_session(Some("p1"), &s1).await.unwrap().expect("the session");
+    assert_eq!((one.project_id.as_str(), one.rollup.span_count), ("p1", 13), "{n}");
+    assert!(b.spans.get_session(Some("p2"), &s1).await.unwrap().is_none(), "{n}: another project's session");
+    assert!(b.spans.get_session(None, &s2).await.unwrap().is_some(), "{n}");
     assert_eq!(b.spans.list_sessions(q(None, Some("researcher"))).await.unwrap().len(), 2, "{n}");
     assert_eq!(b.spans.list_sessions(q(None, Some("nobody"))).await.unwrap().len(), 0, "{n}");
     let tagged = SessionQuery { health_tag: Some(langsight_core::health::HealthTag::ToolFailure), ..q(None, None) };

@@ -154,4 +154,12 @@ impl SpanStore for GroupCommit {
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         self.inner.mark_incomplete(project_id, session_id).await
     }
+
+    async fn get_session(
+        &self,
+        project_id: Option<&str>,
+        session_id: &str,
+    ) -> Result<Option<SessionRow>, StorageError> {
+        self.inner.get_session(project_id, session_id).await
+    }
 }

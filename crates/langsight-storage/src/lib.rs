@@ -82,6 +82,10 @@ pub trait SpanStore: Send + Sync {
     /// Tags a session `incomplete` (the stale-session sweep), but only over no tag or a success tag: a
     /// recorded failure is never hidden. True when the tag changed.
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError>;
+
+    /// One session's rollup (the first found when no project is given and several projects share the id).
+    async fn get_session(&self, project_id: Option<&str>, session_id: &str)
+        -> Result<Option<SessionRow>, StorageError>;
 }
 
 #[async_trait]

@@ -180,8 +180,7 @@ async function session(main, id) {
     (node.children || []).forEach((c) => walk(c, depth + 1));
   };
   t.root_spans.forEach((r) => walk(r, 0));
-  const list = await api('GET', `/api/agents/sessions?hours=720&limit=1000`).catch(() => []);
-  const row = list.find((x) => x.session_id === id) || {};
+  const row = t;
   fill(main, h('p', {}, h('a', { href: '#/sessions' }, '← Sessions')), h('h1', { class: 'mono' }, `Session ${id}`),
     h('div', { class: 'cards' }, ...[['Health', badge(row.health_tag)], ['Spans', t.total_spans], ['Tool calls', t.tool_calls], ['Failed', t.failed_calls],
       ['Duration', fmtMs(t.duration_ms)], ['Cost', fmtUsd(row.est_cost_usd)]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),

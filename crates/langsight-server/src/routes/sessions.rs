@@ -123,7 +123,15 @@ pub async fn trace(
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("Session '{session_id}' not found.")));
     }
-    Ok(Json(session_trace(&session_id, &spans)))
+    let mut trace = session_trace(&session_id, &spans);
+    // Ours: the session's stored tag and estimated cost, so a session page needs no second request.
+    let row = state.storage.spans.get_session(project.as_deref(), &session_id).await?;
+    let prices = state.prices.get(&state).await?;
+    if let Some(o) = trace.as_object_mut() {
+        o.insert("health_tag".into(), json!(row.as_ref().and_then(|r| r.rollup.health_tag).map(HealthTag::as_str)));
+        o.insert("est_cost_usd".into(), json!(row.as_ref().and_then(|r| est_cost(&r.rollup, &prices))));
+    }
+    Ok(Json(trace))
 }
 
 /// The original's `SessionTrace`: flat spans, the parent/child tree, counts and duration.

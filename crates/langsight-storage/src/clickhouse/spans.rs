@@ -261,6 +261,14 @@ impl SpanStore for DualSpans {
         Ok(n)
     }
 
+    async fn get_session(
+        &self,
+        project_id: Option<&str>,
+        session_id: &str,
+    ) -> Result<Option<SessionRow>, StorageError> {
+        self.pg.get_session(project_id, session_id).await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         self.pg.mark_incomplete(project_id, session_id).await
     }

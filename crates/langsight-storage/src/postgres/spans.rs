@@ -366,6 +366,33 @@ impl SpanStore for PgStorage {
         Ok(n)
     }
 
+    async fn get_session(
+        &self,
+        project_id: Option<&str>,
+        session_id: &str,
+    ) -> Result<Option<SessionRow>, StorageError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT project_id, rollup FROM sessions WHERE session_id = $1 AND ($2::text IS NULL OR project_id = $2) \
+                 AND rollup <> '' LIMIT 1",
+                &[&session_id, &project_id],
+            )
+            .await?;
+        match row {
+            Some(r) => {
+                let json: String = r.get(1);
+                Ok(Some(SessionRow {
+                    project_id: r.get(0),
+                    session_id: session_id.to_string(),
+                    rollup: serde_json::from_str(&json)?,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         let n = self
             .client()

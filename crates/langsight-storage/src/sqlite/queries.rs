@@ -325,6 +325,31 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
+    async fn get_session(
+        &self,
+        project_id: Option<&str>,
+        session_id: &str,
+    ) -> Result<Option<SessionRow>, StorageError> {
+        let (project_id, session_id) = (project_id.map(str::to_string), session_id.to_string());
+        self.read(move |conn| {
+            let row = conn
+                .query_row(
+                    "SELECT project_id, rollup FROM sessions WHERE session_id = ?1 AND (?2 IS NULL OR project_id = ?2) \
+                     AND rollup <> '' LIMIT 1",
+                    params![session_id, project_id],
+                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+                )
+                .optional()?;
+            match row {
+                Some((project_id, json)) => {
+                    Ok(Some(SessionRow { project_id, session_id, rollup: serde_json::from_str(&json)? }))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         let (project_id, session_id) = (project_id.to_string(), session_id.to_string());
         self.write(move |conn| {
