@@ -110,21 +110,31 @@ function loginView() {
 }
 
 // --- Charts: small SVG line/bar charts.
-function chart(title, points, key, fmt) {
-  const w = 300, hgt = 100, values = points.map((p) => Number(p[key]) || 0), max = Math.max(1, ...values);
-  const svg = s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': title });
+function chart(title, points, key, fmt, labelKey) {
+  const w = 300, hgt = 100, base = hgt - 14, values = points.map((p) => Number(p[key]) || 0), max = Math.max(1e-9, ...values);
+  const svg = s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `${title} over time` });
   const step = values.length > 1 ? w / (values.length - 1) : w;
-  const pts = values.map((v, i) => `${(i * step).toFixed(1)},${(hgt - 4 - (v / max) * (hgt - 10)).toFixed(1)}`);
-  if (pts.length === 1) pts.push(`${w},${pts[0].split(',')[1]}`);
-  svg.append(s('polyline', { points: pts.join(' '), fill: 'none', stroke: '#4da3ff', 'stroke-width': 2 }));
-  return h('div', { class: 'chart' }, h('div', { class: 'k' }, `${title} · max ${fmt(max)}`), svg);
+  const xy = values.map((v, i) => [i * step, base - (v / max) * (base - 6)]);
+  if (xy.length === 1) xy.push([w, xy[0][1]]);
+  if (xy.length) {
+    svg.append(s('polygon', { points: `0,${base} ${xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')} ${w},${base}`, fill: '#4da3ff', 'fill-opacity': 0.15 }));
+    svg.append(s('polyline', { points: xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), fill: 'none', stroke: '#4da3ff', 'stroke-width': 2 }));
+  }
+  svg.append(s('line', { x1: 0, y1: base, x2: w, y2: base, stroke: '#263040', 'stroke-width': 1 }));
+  const label = (x, anchor, t) => { const el = s('text', { x, y: hgt - 2, 'text-anchor': anchor, fill: '#9aa7b4', 'font-size': 9 }); el.textContent = t; return el; };
+  if (points.length && labelKey) {
+    const short = (b) => String(b[labelKey] || '').replace('T', ' ').slice(5, 16);
+    svg.append(label(0, 'start', short(points[0])), label(w, 'end', short(points[points.length - 1])));
+  }
+  const total = values.reduce((a, b) => a + b, 0);
+  return h('div', { class: 'chart' }, h('div', { class: 'k' }, `${title} · peak ${fmt(values.length ? Math.max(...values) : 0)}`), svg, values.length ? null : h('div', { class: 'dim small' }, 'no data yet'), total === 0 && values.length ? h('div', { class: 'dim small' }, 'all zero') : null);
 }
 
 async function overview(main) {
   const hours = 24;
-  const [ts, sessions, breakdown, counts] = await Promise.all([
+  const [ts, sessions, breakdown, counts, servers] = await Promise.all([
     api('GET', `/api/monitoring/timeseries?hours=${hours}`), api('GET', `/api/agents/sessions?hours=${hours}&limit=1000`),
-    api('GET', `/api/costs/breakdown?hours=${hours}`), api('GET', '/api/alerts/counts')]);
+    api('GET', `/api/costs/breakdown?hours=${hours}`), api('GET', '/api/alerts/counts'), api('GET', '/api/health/servers').catch(() => [])]);
   const calls = ts.reduce((a, b) => a + b.tool_calls, 0), errors = ts.reduce((a, b) => a + b.errors, 0);
   const tokens = ts.reduce((a, b) => a + b.input_tokens + b.output_tokens, 0);
   const p99 = Math.max(0, ...ts.map((b) => b.p99_latency_ms));
@@ -133,9 +143,16 @@ async function overview(main) {
     h('div', { class: 'cards' }, card('Sessions', sessions.length), card('Tool calls', calls),
       card('Error rate', calls ? `${(errors / calls * 100).toFixed(1)} %` : '—'), card('p99 latency', fmtMs(p99)),
       card('Tokens', tokens.toLocaleString()), card('Cost', fmtUsd(breakdown.total_cost_usd)), card('Active alerts', counts.total)),
-    h('div', { class: 'charts' }, chart('Sessions', ts, 'sessions', String), chart('Error rate', ts, 'error_rate', (v) => `${(v * 100).toFixed(0)} %`),
-      chart('p99 latency', ts, 'p99_latency_ms', fmtMs), chart('Tokens in', ts, 'input_tokens', (v) => v.toLocaleString())),
-    ts.length ? null : h('p', { class: 'dim' }, 'No spans in the last 24 hours yet.'));
+    h('div', { class: 'charts' }, chart('Sessions', ts, 'sessions', String, 'bucket'), chart('Error rate', ts, 'error_rate', (v) => `${(v * 100).toFixed(0)} %`, 'bucket'),
+      chart('p99 latency', ts, 'p99_latency_ms', fmtMs, 'bucket'), chart('Tokens in', ts, 'input_tokens', (v) => v.toLocaleString(), 'bucket')),
+    ts.length ? null : h('p', { class: 'dim' }, 'No spans in the last 24 hours yet.'),
+    h('div', { class: 'split' },
+      h('section', {}, h('h2', {}, 'Latest sessions'), h('table', {}, h('tbody', {}, sessions.slice(0, 6).map((r) => h('tr', {},
+        h('td', { class: 'mono' }, h('a', { href: `#/sessions/${encodeURIComponent(r.session_id)}` }, r.session_id.slice(0, 12))),
+        h('td', {}, r.agent_name || '—'), h('td', {}, badge(r.health_tag)), h('td', { class: 'num' }, fmtMs(r.duration_ms))))))),
+      h('section', {}, h('h2', {}, 'MCP servers'), h('table', {}, h('tbody', {}, servers.map((r) => h('tr', {},
+        h('td', {}, h('a', { href: `#/servers/${encodeURIComponent(r.server_name)}` }, r.server_name)), h('td', {}, badge(r.status)),
+        h('td', {}, badge(r.circuit_state || 'closed')), h('td', { class: 'num' }, fmtMs(r.latency_ms)))))))));
 }
 
 async function sessions(main) {
@@ -231,12 +248,12 @@ async function server(main, name) {
     api('GET', `/api/health/servers/${n}/scorecard`).catch(() => null), api('GET', `/api/health/servers/${n}/blast-radius`),
     api('GET', `/api/servers/${n}/tools`).catch(() => [])]);
   const latest = history[0] || {};
-  const points = history.slice().reverse().map((r) => ({ latency: r.latency_ms || 0 }));
+  const points = history.slice().reverse().map((r) => ({ latency: r.latency_ms || 0, at: r.checked_at }));
   const toolList = (latest.tools && latest.tools.length ? latest.tools : tools.map((t) => ({ name: t.tool_name, description: t.description })));
   fill(main, h('p', {}, h('a', { href: '#/servers' }, '← MCP servers')), h('h1', {}, name),
     h('div', { class: 'cards' }, ...[['Status', badge(latest.status)], ['Circuit', badge(latest.circuit_state || 'closed')], ['Grade', card ? `${card.grade} (${Number(card.score).toFixed(0)})` : '—'],
       ['Blast radius', `${blast.severity} · ${blast.total_agents_affected} agents`], ['Tools', toolList.length]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),
-    h('div', { class: 'charts' }, chart('Latency history', points, 'latency', fmtMs)),
+    h('div', { class: 'charts' }, chart('Latency history', points, 'latency', fmtMs, 'at')),
     h('div', { class: 'split' },
       h('div', {}, h('h2', {}, 'Tools'), h('table', {}, h('tbody', {}, toolList.map((t) => h('tr', {}, h('td', { class: 'mono' }, t.name), h('td', { class: 'dim' }, t.description || '')))))),
       h('div', {}, h('h2', {}, 'Schema drift'), drift.length ? h('table', {}, h('tbody', {}, drift.map((d) => h('tr', {}, h('td', {}, when(d.detected_at)), h('td', {}, d.tool_name), h('td', {}, d.change_kind), h('td', {}, d.has_breaking ? badge('breaking') : badge('compatible')))))) : h('p', { class: 'dim' }, 'No drift recorded.'),
@@ -245,7 +262,12 @@ async function server(main, name) {
 
 async function alerts(main) {
   const q = new URLSearchParams(location.hash.split('?')[1] || ''); const status = q.get('status') || 'active';
-  const feed = await api('GET', `/api/alerts/feed?status=${status}&limit=100`);
+  const offset = Math.max(0, Number(q.get('offset') || 0)), page = 50;
+  const feed = await api('GET', `/api/alerts/feed?status=${status}&limit=${page}&offset=${offset}`);
+  const pager = h('div', { class: 'filters' },
+    offset > 0 ? h('a', { href: `#/alerts?status=${status}&offset=${Math.max(0, offset - page)}` }, '← Newer') : null,
+    h('span', { class: 'dim small' }, `${feed.total ? offset + 1 : 0}–${offset + feed.alerts.length} of ${feed.total}`),
+    offset + page < feed.total ? h('a', { href: `#/alerts?status=${status}&offset=${offset + page}` }, 'Older →') : null);
   const act = (id, what, body) => async (e) => { e.target.disabled = true; try { await api('POST', `/api/alerts/${encodeURIComponent(id)}/${what}`, body || {}); } finally { render(); } };
   fill(main, h('h1', {}, 'Alerts'),
     h('div', { class: 'filters' }, ['active', 'acked', 'snoozed', 'resolved', 'all'].map((x) => h('a', { href: `#/alerts?status=${x}`, class: x === status ? 'badge ok' : 'badge' }, x))),
@@ -257,7 +279,7 @@ async function alerts(main) {
           a.status === 'active' ? h('button', { class: 'secondary', onclick: act(a.id, 'ack', { acked_by: state.me.email || 'dashboard' }) }, 'Ack') : null,
           h('button', { class: 'secondary', onclick: act(a.id, 'snooze', { minutes: 60 }) }, 'Snooze 1 h'),
           h('button', { class: 'secondary', onclick: act(a.id, 'resolve') }, 'Resolve')) : null))))),
-    feed.alerts.length ? null : h('p', { class: 'dim' }, `No ${status} alerts.`),
+    feed.alerts.length ? pager : h('p', { class: 'dim' }, `No ${status} alerts.`),
     isAdmin() ? await alertSettings() : null);
 }
 
