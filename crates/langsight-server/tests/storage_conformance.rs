@@ -583,12 +583,23 @@ async fn health_conform(b: &Backend) {
     assert!(b.health.drift_history("", "a", 10).await.unwrap().is_empty(), "{n}");
 }
 
-/// The `dual` layout: metadata, rollups and aggregates in PostgreSQL; raw spans, health and drift in ClickHouse.
+/// The `dual` layout: metadata, rollups and aggregates in PostgreSQL; raw spans, health and drift in ClickHouse
+/// (Debian's 18.16, the oldest release the schema supports).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dual_conforms() {
+    dual_conforms_on(test_support::clickhouse::ClickHouseServer::start).await;
+}
+
+/// The same on the current ClickHouse engine (chDB 26.x behind the tests' HTTP shim).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_conforms_on_current_clickhouse() {
+    dual_conforms_on(test_support::clickhouse::ClickHouseServer::start_current).await;
+}
+
+async fn dual_conforms_on(start: fn() -> test_support::clickhouse::ClickHouseServer) {
     langsight_server::install_tls();
     let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
-    let ch_server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let ch_server = tokio::task::spawn_blocking(start).await.unwrap();
     let pg = Arc::new(PgStorage::open(&cluster.database("dual"), 8).await.unwrap());
     let ch =
         Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
@@ -613,8 +624,17 @@ async fn dual_conforms() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clickhouse_health_conforms() {
+    clickhouse_health_conforms_on(test_support::clickhouse::ClickHouseServer::start).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_health_conforms_on_current_clickhouse() {
+    clickhouse_health_conforms_on(test_support::clickhouse::ClickHouseServer::start_current).await;
+}
+
+async fn clickhouse_health_conforms_on(start: fn() -> test_support::clickhouse::ClickHouseServer) {
     langsight_server::install_tls();
-    let server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let server = tokio::task::spawn_blocking(start).await.unwrap();
     let ch = langsight_storage::clickhouse::ClickHouse::open(&server.url, "conformance", "default", "").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = Arc::new(SqliteStorage::open(&dir.path().join("c.db")).unwrap());

@@ -8,9 +8,18 @@ pub struct ClickHouseServer {
     /// The HTTP interface, `http://127.0.0.1:{port}`.
     pub url: String,
     port: u16,
-    bin: &'static str,
+    engine: Engine,
     dir: tempfile::TempDir,
     child: Child,
+}
+
+/// What serves the HTTP interface.
+#[derive(Clone)]
+enum Engine {
+    /// `clickhouse-server` (Debian's 18.16, the oldest release the schema supports).
+    Server(&'static str),
+    /// The current ClickHouse engine through chDB, behind `ch_shim.py` run by this Python.
+    Chdb(String),
 }
 
 fn users_xml() -> &'static str {
@@ -60,9 +69,30 @@ impl ClickHouseServer {
         );
         std::fs::write(dir.path().join("config.xml"), config).expect("ClickHouse config");
         std::fs::write(dir.path().join("users.xml"), users_xml()).expect("ClickHouse users");
-        let child = spawn(bin, dir.path());
+        let engine = Engine::Server(bin);
+        let child = spawn(&engine, dir.path(), http);
         wait(http);
-        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), port: http, bin, dir, child }
+        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), port: http, engine, dir, child }
+    }
+
+    /// The current ClickHouse engine (chDB, from PyPI) behind a small HTTP shim, so the schema and queries are
+    /// also proved on today's releases. The Python is `$LANGSIGHT_TEST_CHDB_PYTHON` (scripts/test makes a venv
+    /// with chdb-core).
+    pub fn start_current() -> ClickHouseServer {
+        let python = std::env::var("LANGSIGHT_TEST_CHDB_PYTHON").unwrap_or_else(|_| {
+            let home = std::env::var("HOME").unwrap_or_default();
+            format!("{home}/.cache/langsight-test-chdb/bin/python")
+        });
+        assert!(
+            std::path::Path::new(&python).exists(),
+            "chDB is not installed; run ./scripts/test (it makes the venv) or set LANGSIGHT_TEST_CHDB_PYTHON"
+        );
+        let dir = tempfile::Builder::new().prefix("langsight-chdb").tempdir_in("/tmp").expect("temporary directory");
+        let http = crate::redis::free_port();
+        let engine = Engine::Chdb(python);
+        let child = spawn(&engine, dir.path(), http);
+        wait(http);
+        ClickHouseServer { url: format!("http://127.0.0.1:{http}"), port: http, engine, dir, child }
     }
 
     /// Stops the server (an outage); [`ClickHouseServer::restart`] brings it back with its data.
@@ -72,19 +102,25 @@ impl ClickHouseServer {
     }
 
     pub fn restart(&mut self) {
-        self.child = spawn(self.bin, self.dir.path());
+        self.child = spawn(&self.engine, self.dir.path(), self.port);
         wait(self.port);
     }
 }
 
-fn spawn(bin: &str, dir: &std::path::Path) -> Child {
-    Command::new(bin)
-        .arg(format!("--config-file={}/config.xml", dir.display()))
-        .current_dir(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("clickhouse-server starts")
+fn spawn(engine: &Engine, dir: &std::path::Path, port: u16) -> Child {
+    let mut cmd = match engine {
+        Engine::Server(bin) => {
+            let mut c = Command::new(bin);
+            c.arg(format!("--config-file={}/config.xml", dir.display()));
+            c
+        }
+        Engine::Chdb(python) => {
+            let mut c = Command::new(python);
+            c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ch_shim.py")).arg(dir.join("data")).arg(port.to_string());
+            c
+        }
+    };
+    cmd.current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the ClickHouse engine starts")
 }
 
 fn wait(port: u16) {
