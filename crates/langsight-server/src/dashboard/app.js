@@ -37,8 +37,10 @@ const when = (t) => t ? new Date(String(t).replace(' ', 'T')).toLocaleString() :
 // --- API: the session cookie authenticates; writes carry the CSRF header.
 async function api(method, path, body) {
   const sep = path.includes('?') ? '&' : '?';
-  const scoped = state.project && !path.startsWith('/api/auth/') && !path.startsWith('/api/projects')
-    && !path.startsWith('/api/settings') && !path.startsWith('/api/users') ? `${path}${sep}project_id=${encodeURIComponent(state.project)}` : path;
+  // Project-scoped reads and writes get the chosen project; account-level paths do not.
+  const global = ['/api/auth/', '/api/settings', '/api/users'].some((p) => path.startsWith(p))
+    || (path.startsWith('/api/projects') && !path.startsWith('/api/projects/prevention-config'));
+  const scoped = state.project && !global ? `${path}${sep}project_id=${encodeURIComponent(state.project)}` : path;
   const opts = { method, headers: { 'X-LangSight-CSRF': '1' }, credentials: 'same-origin' };
   if (body !== undefined) { opts.headers['Content-Type'] = 'application/json'; opts.body = JSON.stringify(body); }
   const r = await fetch(scoped, opts);
@@ -52,7 +54,7 @@ async function api(method, path, body) {
 // --- Shell: header, navigation, project switcher.
 const pages = [
   ['overview', 'Overview'], ['sessions', 'Sessions'], ['live', 'Live'], ['servers', 'MCP servers'],
-  ['alerts', 'Alerts'], ['costs', 'Costs'], ['slos', 'SLOs'], ['projects', 'Projects'], ['keys', 'API keys'],
+  ['alerts', 'Alerts'], ['costs', 'Costs'], ['slos', 'SLOs'], ['agents', 'Agents'], ['projects', 'Projects'], ['keys', 'API keys'],
 ];
 
 function route() {
@@ -83,7 +85,7 @@ async function render() {
       h('span', { class: 'who' }, `${state.me.email || 'API key'} · `, badge(state.me.role)),
       h('button', { class: 'secondary', onclick: logout }, 'Log out')),
     main);
-  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || overview;
+  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, agents, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || overview;
   try { await view(main, arg); } catch (e) { fill(main, h('p', { class: 'error', role: 'alert' }, e.message)); }
 }
 
@@ -322,6 +324,34 @@ async function slos(main) {
     h('tbody', {}, status.map((r) => h('tr', {}, h('td', {}, r.agent_name), h('td', {}, r.metric), h('td', { class: 'num' }, r.target), h('td', { class: 'num' }, r.current_value == null ? '—' : Number(r.current_value).toFixed(2)), h('td', { class: 'num' }, `${r.window_hours} h`), h('td', {}, badge(r.status)),
       h('td', {}, isAdmin() ? h('button', { class: 'secondary', onclick: async () => { await api('DELETE', `/api/slos/${encodeURIComponent(r.slo_id)}`); render(); } }, 'Delete') : null))))),
   status.length ? null : h('p', { class: 'dim' }, 'No SLOs defined.'));
+}
+
+async function agents(main) {
+  const [meta, loops, prevention] = await Promise.all([api('GET', '/api/agents/metadata'), api('GET', '/api/agents/loop-counts?hours=168'),
+    state.project ? api('GET', '/api/agents/prevention-configs') : Promise.resolve([])]);
+  const msg = h('span', { class: 'dim', role: 'status' });
+  const fields = [['loop_threshold', 'Loop threshold', 'number'], ['max_steps', 'Max steps', 'number'], ['max_cost_usd', 'Max cost (USD)', 'number'],
+    ['max_wall_time_s', 'Max wall time (s)', 'number'], ['cb_failure_threshold', 'Breaker failures', 'number'], ['cb_cooldown_seconds', 'Breaker cooldown (s)', 'number']];
+  const current = prevention.find((p) => p.agent_name === '*') || {};
+  const form = isAdmin() && state.project ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault(); const body = {};
+    for (const [k] of fields) { const v = e.target[k].value; if (v !== '') body[k] = Number(v); }
+    body.loop_action = e.target.loop_action.value;
+    try { await api('PUT', '/api/projects/prevention-config', body); msg.textContent = 'Saved.'; render(); } catch (err) { msg.textContent = err.message; }
+  } }, fields.map(([k, label, type]) => h('label', {}, label, h('input', { name: k, type, step: 'any', value: current[k] ?? '' }))),
+  h('label', {}, 'On a loop', h('select', { name: 'loop_action' }, ['terminate', 'warn'].map((a) => h('option', { value: a, selected: current.loop_action === a }, a)))),
+  h('button', { type: 'submit' }, 'Save project default'), msg) : null;
+  const discover = isAdmin() ? h('button', { class: 'secondary', onclick: async (e) => { e.target.disabled = true; try { await api('POST', '/api/agents/discover'); } finally { render(); } } }, 'Discover agents from sessions') : null;
+  fill(main, h('h1', {}, 'Agents'), discover,
+    h('h2', {}, 'Metadata'), h('table', {}, h('thead', {}, h('tr', {}, ['Agent', 'Status', 'Owner', 'Description', 'Tags'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, meta.map((m) => h('tr', {}, h('td', {}, m.agent_name), h('td', {}, badge(m.status)), h('td', {}, m.owner || '—'), h('td', { class: 'dim' }, m.description || ''), h('td', {}, (m.tags || []).join(', ')))))),
+    meta.length ? null : h('p', { class: 'dim' }, 'No agent metadata yet: discovery registers the agents seen in the last 30 days of sessions.'),
+    h('h2', {}, 'Loops stopped (7 days)'), loops.length ? h('table', {}, h('tbody', {}, loops.map((l) => h('tr', {}, h('td', {}, l.agent_name || '—'), h('td', { class: 'num' }, l.loop_count))))) : h('p', { class: 'dim' }, 'No loops stopped.'),
+    h('h2', {}, 'Prevention settings'), state.project ? null : h('p', { class: 'dim' }, 'Choose a project to see and edit its prevention settings.'), form,
+    prevention.length ? h('table', {}, h('thead', {}, h('tr', {}, ['Agent', 'Loop', 'Max steps', 'Max cost', 'Breaker', 'Updated'].map((c) => h('th', {}, c)))),
+      h('tbody', {}, prevention.map((p) => h('tr', {}, h('td', {}, p.is_default ? 'project default' : p.agent_name), h('td', {}, `${p.loop_threshold} × → ${p.loop_action}`),
+        h('td', { class: 'num' }, p.max_steps ?? '—'), h('td', { class: 'num' }, p.max_cost_usd == null ? '—' : fmtUsd(p.max_cost_usd)),
+        h('td', {}, `${p.cb_failure_threshold} failures, ${p.cb_cooldown_seconds} s`), h('td', {}, when(p.updated_at)))))) : null);
 }
 
 async function projects(main) {

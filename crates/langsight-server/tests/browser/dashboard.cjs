@@ -109,11 +109,26 @@ async function postSpans(spans) {
     await page.locator('tr[data-key="browser-key"] button', { hasText: 'Revoke' }).click();
     await page.waitForSelector('tr[data-key="browser-key"] .badge.revoked', { timeout: 5000 });
 
-    for (const p of ['costs', 'slos', 'projects']) {
+    for (const p of ['costs', 'slos', 'agents', 'projects']) {
       await page.goto(`${URL}/#/${p}`);
       await page.waitForSelector('main h1');
       await shot(page, p);
     }
+
+    step('discover agents, then set the project default prevention settings');
+    await page.goto(`${URL}/#/agents`);
+    await page.click('text=Discover agents from sessions');
+    await page.waitForSelector('main table >> text=researcher', { timeout: 5000 });
+    await page.selectOption('select[aria-label="Project"]', E.PROJECT);
+    await page.goto(`${URL}/#/agents`);
+    await page.waitForSelector('input[name="loop_threshold"]');
+    await page.fill('input[name="loop_threshold"]', '4');
+    await page.fill('input[name="max_steps"]', '40');
+    await page.click('text=Save project default');
+    await page.waitForSelector('main table >> text=project default', { timeout: 5000 });
+    if (!(await page.textContent('main')).includes('4 × → terminate')) fail('the saved default is not shown');
+    await shot(page, 'agents');
+    await page.selectOption('select[aria-label="Project"]', '');
 
     step('a viewer sees no write controls');
     const viewer = await login(browser, E.VIEWER_EMAIL, E.VIEWER_PASSWORD);
@@ -129,7 +144,7 @@ async function postSpans(spans) {
     await viewer.waitForSelector('#servers');
     if (await viewer.locator('#check-now').count()) fail('a viewer sees Check now');
     await shot(viewer, 'viewer-servers');
-    for (const p of ['slos', 'projects']) {
+    for (const p of ['slos', 'projects', 'agents']) {
       await viewer.goto(`${URL}/#/${p}`);
       await viewer.waitForSelector('main h1');
       if (await viewer.locator('main form, main button').count()) fail(`a viewer sees write controls on ${p}`);
