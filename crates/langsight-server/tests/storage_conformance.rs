@@ -414,7 +414,28 @@ async fn spans_conform(b: &Backend) {
         include_global,
         since,
         until: now_micros() + 60_000_000,
+        after: None,
+        limit: 10_000,
     };
+    // Paging: pages of 5 visit every fact once, in start order.
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = b
+            .spans
+            .span_facts(FactQuery { after: after.take(), limit: 5, ..facts(Some("p1"), false, 0) })
+            .await
+            .unwrap();
+        seen.extend(page.iter().map(|f| (f.started_at, f.span_id.clone())));
+        if page.len() < 5 {
+            break;
+        }
+        after = page.last().map(|f| f.cursor.clone());
+    }
+    assert_eq!(seen.len(), 13, "{n}: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{n}: in start order");
+    let unique: std::collections::BTreeSet<_> = seen.iter().map(|s| s.1.clone()).collect();
+    assert_eq!(unique.len(), 13, "{n}: no fact twice");
     let p1_facts = b.spans.span_facts(facts(Some("p1"), false, 0)).await.unwrap();
     assert_eq!(p1_facts.len(), 13, "{n}");
     let delete = p1_facts.iter().find(|f| f.span_id == "x1").unwrap();

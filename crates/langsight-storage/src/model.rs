@@ -389,6 +389,8 @@ pub struct SpanFact {
     pub explicit_lineage: bool,
     /// `None` for spans sent without a project.
     pub project_id: Option<String>,
+    /// This fact's place in the paging order (see [`FactQuery::after`]).
+    pub cursor: FactCursor,
 }
 
 /// Characters of a span's error kept in a [`SpanFact`].
@@ -402,6 +404,19 @@ pub struct FactQuery {
     pub include_global: bool,
     pub since: i64,
     pub until: i64,
+    /// Continue after this fact (the last one of the previous page): facts come ordered by start time and a
+    /// backend-specific tie-breaker, so a window of any size is read in bounded pages.
+    pub after: Option<FactCursor>,
+    /// Facts per page at most.
+    pub limit: usize,
+}
+
+/// Where a page of facts ended: the last fact's start time and its backend tie-breaker (a row number, or the
+/// span id where rows have none).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FactCursor {
+    pub started_at: i64,
+    pub tiebreak: String,
 }
 
 /// A model's token prices (USD per million tokens), valid from `effective_from` until `effective_to`: a price

@@ -1,6 +1,6 @@
 //! `GET /api/agents/lineage`: which agents call which servers and hand off to which agents.
 
-use super::{mean, round};
+use super::{key, mean, round};
 use langsight_core::span::{SpanStatus, SpanType};
 use langsight_storage::SpanFact;
 use serde_json::{json, Value};
@@ -21,22 +21,37 @@ struct HandoffEdge {
 }
 
 /// Folds facts into the graph. Delegation (a span of one agent under a span of another) needs the parent's
-/// agent, so the agent of every span with one is remembered for the window.
+/// agent, so the agent of every span with one is remembered for the window — as hashes and agent numbers, so a
+/// million spans cost tens of megabytes, not hundreds.
 #[derive(Default)]
 pub struct Lineage {
     calls: BTreeMap<(String, String), CallEdge>,
     handoffs: BTreeMap<(String, String), HandoffEdge>,
-    agent_of: HashMap<String, String>,
-    children: Vec<(String, String, String)>, // (parent span, child agent, session)
+    agents: Vec<String>,
+    agent_index: HashMap<String, u32>,
+    agent_of: HashMap<u64, u32>,
+    /// (parent span, child agent) → children seen and their sessions.
+    children: HashMap<(u64, u32), (u64, HashSet<u64>)>,
 }
 
 impl Lineage {
     pub fn add(&mut self, f: &SpanFact) {
         let Some(agent) = f.agent_name.as_deref().filter(|a| !a.is_empty()) else { return };
         let session = f.session_id.clone().unwrap_or_default();
-        self.agent_of.insert(f.span_id.clone(), agent.to_string());
-        if let Some(parent) = &f.parent_span_id {
-            self.children.push((parent.clone(), agent.to_string(), session.clone()));
+        let idx = match self.agent_index.get(agent) {
+            Some(i) => *i,
+            None => {
+                self.agents.push(agent.to_string());
+                let i = (self.agents.len() - 1) as u32;
+                self.agent_index.insert(agent.to_string(), i);
+                i
+            }
+        };
+        self.agent_of.insert(key(&f.span_id), idx);
+        if let Some(parent) = f.parent_span_id.as_deref().filter(|p| !p.is_empty()) {
+            let e = self.children.entry((key(parent), idx)).or_default();
+            e.0 += 1;
+            e.1.insert(key(&session));
         }
         match f.span_type {
             SpanType::ToolCall => {
@@ -61,18 +76,22 @@ impl Lineage {
 
     pub fn finish(mut self, hours: i64) -> Value {
         // Delegations become handoff edges unless that edge exists already.
-        let mut delegations: BTreeMap<(String, String), HandoffEdge> = BTreeMap::new();
-        for (parent, child_agent, session) in std::mem::take(&mut self.children) {
+        let mut delegations: BTreeMap<(String, String), (u64, HashSet<u64>)> = BTreeMap::new();
+        for ((parent, child_agent), (count, sessions)) in std::mem::take(&mut self.children) {
             if let Some(parent_agent) = self.agent_of.get(&parent) {
                 if *parent_agent != child_agent {
-                    let e = delegations.entry((parent_agent.clone(), child_agent)).or_default();
-                    e.count += 1;
-                    e.sessions.insert(session);
+                    let names =
+                        (self.agents[*parent_agent as usize].clone(), self.agents[child_agent as usize].clone());
+                    let e = delegations.entry(names).or_default();
+                    e.0 += count;
+                    e.1.extend(sessions);
                 }
             }
         }
-        for (k, v) in delegations {
-            self.handoffs.entry(k).or_insert(v);
+        for (k, (count, sessions)) in delegations {
+            self.handoffs
+                .entry(k)
+                .or_insert(HandoffEdge { count, sessions: sessions.into_iter().map(|s| s.to_string()).collect() });
         }
         // Nodes: (total calls, errors, latency sum, max session count).
         let mut agents: BTreeMap<String, (u64, u64, f64, usize)> = BTreeMap::new();

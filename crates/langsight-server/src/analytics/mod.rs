@@ -2,7 +2,7 @@
 //! [`SpanFact`]s, so every storage backend gives the same figures from the same data (one implementation,
 //! checked once against hand-computed expectations) instead of three dialects of SQL aggregates.
 //!
-//! Windows are read in time slices ([`scan`]): memory is bounded by the busiest slice, not the window.
+//! Windows are read in pages ([`scan`]): memory is bounded by the page, not the window.
 
 pub mod costs;
 pub mod lineage;
@@ -34,26 +34,32 @@ impl Window {
     }
 }
 
-/// Visits every span fact of the window, one time slice at a time (a 24th of the window, at least an hour).
+/// Facts read per page.
+const PAGE: usize = 20_000;
+
+/// Visits every span fact of the window in pages of [`PAGE`], so memory stays bounded however many spans the
+/// window holds (the folds keep only their aggregates).
 pub async fn scan(state: &AppState, w: &Window, mut visit: impl FnMut(&SpanFact)) -> ApiResult<()> {
-    let slice = ((w.until - w.since) / 24).max(HOUR);
-    let mut from = w.since;
-    while from < w.until {
-        let to = (from + slice).min(w.until);
-        let facts = state
+    let mut after = None;
+    loop {
+        let page = state
             .storage
             .spans
             .span_facts(FactQuery {
                 project_id: w.project_id.clone(),
                 include_global: w.include_global,
-                since: from,
-                until: to,
+                since: w.since,
+                until: w.until,
+                after: after.take(),
+                limit: PAGE,
             })
             .await?;
-        facts.iter().for_each(&mut visit);
-        from = to;
+        page.iter().for_each(&mut visit);
+        if page.len() < PAGE {
+            return Ok(());
+        }
+        after = page.last().map(|f| f.cursor.clone());
     }
-    Ok(())
 }
 
 /// The `q` quantile of `values` (sorted here) by linear interpolation between closest ranks; 0 when empty.
@@ -65,6 +71,15 @@ pub fn quantile(values: &mut [f64], q: f64) -> f64 {
     let pos = q.clamp(0.0, 1.0) * (values.len() - 1) as f64;
     let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
     values[lo] + (values[hi] - values[lo]) * (pos - lo as f64)
+}
+
+/// A 64-bit hash standing in for a span or session id in the folds: a window can hold millions of them and
+/// only identity matters (a collision needs billions of ids to become likely).
+pub fn key(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    s.hash(&mut h);
+    h.finish()
 }
 
 /// `v` rounded to `dp` decimal places.

@@ -2,7 +2,7 @@
 //! queries, folded from span facts).
 
 use super::pricing::Prices;
-use super::{mean, quantile, round};
+use super::{key, mean, quantile, round};
 use langsight_core::span::{SpanStatus, SpanType};
 use langsight_storage::SpanFact;
 use serde_json::{json, Value};
@@ -30,14 +30,14 @@ pub fn bucket_width(hours: i64) -> i64 {
 
 #[derive(Default)]
 struct Bucket {
-    sessions: HashSet<String>,
+    sessions: HashSet<u64>,
     tool_calls: u64,
     errors: u64,
     latencies: Vec<f64>,
     input: i64,
     output: i64,
     agents: HashSet<String>,
-    failed_sessions: HashSet<String>,
+    failed_sessions: HashSet<u64>,
     agent_latencies: Vec<f64>,
 }
 
@@ -55,12 +55,12 @@ impl Timeseries {
     pub fn add(&mut self, f: &SpanFact) {
         let Some(session) = f.session_id.as_deref().filter(|s| !s.is_empty()) else { return };
         let b = self.buckets.entry(f.started_at.div_euclid(self.width) * self.width).or_default();
-        b.sessions.insert(session.to_string());
+        b.sessions.insert(key(session));
         if is_call(f) {
             b.tool_calls += 1;
             if failed(f) {
                 b.errors += 1;
-                b.failed_sessions.insert(session.to_string());
+                b.failed_sessions.insert(key(session));
             }
         }
         b.latencies.push(f.latency_ms);
@@ -154,7 +154,7 @@ impl Models {
 struct ToolRow {
     latencies: Vec<f64>,
     errors: u64,
-    sessions: HashSet<String>,
+    sessions: HashSet<u64>,
     content_errors: u64,
 }
 
@@ -170,7 +170,7 @@ impl Tools {
         let r = self.0.entry((f.server_name.clone(), f.tool_name.clone())).or_default();
         r.latencies.push(f.latency_ms);
         r.errors += failed(f) as u64;
-        r.sessions.insert(f.session_id.clone().unwrap_or_default());
+        r.sessions.insert(key(f.session_id.as_deref().unwrap_or("")));
         r.content_errors += f.error.as_deref().is_some_and(|e| e.starts_with("ContentError:")) as u64;
     }
 
@@ -203,7 +203,7 @@ struct Period {
     latencies: Vec<f64>,
     calls: u64,
     errors: u64,
-    sessions: HashSet<String>,
+    sessions: HashSet<u64>,
 }
 
 /// `GET /api/monitoring/trends`: the last 7 days against the 7 before (tool calls for latency and errors).
@@ -222,7 +222,7 @@ impl Trends {
     pub fn add(&mut self, f: &SpanFact) {
         let p = if f.started_at >= self.split { &mut self.cur } else { &mut self.prev };
         if let Some(s) = f.session_id.as_deref().filter(|s| !s.is_empty()) {
-            p.sessions.insert(s.to_string());
+            p.sessions.insert(key(s));
         }
         if f.span_type == SpanType::ToolCall {
             p.calls += 1;

@@ -1,6 +1,6 @@
 //! `GET /api/reliability/tools` and `GET /api/agents/loop-counts`.
 
-use super::{mean, quantile, round};
+use super::{key, mean, quantile, round};
 use langsight_core::span::{SpanStatus, SpanType};
 use langsight_storage::SpanFact;
 use serde_json::{json, Value};
@@ -118,8 +118,8 @@ impl LoopCounts {
 struct SessionSeen {
     project: String,
     agent: Option<String>,
-    ids: std::collections::HashSet<String>,
-    parents: std::collections::HashSet<String>,
+    ids: std::collections::HashSet<u64>,
+    parents: std::collections::HashSet<u64>,
     spans: u64,
     llm_calls: u64,
     tool_calls: u64,
@@ -150,9 +150,9 @@ impl Incomplete {
         if s.agent.is_none() {
             s.agent = f.agent_name.clone();
         }
-        s.ids.insert(f.span_id.clone());
+        s.ids.insert(key(&f.span_id));
         if let Some(p) = f.parent_span_id.as_deref().filter(|p| !p.is_empty()) {
-            s.parents.insert(p.to_string());
+            s.parents.insert(key(p));
         }
         s.spans += 1;
         s.llm_calls += (f.span_type == SpanType::Agent && f.model_id.is_some()) as u64;

@@ -279,14 +279,23 @@ impl SpanStore for DualSpans {
             Some(p) => project_filter(Some(p), q.include_global),
             None => String::new(),
         };
+        let after = match &q.after {
+            Some(c) => format!(
+                " AND (started_at > {at} OR (started_at = {at} AND span_id > {}))",
+                quote(&c.tiebreak),
+                at = c.started_at
+            ),
+            None => String::new(),
+        };
         let out = self
             .ch
             .query(&format!(
                 "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
                  target_agent_name, started_at, ended_at, latency_ms, status, substringUTF8(error, 1, 300) AS error, \
                  model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM {db}.spans \
-                 WHERE started_at >= {} AND started_at < {}{project} FORMAT JSONEachRow",
-                q.since, q.until
+                 WHERE started_at >= {} AND started_at < {}{project}{after} ORDER BY started_at, span_id LIMIT {} \
+                 FORMAT JSONEachRow",
+                q.since, q.until, q.limit
             ))
             .await?;
         rows(&out)?
@@ -314,6 +323,7 @@ impl SpanStore for DualSpans {
                     thinking_tokens: opt_int(m, "thinking_tokens"),
                     explicit_lineage: text(m, "lineage_provenance") == "explicit",
                     project_id: Some(text(m, "project_id")).filter(|p| !p.is_empty()),
+                    cursor: FactCursor { started_at: int(m, "started_at"), tiebreak: text(m, "span_id") },
                 })
             })
             .collect()

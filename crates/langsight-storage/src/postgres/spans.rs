@@ -414,12 +414,21 @@ impl SpanStore for PgStorage {
             .prepare_cached(
                 "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
                  target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, \
-                 input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM spans \
+                 input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id, seq FROM spans \
                  WHERE started_at >= $1 AND started_at < $2 \
-                 AND ($3::text IS NULL OR project_id = $3 OR ($4 AND project_id = ''))",
+                 AND ($3::text IS NULL OR project_id = $3 OR ($4 AND project_id = '')) \
+                 AND ($5::bigint IS NULL OR started_at > $5 OR (started_at = $5 AND seq > $6)) \
+                 ORDER BY started_at, seq LIMIT $7",
             )
             .await?;
-        let rows = client.query(&statement, &[&q.since, &q.until, &q.project_id, &q.include_global]).await?;
+        let (after_at, after_seq) = match &q.after {
+            Some(c) => (Some(c.started_at), c.tiebreak.parse::<i64>().unwrap_or(i64::MAX)),
+            None => (None, 0),
+        };
+        let limit = q.limit as i64;
+        let rows = client
+            .query(&statement, &[&q.since, &q.until, &q.project_id, &q.include_global, &after_at, &after_seq, &limit])
+            .await?;
         rows.iter()
             .map(|r| {
                 let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
@@ -444,6 +453,7 @@ impl SpanStore for PgStorage {
                     thinking_tokens: r.get(16),
                     explicit_lineage: r.get::<_, String>(17) == "explicit",
                     project_id: Some(r.get::<_, String>(18)).filter(|p| !p.is_empty()),
+                    cursor: FactCursor { started_at: r.get(8), tiebreak: r.get::<_, i64>(19).to_string() },
                 })
             })
             .collect()

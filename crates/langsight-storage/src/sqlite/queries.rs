@@ -25,7 +25,7 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
 /// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
 const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
     target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, input_tokens, \
-    output_tokens, thinking_tokens, lineage_provenance, project_id";
+    output_tokens, thinking_tokens, lineage_provenance, project_id, seq";
 
 fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
@@ -53,6 +53,7 @@ fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
         thinking_tokens: r.get(16)?,
         explicit_lineage: text(17)? == "explicit",
         project_id: Some(text(18)?).filter(|p| !p.is_empty()),
+        cursor: FactCursor { started_at: r.get(8)?, tiebreak: r.get::<_, i64>(19)?.to_string() },
     })
 }
 
@@ -366,11 +367,21 @@ impl SpanStore for SqliteStorage {
 
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         self.read(move |conn| {
+            // The time index holds the rowid (seq), so this order is the index's: no sort.
             let mut stmt = conn.prepare_cached(&format!(
                 "SELECT {FACT_COLUMNS} FROM spans WHERE started_at >= ?1 AND started_at < ?2 \
-                 AND (?3 IS NULL OR project_id = ?3 OR (?4 AND project_id = ''))"
+                 AND (?3 IS NULL OR project_id = ?3 OR (?4 AND project_id = '')) \
+                 AND (?5 IS NULL OR started_at > ?5 OR (started_at = ?5 AND seq > ?6)) \
+                 ORDER BY started_at, seq LIMIT ?7"
             ))?;
-            let rows = stmt.query_map(params![q.since, q.until, q.project_id, q.include_global], fact_from_row)?;
+            let (after_at, after_seq) = match &q.after {
+                Some(c) => (Some(c.started_at), c.tiebreak.parse::<i64>().unwrap_or(i64::MAX)),
+                None => (None, 0),
+            };
+            let rows = stmt.query_map(
+                params![q.since, q.until, q.project_id, q.include_global, after_at, after_seq, q.limit as i64],
+                fact_from_row,
+            )?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
