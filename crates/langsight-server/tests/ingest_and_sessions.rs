@@ -34,6 +34,23 @@ async fn a_30_span_run_shows_in_the_list_and_the_trace() {
     let t = &trace.body;
     assert_eq!(t["total_spans"], json!(30));
     assert_eq!(t["health_tag"], json!("success_with_fallback"), "ours: the stored tag comes with the trace");
+    // Payloads on demand: the trace without them, then one span with them.
+    let lean = admin.get(&format!("/api/agents/sessions/{sid}?payloads=false")).await.body;
+    assert!(lean["spans_flat"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["input_json"].is_null() && s["output_json"].is_null()));
+    assert_eq!(lean["total_spans"], json!(30));
+    let one_id = t["spans_flat"][1]["span_id"].as_str().unwrap();
+    let one = admin.get(&format!("/api/agents/sessions/{sid}/spans/{one_id}")).await;
+    assert_eq!(one.status, 200, "{}", one.text);
+    assert_eq!(one.body["input_json"], t["spans_flat"][1]["input_json"]);
+    let missing = admin.get(&format!("/api/agents/sessions/{sid}/spans/nope")).await;
+    assert_eq!(
+        (missing.status, missing.detail()),
+        (404, format!("Span 'nope' not found in session '{sid}'.").as_str())
+    );
     assert_eq!(t["tool_calls"], json!(26));
     assert_eq!(t["failed_calls"], json!(3));
     assert_eq!(t["spans_flat"].as_array().unwrap().len(), 30);

@@ -181,7 +181,7 @@ async function sessions(main) {
 }
 
 async function session(main, id) {
-  const t = await api('GET', `/api/agents/sessions/${encodeURIComponent(id)}`);
+  const t = await api('GET', `/api/agents/sessions/${encodeURIComponent(id)}?payloads=false`);
   const start = Math.min(...t.spans_flat.map((x) => Date.parse(x.started_at)));
   const end = Math.max(...t.spans_flat.map((x) => Date.parse(x.ended_at)));
   const span = Math.max(1, end - start);
@@ -190,11 +190,22 @@ async function session(main, id) {
     const left = (Date.parse(node.started_at) - start) / span * 100, width = Math.max(0.5, (Date.parse(node.ended_at) - Date.parse(node.started_at)) / span * 100);
     const bar = h('div', { class: `bar ${node.status}` }); bar.style.left = `${left}%`; bar.style.width = `${width}%`;
     const payload = h('pre', { class: 'payload', hidden: true });
-    payload.textContent = [['input', node.input_json], ['output', node.output_json], ['prompt', node.llm_input], ['completion', node.llm_output], ['error', node.error]]
-      .filter(([, v]) => v).map(([k, v]) => `${k}:\n${v}`).join('\n\n') || '(no payload)';
+    // Payloads load on demand, one span at a time (the trace comes without them).
+    const show = async (e) => {
+      const btn = e.target;
+      if (!payload.dataset.loaded) {
+        try {
+          const full = await api('GET', `/api/agents/sessions/${encodeURIComponent(id)}/spans/${encodeURIComponent(node.span_id)}`);
+          payload.textContent = [['input', full.input_json], ['output', full.output_json], ['prompt', full.llm_input], ['completion', full.llm_output], ['error', full.error]]
+            .filter(([, v]) => v).map(([k, v]) => `${k}:\n${v}`).join('\n\n') || '(no payload)';
+        } catch (err) { payload.textContent = err.message; }
+        payload.dataset.loaded = '1';
+      }
+      payload.hidden = !payload.hidden; btn.setAttribute('aria-expanded', String(!payload.hidden));
+    };
     const name = h('div', {}, '\u00a0'.repeat(depth * 3), h('span', { class: 'dim' }, `${node.span_type} `), `${node.server_name}/${node.tool_name}`,
       node.agent_name ? h('span', { class: 'dim' }, ` · ${node.agent_name}`) : null, ' ',
-      h('button', { class: 'secondary small', 'aria-expanded': 'false', onclick: (e) => { payload.hidden = !payload.hidden; e.target.setAttribute('aria-expanded', String(!payload.hidden)); } }, 'payload'));
+      h('button', { class: 'secondary small', 'aria-expanded': 'false', onclick: show }, 'payload'));
     rows.push(h('div', { class: 'row' }, name, badge(node.status), h('div', { class: 'num' }, fmtMs(node.latency_ms)), h('div', { class: 'timeline' }, bar)), payload);
     (node.children || []).forEach((c) => walk(c, depth + 1));
   };

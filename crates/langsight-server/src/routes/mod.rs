@@ -40,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/traces", post(traces::otlp_standard))
         .route("/api/agents/sessions", get(sessions::list))
         .route("/api/agents/sessions/{session_id}", get(sessions::trace))
+        .route("/api/agents/sessions/{session_id}/spans/{span_id}", get(sessions::span))
         .route("/api/agents/loop-counts", get(monitoring::loop_counts))
         .route("/api/agents/metadata", get(agents::list_metadata))
         .route(

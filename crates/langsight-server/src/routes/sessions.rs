@@ -119,9 +119,17 @@ pub async fn trace(
     let p = Params::parse(raw.as_deref());
     let project = principal.scope(&state, p.text("project_id")).await?;
     let _permit = state.trace_reads.acquire().await.map_err(|_| ApiError::Internal)?;
-    let spans = state.storage.spans.session_spans(&session_id, project.as_deref(), MAX_TRACE_SPANS).await?;
+    let mut spans = state.storage.spans.session_spans(&session_id, project.as_deref(), MAX_TRACE_SPANS).await?;
     if spans.is_empty() {
         return Err(ApiError::NotFound(format!("Session '{session_id}' not found.")));
+    }
+    // Ours: `?payloads=false` leaves arguments, results, prompts and completions out (a 10,000-span trace with
+    // large payloads is megabytes); the dashboard then loads one span's payload on demand.
+    let payloads = !matches!(p.text("payloads"), Some("false" | "0"));
+    if !payloads {
+        for s in &mut spans {
+            (s.input_json, s.output_json, s.llm_input, s.llm_output) = (None, None, None, None);
+        }
     }
     let mut trace = session_trace(&session_id, &spans);
     // Ours: the session's stored tag and estimated cost, so a session page needs no second request.
@@ -130,8 +138,27 @@ pub async fn trace(
     if let Some(o) = trace.as_object_mut() {
         o.insert("health_tag".into(), json!(row.as_ref().and_then(|r| r.rollup.health_tag).map(HealthTag::as_str)));
         o.insert("est_cost_usd".into(), json!(row.as_ref().and_then(|r| est_cost(&r.rollup, &prices))));
+        o.insert("payloads_included".into(), json!(payloads));
     }
     Ok(Json(trace))
+}
+
+/// `GET /api/agents/sessions/{session_id}/spans/{span_id}`: one span with its payloads.
+pub async fn span(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path((session_id, span_id)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let p = Params::parse(raw.as_deref());
+    let project = principal.scope(&state, p.text("project_id")).await?;
+    let _permit = state.trace_reads.acquire().await.map_err(|_| ApiError::Internal)?;
+    let spans = state.storage.spans.session_spans(&session_id, project.as_deref(), MAX_TRACE_SPANS).await?;
+    spans
+        .iter()
+        .find(|s| s.span_id == span_id)
+        .map(|s| Json(s.to_trace_json()))
+        .ok_or_else(|| ApiError::NotFound(format!("Span '{span_id}' not found in session '{session_id}'.")))
 }
 
 /// The original's `SessionTrace`: flat spans, the parent/child tree, counts and duration.

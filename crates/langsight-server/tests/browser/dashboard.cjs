@@ -53,6 +53,7 @@ async function postSpans(spans) {
     await page.click(`a[href="#/sessions/${E.SESSION}"]`);
     await page.waitForSelector('#tree .row', { timeout: 5000 });
     for (const b of await page.locator('#tree button').all()) await b.click();
+    await page.waitForFunction(() => [...document.querySelectorAll('pre.payload')].every((p) => p.dataset.loaded === '1'), null, { timeout: 5000 });
     const payloads = await page.locator('pre.payload').allTextContents();
     if (!payloads.some((t) => t.includes('<script>window.__pwned = 1</script>'))) fail(`the <script> payload is not shown as text: ${JSON.stringify(payloads)}`);
     if (await page.evaluate(() => window.__pwned !== undefined || document.querySelectorAll('#tree script').length > 0)) fail('a payload ran as HTML');
