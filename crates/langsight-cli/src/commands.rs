@@ -368,6 +368,7 @@ pub fn scan(config: Option<PathBuf>, json_out: bool) -> ExitCode {
     let down = reports.iter().filter(|r| r.check.status == langsight_monitor::Status::Down).count();
     let critical: usize = reports.iter().map(|r| r.count(Severity::Critical)).sum();
     if json_out {
+        let scanned_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let items: Vec<Value> = reports
             .iter()
             .zip(&drift)
@@ -378,9 +379,7 @@ pub fn scan(config: Option<PathBuf>, json_out: bool) -> ExitCode {
                         "tools_count": r.check.tools.len(), "schema_hash": r.check.schema_hash, "error": r.check.error,
                         "tools": r.check.tools.iter().map(|t| json!({"name": t.name, "description": t.description})).collect::<Vec<_>>()},
                     "drift": d,
-                    "security": {"findings_count": r.findings.len(), "critical_count": r.count(Severity::Critical),
-                        "high_count": r.count(Severity::High), "highest_severity": r.highest().map(Severity::as_str),
-                        "findings": r.findings.iter().map(|f| f.to_json()).collect::<Vec<_>>()},
+                    "security": r.to_json(&scanned_at),
                 })
             })
             .collect();

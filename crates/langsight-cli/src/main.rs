@@ -382,21 +382,7 @@ fn security_scan(config: Option<PathBuf>, json: bool, ci: bool) -> ExitCode {
     let (critical, high): (usize, usize) =
         reports.iter().fold((0, 0), |(c, h), r| (c + r.count(Severity::Critical), h + r.count(Severity::High)));
     if json {
-        let items: Vec<serde_json::Value> = reports
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "server_name": r.server_name,
-                    "scanned_at": scanned_at,
-                    "error": r.error,
-                    "findings_count": r.findings.len(),
-                    "critical_count": r.count(Severity::Critical),
-                    "high_count": r.count(Severity::High),
-                    "highest_severity": r.highest().map(Severity::as_str),
-                    "findings": r.findings.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
+        let items: Vec<serde_json::Value> = reports.iter().map(|r| r.to_json(&scanned_at)).collect();
         println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
     } else {
         let total: usize = reports.iter().map(|r| r.findings.len()).sum();

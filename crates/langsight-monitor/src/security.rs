@@ -90,6 +90,20 @@ impl ScanReport {
     pub fn highest(&self) -> Option<Severity> {
         self.findings.iter().map(|f| f.severity).min()
     }
+
+    /// The original's per-server scan result (`POST /api/security/scan`, `security-scan --json`).
+    pub fn to_json(&self, scanned_at: &str) -> Value {
+        json!({
+            "server_name": self.server_name,
+            "scanned_at": scanned_at,
+            "error": self.error,
+            "findings_count": self.findings.len(),
+            "critical_count": self.count(Severity::Critical),
+            "high_count": self.count(Severity::High),
+            "highest_severity": self.highest().map(Severity::as_str),
+            "findings": self.findings.iter().map(Finding::to_json).collect::<Vec<_>>(),
+        })
+    }
 }
 
 static AUTH: LazyLock<Regex> = LazyLock::new(|| {

@@ -78,6 +78,19 @@ async fn write(inner: &dyn SpanStore, group: Vec<Job>) {
     }
 }
 
+/// Each batch on its own, in order: the default of [`SpanStore::ingest_group`] and every backend's fallback when a
+/// merged write failed.
+pub async fn one_by_one<S: SpanStore + ?Sized>(
+    store: &S,
+    batches: Vec<Vec<Span>>,
+) -> Vec<Result<IngestOutcome, StorageError>> {
+    let mut out = Vec::with_capacity(batches.len());
+    for batch in batches {
+        out.push(store.ingest(batch).await);
+    }
+    out
+}
+
 /// Splits a merged outcome back per batch: each batch is credited with its own spans, and each session's tag
 /// change goes to the first batch that touched that session (so it is announced once).
 pub fn split_outcome(batches: &[Vec<Span>], merged: IngestOutcome) -> Vec<IngestOutcome> {

@@ -34,11 +34,7 @@ pub trait SpanStore: Send + Sync {
     /// Several requests' batches written together ([`group_commit`]), one result per batch in order. A
     /// backend that can merge them into one write overrides this; the default writes them one by one.
     async fn ingest_group(&self, batches: Vec<Vec<Span>>) -> Vec<Result<IngestOutcome, StorageError>> {
-        let mut out = Vec::with_capacity(batches.len());
-        for batch in batches {
-            out.push(self.ingest(batch).await);
-        }
-        out
+        group_commit::one_by_one(self, batches).await
     }
 
     /// Sessions active within the window, newest first.

@@ -64,16 +64,7 @@ pub async fn scan(
                 )
                 .await;
             }
-            let v = json!({
-                "server_name": report.server_name,
-                "scanned_at": scanned_at,
-                "error": report.error,
-                "findings_count": report.findings.len(),
-                "critical_count": critical,
-                "high_count": high,
-                "highest_severity": report.highest().map(Severity::as_str),
-                "findings": report.findings.iter().map(|f| f.to_json()).collect::<Vec<_>>(),
-            });
+            let v = report.to_json(&scanned_at);
             (t.project_id, v)
         })
         .buffer_unordered(CONCURRENCY)

@@ -148,11 +148,7 @@ impl SpanStore for DualSpans {
         let all: Vec<Span> = batches.iter().flatten().cloned().collect();
         if let Err(e) = self.store_raw(&all).await {
             tracing::warn!(error = %e, batches = batches.len(), "grouped ClickHouse insert failed; one by one");
-            let mut out = Vec::with_capacity(batches.len());
-            for batch in batches {
-                out.push(self.ingest(batch).await);
-            }
-            return out;
+            return crate::group_commit::one_by_one(self, batches).await;
         }
         match self.fold(&all).await {
             Ok(merged) => crate::group_commit::split_outcome(&batches, merged).into_iter().map(Ok).collect(),

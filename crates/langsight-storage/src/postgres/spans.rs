@@ -245,11 +245,7 @@ impl SpanStore for PgStorage {
                 }
             }
         }
-        let mut out = Vec::with_capacity(batches.len());
-        for batch in batches {
-            out.push(self.ingest(batch).await);
-        }
-        out
+        crate::group_commit::one_by_one(self, batches).await
     }
 
     async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
