@@ -72,11 +72,15 @@ pub fn sessions(a: SessionsArgs) -> ExitCode {
     with_source(a.config.clone(), |src| async move {
         let project = a.project.as_deref().map(|p| format!("&project_id={}", encode(p))).unwrap_or_default();
         if let Some(id) = &a.id {
-            let trace = src.get(&format!("/api/agents/sessions/{}?x=1{project}", encode(id))).await?;
+            // Kept as text: the trace's `root_spans` nests as deep as the session's parent chain.
+            let trace = src.get_text(&format!("/api/agents/sessions/{}?x=1{project}", encode(id))).await?;
             if a.json {
-                print_json(&trace);
+                println!("{}", pretty_json(&trace));
             } else {
-                print!("{}", trace_tree(&trace));
+                let tree = trace_tree(&trace).map_err(|e| {
+                    SourceError::Unavailable(format!("the server's session trace could not be read ({e}); try --json"))
+                })?;
+                print!("{tree}");
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -124,45 +128,144 @@ pub fn sessions(a: SessionsArgs) -> ExitCode {
     })
 }
 
-/// A session's spans as an indented tree, children in start order.
-pub fn trace_tree(trace: &Value) -> String {
+/// The fields of a session trace the tree view reads; `root_spans` is left unparsed (serde_json skips unknown
+/// fields without recursion) and the tree is rebuilt from the flat spans with the server's own tree code.
+#[derive(serde::Deserialize)]
+struct TraceView {
+    #[serde(default)]
+    session_id: Value,
+    #[serde(default)]
+    tool_calls: Value,
+    #[serde(default)]
+    failed_calls: Value,
+    #[serde(default)]
+    duration_ms: Value,
+    #[serde(default)]
+    total_spans: Value,
+    #[serde(default)]
+    spans_flat: Vec<Value>,
+}
+
+/// Levels of indentation drawn in the tree view; deeper spans show their depth instead, so a chain thousands
+/// deep prints in linear, not quadratic, space.
+const MAX_DRAWN_DEPTH: usize = 32;
+
+/// A session's spans as an indented tree, children in start order, from the trace answer's text. Walked with
+/// an explicit stack: a session can nest as deep as anyone sent it.
+pub fn trace_tree(trace_text: &str) -> Result<String, serde_json::Error> {
+    let trace: TraceView = serde_json::from_str(trace_text)?;
+    let field = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        x => x.to_string(),
+    };
     let mut out = format!(
         "{}\n{} tool calls · {} failed · {} total · {} spans\n",
-        paint(&format!("Trace: {}", text(trace, "session_id")), "1"),
-        text(trace, "tool_calls"),
-        text(trace, "failed_calls"),
-        trace["duration_ms"].as_f64().map(duration).unwrap_or_else(|| "—".into()),
-        text(trace, "total_spans"),
+        paint(&format!("Trace: {}", field(&trace.session_id)), "1"),
+        field(&trace.tool_calls),
+        field(&trace.failed_calls),
+        trace.duration_ms.as_f64().map(duration).unwrap_or_else(|| "—".into()),
+        field(&trace.total_spans),
     );
-    fn node(s: &Value, prefix: &str, last: bool, out: &mut String) {
-        let branch = if last { "└─ " } else { "├─ " };
-        let status = s["status"].as_str().unwrap_or("");
-        let mark = match status {
-            "success" => paint("✓", "32"),
-            "timeout" => paint("⏱", "33"),
-            "prevented" => paint("⊘", "33"),
-            _ => paint("✗", "31"),
-        };
-        let what = match s["span_type"].as_str().unwrap_or("") {
-            "agent" => format!("agent {} {}", text(s, "agent_name"), text(s, "tool_name")),
-            "handoff" => format!("handoff {}", text(s, "tool_name")),
-            kind => format!("{kind} {}/{}", text(s, "server_name"), text(s, "tool_name")),
-        };
-        let err =
-            s["error"].as_str().map(|e| format!("  {}", e.chars().take(60).collect::<String>())).unwrap_or_default();
-        let latency = s["latency_ms"].as_f64().map(duration).unwrap_or_default();
-        out.push_str(&format!("{prefix}{branch}{what}  {mark} {latency}{err}\n"));
-        let children = s["children"].as_array().cloned().unwrap_or_default();
-        let next = format!("{prefix}{}", if last { "   " } else { "│  " });
-        for (i, c) in children.iter().enumerate() {
-            node(c, &next, i + 1 == children.len(), out);
+    let spans = &trace.spans_flat;
+    let links: Vec<(&str, Option<&str>)> = spans
+        .iter()
+        .map(|s| {
+            let parent = s["parent_span_id"].as_str().filter(|p| !p.is_empty());
+            (s["span_id"].as_str().unwrap_or(""), parent)
+        })
+        .collect();
+    let tree = langsight_core::tree::build(&links);
+    // Per open level, whether it was the last of its siblings (decides `│` or blank below it).
+    let mut open_last: Vec<bool> = Vec::new();
+    tree.walk::<std::convert::Infallible>(|step| {
+        match step {
+            langsight_core::tree::Step::Enter { node, depth, last } => {
+                open_last.truncate(depth);
+                let mut prefix: String =
+                    open_last.iter().take(MAX_DRAWN_DEPTH).map(|l| if *l { "   " } else { "│  " }).collect();
+                if depth > MAX_DRAWN_DEPTH {
+                    prefix.push_str(&format!("… [depth {depth}] "));
+                }
+                out.push_str(&trace_line(&spans[node], &prefix, last));
+                open_last.push(last);
+            }
+            langsight_core::tree::Step::Leave { .. } => {}
         }
+        Ok(())
+    })
+    .unwrap_or(());
+    Ok(out)
+}
+
+fn trace_line(s: &Value, prefix: &str, last: bool) -> String {
+    let branch = if last { "└─ " } else { "├─ " };
+    let status = s["status"].as_str().unwrap_or("");
+    let mark = match status {
+        "success" => paint("✓", "32"),
+        "timeout" => paint("⏱", "33"),
+        "prevented" => paint("⊘", "33"),
+        _ => paint("✗", "31"),
+    };
+    let what = match s["span_type"].as_str().unwrap_or("") {
+        "agent" => format!("agent {} {}", text(s, "agent_name"), text(s, "tool_name")),
+        "handoff" => format!("handoff {}", text(s, "tool_name")),
+        kind => format!("{kind} {}/{}", text(s, "server_name"), text(s, "tool_name")),
+    };
+    let err = s["error"].as_str().map(|e| format!("  {}", e.chars().take(60).collect::<String>())).unwrap_or_default();
+    let latency = s["latency_ms"].as_f64().map(duration).unwrap_or_default();
+    format!("{prefix}{branch}{what}  {mark} {latency}{err}\n")
+}
+
+/// Re-indents compact JSON text the way `serde_json::to_string_pretty` does, without parsing it into a
+/// [`Value`] (which recurses, and stops at 128 levels): one pass over the bytes with a depth counter.
+pub fn pretty_json(text: &str) -> String {
+    let bytes = text.trim().as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    let (mut depth, mut i) = (0usize, 0usize);
+    let newline = |out: &mut Vec<u8>, depth: usize| {
+        out.push(b'\n');
+        out.extend(std::iter::repeat_n(b' ', depth * 2));
+    };
+    while i < bytes.len() {
+        let b = bytes[i];
+        match b {
+            b'"' => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                out.extend_from_slice(&bytes[start..(i + 1).min(bytes.len())]);
+            }
+            b'{' | b'[' => {
+                let close = if b == b'{' { b'}' } else { b']' };
+                let next = bytes[i + 1..].iter().position(|c| !c.is_ascii_whitespace()).map(|p| bytes[i + 1 + p]);
+                if next == Some(close) {
+                    out.extend_from_slice(&[b, close]);
+                    i += 1 + bytes[i + 1..].iter().position(|c| *c == close).unwrap_or(0) + 1;
+                    continue;
+                }
+                out.push(b);
+                depth += 1;
+                newline(&mut out, depth);
+            }
+            b'}' | b']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(b);
+            }
+            b',' => {
+                out.push(b',');
+                newline(&mut out, depth);
+            }
+            b':' => out.extend_from_slice(b": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+        i += 1;
     }
-    let roots = trace["root_spans"].as_array().cloned().unwrap_or_default();
-    for (i, r) in roots.iter().enumerate() {
-        node(r, "", i + 1 == roots.len(), &mut out);
-    }
-    out
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
 }
 
 pub fn costs(config: Option<PathBuf>, hours: u32, project: Option<String>, json_out: bool) -> ExitCode {
@@ -508,4 +611,39 @@ fn previous_tools(
         }
         out
     })
+}
+
+#[cfg(test)]
+mod deep_trace_tests {
+    use super::*;
+
+    #[test]
+    fn pretty_json_matches_serde_json() {
+        let v = json!({"a": [1, 2.5, {"b": "x\"y,{}:[]", "c": []}], "d": {}, "e": null, "f": [[]], "g": "é\\"});
+        let compact = serde_json::to_string(&v).unwrap();
+        assert_eq!(pretty_json(&compact), serde_json::to_string_pretty(&v).unwrap());
+    }
+
+    #[test]
+    fn tree_view_of_a_deep_chain_is_linear_and_complete() {
+        let spans: Vec<Value> = (0..20_000)
+            .map(|i| {
+                json!({"span_id": format!("s{i}"), "parent_span_id": if i > 0 { format!("s{}", i - 1) } else { String::new() },
+                       "span_type": "tool_call", "server_name": "gh", "tool_name": "t", "status": "success",
+                       "latency_ms": 1.0})
+            })
+            .collect();
+        // root_spans nests deeper than serde_json parses; the view must not need it.
+        let deep = format!("{}[]{}", "[{\"children\":".repeat(5_000), "}]".repeat(5_000));
+        let text = format!(
+            r#"{{"session_id":"s","spans_flat":{},"root_spans":{deep},"total_spans":20000,"tool_calls":20000,"failed_calls":0,"duration_ms":1.0}}"#,
+            serde_json::to_string(&spans).unwrap()
+        );
+        let out = trace_tree(&text).unwrap();
+        assert_eq!(out.lines().count(), 2 + 20_000);
+        assert!(out.lines().last().unwrap().contains("[depth 19999]"));
+        assert!(out.len() < 20_000 * 200, "indentation is capped: {} bytes", out.len());
+        let pretty = pretty_json(&text);
+        assert_eq!(pretty.lines().filter(|l| l.contains("\"children\"")).count(), 5_000);
+    }
 }

@@ -87,6 +87,17 @@ impl Source {
 
 impl Api {
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value, SourceError> {
+        let text = self.call_text(method, path, body).await?;
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// A GET whose successful answer is returned as text: for answers too deeply nested to parse into a
+    /// [`Value`] (serde_json stops at 128 levels; a session trace can nest thousands).
+    pub async fn get_text(&self, path: &str) -> Result<String, SourceError> {
+        self.call_text(Method::GET, path, None).await
+    }
+
+    async fn call_text(&self, method: Method, path: &str, body: Option<Value>) -> Result<String, SourceError> {
         let mut req = self.http.request(method, format!("{}{path}", self.url));
         if let Some(k) = &self.key {
             req = req.header("X-API-Key", k);
@@ -99,10 +110,10 @@ impl Api {
         })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if (200..300).contains(&status) {
-            return Ok(value);
+            return Ok(text);
         }
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let detail = match value.get("detail") {
             Some(Value::String(s)) => s.clone(),
             Some(v) => v.to_string(),

@@ -6,12 +6,14 @@
 //! - [`health`]: session health tags and their priority order.
 //! - [`time`]: the timestamp type and the wire formats the original emits.
 //! - [`keys`]: API key generation and hashing.
+//! - [`tree`]: a session's parent/child tree, built and walked without recursion.
 
 pub mod health;
 pub mod keys;
 pub mod session;
 pub mod span;
 pub mod time;
+pub mod tree;
 
 /// The version reported by `/api/status` and `/api/readiness`. We report the original's version so its SDK
 /// and dashboard, which may compare versions, treat us as the server they know.

@@ -9,9 +9,9 @@ use axum::{Extension, Json};
 use langsight_core::health::HealthTag;
 use langsight_core::span::{Span, SpanStatus};
 use langsight_core::time::{now_micros, str_datetime};
+use langsight_core::tree::{self, Step};
 use langsight_storage::{SessionQuery, SessionRow};
-use serde_json::{json, Value};
-use std::collections::HashMap;
+use serde_json::{json, Map, Value};
 
 /// Most spans returned for one trace (the original's cap).
 const MAX_TRACE_SPANS: usize = 10_000;
@@ -115,7 +115,8 @@ pub async fn trace(
     Extension(principal): Extension<Principal>,
     Path(session_id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let p = Params::parse(raw.as_deref());
     let project = principal.scope(&state, p.text("project_id")).await?;
     let _permit = state.trace_reads.acquire().await.map_err(|_| ApiError::Internal)?;
@@ -131,16 +132,18 @@ pub async fn trace(
             (s.input_json, s.output_json, s.llm_input, s.llm_output) = (None, None, None, None);
         }
     }
-    let mut trace = session_trace(&session_id, &spans);
     // Ours: the session's stored tag and estimated cost, so a session page needs no second request.
     let row = state.storage.spans.get_session(project.as_deref(), &session_id).await?;
     let prices = state.prices.get(&state).await?;
-    if let Some(o) = trace.as_object_mut() {
-        o.insert("health_tag".into(), json!(row.as_ref().and_then(|r| r.rollup.health_tag).map(HealthTag::as_str)));
-        o.insert("est_cost_usd".into(), json!(row.as_ref().and_then(|r| est_cost(&r.rollup, &prices))));
-        o.insert("payloads_included".into(), json!(payloads));
-    }
-    Ok(Json(trace))
+    let mut extra = Map::new();
+    extra.insert("health_tag".into(), json!(row.as_ref().and_then(|r| r.rollup.health_tag).map(HealthTag::as_str)));
+    extra.insert("est_cost_usd".into(), json!(row.as_ref().and_then(|r| est_cost(&r.rollup, &prices))));
+    extra.insert("payloads_included".into(), json!(payloads));
+    let body = session_trace(&session_id, &spans, extra).map_err(|e| {
+        tracing::error!(error = %e, "session trace could not be serialised");
+        ApiError::Internal
+    })?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/agents/sessions/{session_id}/spans/{span_id}`: one span with its payloads.
@@ -161,73 +164,167 @@ pub async fn span(
         .ok_or_else(|| ApiError::NotFound(format!("Span '{span_id}' not found in session '{session_id}'.")))
 }
 
-/// The original's `SessionTrace`: flat spans, the parent/child tree, counts and duration.
-fn session_trace(session_id: &str, spans: &[Span]) -> Value {
+/// The original's `SessionTrace` (flat spans, the parent/child tree, counts and duration) plus `extra`, as JSON
+/// bytes. The tree is written straight to bytes with an explicit stack: a nested `serde_json::Value` would be
+/// serialised and dropped recursively, and a parent chain some thousands of spans deep (anyone with a key can
+/// send one) would overflow the stack and abort the whole process. The bytes are what `serde_json` gives for
+/// the equivalent `Value` (same key order, compact form).
+fn session_trace(session_id: &str, spans: &[Span], extra: Map<String, Value>) -> Result<Vec<u8>, serde_json::Error> {
     let calls: Vec<&Span> = spans.iter().filter(|s| s.span_type.is_call()).collect();
     let failed = calls.iter().filter(|s| s.status != SpanStatus::Success).count();
     let first = spans.iter().map(|s| s.started_at).min().unwrap_or(0);
     let last = spans.iter().map(|s| s.ended_at).max().unwrap_or(0);
-    json!({
-        "session_id": session_id,
-        "spans_flat": spans.iter().map(Span::to_trace_json).collect::<Vec<_>>(),
-        "root_spans": span_tree(spans),
-        "total_spans": spans.len(),
-        "tool_calls": calls.len(),
-        "failed_calls": failed,
-        "duration_ms": (last - first) as f64 / 1000.0,
-    })
+    let mut top = Map::new();
+    top.insert("session_id".into(), json!(session_id));
+    top.insert("spans_flat".into(), Value::Array(spans.iter().map(Span::to_trace_json).collect()));
+    top.insert("root_spans".into(), Value::Null);
+    top.insert("total_spans".into(), json!(spans.len()));
+    top.insert("tool_calls".into(), json!(calls.len()));
+    top.insert("failed_calls".into(), json!(failed));
+    top.insert("duration_ms".into(), json!((last - first) as f64 / 1000.0));
+    top.extend(extra);
+    let (prefix, suffix) = split_object(&top, "root_spans")?;
+    let mut out = prefix;
+    write_forest(&mut out, spans)?;
+    out.extend_from_slice(&suffix);
+    Ok(out)
 }
 
-/// Builds the tree without recursion (a 10,000-span chain must not overflow the stack). A span whose
-/// parent is absent is a root; spans caught in a parent cycle, which no root reaches, are also shown as
-/// roots rather than silently dropped.
-fn span_tree(spans: &[Span]) -> Vec<Value> {
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(spans.len());
-    for (i, s) in spans.iter().enumerate() {
-        index.entry(s.span_id.as_str()).or_insert(i);
-    }
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); spans.len()];
-    let mut roots = Vec::new();
-    for (i, s) in spans.iter().enumerate() {
-        match s.parent_span_id.as_deref().and_then(|p| index.get(p)).copied() {
-            Some(parent) if parent != i => children[parent].push(i),
-            _ => roots.push(i),
+/// A JSON object serialised around one key's value: the bytes up to and including `"hole":`, and the bytes
+/// after the value (up to the closing brace), so the caller can write that value itself.
+fn split_object(map: &Map<String, Value>, hole: &str) -> Result<(Vec<u8>, Vec<u8>), serde_json::Error> {
+    let (mut prefix, mut suffix) = (vec![b'{'], Vec::new());
+    let mut in_suffix = false;
+    for (i, (k, v)) in map.iter().enumerate() {
+        let out = if in_suffix { &mut suffix } else { &mut prefix };
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, k)?;
+        out.push(b':');
+        if k == hole {
+            in_suffix = true;
+        } else {
+            serde_json::to_writer(&mut *out, v)?;
         }
     }
-    // Pre-order walk from the roots; then nodes that no root reached (cycles) become roots themselves.
-    let mut visited = vec![false; spans.len()];
-    let mut order = Vec::with_capacity(spans.len());
-    let mut all_roots = Vec::new();
-    let walk = |start: usize, visited: &mut Vec<bool>, order: &mut Vec<usize>| {
-        let mut stack = vec![start];
-        while let Some(n) = stack.pop() {
-            if visited[n] {
-                continue;
+    if in_suffix { &mut suffix } else { &mut prefix }.push(b'}');
+    Ok((prefix, suffix))
+}
+
+/// Writes the forest as a JSON array of spans, each with its `children` array, depth-first with an explicit
+/// stack (one frame per open ancestor, heap-allocated), so depth costs memory, never call-stack.
+fn write_forest(out: &mut Vec<u8>, spans: &[Span]) -> Result<(), serde_json::Error> {
+    let links: Vec<(&str, Option<&str>)> =
+        spans.iter().map(|s| (s.span_id.as_str(), s.parent_span_id.as_deref())).collect();
+    let tree = tree::build(&links);
+    // What closes each open span: `]` of its children and the rest of its object after `children`.
+    let mut closers: Vec<Vec<u8>> = Vec::new();
+    let mut first = true;
+    out.push(b'[');
+    tree.walk(|step| {
+        match step {
+            Step::Enter { node, .. } => {
+                if !first {
+                    out.push(b',');
+                }
+                let mut object = match spans[node].to_trace_json() {
+                    Value::Object(m) => m,
+                    _ => Map::new(),
+                };
+                object.insert("children".into(), Value::Null);
+                let (prefix, rest) = split_object(&object, "children")?;
+                out.extend_from_slice(&prefix);
+                out.push(b'[');
+                closers.push(rest);
+                first = true;
             }
-            visited[n] = true;
-            order.push(n);
-            stack.extend(children[n].iter().rev().copied());
+            Step::Leave { .. } => {
+                out.push(b']');
+                out.extend_from_slice(&closers.pop().unwrap_or_default());
+                first = false;
+            }
         }
-    };
-    for &r in &roots {
-        all_roots.push(r);
-        walk(r, &mut visited, &mut order);
-    }
-    for i in 0..spans.len() {
-        if !visited[i] {
-            all_roots.push(i);
-            walk(i, &mut visited, &mut order);
+        Ok(())
+    })?;
+    out.push(b']');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use langsight_core::span::decode_batch;
+
+    /// The answer as it was built before (a nested `Value`), for shallow trees only.
+    fn nested(spans: &[Span], extra: Map<String, Value>) -> Vec<u8> {
+        let links: Vec<(&str, Option<&str>)> =
+            spans.iter().map(|s| (s.span_id.as_str(), s.parent_span_id.as_deref())).collect();
+        let t = tree::build(&links);
+        fn node(n: usize, spans: &[Span], t: &tree::Tree) -> Value {
+            let mut v = spans[n].to_trace_json();
+            let kids: Vec<Value> = t.children[n].iter().map(|c| node(*c, spans, t)).collect();
+            v.as_object_mut().unwrap().insert("children".into(), Value::Array(kids));
+            v
         }
+        let calls = spans.iter().filter(|s| s.span_type.is_call()).count();
+        let failed = spans.iter().filter(|s| s.span_type.is_call() && s.status != SpanStatus::Success).count();
+        let first = spans.iter().map(|s| s.started_at).min().unwrap_or(0);
+        let last = spans.iter().map(|s| s.ended_at).max().unwrap_or(0);
+        let mut v = json!({
+            "session_id": "s",
+            "spans_flat": spans.iter().map(Span::to_trace_json).collect::<Vec<_>>(),
+            "root_spans": t.roots.iter().map(|r| node(*r, spans, &t)).collect::<Vec<_>>(),
+            "total_spans": spans.len(),
+            "tool_calls": calls,
+            "failed_calls": failed,
+            "duration_ms": (last - first) as f64 / 1000.0,
+        });
+        v.as_object_mut().unwrap().extend(extra);
+        serde_json::to_vec(&v).unwrap()
     }
-    // Children appear after their parent in pre-order, so building in reverse has every child ready.
-    let mut built: Vec<Option<Value>> = vec![None; spans.len()];
-    for &n in order.iter().rev() {
-        let mut v = spans[n].to_trace_json();
-        let kids: Vec<Value> = children[n].iter().filter_map(|c| built[*c].take()).collect();
-        if let Value::Object(m) = &mut v {
-            m.insert("children".into(), Value::Array(kids));
-        }
-        built[n] = Some(v);
+
+    #[test]
+    fn streamed_tree_is_byte_identical_to_the_nested_value() {
+        let span = |id: &str, parent: Option<&str>, status: &str| {
+            json!({"span_id": id, "parent_span_id": parent, "server_name": "gh", "tool_name": "t\"x",
+                   "status": status, "started_at": "2026-03-17T12:00:00Z", "ended_at": "2026-03-17T12:00:01Z",
+                   "input_args": {"q": [1, {"a": null}]}, "error": "é"})
+        };
+        let body = json!([
+            span("root", None, "success"),
+            span("c1", Some("root"), "error"),
+            span("c2", Some("root"), "success"),
+            span("g1", Some("c1"), "timeout"),
+            span("orphan", Some("missing"), "success"),
+            span("x", Some("y"), "success"),
+            span("y", Some("x"), "success"),
+        ]);
+        let spans = decode_batch(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let mut extra = Map::new();
+        extra.insert("health_tag".into(), json!("tool_failure"));
+        extra.insert("est_cost_usd".into(), Value::Null);
+        extra.insert("payloads_included".into(), json!(true));
+        let streamed = session_trace("s", &spans, extra.clone()).unwrap();
+        assert_eq!(String::from_utf8(streamed).unwrap(), String::from_utf8(nested(&spans, extra)).unwrap());
+        let one = session_trace("s", &spans[..1], Map::new()).unwrap();
+        assert_eq!(one, nested(&spans[..1], Map::new()));
     }
-    all_roots.into_iter().filter_map(|r| built[r].take()).collect()
+
+    #[test]
+    fn a_50_000_deep_chain_is_written_whole() {
+        let body: Vec<Value> = (0..50_000)
+            .map(|i| {
+                json!({"span_id": format!("s{i}"), "parent_span_id": (i > 0).then(|| format!("s{}", i - 1)),
+                       "server_name": "gh", "tool_name": "t", "status": "success",
+                       "started_at": "2026-03-17T12:00:00Z", "ended_at": "2026-03-17T12:00:01Z"})
+            })
+            .collect();
+        let spans = decode_batch(&serde_json::to_vec(&body).unwrap()).unwrap();
+        let out = session_trace("s", &spans, Map::new()).unwrap();
+        assert_eq!(langsight_core::span::too_deep(std::str::from_utf8(&out).unwrap(), 100_002), None);
+        assert!(langsight_core::span::too_deep(std::str::from_utf8(&out).unwrap(), 100_001).is_some());
+        assert_eq!(out.windows(11).filter(|w| w == b"\"children\":").count(), 50_000);
+        assert!(out.ends_with(b"}"));
+    }
 }
