@@ -26,6 +26,8 @@ pub const EXPIRED_KEY: &str = "API key has expired";
 pub const VIEWER_WRITE: &str = "Write operations require an admin API key";
 pub const VIEWER_SESSION_WRITE: &str = "Write operations require admin role";
 pub const DEACTIVATED: &str = "Account has been deactivated";
+pub const OWNER_DEACTIVATED: &str =
+    "This API key belongs to a deactivated account and no longer works. Ask an admin for a new key.";
 pub const ROLE_CHANGED: &str = "Your role has been changed. Please log in again.";
 /// Proxy signatures older or newer than this are ignored.
 const PROXY_SKEW_SECS: i64 = 60;
@@ -39,6 +41,49 @@ pub const PROJECT_REQUIRED: &str = "project_id query parameter is required. Sele
 const CACHE_TTL: Duration = Duration::from_secs(5);
 /// `last_used_at` is written at most this often per key: a write per request would double ingest's writes.
 const TOUCH_EVERY: Micros = 60_000_000;
+
+/// What a route needs from its caller. Every protected route names one when it is registered
+/// (`routes::Api`), so a new route cannot forget to say who may call it; [`require`] enforces it before the
+/// handler runs, and the handler still narrows project-scoped work to the caller's project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    /// Instance-wide state: users, invitations, roles, instance settings, model prices, the audit log,
+    /// creating projects. Bootstrap keys, admin users and unbound admin keys; never a project-bound key.
+    InstanceAdmin,
+    /// A read that spans the instance but is answered per caller (the project list: a user sees their
+    /// memberships). Refused to project-bound keys, which have no business outside their project.
+    InstanceRead,
+    /// Changes inside a project: admins, including admin keys bound to that project.
+    ProjectAdmin,
+    /// Reads inside a project (the handler resolves which one with [`Principal::scope`]).
+    ProjectRead,
+    /// Sending spans: any valid credential, into the projects it may write (see `routes::traces::accept`).
+    Ingest,
+    /// About the caller itself (who am I, change my password).
+    Authenticated,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 6] = [
+        Capability::InstanceAdmin,
+        Capability::InstanceRead,
+        Capability::ProjectAdmin,
+        Capability::ProjectRead,
+        Capability::Ingest,
+        Capability::Authenticated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::InstanceAdmin => "instance admin",
+            Capability::InstanceRead => "instance read",
+            Capability::ProjectAdmin => "project admin",
+            Capability::ProjectRead => "project reader",
+            Capability::Ingest => "ingest",
+            Capability::Authenticated => "authenticated",
+        }
+    }
+}
 
 /// The authenticated caller.
 #[derive(Debug, Clone)]
@@ -98,6 +143,40 @@ impl Principal {
         }
     }
 
+    /// Whether this caller administers the whole instance: a bootstrap key, open mode, an admin user, or an
+    /// admin key bound to no project (whose owner, if any, was checked to be an active admin when the key
+    /// was resolved).
+    pub fn is_instance_admin(&self) -> bool {
+        match self {
+            Principal::StoredKey(k) => k.role == KeyRole::Admin && self.bound_project().is_none(),
+            _ => self.is_global_admin(),
+        }
+    }
+
+    /// Checks `need` (the rule every protected route goes through, see [`Capability`]).
+    pub fn require(&self, need: Capability) -> ApiResult<()> {
+        match need {
+            Capability::InstanceAdmin => {
+                if let Some(bound) = self.bound_project() {
+                    return Err(ApiError::Forbidden(bound_refusal(bound)));
+                }
+                if self.is_instance_admin() {
+                    return Ok(());
+                }
+                match self {
+                    Principal::Session(_) => Err(ApiError::Forbidden(VIEWER_SESSION_WRITE.into())),
+                    _ => Err(ApiError::Forbidden(VIEWER_WRITE.into())),
+                }
+            }
+            Capability::InstanceRead => match self.bound_project() {
+                Some(bound) => Err(ApiError::Forbidden(bound_refusal(bound))),
+                None => Ok(()),
+            },
+            Capability::ProjectAdmin => self.require_admin(),
+            Capability::ProjectRead | Capability::Ingest | Capability::Authenticated => Ok(()),
+        }
+    }
+
     /// Writes need an admin: bootstrap keys, admin stored keys, and open mode (where
     /// `LANGSIGHT_AUTH_DISABLED=true` allows writes too — the original's env flag only opened reads).
     pub fn require_admin(&self) -> ApiResult<()> {
@@ -138,21 +217,64 @@ impl Principal {
     }
 }
 
+/// The 403 text for a project-bound key on an instance-wide route: names the binding and what to use instead.
+pub fn bound_refusal(bound: &str) -> String {
+    format!(
+        "This API key is bound to project '{bound}' and cannot act on instance-wide state (users, settings, \
+         model prices, the audit log, the project list). Use an admin key that is not bound to a project, or \
+         log in as an admin."
+    )
+}
+
+/// Middleware for one protected route: refuses callers without `need` before the handler runs.
+pub async fn require(need: Capability, req: Request, next: Next) -> Result<Response, ApiError> {
+    match req.extensions().get::<Principal>() {
+        Some(p) => p.require(need)?,
+        // `authenticate` runs first on every protected route; without a principal nothing is allowed.
+        None => return Err(ApiError::Unauthenticated(MISSING_KEY.into())),
+    }
+    Ok(next.run(req).await)
+}
+
+/// A stored key as resolved: unknown (or revoked), valid (role capped by its owner's), or owned by a user who
+/// no longer exists or was deactivated.
+#[derive(Debug, Clone)]
+enum KeyLookup {
+    Unknown,
+    Valid(ApiKeyRecord),
+    OwnerInactive,
+}
+
 /// Short-lived cache of stored-key lookups, so ingest at thousands of requests per second does not read the
 /// key table for each one.
-#[derive(Default)]
 pub struct KeyCache {
     /// Bumped by every invalidation: a lookup that started before one must not cache its (stale) answer.
     generation: std::sync::atomic::AtomicU64,
-    by_hash: Mutex<HashMap<String, (Instant, Option<ApiKeyRecord>)>>,
+    /// Tells open live streams that a key, user or session changed here, so they re-check their credential
+    /// at once instead of at their next periodic check.
+    changed: tokio::sync::watch::Sender<u64>,
+    by_hash: Mutex<HashMap<String, (Instant, KeyLookup)>>,
     any_stored: Mutex<Option<(Instant, bool)>>,
     touched: Mutex<HashMap<String, Micros>>,
 }
 
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            generation: Default::default(),
+            changed: tokio::sync::watch::channel(0).0,
+            by_hash: Default::default(),
+            any_stored: Default::default(),
+            touched: Default::default(),
+        }
+    }
+}
+
 impl KeyCache {
-    /// Forgets everything: called after a key is created or revoked here.
+    /// Forgets everything: called after a key is created or revoked here, or a user's role or state changed.
     pub fn invalidate(&self) {
-        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let g = self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.changed.send_replace(g);
         if let Ok(mut m) = self.by_hash.lock() {
             m.clear();
         }
@@ -161,15 +283,38 @@ impl KeyCache {
         }
     }
 
-    async fn lookup(&self, state: &AppState, raw: &str) -> ApiResult<Option<ApiKeyRecord>> {
-        let hash = hash_api_key(raw);
+    /// A receiver that changes whenever [`KeyCache::invalidate`] runs.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    async fn lookup(&self, state: &AppState, raw: &str) -> ApiResult<KeyLookup> {
+        self.lookup_hash(state, hash_api_key(raw)).await
+    }
+
+    async fn lookup_hash(&self, state: &AppState, hash: String) -> ApiResult<KeyLookup> {
         if let Some((at, rec)) = self.by_hash.lock().ok().and_then(|m| m.get(&hash).cloned()) {
             if at.elapsed() < CACHE_TTL {
                 return Ok(rec);
             }
         }
         let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
-        let rec = state.storage.keys.api_key_by_hash(&hash).await?;
+        let rec = match state.storage.keys.api_key_by_hash(&hash).await? {
+            None => KeyLookup::Unknown,
+            Some(mut rec) => match rec.user_id.clone() {
+                None => KeyLookup::Valid(rec),
+                // A key acts for its owner: it dies with the owner's account and never outranks the owner.
+                Some(owner) => match state.storage.users.user_by_id(&owner).await? {
+                    Some(u) if u.active => {
+                        if u.role != "admin" {
+                            rec.role = KeyRole::Viewer;
+                        }
+                        KeyLookup::Valid(rec)
+                    }
+                    _ => KeyLookup::OwnerInactive,
+                },
+            },
+        };
         if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
             return Ok(rec); // a key was created or revoked meanwhile: answer, but do not cache
         }
@@ -210,7 +355,7 @@ impl KeyCache {
         self.by_hash
             .lock()
             .ok()
-            .and_then(|m| m.get(&hash).map(|(at, rec)| at.elapsed() < CACHE_TTL && rec.is_some()))
+            .and_then(|m| m.get(&hash).map(|(at, rec)| at.elapsed() < CACHE_TTL && matches!(rec, KeyLookup::Valid(_))))
             .unwrap_or(false)
     }
 
@@ -222,6 +367,85 @@ impl KeyCache {
                 t.insert(id.to_string(), now);
                 true
             }
+        }
+    }
+}
+
+/// What a principal's authority rests on, so a long-lived live stream can re-check it: a key that is revoked,
+/// a user who is deactivated or a session that is logged out stops the streams it opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A bootstrap key (valid until the operator restarts without it).
+    Bootstrap,
+    /// Open mode: valid while no key exists.
+    Open,
+    /// A stored key, by its hash (a lookup handle, not a secret: the raw key cannot be derived from it).
+    Key(String),
+    /// A dashboard session, by the hash of its id.
+    Session(String),
+    /// A user vouched for by the dashboard proxy.
+    User(String),
+}
+
+impl Credential {
+    /// The credential behind `principal` as resolved from `headers`.
+    pub fn of(state: &AppState, principal: &Principal, headers: &HeaderMap) -> Credential {
+        match principal {
+            Principal::BootstrapKey => Credential::Bootstrap,
+            Principal::Open => Credential::Open,
+            Principal::StoredKey(_) => Credential::Key(presented_key(headers).map(hash_api_key).unwrap_or_default()),
+            Principal::Session(u) => match crate::session::session_id(state, headers) {
+                Some(id) if presented_key(headers).is_none() => Credential::Session(crate::session::id_hash(&id)),
+                _ => Credential::User(u.id.clone()),
+            },
+        }
+    }
+
+    /// A compact text form for signed stream tokens.
+    pub fn encode(&self) -> String {
+        match self {
+            Credential::Bootstrap => "b".into(),
+            Credential::Open => "o".into(),
+            Credential::Key(h) => format!("k{h}"),
+            Credential::Session(h) => format!("s{h}"),
+            Credential::User(id) => format!("u{}", hex::encode(id)),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Credential> {
+        let (tag, rest) = text.split_at_checked(1)?;
+        Some(match tag {
+            "b" => Credential::Bootstrap,
+            "o" => Credential::Open,
+            "k" => Credential::Key(rest.to_string()),
+            "s" => Credential::Session(rest.to_string()),
+            "u" => Credential::User(String::from_utf8(hex::decode(rest).ok()?).ok()?),
+            _ => return None,
+        })
+    }
+
+    /// Whether it still grants access (storage errors count as "still valid": a database hiccup must not
+    /// cut every live view; the next check decides).
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        let user_active = |id: String| async move {
+            state.storage.users.user_by_id(&id).await.map(|u| u.is_some_and(|u| u.active)).unwrap_or(true)
+        };
+        match self {
+            Credential::Bootstrap => true,
+            Credential::Open => {
+                state.config.auth_disabled && state.config.api_keys.is_empty() && !state.keys.any_stored(state).await
+            }
+            Credential::Key(hash) => match state.keys.lookup_hash(state, hash.clone()).await {
+                Ok(KeyLookup::Valid(rec)) => rec.expires_at.is_none_or(|exp| now_micros() < exp),
+                Ok(_) => false,
+                Err(_) => true,
+            },
+            Credential::Session(hash) => match state.storage.users.session_user(hash, now_micros()).await {
+                Ok(Some(user)) => user_active(user).await,
+                Ok(None) => false,
+                Err(_) => true,
+            },
+            Credential::User(id) => user_active(id.clone()).await,
         }
     }
 }
@@ -295,7 +519,13 @@ pub async fn resolve_from(
     }
     let key = presented_key(headers);
     if key.is_none() {
-        if let Some(id) = crate::session::user_id(state, headers) {
+        let ended = || ApiError::Unauthenticated("Your session has ended: log in again.".into());
+        let session = match crate::session::user_id(state, headers).await {
+            Ok(s) => s,
+            Err(crate::session::SessionLookup::Ended) => return Err(ended()),
+            Err(crate::session::SessionLookup::Storage(e)) => return Err(e.into()),
+        };
+        if let Some(id) = session {
             let user = state.storage.users.user_by_id(&id).await?;
             let Some(user) = user.filter(|u| u.active) else {
                 return Err(ApiError::Unauthenticated("Your session has ended: log in again.".into()));
@@ -318,7 +548,11 @@ pub async fn resolve_from(
     if has_bootstrap && is_bootstrap_key(state, key) {
         return Ok(Principal::BootstrapKey);
     }
-    if let Some(rec) = state.keys.lookup(state, key).await? {
+    let found = state.keys.lookup(state, key).await?;
+    if let KeyLookup::OwnerInactive = found {
+        return Err(ApiError::Forbidden(OWNER_DEACTIVATED.into()));
+    }
+    if let KeyLookup::Valid(rec) = found {
         let now = now_micros();
         if rec.expires_at.is_some_and(|exp| now >= exp) {
             return Err(ApiError::Forbidden(EXPIRED_KEY.into()));
@@ -345,7 +579,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let principal = resolve_from(&state, peer, req.headers()).await?;
     // A browser session writes only with the CSRF header (cross-site pages cannot set it).
-    let by_cookie = presented_key(req.headers()).is_none() && crate::session::user_id(&state, req.headers()).is_some();
+    let by_cookie =
+        presented_key(req.headers()).is_none() && crate::session::session_id(&state, req.headers()).is_some();
     let safe =
         matches!(*req.method(), axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS);
     if by_cookie && !safe && req.headers().get(crate::session::CSRF_HEADER).is_none() {

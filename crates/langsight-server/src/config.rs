@@ -216,6 +216,10 @@ pub struct Config {
     pub osv_url: String,
     /// yaml `project_id`: pins every scoped read to one project.
     pub project_id: Option<String>,
+    /// The operator's base URL per AI provider (`ANTHROPIC_BASE_URL`, `OPENAI_BASE_URL`, `GEMINI_BASE_URL`,
+    /// `OLLAMA_BASE_URL`, or yaml `ai_providers.<name>.base_url`): the only place besides the provider's
+    /// default endpoint that a provider key from the environment is sent to.
+    pub ai_base_urls: std::collections::BTreeMap<String, String>,
     pub max_concurrent_trace_reads: usize,
     pub log_level: String,
     /// Where the configuration file was found, if any.
@@ -427,6 +431,14 @@ struct FileConfig {
     servers: Vec<FileServer>,
     auth_disabled: Option<bool>,
     project_id: Option<String>,
+    ai_providers: std::collections::BTreeMap<String, FileProvider>,
+}
+
+/// One `ai_providers:` entry of `.langsight.yaml`: the operator's endpoint for that provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct FileProvider {
+    base_url: Option<String>,
 }
 
 /// One `servers:` entry of `.langsight.yaml` (the original's MCPServer).
@@ -912,6 +924,23 @@ impl Config {
             });
         }
 
+        let mut ai_base_urls = std::collections::BTreeMap::new();
+        for (provider, var) in
+            [("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"), ("gemini", "GEMINI_BASE_URL"), ("ollama", "OLLAMA_BASE_URL")]
+        {
+            let from_file = file.ai_providers.get(provider).and_then(|p| p.base_url.clone());
+            if let Some(url) = get(var).map(String::from).or(from_file).map(|u| u.trim().trim_end_matches('/').to_string()) {
+                if !reqwest::Url::parse(&url).is_ok_and(|u| u.scheme() == "http" || u.scheme() == "https") {
+                    return Err(ConfigError::Invalid {
+                        var,
+                        value: url,
+                        reason: "must be an http:// or https:// URL".into(),
+                    });
+                }
+                ai_base_urls.insert(provider.to_string(), url);
+            }
+        }
+
         let mut unknown_env: Vec<String> =
             env.keys().filter(|k| k.starts_with("LANGSIGHT_") && !KNOWN_ENV.contains(&k.as_str())).cloned().collect();
         unknown_env.sort();
@@ -954,6 +983,7 @@ impl Config {
             redact_payloads,
             osv_url,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
+            ai_base_urls,
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),
             config_file,

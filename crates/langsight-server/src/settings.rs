@@ -79,6 +79,89 @@ pub async fn load(state: &AppState) -> Result<Map<String, Value>, StorageError> 
     Ok(doc)
 }
 
+/// Each provider's public endpoint, used unless the operator or the settings name another.
+pub fn default_base_url(provider: &str) -> &'static str {
+    match provider {
+        "anthropic" => "https://api.anthropic.com",
+        "openai" => "https://api.openai.com",
+        "gemini" => "https://generativelanguage.googleapis.com",
+        _ => "http://localhost:11434",
+    }
+}
+
+/// Who chose a provider's key or base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The provider's public endpoint (no key: none configured).
+    Default,
+    /// The operator: environment or yaml, which only someone with the machine can change.
+    Operator,
+    /// Saved through `PUT /api/settings`, which any instance admin key can call.
+    Settings,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Default => "default",
+            Source::Operator => "operator",
+            Source::Settings => "settings",
+        }
+    }
+}
+
+/// Where a call to an AI provider goes, with which key.
+#[derive(Debug, Clone)]
+pub struct ProviderTarget {
+    pub key: String,
+    pub key_source: Source,
+    pub model: String,
+    pub base_url: String,
+    pub base_source: Source,
+}
+
+/// Resolves a provider from the saved settings document and the operator's environment, so that the
+/// operator's key never travels to a URL set through the API: a key from the environment goes only to the
+/// provider's default endpoint or the operator's base URL; a base URL saved through the API is used only with
+/// a key saved through the API beside it (and is checked against the outbound URL policy before each use).
+pub fn provider_target(
+    state: &AppState,
+    doc: &Map<String, Value>,
+    provider: &str,
+) -> Result<ProviderTarget, OpenError> {
+    let saved = doc.get("ai_providers").and_then(|p| p.get(provider)).cloned().unwrap_or(json!({}));
+    let text = |k: &str| saved.get(k).and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let secret = state.config.secret_key.as_ref().map(|s| s.0.as_str());
+    let saved_key = open(&text("api_key"), secret)?;
+    let env_var = PROVIDERS.iter().find(|(p, _)| *p == provider).map(|(_, e)| *e).unwrap_or("");
+    let env_key = (!env_var.is_empty()).then(|| std::env::var(env_var).ok()).flatten().unwrap_or_default();
+    let operator_base = state.config.ai_base_urls.get(provider).cloned().filter(|u| !u.is_empty());
+    let saved_base = Some(text("base_url")).filter(|u| !u.is_empty());
+    let operator_or_default = || match &operator_base {
+        Some(u) => (u.clone(), Source::Operator),
+        None => (default_base_url(provider).to_string(), Source::Default),
+    };
+    let (key, key_source, (base_url, base_source)) = if !saved_key.is_empty() {
+        let base = match saved_base {
+            Some(u) => (u, Source::Settings),
+            None => operator_or_default(),
+        };
+        (saved_key, Source::Settings, base)
+    } else if !env_key.trim().is_empty() {
+        (env_key.trim().to_string(), Source::Operator, operator_or_default())
+    } else if provider == "ollama" {
+        // Ollama needs no key; a URL from the settings is used (after the URL policy) since no secret rides on it.
+        let base = match saved_base {
+            Some(u) => (u, Source::Settings),
+            None => operator_or_default(),
+        };
+        (String::new(), Source::Default, base)
+    } else {
+        (String::new(), Source::Default, operator_or_default())
+    };
+    Ok(ProviderTarget { key, key_source, model: text("model"), base_url, base_source })
+}
+
 /// The redaction switch ingest reads, cached per worker.
 #[derive(Default)]
 pub struct RedactCache(Mutex<Option<(Instant, bool)>>);

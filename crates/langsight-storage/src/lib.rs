@@ -152,6 +152,16 @@ pub trait UserStore: Send + Sync {
     async fn audit(&self, event: AuditEvent) -> Result<(), StorageError>;
     /// Newest first, and the total.
     async fn audit_log(&self, limit: usize, offset: usize) -> Result<(u64, Vec<AuditEvent>), StorageError>;
+    /// Records a dashboard session (by the hash of its id) for `user_id` until `expires_at`.
+    async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64)
+    -> Result<(), StorageError>;
+    /// The user of a session that is neither ended nor expired at `now`.
+    async fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<String>, StorageError>;
+    /// Ends one session (logout); whether it was live.
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<bool, StorageError>;
+    /// Ends every live session of a user but `keep` (a password change keeps the session that made it);
+    /// returns how many ended. Also forgets sessions that expired long ago, so the table stays small.
+    async fn end_user_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<u64, StorageError>;
 }
 
 #[async_trait]

@@ -22,6 +22,16 @@ async fn scope(state: &AppState, principal: &Principal, raw: Option<&str>) -> Ap
     Ok(super::query::scoped(state, principal, raw).await?.1)
 }
 
+/// The project whose alert settings the caller means; `""` is the instance's global settings, which only an
+/// instance admin may read or change (they hold the operator's Slack and webhook targets).
+async fn config_scope(state: &AppState, principal: &Principal, raw: Option<&str>) -> ApiResult<String> {
+    let project = scope(state, principal, raw).await?.unwrap_or_default();
+    if project.is_empty() {
+        principal.require(crate::auth::Capability::InstanceAdmin)?;
+    }
+    Ok(project)
+}
+
 fn config_json(state: &AppState, stored: Option<&AlertConfig>) -> Value {
     let slack = stored.and_then(|c| c.slack_webhook.clone()).or_else(|| state.config.alerts.slack_webhook.clone());
     let webhook = stored.and_then(|c| c.webhook_url.clone()).or_else(|| state.config.alerts.webhook_url.clone());
@@ -38,7 +48,7 @@ pub async fn get_config(
     Extension(principal): Extension<Principal>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let project = scope(&state, &principal, raw.as_deref()).await?.unwrap_or_default();
+    let project = config_scope(&state, &principal, raw.as_deref()).await?;
     let stored = state.storage.alerts.alert_config(&project).await?;
     Ok(Json(config_json(&state, stored.as_ref())))
 }
@@ -76,7 +86,7 @@ pub async fn post_config(
     JsonBody(body): JsonBody<ConfigUpdate>,
 ) -> ApiResult<Json<Value>> {
     principal.require_admin()?;
-    let project = scope(&state, &principal, raw.as_deref()).await?.unwrap_or_default();
+    let project = config_scope(&state, &principal, raw.as_deref()).await?;
     let slack = checked_url(&state, body.slack_webhook).await?;
     let webhook = checked_url(&state, body.webhook_url).await?;
     let mut config = state.storage.alerts.alert_config(&project).await?.unwrap_or_default();
@@ -106,7 +116,7 @@ pub async fn test(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     principal.require_admin()?;
-    let project = scope(&state, &principal, raw.as_deref()).await?.unwrap_or_default();
+    let project = config_scope(&state, &principal, raw.as_deref()).await?;
     let stored = state.storage.alerts.alert_config(&project).await?;
     let channels = deliver::channels(&state, stored.as_ref());
     let Some(channel) = channels.iter().find(|c| c.kind == Kind::Slack).or(channels.first()) else {

@@ -79,10 +79,9 @@ pub async fn create(
     }
     let key = generate_api_key();
     let now = now_micros();
-    let user_id = match &principal {
-        Principal::StoredKey(k) => k.user_id.clone(),
-        _ => None,
-    };
+    // The key acts for the user who made it (a dashboard user, or the owner of the key used): it dies with
+    // that user's account and never outranks them.
+    let user_id = principal.user_id().map(String::from);
     let rec = state
         .storage
         .keys

@@ -7,7 +7,8 @@ use super::query::scoped;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
-use crate::settings::{load, open, PROVIDERS};
+use crate::settings::{load, provider_target, ProviderTarget, Source};
+use crate::url_policy::{self, Purpose};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
@@ -153,33 +154,42 @@ fn rule_based(evidence: &[Evidence], window_hours: f64, note: Option<&str>) -> S
     md
 }
 
-/// The provider's key and model: the saved settings first, then the environment.
-async fn provider_key(state: &AppState, provider: &str) -> Option<(String, String, String)> {
-    let doc = load(state).await.ok()?;
-    let saved = doc.get("ai_providers").and_then(|p| p.get(provider)).cloned().unwrap_or(json!({}));
-    let text = |k: &str| saved.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let secret = state.config.secret_key.as_ref().map(|s| s.0.as_str());
-    let env = PROVIDERS.iter().find(|(p, _)| *p == provider).map(|(_, e)| *e).unwrap_or("");
-    let key = open(&text("api_key"), secret)
-        .ok()
-        .filter(|k| !k.is_empty())
-        .or_else(|| (!env.is_empty()).then(|| std::env::var(env).ok()).flatten().filter(|k| !k.is_empty()))?;
-    Some((key, text("model"), text("base_url")))
+/// The provider's key, model and endpoint (see [`crate::settings::provider_target`]): `None` when no key is
+/// configured. An endpoint saved through the API passes the outbound URL policy again now, and the call is
+/// pinned to the addresses that passed, so a DNS answer changed since cannot redirect the key.
+async fn provider(state: &AppState, provider: &str) -> Result<Option<(ProviderTarget, reqwest::Client)>, String> {
+    let doc = load(state).await.map_err(|e| e.to_string())?;
+    let target = provider_target(state, &doc, provider).map_err(|e| e.to_string())?;
+    if target.key.is_empty() {
+        return Ok(None);
+    }
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(60)).redirect(reqwest::redirect::Policy::none());
+    if target.base_source == Source::Settings {
+        let checked = url_policy::check(&target.base_url, Purpose::Webhook, state.config.allow_private_webhook_urls, false)
+            .await
+            .map_err(|e| format!("the base URL saved in the settings is not allowed: {e}"))?;
+        http = http.resolve_to_addrs(&checked.host, &checked.addrs);
+    }
+    Ok(Some((target, http.build().map_err(|e| e.to_string())?)))
 }
 
 /// Asks the provider for a report; `Err` says why it could not.
-async fn ask(provider: &str, key: &str, model: &str, base: &str, prompt: &str) -> Result<String, String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(|e| e.to_string())?;
+async fn ask(
+    http: &reqwest::Client,
+    provider: &str,
+    key: &str,
+    model: &str,
+    base: &str,
+    prompt: &str,
+) -> Result<String, String> {
     let (url, req) = match provider {
         "anthropic" => {
-            let base = if base.is_empty() { "https://api.anthropic.com" } else { base };
             let model = if model.is_empty() { "claude-sonnet-4-6" } else { model };
             let body = json!({"model": model, "max_tokens": 1500, "messages": [{"role": "user", "content": prompt}]});
             let url = format!("{}/v1/messages", base.trim_end_matches('/'));
             (url.clone(), http.post(url).header("x-api-key", key).header("anthropic-version", "2023-06-01").json(&body))
         }
         "openai" => {
-            let base = if base.is_empty() { "https://api.openai.com" } else { base };
             let model = if model.is_empty() { "gpt-4o" } else { model };
             let body = json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
             let url = format!("{}/v1/chat/completions", base.trim_end_matches('/'));
@@ -223,24 +233,25 @@ pub async fn investigate(
         evidence.push(gather(&state, project.as_deref(), name, since).await?);
     }
     let evidence_json: Vec<Value> = evidence.iter().map(|e| e.to_json(body.window_hours)).collect();
-    let (report, used) = match provider_key(&state, &body.provider).await {
-        None => (rule_based(&evidence, body.window_hours, None), "rule-based".to_string()),
-        Some((key, saved_model, base)) => {
-            let model = body.model.clone().unwrap_or(saved_model);
+    let note = |why: &str| format!("The {} provider could not be used ({why}); this is the rule-based report.", body.provider);
+    let (report, used) = match provider(&state, &body.provider).await {
+        Ok(None) => (rule_based(&evidence, body.window_hours, None), "rule-based".to_string()),
+        Err(why) => {
+            tracing::warn!(provider = %body.provider, error = %why, "investigate.provider_refused");
+            (rule_based(&evidence, body.window_hours, Some(&note(&why))), "rule-based".to_string())
+        }
+        Ok(Some((target, http))) => {
+            let model = body.model.clone().unwrap_or(target.model.clone());
             let prompt = format!(
                 "You are an SRE. Find the most likely root cause of these MCP server problems and the next steps. \
                  Answer in Markdown.\n\nEvidence (JSON):\n{}",
                 serde_json::to_string_pretty(&evidence_json).unwrap_or_default()
             );
-            match ask(&body.provider, &key, &model, &base, &prompt).await {
+            match ask(&http, &body.provider, &target.key, &model, &target.base_url, &prompt).await {
                 Ok(text) => (text, body.provider.clone()),
                 Err(why) => {
                     tracing::warn!(provider = %body.provider, error = %why, "investigate.provider_failed");
-                    let note = format!(
-                        "The {} provider could not be used ({why}); this is the rule-based report.",
-                        body.provider
-                    );
-                    (rule_based(&evidence, body.window_hours, Some(&note)), "rule-based".to_string())
+                    (rule_based(&evidence, body.window_hours, Some(&note(&why))), "rule-based".to_string())
                 }
             }
         }

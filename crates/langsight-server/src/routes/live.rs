@@ -12,7 +12,7 @@
 //! `POST /api/live/token` passed as `?token=`.
 
 use super::query::Params;
-use crate::auth::{resolve_from, Principal};
+use crate::auth::{resolve_from, Credential, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
@@ -33,6 +33,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// Stream tokens are valid this long (an `EventSource` reconnects with the same URL meanwhile).
 const TOKEN_TTL_SECS: i64 = 3600;
+/// How often an open stream re-checks the credential it rests on when nothing changed in this process (a
+/// revocation through another worker reaches it within this time; one here, at once).
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// Where a client stands: the last event written (log id and index within that message).
 #[derive(Clone, Copy)]
@@ -52,16 +55,19 @@ fn sign(secret: &str, payload: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// `POST /api/live/token[?project_id=]`: a token bound to the caller's resolved scope, for `?token=`.
+/// `POST /api/live/token[?project_id=]`: a token bound to the caller's resolved scope and to the credential
+/// that asked for it (revoking that key, logging out or deactivating the user ends streams opened with it).
 pub async fn token(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let p = Params::parse(raw.as_deref());
     let scope = principal.scope(&state, p.text("project_id")).await?;
     let exp = now_micros() / 1_000_000 + TOKEN_TTL_SECS;
-    let payload = format!("{}.{exp}", hex::encode(scope.as_deref().unwrap_or("*")));
+    let credential = Credential::of(&state, &principal, &headers).encode();
+    let payload = format!("{}.{exp}.{credential}", hex::encode(scope.as_deref().unwrap_or("*")));
     let token = format!("{payload}.{}", sign(&state.config.stream_secret.0, &payload));
     Ok(Json(json!({
         "token": token,
@@ -70,19 +76,21 @@ pub async fn token(
     })))
 }
 
-/// The scope a valid token grants: `Some(None)` = all projects, `Some(Some(p))` = project p.
-fn verify_token(state: &AppState, token: &str) -> Option<Option<String>> {
+/// The scope a valid token grants (`None` = all projects, `Some(p)` = project p) and the credential it
+/// rests on.
+fn verify_token(state: &AppState, token: &str) -> Option<(Option<String>, Credential)> {
     let (payload, sig) = token.rsplit_once('.')?;
     let expected = sign(&state.config.stream_secret.0, payload);
     if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), sig.as_bytes())) {
         return None;
     }
-    let (scope_hex, exp) = payload.split_once('.')?;
+    let mut parts = payload.splitn(3, '.');
+    let (scope_hex, exp, credential) = (parts.next()?, parts.next()?, parts.next()?);
     if exp.parse::<i64>().ok()? < now_micros() / 1_000_000 {
         return None;
     }
     let scope = String::from_utf8(hex::decode(scope_hex).ok()?).ok()?;
-    Some(if scope == "*" { None } else { Some(scope) })
+    Some((if scope == "*" { None } else { Some(scope) }, Credential::decode(credential)?))
 }
 
 /// Decrements the active-stream gauge however the stream ends.
@@ -121,15 +129,24 @@ async fn open_stream(
     raw: Option<String>,
 ) -> ApiResult<Response> {
     let p = Params::parse(raw.as_deref());
-    let scope = match p.text("token") {
-        Some(t) => verify_token(&state, t).ok_or_else(|| {
-            ApiError::Unauthenticated(
-                "Invalid or expired stream token: get a new one from POST /api/live/token with your API key.".into(),
-            )
-        })?,
+    let invalid = || {
+        ApiError::Unauthenticated(
+            "Invalid or expired stream token: get a new one from POST /api/live/token with your API key.".into(),
+        )
+    };
+    let (scope, credential) = match p.text("token") {
+        Some(t) => {
+            let (scope, credential) = verify_token(&state, t).ok_or_else(invalid)?;
+            // A token outlives nothing it was made from: a revoked key's token opens no stream.
+            if !credential.still_valid(&state).await {
+                return Err(invalid());
+            }
+            (scope, credential)
+        }
         None => {
             let principal = resolve_from(&state, peer, &headers).await?;
-            principal.scope(&state, p.text("project_id")).await?
+            let scope = principal.scope(&state, p.text("project_id")).await?;
+            (scope, Credential::of(&state, &principal, &headers))
         }
     };
     let active = state.metrics.sse_active.fetch_add(1, Ordering::Relaxed) + 1;
@@ -159,7 +176,20 @@ async fn open_stream(
             render(&state, &scope, msg, &mut position, &mut first);
         }
     }
-    let stream = Stream { state, scope, rx, position, pending: Some(first), _guard: guard };
+    let changes = state.keys.changes();
+    let recheck_at = tokio::time::Instant::now() + RECHECK;
+    let stream = Stream {
+        state,
+        scope,
+        rx,
+        position,
+        pending: Some(first),
+        credential,
+        changes,
+        recheck_at,
+        ended: false,
+        _guard: guard,
+    };
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
         Some((Ok::<Bytes, std::convert::Infallible>(chunk), s))
@@ -173,6 +203,13 @@ struct Stream {
     rx: tokio::sync::broadcast::Receiver<Arc<BusMessage>>,
     position: Option<Position>,
     pending: Option<String>,
+    /// What the stream's access rests on; re-checked every [`RECHECK`] and whenever a key, user or session
+    /// changes in this process.
+    credential: Credential,
+    changes: tokio::sync::watch::Receiver<u64>,
+    recheck_at: tokio::time::Instant,
+    /// Set after the closing frame of a revoked stream: the next poll ends it.
+    ended: bool,
     _guard: ActiveGuard,
 }
 
@@ -230,6 +267,9 @@ impl Stream {
     /// The next bytes to write: everything available now (coalesced into one chunk), or a keepalive after
     /// the idle time. `None` ends the stream.
     async fn next_chunk(&mut self) -> Option<Bytes> {
+        if self.ended {
+            return None;
+        }
         if let Some(first) = self.pending.take() {
             return Some(Bytes::from(first));
         }
@@ -237,9 +277,32 @@ impl Stream {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(self.state.config.sse.keepalive_seconds);
         loop {
             let mut out = String::new();
-            let first = match tokio::time::timeout_at(deadline, self.rx.recv()).await {
-                Err(_) => return Some(Bytes::from_static(b": keepalive\n\n")),
-                Ok(r) => r,
+            let woke = tokio::select! {
+                r = self.rx.recv() => Some(r),
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        // The state is going away: nothing will change any more; check on the timer only.
+                        self.changes = tokio::sync::watch::channel(0).1;
+                    }
+                    self.recheck_at = tokio::time::Instant::now();
+                    None
+                }
+                _ = tokio::time::sleep_until(deadline.min(self.recheck_at)) => None,
+            };
+            if tokio::time::Instant::now() >= self.recheck_at {
+                self.recheck_at = tokio::time::Instant::now() + RECHECK;
+                if !self.credential.still_valid(&self.state).await {
+                    self.ended = true;
+                    let frame = json!({"message": "The credential of this stream was revoked or has ended; authenticate again."});
+                    return Some(Bytes::from(format!("event: error\ndata: {frame}\n\n")));
+                }
+            }
+            let first = match woke {
+                Some(r) => r,
+                None if tokio::time::Instant::now() >= deadline => {
+                    return Some(Bytes::from_static(b": keepalive\n\n"));
+                }
+                None => continue,
             };
             self.absorb(first, &mut out).ok()?;
             // Drain whatever else is already queued into the same chunk.

@@ -24,95 +24,182 @@ use crate::http::{cors, record_metrics, security_headers, trusted_hosts};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use axum::middleware::from_fn_with_state;
+use crate::auth::Capability;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{get, on, post, MethodFilter};
 use axum::{Json, Router};
 use serde_json::json;
 
 pub use users::bootstrap_admin;
 
+/// One protected route: its method, path and the capability it needs (listed by [`route_table`] for the test
+/// that walks every route with every kind of caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteRule {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub needs: Capability,
+}
+
+/// The protected API under construction. Routes can only be added with the capability they need, so the
+/// authorization rule is stated once per route, next to its path, and enforced by [`crate::auth::require`]
+/// before the handler runs.
+struct Api {
+    router: Router<AppState>,
+    table: Vec<RouteRule>,
+}
+
+impl Api {
+    fn add<H, T>(mut self, method: Method, path: &'static str, needs: Capability, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = match method {
+            Method::GET => MethodFilter::GET,
+            Method::POST => MethodFilter::POST,
+            Method::PUT => MethodFilter::PUT,
+            Method::PATCH => MethodFilter::PATCH,
+            Method::DELETE => MethodFilter::DELETE,
+            _ => unreachable!("the API uses GET, POST, PUT, PATCH and DELETE only"),
+        };
+        let route = on(filter, handler).route_layer(from_fn(move |req, next| crate::auth::require(needs, req, next)));
+        self.router = self.router.route(path, route);
+        self.table.push(RouteRule { method: method_name(&method), path, needs });
+        self
+    }
+    fn get<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, needs: Capability, h: H) -> Self {
+        self.add(Method::GET, path, needs, h)
+    }
+    fn post<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, needs: Capability, h: H) -> Self {
+        self.add(Method::POST, path, needs, h)
+    }
+    fn put<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, needs: Capability, h: H) -> Self {
+        self.add(Method::PUT, path, needs, h)
+    }
+    fn patch<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, needs: Capability, h: H) -> Self {
+        self.add(Method::PATCH, path, needs, h)
+    }
+    fn delete<H: Handler<T, AppState>, T: 'static>(self, path: &'static str, needs: Capability, h: H) -> Self {
+        self.add(Method::DELETE, path, needs, h)
+    }
+}
+
+fn method_name(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        _ => "DELETE",
+    }
+}
+
+/// Every protected route with the capability it needs.
+pub fn route_table() -> Vec<RouteRule> {
+    api().table
+}
+
+/// The protected routes. Capabilities: see [`Capability`]; handlers of project routes still confine the
+/// caller to its project with `Principal::scope`.
+fn api() -> Api {
+    use Capability::{Authenticated, InstanceAdmin, InstanceRead, Ingest, ProjectAdmin, ProjectRead};
+    Api { router: Router::new(), table: Vec::new() }
+        .post("/api/traces/spans", Ingest, traces::ingest)
+        .post("/api/traces/otlp", Ingest, traces::otlp)
+        .post("/api/traces/otlp/v1/traces", Ingest, traces::otlp_standard)
+        .post("/v1/traces", Ingest, traces::otlp_standard)
+        .get("/api/agents/sessions", ProjectRead, sessions::list)
+        .get("/api/agents/sessions/{session_id}", ProjectRead, sessions::trace)
+        .get("/api/agents/sessions/{session_id}/spans/{span_id}", ProjectRead, sessions::span)
+        .get("/api/agents/loop-counts", ProjectRead, monitoring::loop_counts)
+        .get("/api/agents/metadata", ProjectRead, agents::list_metadata)
+        .get("/api/agents/metadata/{agent_name}", ProjectRead, agents::get_metadata)
+        .put("/api/agents/metadata/{agent_name}", ProjectAdmin, agents::put_metadata)
+        .delete("/api/agents/metadata/{agent_name}", ProjectAdmin, agents::delete_metadata)
+        .post("/api/agents/discover", ProjectAdmin, agents::discover)
+        .get("/api/agents/prevention-configs", ProjectRead, agents::list_prevention)
+        .get("/api/agents/{agent_name}/prevention-config", ProjectRead, agents::get_prevention)
+        .put("/api/agents/{agent_name}/prevention-config", ProjectAdmin, agents::put_prevention)
+        .delete("/api/agents/{agent_name}/prevention-config", ProjectAdmin, agents::delete_prevention)
+        .get("/api/projects/prevention-config", ProjectRead, agents::get_project_default)
+        .put("/api/projects/prevention-config", ProjectAdmin, agents::put_project_default)
+        .get("/api/settings", InstanceAdmin, settings::get)
+        .put("/api/settings", InstanceAdmin, settings::put)
+        .get("/api/auth/me", Authenticated, users::me)
+        .post("/api/security/scan", ProjectAdmin, security::scan)
+        .post("/api/investigate", ProjectAdmin, investigate::investigate)
+        .get("/api/agents/lineage", ProjectRead, monitoring::lineage)
+        .get("/api/costs/models", ProjectRead, costs::list_models)
+        .post("/api/costs/models", InstanceAdmin, costs::create_model)
+        .patch("/api/costs/models/{entry_id}", InstanceAdmin, costs::update_model)
+        .delete("/api/costs/models/{entry_id}", InstanceAdmin, costs::delete_model)
+        .get("/api/costs/breakdown", ProjectRead, costs::breakdown)
+        .get("/api/monitoring/timeseries", ProjectRead, monitoring::timeseries)
+        .get("/api/monitoring/models", ProjectRead, monitoring::models)
+        .get("/api/monitoring/tools", ProjectRead, monitoring::tools)
+        .get("/api/monitoring/trends", ProjectRead, monitoring::trends)
+        .get("/api/monitoring/errors", ProjectRead, monitoring::errors)
+        .get("/api/reliability/tools", ProjectRead, monitoring::reliability_tools)
+        .get("/api/reliability/anomalies", ProjectRead, monitoring::anomalies)
+        .get("/api/reliability/incomplete-sessions", ProjectRead, monitoring::incomplete_sessions)
+        .post("/api/reliability/tag-incomplete", ProjectAdmin, monitoring::tag_incomplete)
+        .post("/api/auth/api-keys", ProjectAdmin, api_keys::create)
+        .get("/api/auth/api-keys", ProjectAdmin, api_keys::list)
+        .delete("/api/auth/api-keys/{key_id}", ProjectAdmin, api_keys::revoke)
+        .get("/api/projects", InstanceRead, projects::list)
+        .post("/api/projects", InstanceAdmin, projects::create)
+        .get("/api/projects/{project_id}", ProjectRead, projects::get)
+        .patch("/api/projects/{project_id}", ProjectAdmin, projects::update)
+        .delete("/api/projects/{project_id}", ProjectAdmin, projects::delete)
+        .get("/api/projects/{project_id}/members", ProjectRead, projects::members)
+        .post("/api/projects/{project_id}/members", ProjectAdmin, projects::add_member)
+        .patch("/api/projects/{project_id}/members/{user_id}", ProjectAdmin, projects::set_member_role)
+        .delete("/api/projects/{project_id}/members/{user_id}", ProjectAdmin, projects::remove_member)
+        .get("/api/users", InstanceAdmin, users::list)
+        .post("/api/users/invite", InstanceAdmin, users::invite)
+        .patch("/api/users/{user_id}/role", InstanceAdmin, users::set_role)
+        .delete("/api/users/{user_id}", InstanceAdmin, users::deactivate)
+        .post("/api/users/me/change-password", Authenticated, users::change_password)
+        .get("/api/audit/logs", InstanceAdmin, users::audit_logs)
+        .post("/api/live/token", ProjectRead, live::token)
+        .get("/api/health/servers", ProjectRead, health::servers)
+        .get("/api/health/servers/invocations", ProjectRead, health::invocations)
+        .get("/api/health/servers/{server_name}", ProjectRead, health::server)
+        .get("/api/health/servers/{server_name}/logs", ProjectRead, health::logs)
+        .get("/api/health/servers/{server_name}/blast-radius", ProjectRead, health::blast_radius)
+        .get("/api/health/servers/{server_name}/drift-impact", ProjectRead, health::drift_impact)
+        .get("/api/health/servers/{server_name}/scorecard", ProjectRead, health::scorecard)
+        .get("/api/health/servers/{server_name}/history", ProjectRead, health::history)
+        .get("/api/health/servers/{server_name}/drift-history", ProjectRead, health::drift_history)
+        .post("/api/health/check", ProjectAdmin, health::check_now)
+        .get("/api/alerts/config", ProjectRead, alerts::get_config)
+        .post("/api/alerts/config", ProjectAdmin, alerts::post_config)
+        .post("/api/alerts/test", ProjectAdmin, alerts::test)
+        .get("/api/alerts/feed", ProjectRead, alerts::feed)
+        .get("/api/alerts/counts", ProjectRead, alerts::counts)
+        .post("/api/alerts/{alert_id}/ack", ProjectAdmin, alerts::ack)
+        .post("/api/alerts/{alert_id}/resolve", ProjectAdmin, alerts::resolve)
+        .post("/api/alerts/{alert_id}/snooze", ProjectAdmin, alerts::snooze)
+        .get("/api/alerts/{alert_id}/deliveries", ProjectRead, alerts::deliveries)
+        .get("/api/slos", ProjectRead, slos::list)
+        .post("/api/slos", ProjectAdmin, slos::create)
+        .get("/api/slos/status", ProjectRead, slos::status)
+        .delete("/api/slos/{slo_id}", ProjectAdmin, slos::delete)
+        .get("/api/servers/metadata", ProjectRead, servers::list)
+        .get("/api/servers/metadata/{server_name}", ProjectRead, servers::get)
+        .put("/api/servers/metadata/{server_name}", ProjectAdmin, servers::put)
+        .delete("/api/servers/metadata/{server_name}", ProjectAdmin, servers::delete)
+        .post("/api/servers/discover", ProjectAdmin, servers::discover)
+        .get("/api/servers/{server_name}/tools", ProjectRead, servers::tools)
+        .post("/api/servers/{server_name}/tools", ProjectAdmin, servers::put_tools)
+}
+
 pub fn router(state: AppState) -> Router {
-    let protected = Router::new()
-        .route("/api/traces/spans", post(traces::ingest))
-        .route("/api/traces/otlp", post(traces::otlp))
-        .route("/api/traces/otlp/v1/traces", post(traces::otlp_standard))
-        .route("/v1/traces", post(traces::otlp_standard))
-        .route("/api/agents/sessions", get(sessions::list))
-        .route("/api/agents/sessions/{session_id}", get(sessions::trace))
-        .route("/api/agents/sessions/{session_id}/spans/{span_id}", get(sessions::span))
-        .route("/api/agents/loop-counts", get(monitoring::loop_counts))
-        .route("/api/agents/metadata", get(agents::list_metadata))
-        .route(
-            "/api/agents/metadata/{agent_name}",
-            get(agents::get_metadata).put(agents::put_metadata).delete(agents::delete_metadata),
-        )
-        .route("/api/agents/discover", post(agents::discover))
-        .route("/api/agents/prevention-configs", get(agents::list_prevention))
-        .route(
-            "/api/agents/{agent_name}/prevention-config",
-            get(agents::get_prevention).put(agents::put_prevention).delete(agents::delete_prevention),
-        )
-        .route("/api/projects/prevention-config", get(agents::get_project_default).put(agents::put_project_default))
-        .route("/api/settings", get(settings::get).put(settings::put))
-        .route("/api/auth/me", get(users::me))
-        .route("/api/security/scan", post(security::scan))
-        .route("/api/investigate", post(investigate::investigate))
-        .route("/api/agents/lineage", get(monitoring::lineage))
-        .route("/api/costs/models", get(costs::list_models).post(costs::create_model))
-        .route("/api/costs/models/{entry_id}", patch(costs::update_model).delete(costs::delete_model))
-        .route("/api/costs/breakdown", get(costs::breakdown))
-        .route("/api/monitoring/timeseries", get(monitoring::timeseries))
-        .route("/api/monitoring/models", get(monitoring::models))
-        .route("/api/monitoring/tools", get(monitoring::tools))
-        .route("/api/monitoring/trends", get(monitoring::trends))
-        .route("/api/monitoring/errors", get(monitoring::errors))
-        .route("/api/reliability/tools", get(monitoring::reliability_tools))
-        .route("/api/reliability/anomalies", get(monitoring::anomalies))
-        .route("/api/reliability/incomplete-sessions", get(monitoring::incomplete_sessions))
-        .route("/api/reliability/tag-incomplete", post(monitoring::tag_incomplete))
-        .route("/api/auth/api-keys", post(api_keys::create).get(api_keys::list))
-        .route("/api/auth/api-keys/{key_id}", delete(api_keys::revoke))
-        .route("/api/projects", get(projects::list).post(projects::create))
-        .route("/api/projects/{project_id}", get(projects::get).patch(projects::update).delete(projects::delete))
-        .route("/api/projects/{project_id}/members", get(projects::members).post(projects::add_member))
-        .route(
-            "/api/projects/{project_id}/members/{user_id}",
-            patch(projects::set_member_role).delete(projects::remove_member),
-        )
-        .route("/api/users", get(users::list))
-        .route("/api/users/invite", post(users::invite))
-        .route("/api/users/{user_id}/role", patch(users::set_role))
-        .route("/api/users/{user_id}", delete(users::deactivate))
-        .route("/api/users/me/change-password", post(users::change_password))
-        .route("/api/audit/logs", get(users::audit_logs))
-        .route("/api/live/token", post(live::token))
-        .route("/api/health/servers", get(health::servers))
-        .route("/api/health/servers/invocations", get(health::invocations))
-        .route("/api/health/servers/{server_name}", get(health::server))
-        .route("/api/health/servers/{server_name}/logs", get(health::logs))
-        .route("/api/health/servers/{server_name}/blast-radius", get(health::blast_radius))
-        .route("/api/health/servers/{server_name}/drift-impact", get(health::drift_impact))
-        .route("/api/health/servers/{server_name}/scorecard", get(health::scorecard))
-        .route("/api/health/servers/{server_name}/history", get(health::history))
-        .route("/api/health/servers/{server_name}/drift-history", get(health::drift_history))
-        .route("/api/health/check", post(health::check_now))
-        .route("/api/alerts/config", get(alerts::get_config).post(alerts::post_config))
-        .route("/api/alerts/test", post(alerts::test))
-        .route("/api/alerts/feed", get(alerts::feed))
-        .route("/api/alerts/counts", get(alerts::counts))
-        .route("/api/alerts/{alert_id}/ack", post(alerts::ack))
-        .route("/api/alerts/{alert_id}/resolve", post(alerts::resolve))
-        .route("/api/alerts/{alert_id}/snooze", post(alerts::snooze))
-        .route("/api/alerts/{alert_id}/deliveries", get(alerts::deliveries))
-        .route("/api/slos", get(slos::list).post(slos::create))
-        .route("/api/slos/status", get(slos::status))
-        .route("/api/slos/{slo_id}", delete(slos::delete))
-        .route("/api/servers/metadata", get(servers::list))
-        .route("/api/servers/metadata/{server_name}", get(servers::get).put(servers::put).delete(servers::delete))
-        .route("/api/servers/discover", post(servers::discover))
-        .route("/api/servers/{server_name}/tools", get(servers::tools).post(servers::put_tools))
-        .route_layer(from_fn_with_state(state.clone(), authenticate));
+    let protected = api().router.route_layer(from_fn_with_state(state.clone(), authenticate));
     let public = Router::new()
         .route("/", get(crate::dashboard::index))
         .route("/app.js", get(crate::dashboard::app_js))

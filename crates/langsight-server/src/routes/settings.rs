@@ -4,7 +4,8 @@
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
-use crate::settings::{load, mask, open, seal, PROVIDERS};
+use crate::settings::{load, mask, open, provider_target, seal, Source, PROVIDERS};
+use crate::url_policy::{self, Purpose};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::{Extension, Json};
@@ -23,30 +24,24 @@ fn field<'a>(v: &'a Value, k: &str) -> &'a str {
 pub async fn get(State(state): State<AppState>, Extension(principal): Extension<Principal>) -> ApiResult<Json<Value>> {
     principal.require_admin()?;
     let mut doc = load(&state).await?;
-    let saved = doc.remove("ai_providers").unwrap_or(json!({}));
     let mut providers = Map::new();
-    for (name, env) in PROVIDERS {
-        let p = saved.get(name).cloned().unwrap_or(json!({}));
-        let stored = open(field(&p, "api_key"), secret(&state)).map_err(|e| {
+    for (name, _) in PROVIDERS {
+        let target = provider_target(&state, &doc, name).map_err(|e| {
             tracing::error!(provider = name, error = %e, "settings.provider_key_unreadable");
             ApiError::Unavailable { detail: e.to_string(), retry_after_s: 60 }
         })?;
-        let key = if stored.is_empty() && !env.is_empty() { std::env::var(env).unwrap_or_default() } else { stored };
-        let base_url = if name == "ollama" {
-            Some(field(&p, "base_url").to_string())
-                .filter(|u| !u.is_empty())
-                .or_else(|| std::env::var("OLLAMA_BASE_URL").ok())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let saved = doc.get("ai_providers").and_then(|p| p.get(name)).cloned().unwrap_or(json!({}));
         providers.insert(
             name.into(),
             json!({
-                "api_key": mask(&key),
-                "configured": !key.is_empty() || (name == "ollama" && !base_url.is_empty()),
-                "model": field(&p, "model"),
-                "base_url": base_url,
+                "api_key": mask(&target.key),
+                "configured": !target.key.is_empty() || (name == "ollama" && target.base_source != Source::Default),
+                "model": field(&saved, "model"),
+                // Where a call would go, and who chose it: an operator can see at a glance that no key of theirs
+                // travels to an address someone set through the API.
+                "base_url": target.base_url,
+                "base_url_source": target.base_source.as_str(),
+                "key_source": target.key_source.as_str(),
             }),
         );
     }
@@ -94,6 +89,17 @@ pub async fn put(
             seal(&update.api_key, secret(&state))
         };
         let keep = |new: String, key: &str| if new.is_empty() { field(&previous, key).to_string() } else { new };
+        let base_url = update.base_url.trim().to_string();
+        if !base_url.is_empty() {
+            // The server will send this provider's key and project data there: the outbound URL policy applies.
+            url_policy::check(&base_url, Purpose::Webhook, state.config.allow_private_webhook_urls, false)
+                .await
+                .map_err(|e| {
+                    ApiError::Unprocessable(json!([{ "type": "value_error", "loc": ["body", "ai_providers", name, "base_url"],
+                        "msg": format!("base_url is not allowed: {e}"), "input": base_url }]))
+                })?;
+        }
+        let update = ProviderUpdate { base_url, ..update };
         saved.insert(
             name,
             json!({"api_key": api_key, "model": keep(update.model, "model"), "base_url": keep(update.base_url, "base_url")}),

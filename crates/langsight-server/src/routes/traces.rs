@@ -60,6 +60,9 @@ pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span
             }
         }
     }
+    if principal.bound_project().is_none() && principal.require_admin().is_err() {
+        writable_by_reader(state, principal, &spans).await?;
+    }
     let n = spans.len();
     if n == 0 {
         return Ok(0);
@@ -92,6 +95,32 @@ pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span
         crate::alerts::rules::on_session_tags(state, outcome.sessions, batch).await;
     }
     Ok(n)
+}
+
+/// A viewer that is not bound to a project (an unbound viewer key, a viewer's dashboard session) may send
+/// spans — the SDK's keys are often viewer keys — but only into projects its owner may read, and never
+/// spans without a project (those are visible to instance admins only).
+async fn writable_by_reader(state: &AppState, principal: &Principal, spans: &[Span]) -> ApiResult<()> {
+    let mut checked: Vec<&str> = Vec::new();
+    for (i, span) in spans.iter().enumerate() {
+        let Some(p) = span.project() else {
+            return Err(ApiError::Forbidden(format!(
+                "span {i} names no project_id; a viewer key may only send spans into projects its owner can read. \
+                 Set project_id, or use a key bound to the project."
+            )));
+        };
+        if checked.contains(&p) {
+            continue;
+        }
+        if principal.scope(state, Some(p)).await.is_err() {
+            return Err(ApiError::Forbidden(format!(
+                "This viewer key cannot write spans for project '{p}' (span {i}): its owner is not a member of \
+                 that project. Use a key of project '{p}'."
+            )));
+        }
+        checked.push(p);
+    }
+    Ok(())
 }
 
 /// Largest OTLP body once decompressed (a gzip bomb stops here).

@@ -148,18 +148,30 @@ pub async fn login(
     use axum::response::IntoResponse;
     let u = check_login(&state, &meta, body).await?;
     let expires = chrono::Utc::now().timestamp() + crate::session::LIFETIME_SECS;
-    let token = crate::session::token(&state, &u.id, expires);
+    let session = crate::session::new_id();
+    state
+        .storage
+        .users
+        .create_session(&crate::session::id_hash(&session), &u.id, now_micros(), expires * 1_000_000)
+        .await?;
+    let token = crate::session::token(&state, &session, expires);
     let cookie =
         crate::session::set_cookie(&token, crate::session::LIFETIME_SECS, crate::session::is_https(&state, &headers));
     let body = json!({"id": u.id, "email": u.email, "role": u.role});
     Ok(([(axum::http::header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-/// `POST /api/auth/logout`: ends the browser session.
-pub async fn logout(State(state): State<AppState>, headers: axum::http::HeaderMap) -> axum::response::Response {
+/// `POST /api/auth/logout`: ends the browser session server-side (a copy of the cookie stops working too).
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
+    if let Some(id) = crate::session::session_id(&state, &headers) {
+        state.storage.users.end_session(&crate::session::id_hash(&id), now_micros()).await?;
+    }
     let cookie = crate::session::set_cookie("", 0, crate::session::is_https(&state, &headers));
-    ([(axum::http::header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response()
+    Ok(([(axum::http::header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
 /// `GET /api/auth/me`: who the caller is (the dashboard shows or hides write controls by `role`).
@@ -315,6 +327,8 @@ pub async fn set_role(
         .set_user_role(&user_id, &body.role)
         .await?
         .ok_or_else(|| ApiError::NotFound("User not found.".into()))?;
+    // Keys act with their owner's role at most: forget what this process cached about them.
+    state.keys.invalidate();
     record(&state, &principal, &meta, "user.role_changed", json!({"user_id": user_id, "new_role": body.role}), "");
     Ok(Json(user_json(&u)))
 }
@@ -332,6 +346,9 @@ pub async fn deactivate(
     if !state.storage.users.deactivate_user(&user_id).await? {
         return Err(ApiError::NotFound("User not found.".into()));
     }
+    // Their dashboard sessions end now, and their API keys stop working (see `auth::KeyLookup`).
+    state.storage.users.end_user_sessions(&user_id, None, now_micros()).await?;
+    state.keys.invalidate();
     record(&state, &principal, &meta, "user.deactivated", json!({"user_id": user_id}), "");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -346,6 +363,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
+    headers: axum::http::HeaderMap,
     meta: RequestMeta,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> ApiResult<StatusCode> {
@@ -363,7 +381,18 @@ pub async fn change_password(
     let hash = passwords::hash(body.new_password).await.ok_or(ApiError::Internal)?;
     let revoked = state.storage.users.set_password(&id, &hash, now_micros()).await?;
     state.keys.invalidate();
-    record(&state, &principal, &meta, "user.password_changed", json!({"keys_revoked": revoked}), "");
+    // Every other dashboard session of this user ends (a stolen cookie dies with the old password); the
+    // session that made the change stays.
+    let current = crate::session::session_id(&state, &headers).map(|s| crate::session::id_hash(&s));
+    let ended = state.storage.users.end_user_sessions(&id, current.as_deref(), now_micros()).await?;
+    record(
+        &state,
+        &principal,
+        &meta,
+        "user.password_changed",
+        json!({"keys_revoked": revoked, "sessions_ended": ended}),
+        "",
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,7 @@ const COLUMNS: &str =
     acked_at, acked_by, snoozed_until, resolved_at";
 
 /// `$1` is the project (NULL = every project); a project sees its own alerts and the global ones.
-const VISIBLE: &str = "($1::text IS NULL OR project_id = $1 OR project_id = '')";
+const VISIBLE: &str = "($1::text IS NULL OR project_id = $1)";
 
 fn alert_from_row(r: &Row) -> FiredAlert {
     FiredAlert {

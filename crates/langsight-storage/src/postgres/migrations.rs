@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (5, include_str!("migrations/005_spans_by_time.sql")),
     (6, include_str!("migrations/006_model_pricing.sql")),
     (7, include_str!("migrations/007_agents.sql")),
+    (8, include_str!("migrations/008_user_sessions.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

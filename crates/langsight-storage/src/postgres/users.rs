@@ -217,4 +217,49 @@ impl UserStore for PgStorage {
             .collect();
         Ok((total as u64, events))
     }
+
+    async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<(), StorageError> {
+        self.client()
+            .await?
+            .execute(
+                "INSERT INTO user_sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                &[&id_hash, &user_id, &now, &expires_at],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<String>, StorageError> {
+        let row = self
+            .client()
+            .await?
+            .query_opt(
+                "SELECT user_id FROM user_sessions WHERE id_hash = $1 AND ended_at IS NULL AND expires_at > $2",
+                &[&id_hash, &now],
+            )
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<bool, StorageError> {
+        let n = self
+            .client()
+            .await?
+            .execute("UPDATE user_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL", &[&id_hash, &now])
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn end_user_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<u64, StorageError> {
+        let client = self.client().await?;
+        let n = client
+            .execute(
+                "UPDATE user_sessions SET ended_at = $3 WHERE user_id = $1 AND ended_at IS NULL \
+                 AND ($2::text IS NULL OR id_hash <> $2)",
+                &[&user_id, &keep, &now],
+            )
+            .await?;
+        client.execute("DELETE FROM user_sessions WHERE user_id = $1 AND expires_at < $2", &[&user_id, &now]).await?;
+        Ok(n)
+    }
 }

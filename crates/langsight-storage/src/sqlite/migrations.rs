@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("migrations/008_spans_by_time.sql")),
     (9, include_str!("migrations/009_model_pricing.sql")),
     (10, include_str!("migrations/010_agents.sql")),
+    (11, include_str!("migrations/011_user_sessions.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

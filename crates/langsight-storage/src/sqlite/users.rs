@@ -245,4 +245,54 @@ impl UserStore for SqliteStorage {
         })
         .await
     }
+
+    async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<(), StorageError> {
+        let (id_hash, user_id) = (id_hash.to_string(), user_id.to_string());
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO user_sessions (id_hash, user_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![id_hash, user_id, now, expires_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<String>, StorageError> {
+        let id_hash = id_hash.to_string();
+        self.read(move |conn| {
+            Ok(conn
+                .prepare_cached(
+                    "SELECT user_id FROM user_sessions WHERE id_hash = ?1 AND ended_at IS NULL AND expires_at > ?2",
+                )?
+                .query_row(params![id_hash, now], |r| r.get(0))
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn end_session(&self, id_hash: &str, now: i64) -> Result<bool, StorageError> {
+        let id_hash = id_hash.to_string();
+        self.write(move |conn| {
+            Ok(conn.execute(
+                "UPDATE user_sessions SET ended_at = ?2 WHERE id_hash = ?1 AND ended_at IS NULL",
+                params![id_hash, now],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn end_user_sessions(&self, user_id: &str, keep: Option<&str>, now: i64) -> Result<u64, StorageError> {
+        let (user_id, keep) = (user_id.to_string(), keep.map(String::from));
+        self.write(move |conn| {
+            let n = conn.execute(
+                "UPDATE user_sessions SET ended_at = ?3 WHERE user_id = ?1 AND ended_at IS NULL \
+                 AND (?2 IS NULL OR id_hash <> ?2)",
+                params![user_id, keep, now],
+            )?;
+            conn.execute("DELETE FROM user_sessions WHERE user_id = ?1 AND expires_at < ?2", params![user_id, now])?;
+            Ok(n as u64)
+        })
+        .await
+    }
 }
