@@ -12,12 +12,25 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use std::fmt;
 
-/// Maximum characters (Unicode code points, as pydantic counts) per field.
+/// Maximum characters (Unicode code points, as pydantic counts) per field. The first five are the original's;
+/// the original left every other text field unbounded, so one span could carry a multi-megabyte id that then
+/// sat in every index, rollup and live subscriber's buffer. The added limits are far above anything an SDK or
+/// exporter sends (ids are UUIDs or 32 hex digits, project ids UUIDs, model names a few dozen characters).
 pub const MAX_SERVER_NAME: usize = 256;
 pub const MAX_TOOL_NAME: usize = 512;
 pub const MAX_AGENT_NAME: usize = 256;
 pub const MAX_ERROR: usize = 8192;
 pub const MAX_PAYLOAD: usize = 131_072;
+/// Ids: `span_id`, `parent_span_id`, `trace_id`, `session_id`, `replay_of`, `project_id`.
+pub const MAX_ID: usize = 256;
+/// `model_id` and `finish_reason`.
+pub const MAX_MODEL: usize = 256;
+/// `schema_version`.
+pub const MAX_SCHEMA_VERSION: usize = 64;
+/// Deepest nesting of `input_args` (objects and arrays). Payloads are stored as text and parsed again by
+/// readers with recursive parsers (serde_json stops at 128, browsers and Python at a few hundred to a
+/// thousand), so a deeper payload is refused where the sender can still be told.
+pub const MAX_PAYLOAD_DEPTH: usize = 64;
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? } default $default:ident) => {
@@ -315,6 +328,10 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Span>, SpanRejection> {
     };
     let mut errors = Vec::new();
     for (i, w) in wire.iter().enumerate() {
+        check_len(&mut errors, i, "span_id", w.span_id.as_ref(), MAX_ID);
+        check_len(&mut errors, i, "parent_span_id", w.parent_span_id.as_ref(), MAX_ID);
+        check_len(&mut errors, i, "trace_id", w.trace_id.as_ref(), MAX_ID);
+        check_len(&mut errors, i, "session_id", w.session_id.as_ref(), MAX_ID);
         check_len(&mut errors, i, "server_name", Some(&w.server_name), MAX_SERVER_NAME);
         check_len(&mut errors, i, "tool_name", Some(&w.tool_name), MAX_TOOL_NAME);
         check_len(&mut errors, i, "agent_name", w.agent_name.as_ref(), MAX_AGENT_NAME);
@@ -322,8 +339,36 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Span>, SpanRejection> {
         check_len(&mut errors, i, "output_result", w.output_result.as_ref(), MAX_PAYLOAD);
         check_len(&mut errors, i, "llm_input", w.llm_input.as_ref(), MAX_PAYLOAD);
         check_len(&mut errors, i, "llm_output", w.llm_output.as_ref(), MAX_PAYLOAD);
+        check_len(&mut errors, i, "replay_of", w.replay_of.as_ref(), MAX_ID);
+        check_len(&mut errors, i, "project_id", w.project_id.as_ref(), MAX_ID);
+        check_len(&mut errors, i, "model_id", w.model_id.as_ref(), MAX_MODEL);
+        check_len(&mut errors, i, "finish_reason", w.finish_reason.as_ref(), MAX_MODEL);
+        check_len(&mut errors, i, "target_agent_name", w.target_agent_name.as_ref(), MAX_AGENT_NAME);
+        check_len(&mut errors, i, "schema_version", w.schema_version.as_ref(), MAX_SCHEMA_VERSION);
         if let Some(raw) = &w.input_args {
-            if !raw.get().starts_with('{') {
+            let text = raw.get();
+            if text.len() > MAX_PAYLOAD && text.chars().count() > MAX_PAYLOAD {
+                errors.push(FieldError {
+                    kind: "too_long",
+                    loc: vec![json!("body"), json!(i), json!("input_args")],
+                    msg: format!(
+                        "input_args should be at most {MAX_PAYLOAD} characters of JSON (got {}); \
+                         truncate large arguments before sending",
+                        text.chars().count()
+                    ),
+                    input: Value::Null,
+                });
+            } else if let Some(depth) = too_deep(text, MAX_PAYLOAD_DEPTH) {
+                errors.push(FieldError {
+                    kind: "too_deep",
+                    loc: vec![json!("body"), json!(i), json!("input_args")],
+                    msg: format!(
+                        "input_args should nest at most {MAX_PAYLOAD_DEPTH} objects or arrays deep (got at least \
+                         {depth}); flatten the arguments or send them as a string"
+                    ),
+                    input: Value::Null,
+                });
+            } else if !text.starts_with('{') {
                 errors.push(FieldError {
                     kind: "dict_type",
                     loc: vec![json!("body"), json!(i), json!("input_args")],
@@ -366,6 +411,35 @@ pub fn decode_batch(body: &[u8]) -> Result<Vec<Span>, SpanRejection> {
     let mut spans: Vec<Span> = wire.into_iter().map(Span::from).collect();
     fix_lineage(&mut spans);
     Ok(spans)
+}
+
+/// The nesting depth of well-formed JSON text when it exceeds `max` (counted without recursion, brackets inside
+/// strings skipped), else `None`.
+pub fn too_deep(json: &str, max: usize) -> Option<usize> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Some(depth);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn check_len(errors: &mut Vec<FieldError>, i: usize, field: &str, value: Option<&String>, max: usize) {

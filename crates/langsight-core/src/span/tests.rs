@@ -194,3 +194,52 @@ fn fuzz_decoder_never_panics() {
     }
     assert!(accepted > 0, "some mutations stay valid; otherwise the fuzz loop tests nothing deep");
 }
+
+#[test]
+fn every_text_field_has_a_limit() {
+    for (field, max) in [
+        ("span_id", MAX_ID),
+        ("parent_span_id", MAX_ID),
+        ("trace_id", MAX_ID),
+        ("session_id", MAX_ID),
+        ("replay_of", MAX_ID),
+        ("project_id", MAX_ID),
+        ("model_id", MAX_MODEL),
+        ("finish_reason", MAX_MODEL),
+        ("target_agent_name", MAX_AGENT_NAME),
+        ("schema_version", MAX_SCHEMA_VERSION),
+    ] {
+        let at_limit = decode(json!([span_json(json!({ field: "7".repeat(max) }))]));
+        if field != "session_id" {
+            assert!(at_limit.is_ok(), "{field} at its limit is accepted");
+        }
+        let e = first_error(decode(json!([span_json(json!({})), span_json(json!({ field: "é".repeat(max + 1) }))])));
+        assert_eq!(e.kind, "string_too_long", "{field}");
+        assert_eq!(e.loc, vec![json!("body"), json!(1), json!(field)]);
+    }
+}
+
+#[test]
+fn input_args_are_limited_in_size_and_depth() {
+    let big = json!({"a": "x".repeat(MAX_PAYLOAD)});
+    let e = first_error(decode(json!([span_json(json!({"input_args": big}))])));
+    assert_eq!((e.kind, &e.loc[2]), ("too_long", &json!("input_args")));
+    let mut deep = json!({});
+    for _ in 0..MAX_PAYLOAD_DEPTH {
+        deep = json!({ "a": deep });
+    }
+    let e = first_error(decode(json!([span_json(json!({"input_args": deep}))])));
+    assert_eq!((e.kind, &e.loc[2]), ("too_deep", &json!("input_args")));
+    let ok = deep["a"].clone();
+    assert!(decode(json!([span_json(json!({"input_args": ok}))])).is_ok(), "64 levels are accepted");
+    // Brackets inside strings do not count.
+    let strings = json!({"a": "[[[[{{{{".repeat(100)});
+    assert!(decode(json!([span_json(json!({"input_args": strings}))])).is_ok());
+    // A body nested far beyond serde_json's limit inside input_args is refused, not a crash.
+    let body = format!(
+        r#"[{{"server_name":"s","tool_name":"t","status":"success","started_at":1,"ended_at":1,"input_args":{{"a":{}1{}}}}}]"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(first_error(decode_batch(body.as_bytes())).kind, "too_long");
+}
