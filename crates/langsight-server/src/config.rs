@@ -14,6 +14,9 @@ use thiserror::Error;
 /// valid setting from its docs is never reported as a typo). Anything else with the prefix is warned about.
 pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_API_KEYS",
+    "LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS",
+    "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES",
+    "LANGSIGHT_BODY_READ_TIMEOUT_SECONDS",
     "LANGSIGHT_AUTH_DISABLED",
     "LANGSIGHT_CORS_ORIGINS",
     "LANGSIGHT_DASHBOARD_URL",
@@ -220,6 +223,12 @@ pub struct Config {
     /// `OLLAMA_BASE_URL`, or yaml `ai_providers.<name>.base_url`): the only place besides the provider's
     /// default endpoint that a provider key from the environment is sent to.
     pub ai_base_urls: std::collections::BTreeMap<String, String>,
+    /// A request head must arrive within this (`LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS`, 30): a half-sent
+    /// request is closed instead of holding a connection forever.
+    pub header_read_timeout: std::time::Duration,
+    /// A request body must arrive within this once the handler reads it (`LANGSIGHT_BODY_READ_TIMEOUT_SECONDS`,
+    /// 60; 408 after).
+    pub body_read_timeout: std::time::Duration,
     pub max_concurrent_trace_reads: usize,
     pub log_level: String,
     /// Where the configuration file was found, if any.
@@ -305,6 +314,9 @@ pub struct SseSettings {
     pub max_clients: usize,
     /// Messages a client may fall behind before losing the oldest (`LANGSIGHT_SSE_CLIENT_BUFFER`).
     pub client_buffer: usize,
+    /// Bytes of events a subscriber may fall behind before it loses the oldest (`LANGSIGHT_SSE_CLIENT_BUFFER_BYTES`,
+    /// 4 MiB): bounds what a client that stops reading can pin, whatever the batch sizes.
+    pub client_buffer_bytes: usize,
     /// Replay window for `Last-Event-ID`: messages and age.
     pub replay_messages: usize,
     /// Event bytes the in-process replay ring keeps at most (`LANGSIGHT_SSE_REPLAY_BYTES`, 16 MiB).
@@ -808,6 +820,7 @@ impl Config {
         let sse = SseSettings {
             max_clients: positive("LANGSIGHT_SSE_MAX_CLIENTS", 1000)? as usize,
             client_buffer: positive("LANGSIGHT_SSE_CLIENT_BUFFER", 200)? as usize,
+            client_buffer_bytes: positive("LANGSIGHT_SSE_CLIENT_BUFFER_BYTES", 4 << 20)? as usize,
             replay_messages: positive("LANGSIGHT_SSE_REPLAY_MESSAGES", 10_000)? as usize,
             replay_bytes: positive("LANGSIGHT_SSE_REPLAY_BYTES", 16 << 20)? as usize,
             replay_seconds: positive("LANGSIGHT_SSE_REPLAY_SECONDS", 300)?,
@@ -924,6 +937,9 @@ impl Config {
             });
         }
 
+        let header_read_timeout =
+            std::time::Duration::from_secs(positive("LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS", 30)?);
+        let body_read_timeout = std::time::Duration::from_secs(positive("LANGSIGHT_BODY_READ_TIMEOUT_SECONDS", 60)?);
         let mut ai_base_urls = std::collections::BTreeMap::new();
         for (provider, var) in
             [("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"), ("gemini", "GEMINI_BASE_URL"), ("ollama", "OLLAMA_BASE_URL")]
@@ -984,6 +1000,8 @@ impl Config {
             osv_url,
             project_id: file.project_id.filter(|p| !p.trim().is_empty()),
             ai_base_urls,
+            header_read_timeout,
+            body_read_timeout,
             max_concurrent_trace_reads: max_reads,
             log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),
             config_file,

@@ -29,6 +29,8 @@ pub enum ApiError {
     TooManyRequests(String),
     /// 415: a body encoding we do not read.
     Unsupported(String),
+    /// 408: the client did not send the body in time; the connection is closed.
+    RequestTimeout(String),
     /// 502: a service we depend on (a webhook receiver) failed.
     BadGateway(String),
     /// 500: the cause is logged where it happened, the client sees a bare message.
@@ -89,6 +91,11 @@ impl IntoResponse for ApiError {
             ApiError::Unsupported(d) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, Value::String(d)),
             ApiError::BadGateway(d) => (StatusCode::BAD_GATEWAY, Value::String(d)),
             ApiError::Conflict(d) => (StatusCode::CONFLICT, Value::String(d)),
+            ApiError::RequestTimeout(d) => {
+                let mut r = (StatusCode::REQUEST_TIMEOUT, axum::Json(json!({ "detail": d }))).into_response();
+                r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
             ApiError::Gone(d) => (StatusCode::GONE, Value::String(d)),
             ApiError::TooManyRequests(d) => (StatusCode::TOO_MANY_REQUESTS, Value::String(d)),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, Value::String("Internal Server Error".into())),

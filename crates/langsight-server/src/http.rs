@@ -118,7 +118,11 @@ pub async fn record_metrics(State(state): State<AppState>, req: Request, next: N
     r
 }
 
-/// The request body, at most [`MAX_BODY`] bytes; larger bodies get the original's 413.
+/// The body deadline when the request did not come through `accept::serve` (never in the server itself).
+const DEFAULT_BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The request body, at most [`MAX_BODY`] bytes, within the connection's body deadline; larger bodies get the
+/// original's 413, slower ones 408 (and the connection is closed).
 pub struct LimitedBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for LimitedBody {
@@ -133,8 +137,15 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
         if declared.is_some_and(|n| n > MAX_BODY as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
+        let deadline = req.extensions().get::<crate::accept::BodyDeadline>().map_or(DEFAULT_BODY_DEADLINE, |d| d.0);
         let body: Body = req.into_body();
-        match axum::body::to_bytes(body, MAX_BODY).await {
+        let read = tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_BODY)).await.map_err(|_| {
+            ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} s; send it in one go (LANGSIGHT_BODY_READ_TIMEOUT_SECONDS)",
+                deadline.as_secs()
+            ))
+        })?;
+        match read {
             Ok(b) => Ok(LimitedBody(b)),
             Err(e) => {
                 // to_bytes fails for a length overrun or a broken connection; both end the request.

@@ -5,6 +5,7 @@
 //! [`routes`] (one module per API domain), [`metrics`] (Prometheus text), [`error`] (request errors).
 //! [`start`] opens storage and binds the listener; [`serve`] adds signal handling for the binary.
 
+pub mod accept;
 pub mod alerts;
 pub mod analytics;
 pub mod audit;
@@ -116,6 +117,7 @@ fn bus_limits(config: &Config) -> langsight_shared::bus::BusLimits {
         replay_bytes: config.sse.replay_bytes,
         replay_age: Duration::from_secs(config.sse.replay_seconds),
         subscriber_buffer: config.sse.client_buffer,
+        subscriber_bytes: config.sse.client_buffer_bytes,
     }
 }
 
@@ -182,6 +184,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         );
     }
     let storage = open_storage(&config).await?;
+    if config.secret_key.is_none() {
+        warn_plain_provider_keys(&storage).await;
+    }
     let shared = open_shared(&config).await?;
     let addr = format!("{}:{}", config.host, config.port);
     let listener = bind(&config.host, config.port, config.worker_id.is_some())
@@ -191,20 +196,16 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     routes::bootstrap_admin(&state).await.map_err(StartupError::Bootstrap)?;
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let timeouts = accept::Timeouts { header: state.config.header_read_timeout, body: state.config.body_read_timeout };
+    let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let (drained_tx, drained_rx) = oneshot::channel::<()>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let server = accept::serve(listener, app, timeouts, async move {
             let _ = stop_rx.await;
             tracing::info!("api.shutting_down: draining in-flight requests");
             let _ = drained_tx.send(());
         });
-        let server = async move {
-            if let Err(e) = server.await {
-                tracing::error!(error = %e, "api.server_error");
-            }
-        };
         tokio::pin!(server);
         // Wait for the drain, but not forever: a stuck client must not keep storage from closing.
         tokio::select! {
@@ -225,6 +226,32 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         println!("READY {local}");
     }
     Ok(RunningServer { addr: local, stop: Some(stop_tx), task })
+}
+
+/// Says loudly when AI provider keys sit in storage unencrypted: anyone who can read the database file or a
+/// backup of it can use them.
+async fn warn_plain_provider_keys(storage: &Storage) {
+    let Ok(Some(text)) = storage.agents.get_settings().await else { return };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else { return };
+    let stored: Vec<&str> = doc
+        .get("ai_providers")
+        .and_then(|p| p.as_object())
+        .map(|p| {
+            p.iter()
+                .filter(|(_, v)| v.get("api_key").and_then(|k| k.as_str()).is_some_and(|k| !k.is_empty()))
+                .map(|(name, _)| name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !stored.is_empty() {
+        tracing::warn!(
+            providers = %stored.join(","),
+            "settings.unencrypted_provider_keys: AI provider keys ({}) are stored in the database WITHOUT encryption \
+             because LANGSIGHT_SECRET_KEY is not set; anyone who can read the database or a backup can use them. Set \
+             LANGSIGHT_SECRET_KEY and save the keys again through /api/settings",
+            stored.join(", ")
+        );
+    }
 }
 
 fn state_ready_line() -> bool {

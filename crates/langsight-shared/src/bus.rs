@@ -25,7 +25,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::broadcast;
+use crate::fanout::{Budget, Fanout, Subscriber};
 
 /// A position in the log: milliseconds and a sequence within that millisecond (Redis stream id form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -97,6 +97,15 @@ pub struct BusLimits {
     pub replay_age: Duration,
     /// Messages a local subscriber may fall behind before it loses the oldest.
     pub subscriber_buffer: usize,
+    /// Bytes of event data a local subscriber may fall behind before it loses the oldest: what a live-view
+    /// client that stops reading can pin, however large the batches (`LANGSIGHT_SSE_CLIENT_BUFFER_BYTES`).
+    pub subscriber_bytes: usize,
+}
+
+impl BusLimits {
+    fn budget(&self) -> Budget {
+        Budget { messages: self.subscriber_buffer, bytes: self.subscriber_bytes }
+    }
 }
 
 impl Default for BusLimits {
@@ -106,6 +115,7 @@ impl Default for BusLimits {
             replay_bytes: 16 << 20,
             replay_age: Duration::from_secs(300),
             subscriber_buffer: 200,
+            subscriber_bytes: 4 << 20,
         }
     }
 }
@@ -114,9 +124,9 @@ impl Default for BusLimits {
 pub trait EventBus: Send + Sync {
     /// Appends one message. Never fails the caller.
     async fn publish(&self, project: Option<&str>, events: Vec<Event>);
-    /// Messages from now on, in log order. A receiver more than `subscriber_buffer` messages behind loses
-    /// the oldest (`RecvError::Lagged(n)`).
-    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>>;
+    /// Messages from now on, in log order. A receiver more than `subscriber_buffer` messages or
+    /// `subscriber_bytes` bytes behind loses the oldest (`RecvError::Lagged(n)`).
+    fn subscribe(&self) -> Subscriber;
     /// Messages from `from` on (inclusive), oldest first; `complete` says whether `from` itself was still in
     /// the log (so nothing before the returned messages is missing).
     async fn replay(&self, from: MsgId) -> Replay;
@@ -133,10 +143,11 @@ pub struct MemoryBus {
     limits: BusLimits,
     /// Last id, the messages, and the bytes of event data they hold.
     ring: Mutex<(MsgId, VecDeque<Arc<BusMessage>>, usize)>,
-    tx: broadcast::Sender<Arc<BusMessage>>,
+    tx: Fanout,
 }
 
-fn message_bytes(m: &BusMessage) -> usize {
+/// What a message weighs in the replay ring and a subscriber's budget.
+pub fn message_bytes(m: &BusMessage) -> usize {
     m.events.iter().map(|e| e.name.len() + e.data.len()).sum::<usize>() + 64
 }
 
@@ -145,7 +156,7 @@ impl MemoryBus {
         MemoryBus {
             limits,
             ring: Mutex::new((MsgId::default(), VecDeque::new(), 0)),
-            tx: broadcast::channel(limits.subscriber_buffer.max(1)).0,
+            tx: Fanout::new(limits.budget()),
         }
     }
 }
@@ -180,7 +191,7 @@ impl EventBus for MemoryBus {
         let _ = self.tx.send(msg);
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
+    fn subscribe(&self) -> Subscriber {
         self.tx.subscribe()
     }
 
@@ -209,7 +220,7 @@ pub struct RedisBus {
     key: String,
     limits: BusLimits,
     append: redis::Script,
-    tx: broadcast::Sender<Arc<BusMessage>>,
+    tx: Fanout,
     following: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
     /// Running average size of an appended message (bytes), to turn the byte budget into a stream length.
@@ -290,7 +301,7 @@ fn entries(v: redis::Value) -> Vec<Entry> {
 impl RedisBus {
     pub fn start(redis: Arc<Redis>, prefix: &str, limits: BusLimits) -> RedisBus {
         let key = format!("{prefix}:events:admin");
-        let (tx, _) = broadcast::channel(limits.subscriber_buffer.max(1));
+        let tx = Fanout::new(limits.budget());
         let following = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone()));
         RedisBus {
@@ -307,7 +318,7 @@ impl RedisBus {
 }
 
 /// The worker's single reader: blocking XREAD from the last id seen, forever, reconnecting as needed.
-async fn follow(redis: Arc<Redis>, key: String, tx: broadcast::Sender<Arc<BusMessage>>, following: Arc<AtomicBool>) {
+async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<AtomicBool>) {
     let mut last: Option<MsgId> = None;
     let mut backoff = Duration::from_millis(100);
     let mut first_connect = true;
@@ -452,7 +463,7 @@ impl EventBus for RedisBus {
         }
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<Arc<BusMessage>> {
+    fn subscribe(&self) -> Subscriber {
         self.tx.subscribe()
     }
 

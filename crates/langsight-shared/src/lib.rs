@@ -19,6 +19,7 @@
 pub mod breaker;
 pub mod bus;
 pub mod dedup;
+pub mod fanout;
 pub mod lease;
 pub mod metrics;
 pub mod rate_limit;

@@ -29,7 +29,7 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::error::RecvError;
+use langsight_shared::fanout::{RecvError, Subscriber, TryRecvError};
 
 /// Stream tokens are valid this long (an `EventSource` reconnects with the same URL meanwhile).
 const TOKEN_TTL_SECS: i64 = 3600;
@@ -200,7 +200,7 @@ async fn open_stream(
 struct Stream {
     state: AppState,
     scope: Option<String>,
-    rx: tokio::sync::broadcast::Receiver<Arc<BusMessage>>,
+    rx: Subscriber,
     position: Option<Position>,
     pending: Option<String>,
     /// What the stream's access rests on; re-checked every [`RECHECK`] and whenever a key, user or session
@@ -309,7 +309,7 @@ impl Stream {
             for _ in 0..256 {
                 match self.rx.try_recv() {
                     Ok(m) => self.absorb(Ok(m), &mut out).ok()?,
-                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                    Err(TryRecvError::Lagged(n)) => {
                         self.absorb(Err(RecvError::Lagged(n)), &mut out).ok()?
                     }
                     Err(_) => break,

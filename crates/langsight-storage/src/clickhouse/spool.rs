@@ -28,6 +28,17 @@ impl Spool {
                 dir.display()
             ))
         })?;
+        // Spooled batches are raw spans with their payloads: owner-only, like the SQLite file.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+                StorageError::Open(format!(
+                    "cannot make the ClickHouse spool directory {} (LANGSIGHT_SPOOL_DIR) owner-only: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         Ok(Spool { dir: dir.to_path_buf(), max_bytes, seq: AtomicU64::new(0) })
     }
 
@@ -49,7 +60,11 @@ impl Spool {
         let name = format!("{table}.{}.{}.{n}.jsonl", std::process::id(), langsight_core::time::now_micros());
         let (tmp, path) = (self.dir.join(format!(".{name}.tmp")), self.dir.join(name));
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            let mut f = std::fs::File::create(&tmp)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp)?;
             f.write_all(body.as_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, &path)?;

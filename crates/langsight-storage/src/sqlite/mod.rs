@@ -47,6 +47,36 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
     Ok(())
 }
 
+/// Creates `path` readable and writable by its owner only (0600) before SQLite opens it, and tightens an
+/// existing file that others could read: it holds password hashes, key hashes, provider keys and every payload.
+/// SQLite gives its `-wal` and `-shm` files the database file's permissions.
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        match std::fs::metadata(path) {
+            Ok(meta) => {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(path = %path.display(), "storage.permissions_tightened: the database was readable by others; now 0600");
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+            Err(_) => {
+                std::fs::OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(path)?;
+            }
+        }
+        for suffix in ["-wal", "-shm"] {
+            let side = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            if let Ok(meta) = std::fs::metadata(&side) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    std::fs::set_permissions(&side, std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
@@ -64,6 +94,12 @@ impl SqliteStorage {
                 path.display()
             ))
         };
+        private_file(path).map_err(|e| {
+            StorageError::Open(format!(
+                "cannot create the SQLite database {} with owner-only permissions: {e}; set LANGSIGHT_SQLITE_PATH to a writable file",
+                path.display()
+            ))
+        })?;
         let mut conn = Connection::open(path).map_err(open_err)?;
         configure(&conn).map_err(open_err)?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
