@@ -7,6 +7,7 @@ use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioC
 use rmcp::ServiceExt;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Pages of `tools/list` followed at most (a server answering cursors forever must not loop us).
@@ -30,6 +31,37 @@ pub struct ServerSpec {
     pub timeout: Duration,
     pub health_tool: Option<String>,
     pub health_tool_args: Map<String, Value>,
+}
+
+/// Where an HTTP check may connect: the addresses the outbound URL policy judged for the URL's host name.
+/// The check's HTTP client connects only to these and never looks the name up itself, so a DNS answer that
+/// changes between the policy check and the connection (DNS rebinding: public when judged, 169.254.169.254 or
+/// 127.0.0.1 when connected) cannot send the check anywhere the policy did not allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    /// The URL's host exactly as the HTTP client will look it up (`url::Url::host_str`).
+    pub host: String,
+    /// The judged addresses; the URL's port is used whatever port these carry.
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Pinned {
+    /// An HTTP client builder that resolves `url`'s host to the pinned addresses only. Refuses a URL whose host
+    /// is not the pinned one: the client would look that name up afresh, and the pin would protect nothing.
+    pub(crate) fn apply(&self, url: &str, builder: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("invalid url '{url}': {e}"))?;
+        let host = parsed.host_str().unwrap_or_default();
+        if !host.eq_ignore_ascii_case(&self.host) {
+            return Err(format!(
+                "internal error: the vetted addresses are for '{}', the URL's host is '{host}'; not connecting",
+                self.host
+            ));
+        }
+        if self.addrs.is_empty() {
+            return Err(format!("no vetted address for '{host}'; not connecting"));
+        }
+        Ok(builder.resolve_to_addrs(host, &self.addrs))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +143,16 @@ enum Failure {
 
 /// Runs one check. Never fails; never outlives `spec.timeout` (plus a moment to stop a child process).
 pub async fn check(spec: &ServerSpec) -> CheckResult {
+    check_pinned(spec, None).await
+}
+
+/// [`check`], with an HTTP server's connections confined to `pinned` (the addresses its URL was vetted with).
+/// Without a pin the HTTP client resolves the host itself: for the operator's own servers only.
+pub async fn check_pinned(spec: &ServerSpec, pinned: Option<&Pinned>) -> CheckResult {
     // https servers need rustls' process-wide provider (we build only `ring`); installing twice is a no-op.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let started = Instant::now();
-    match tokio::time::timeout(spec.timeout, run(spec, started)).await {
+    match tokio::time::timeout(spec.timeout, run(spec, pinned, started)).await {
         Ok(Ok(r)) => r,
         Ok(Err(Failure::Down(e))) => CheckResult::down(spec, e),
         Ok(Err(Failure::HealthTool(e))) => CheckResult { status: Status::Degraded, ..CheckResult::down(spec, e) },
@@ -127,7 +165,26 @@ fn client_config() -> ClientConfig {
         .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
 }
 
-async fn run(spec: &ServerSpec, started: Instant) -> Result<CheckResult, Failure> {
+/// The redirects rmcp's default Streamable HTTP client follows: same-origin 307 and 308 only (they keep the
+/// JSON-RPC body; another origin would receive the session id and our headers), at most 10.
+fn same_origin_307_308() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let keeps_body = matches!(
+            attempt.status(),
+            reqwest::StatusCode::TEMPORARY_REDIRECT | reqwest::StatusCode::PERMANENT_REDIRECT
+        );
+        let same_origin = attempt.previous().first().is_some_and(|first| first.origin() == attempt.url().origin());
+        if !keeps_body || !same_origin {
+            attempt.stop()
+        } else if attempt.previous().len() > 10 {
+            attempt.error("more than 10 redirects")
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+async fn run(spec: &ServerSpec, pinned: Option<&Pinned>, started: Instant) -> Result<CheckResult, Failure> {
     let client = match &spec.transport {
         Transport::Stdio { command, args, env } => {
             let cmd = tokio::process::Command::new(command).configure(|c| {
@@ -159,11 +216,23 @@ async fn run(spec: &ServerSpec, started: Instant) -> Result<CheckResult, Failure
                 rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(url.as_str())
                     .custom_headers(map)
                     .reinit_on_expired_session(false);
-            let transport = StreamableHttpClientTransport::from_config(cfg);
+            let transport = match pinned {
+                None => StreamableHttpClientTransport::from_config(cfg),
+                Some(pin) => {
+                    // rmcp's default client, with name resolution confined to the pin.
+                    let builder = reqwest::Client::builder().pool_max_idle_per_host(0).redirect(same_origin_307_308());
+                    let client = pin
+                        .apply(url, builder)
+                        .map_err(Failure::Down)?
+                        .build()
+                        .map_err(|e| Failure::Down(format!("cannot build the HTTP client: {e}")))?;
+                    StreamableHttpClientTransport::with_client(client, cfg)
+                }
+            };
             client_config().serve(transport).await.map_err(|e| Failure::Down(format!("initialize failed: {e}")))?
         }
         Transport::Sse { url, headers } => {
-            let transport = crate::sse::connect(url, headers).await.map_err(Failure::Down)?;
+            let transport = crate::sse::connect(url, headers, pinned).await.map_err(Failure::Down)?;
             client_config().serve(transport).await.map_err(|e| Failure::Down(format!("initialize failed: {e}")))?
         }
     };

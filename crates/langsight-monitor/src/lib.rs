@@ -12,4 +12,4 @@ pub mod scorecard;
 pub mod security;
 mod sse;
 
-pub use check::{check, schema_hash, CheckResult, ServerSpec, Status, ToolInfo, Transport};
+pub use check::{check, check_pinned, schema_hash, CheckResult, Pinned, ServerSpec, Status, ToolInfo, Transport};

@@ -408,7 +408,12 @@ fn unreachable(osv_url: &str, why: &str) -> Finding {
 
 /// Checks the server, then runs every check; findings come sorted critical first.
 pub async fn scan(spec: &ServerSpec, osv_url: &str) -> ScanReport {
-    let check = crate::check::check(spec).await;
+    scan_pinned(spec, osv_url, None).await
+}
+
+/// [`scan`], connecting an HTTP server only at `pinned` (see [`crate::Pinned`]).
+pub async fn scan_pinned(spec: &ServerSpec, osv_url: &str, pinned: Option<&crate::Pinned>) -> ScanReport {
+    let check = crate::check::check_pinned(spec, pinned).await;
     let mut findings = owasp(spec, &check);
     findings.extend(poisoning(&check.tools));
     findings.extend(cve(spec, osv_url).await);

@@ -22,8 +22,13 @@ pub enum SseError {
 }
 
 /// Opens the event stream, waits for the `endpoint` event and returns the transport pair. Errors are the
-/// health check's own error strings.
-pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<SsePair, String> {
+/// health check's own error strings. With `pinned`, the stream and every POST go to the vetted addresses
+/// only (the endpoint must stay on the same origin, so the same host name).
+pub async fn connect(
+    url: &str,
+    headers: &[(String, String)],
+    pinned: Option<&crate::check::Pinned>,
+) -> Result<SsePair, String> {
     let mut map = reqwest::header::HeaderMap::new();
     for (k, v) in headers {
         let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
@@ -33,12 +38,14 @@ pub async fn connect(url: &str, headers: &[(String, String)]) -> Result<SsePair,
         map.insert(name, value);
     }
     let base = reqwest::Url::parse(url).map_err(|e| format!("invalid url '{url}': {e}"))?;
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .default_headers(map)
         // A server-chosen redirect must not send our headers (tokens) elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(pin) = pinned {
+        builder = pin.apply(url, builder)?;
+    }
+    let client = builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     let response = client
         .get(base.clone())
         .header(reqwest::header::ACCEPT, "text/event-stream")

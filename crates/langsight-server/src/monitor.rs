@@ -16,7 +16,7 @@ use crate::state::AppState;
 use futures_util::StreamExt;
 use langsight_core::time::{iso_z, now_micros};
 use langsight_monitor::drift::{classify, DriftType};
-use langsight_monitor::{check, CheckResult, Status, ToolInfo};
+use langsight_monitor::{check_pinned, CheckResult, Pinned, Status, ToolInfo};
 use langsight_shared::breaker::{BreakerState, BreakerStatus};
 use langsight_shared::bus::Event;
 use langsight_storage::{DriftRecord, HealthRecord};
@@ -249,19 +249,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
         state.health_rules.evaluate(state, o).await;
         return Outcome { record, breaker: admit.status, checked: false };
     }
-    let result = match blocked(state, target).await {
-        Some(reason) => CheckResult {
-            server_name: name.clone(),
-            status: Status::Down,
-            latency_ms: None,
-            tools: vec![],
-            schema_hash: None,
-            server_version: None,
-            protocol_version: None,
-            error: Some(format!("blocked URL — {reason}")),
-        },
-        None => check(&server.spec).await,
-    };
+    let result = check_target(target, state.config.allow_private_mcp_urls).await;
     let step = state.shared.breakers.record(&key, &server.breaker, result.status != Status::Down).await;
     if step.before != step.after {
         tracing::warn!(server = %name, from = step.before.as_str(), to = step.after.as_str(), "monitor.circuit_changed");
@@ -294,21 +282,57 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
     Outcome { record, breaker: step.status, checked: true }
 }
 
-/// Why an API-registered server's URL may not be contacted now (the rules are applied at every check, so a
-/// DNS answer that changed since registration is caught); `None` for the operator's servers.
-pub async fn blocked(state: &AppState, target: &Target) -> Option<String> {
+/// Checks one server. An API-registered server's URL is vetted first and the check then connects only to the
+/// addresses that passed ([`vet`]); the operator's servers are checked as configured.
+pub async fn check_target(target: &Target, allow_private: bool) -> CheckResult {
+    check_target_with(target, allow_private, crate::url_policy::system_lookup).await
+}
+
+/// [`check_target`] with the name lookup given (tests answer it themselves).
+pub async fn check_target_with<F, Fut>(target: &Target, allow_private: bool, resolve: F) -> CheckResult
+where
+    F: FnOnce(String, u16) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>>,
+{
+    match vet_with(target, allow_private, resolve).await {
+        Err(reason) => CheckResult {
+            server_name: target.server.spec.name.clone(),
+            status: Status::Down,
+            latency_ms: None,
+            tools: vec![],
+            schema_hash: None,
+            server_version: None,
+            protocol_version: None,
+            error: Some(format!("blocked URL — {reason}")),
+        },
+        Ok(pinned) => check_pinned(&target.server.spec, pinned.as_ref()).await,
+    }
+}
+
+/// Whether an API-registered server's URL may be contacted now, and at which addresses: `Err` says why not;
+/// `Ok(Some(pin))` holds the addresses that passed, which the connection must use (a second lookup could
+/// answer differently: DNS rebinding); `Ok(None)` for the operator's servers, trusted as configured. The
+/// rules are applied at every check, so a DNS answer that changed since registration is caught too.
+pub async fn vet(state: &AppState, target: &Target) -> Result<Option<Pinned>, String> {
+    vet_with(target, state.config.allow_private_mcp_urls, crate::url_policy::system_lookup).await
+}
+
+async fn vet_with<F, Fut>(target: &Target, allow_private: bool, resolve: F) -> Result<Option<Pinned>, String>
+where
+    F: FnOnce(String, u16) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>>,
+{
     if !target.from_api {
-        return None;
+        return Ok(None);
     }
     let url = match &target.server.spec.transport {
         langsight_monitor::Transport::Sse { url, .. } | langsight_monitor::Transport::StreamableHttp { url, .. } => url,
-        langsight_monitor::Transport::Stdio { .. } => return Some("the API cannot register local processes".into()),
+        langsight_monitor::Transport::Stdio { .. } => return Err("the API cannot register local processes".into()),
     };
-    let allow = state.config.allow_private_mcp_urls;
-    crate::url_policy::check(url, crate::url_policy::Purpose::McpServer, allow, false)
-        .await
-        .err()
-        .map(|e| e.to_string())
+    let purpose = crate::url_policy::Purpose::McpServer;
+    let checked =
+        crate::url_policy::check_with(url, purpose, allow_private, false, resolve).await.map_err(|e| e.to_string())?;
+    Ok(Some(Pinned { host: checked.host, addrs: checked.addrs }))
 }
 
 /// Compares the tool list with the last stored one. A change marks this one check `degraded` with the
@@ -440,4 +464,89 @@ pub fn unknown_json(name: &str) -> serde_json::Value {
     );
     v["status"] = json!("unknown");
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use langsight_monitor::{ServerSpec, Transport};
+    use std::net::SocketAddr;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Stands for the address the policy vetted: records each request head, answers 404.
+    async fn recorder() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match sock.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => head.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+                    let _ = sock
+                        .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                        .await;
+                });
+            }
+        });
+        (addr, rx)
+    }
+
+    fn registered(url: String, sse: bool) -> Target {
+        let transport = if sse {
+            Transport::Sse { url, headers: vec![] }
+        } else {
+            Transport::StreamableHttp { url, headers: vec![] }
+        };
+        let spec = ServerSpec {
+            name: "rebinder".into(),
+            transport,
+            timeout: Duration::from_secs(10),
+            health_tool: None,
+            health_tool_args: Default::default(),
+        };
+        Target {
+            project_id: "p1".into(),
+            server: MonitoredServer { spec, breaker: Default::default() },
+            from_api: true,
+        }
+    }
+
+    /// The lookup the policy sees: one fixed answer. The system resolver, which the HTTP client would use
+    /// without the pin, has no answer at all for the `.invalid` name, so any connection came from the pin.
+    fn answer(addr: SocketAddr) -> impl FnOnce(String, u16) -> std::future::Ready<std::io::Result<Vec<SocketAddr>>> {
+        move |_, port| std::future::ready(Ok(vec![SocketAddr::new(addr.ip(), port)]))
+    }
+
+    #[tokio::test]
+    async fn registered_servers_are_checked_at_the_addresses_the_policy_vetted() {
+        for sse in [false, true] {
+            let (addr, mut seen) = recorder().await;
+            let url = format!("http://rebind-check.invalid:{}/{}", addr.port(), if sse { "sse" } else { "mcp" });
+            let r = check_target_with(&registered(url.clone(), sse), true, answer(addr)).await;
+            assert_eq!(r.status, Status::Down, "the recorder is no MCP server");
+            let head = seen.try_recv().unwrap_or_else(|_| panic!("{url}: not connected to the vetted address: {r:?}"));
+            let host = format!("host: rebind-check.invalid:{}", addr.port());
+            assert!(head.to_ascii_lowercase().contains(&host), "{head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_answer_is_never_contacted() {
+        let (addr, mut seen) = recorder().await;
+        let url = format!("http://rebind-check.invalid:{}/mcp", addr.port());
+        // The lookup answers loopback and private networks are not allowed: blocked, nothing sent.
+        let r = check_target_with(&registered(url, false), false, answer(addr)).await;
+        let error = r.error.unwrap_or_default();
+        assert!(error.starts_with("blocked URL") && error.contains("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS"), "{error}");
+        assert!(seen.try_recv().is_err());
+    }
 }

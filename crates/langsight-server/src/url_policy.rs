@@ -52,6 +52,9 @@ impl Purpose {
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub url: reqwest::Url,
+    /// The URL's host exactly as an HTTP client looks it up (`Url::host_str`, so `example.com.` keeps its dot):
+    /// the name the addresses are pinned to. A pin under any other spelling would be missed by the client,
+    /// which would then resolve the name afresh.
     pub host: String,
     pub addrs: Vec<SocketAddr>,
 }
@@ -93,7 +96,11 @@ fn classify_v6(v6: Ipv6Addr) -> Class {
         || (seg[0] == 0x2001 && seg[1] < 0x0200) // IETF protocol assignments 2001::/23
         || (seg[0] == 0x0100 && seg[1..4] == [0, 0, 0]) // discard 100::/64
         || (seg[0] & 0xff00) == 0; // the rest of ::/8, reserved by the IETF
-    if private { Class::Private } else { Class::Public }
+    if private {
+        Class::Private
+    } else {
+        Class::Public
+    }
 }
 
 /// The class of an IPv6 address that carries an IPv4 address — translation (NAT64, SIIT) and tunnelling
@@ -171,7 +178,11 @@ fn classify_v4(ip: Ipv4Addr) -> Class {
         || ip.is_documentation()
         || (o[0] == 198 && (o[1] & 0xfe) == 18) // benchmarking 198.18/15
         || o[0] >= 240; // reserved 240/4
-    if private { Class::Private } else { Class::Public }
+    if private {
+        Class::Private
+    } else {
+        Class::Public
+    }
 }
 
 fn metadata_host(host: &str) -> bool {
@@ -198,10 +209,12 @@ pub async fn check(
     allow_private: bool,
     allow_unresolvable: bool,
 ) -> Result<Checked, UrlRejected> {
-    check_with(raw, purpose, allow_private, allow_unresolvable, |name, port| async move {
-        tokio::net::lookup_host((name.as_str(), port)).await.map(|a| a.collect())
-    })
-    .await
+    check_with(raw, purpose, allow_private, allow_unresolvable, system_lookup).await
+}
+
+/// The system resolver's answer for `name`.
+pub async fn system_lookup(name: String, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    tokio::net::lookup_host((name.as_str(), port)).await.map(|a| a.collect())
 }
 
 /// [`check`] with the name lookup given: tests answer it themselves, to prove that a connection goes to the
@@ -230,11 +243,13 @@ where
     let name = match host {
         url::Host::Ipv4(ip) => {
             judge(IpAddr::V4(ip), allow_private, purpose)?;
-            return Ok(Checked { host: ip.to_string(), addrs: vec![SocketAddr::new(IpAddr::V4(ip), port)], url });
+            let host = url.host_str().unwrap_or_default().to_string();
+            return Ok(Checked { host, addrs: vec![SocketAddr::new(IpAddr::V4(ip), port)], url });
         }
         url::Host::Ipv6(ip) => {
             judge(IpAddr::V6(ip), allow_private, purpose)?;
-            return Ok(Checked { host: ip.to_string(), addrs: vec![SocketAddr::new(IpAddr::V6(ip), port)], url });
+            let host = url.host_str().unwrap_or_default().to_string();
+            return Ok(Checked { host, addrs: vec![SocketAddr::new(IpAddr::V6(ip), port)], url });
         }
         url::Host::Domain(d) => d.to_ascii_lowercase(),
     };
@@ -263,7 +278,8 @@ where
             return Err(UrlRejected::ResolvesBlocked { host: name, ip: a.ip(), hint });
         }
     }
-    Ok(Checked { url, host: name, addrs })
+    let host = url.host_str().unwrap_or(&name).to_string();
+    Ok(Checked { url, host, addrs })
 }
 
 #[cfg(test)]
@@ -397,6 +413,17 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(ok.addrs, vec!["[64:ff9b::808:808]:81".parse().unwrap()]);
+    }
+
+    #[tokio::test]
+    async fn the_pinned_host_is_the_name_the_client_looks_up() {
+        // A trailing dot is another name to a resolver override: the pin must carry it, or the client would
+        // miss the pin and look the name up again.
+        let c = check("http://LocalHost.:9/x", Purpose::McpServer, true, false).await.unwrap();
+        assert_eq!(c.host, "localhost.");
+        assert_eq!(c.host, c.url.host_str().unwrap_or_default());
+        let c = check("http://[::1]:9/x", Purpose::McpServer, true, false).await.unwrap();
+        assert_eq!((c.host.as_str(), c.addrs), ("[::1]", vec!["[::1]:9".parse().unwrap()]));
     }
 
     #[tokio::test]

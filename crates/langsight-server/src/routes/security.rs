@@ -6,13 +6,13 @@ use super::query::scoped;
 use crate::alerts::{fire, NewAlert};
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::monitor::{blocked, targets};
+use crate::monitor::{targets, vet};
 use crate::state::AppState;
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
 use langsight_core::time::{iso_z, now_micros};
-use langsight_monitor::security::{scan as scan_server, Severity};
+use langsight_monitor::security::{scan_pinned as scan_server, Severity};
 use serde_json::{json, Value};
 
 /// Servers scanned at once.
@@ -30,13 +30,17 @@ pub async fn scan(
     let mut results: Vec<(String, Value)> = futures_util::stream::iter(servers)
         .map(|t| async move {
             let scanned_at = iso_z(now_micros());
-            if let Some(why) = blocked(state_ref, &t).await {
-                let v = json!({"server_name": t.server.spec.name, "scanned_at": scanned_at,
-                    "error": format!("not scanned: {why}"), "findings_count": 0, "critical_count": 0, "high_count": 0,
-                    "highest_severity": null, "findings": []});
-                return (t.project_id, v);
-            }
-            let report = scan_server(&t.server.spec, &state_ref.config.osv_url).await;
+            let pinned = match vet(state_ref, &t).await {
+                Ok(pinned) => pinned,
+                Err(why) => {
+                    let v = json!({"server_name": t.server.spec.name, "scanned_at": scanned_at,
+                        "error": format!("not scanned: {why}"), "findings_count": 0, "critical_count": 0,
+                        "high_count": 0, "highest_severity": null, "findings": []});
+                    return (t.project_id, v);
+                }
+            };
+            // Connects only to the vetted addresses (see `monitor::vet`).
+            let report = scan_server(&t.server.spec, &state_ref.config.osv_url, pinned.as_ref()).await;
             let (critical, high) = (report.count(Severity::Critical), report.count(Severity::High));
             if critical + high > 0 {
                 let (kind, severity, n) = if critical > 0 {
