@@ -60,6 +60,11 @@ impl ServerProcess {
         ServerProcess { child, url: format!("http://{addr}"), log }
     }
 
+    /// The process id (for reading its memory in /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the server (and its workers) logged so far.
     pub fn log_text(&self) -> String {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
