@@ -92,17 +92,21 @@ pub async fn one_by_one<S: SpanStore + ?Sized>(
 }
 
 /// Splits a merged outcome back per batch: each batch is credited with its own spans, and each session's tag
-/// change goes to the first batch that touched that session (so it is announced once).
+/// change goes to the first batch that touched that session (so it is announced once). One pass over the
+/// spans builds a session → first batch index, so a group of many sessions costs linear, not quadratic, time.
 pub fn split_outcome(batches: &[Vec<Span>], merged: IngestOutcome) -> Vec<IngestOutcome> {
     let mut out: Vec<IngestOutcome> =
         batches.iter().map(|b| IngestOutcome { accepted: b.len(), sessions: Vec::new() }).collect();
+    let mut owner: std::collections::HashMap<(&str, &str), usize> = std::collections::HashMap::new();
+    for (i, batch) in batches.iter().enumerate() {
+        for s in batch {
+            if let Some(session) = s.session() {
+                owner.entry((s.project().unwrap_or(""), session)).or_insert(i);
+            }
+        }
+    }
     for update in merged.sessions {
-        let owner = batches.iter().position(|b| {
-            b.iter().any(|s| {
-                s.session() == Some(update.session_id.as_str()) && s.project().unwrap_or("") == update.project_id
-            })
-        });
-        if let Some(i) = owner {
+        if let Some(&i) = owner.get(&(update.project_id.as_str(), update.session_id.as_str())) {
             out[i].sessions.push(update);
         }
     }
@@ -174,5 +178,53 @@ impl SpanStore for GroupCommit {
         session_id: &str,
     ) -> Result<Option<SessionRow>, StorageError> {
         self.inner.get_session(project_id, session_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use langsight_core::health::HealthTag;
+    use langsight_core::span::decode_batch;
+
+    fn batch(sessions: &[String]) -> Vec<Span> {
+        let body: Vec<serde_json::Value> = sessions
+            .iter()
+            .map(|sid| {
+                serde_json::json!({"server_name": "s", "tool_name": "t", "status": "success", "session_id": sid,
+                                   "started_at": 1, "ended_at": 1})
+            })
+            .collect();
+        decode_batch(&serde_json::to_vec(&body).unwrap()).unwrap()
+    }
+
+    /// 200 batches of 500 sessions each (100,000 sessions): the old per-update scan of every span did
+    /// 100,000 × 100,000 / 2 comparisons (minutes); the index makes it one pass. Counted, not timed: every
+    /// update lands in the batch that first named its session.
+    #[test]
+    fn a_group_touching_many_sessions_splits_in_one_pass() {
+        let ids: Vec<String> = (0..100_000u64).map(|i| format!("{i:032x}")).collect();
+        let mut batches: Vec<Vec<Span>> = ids.chunks(500).map(batch).collect();
+        // The first session appears again in the last batch: it still belongs to the first.
+        batches.last_mut().unwrap().extend(batch(&ids[..1]));
+        let merged = IngestOutcome {
+            accepted: 100_001,
+            sessions: ids
+                .iter()
+                .map(|sid| SessionTagUpdate {
+                    project_id: String::new(),
+                    session_id: sid.clone(),
+                    previous: None,
+                    current: HealthTag::Success,
+                })
+                .collect(),
+        };
+        let started = std::time::Instant::now();
+        let split = split_outcome(&batches, merged);
+        assert_eq!(split.len(), 200);
+        assert!(split.iter().all(|o| o.sessions.len() == 500));
+        assert_eq!(split[0].sessions[0].session_id, ids[0]);
+        assert_eq!(split[199].accepted, 501);
+        eprintln!("split 100,000 sessions over 200 batches in {:?}", started.elapsed());
     }
 }
