@@ -10,11 +10,70 @@ use crate::health::HealthTag;
 use crate::span::{Span, SpanStatus, SpanType};
 use crate::time::Micros;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// Outcome bits per tool, for the fallback rule (a tool that failed and later succeeded).
 const TOOL_FAILED: u8 = 1;
 const TOOL_SUCCEEDED: u8 = 2;
+
+/// Most distinct servers, agents and tools kept per session. Every ingest into a session reads and rewrites
+/// its rollup, and every list answer carries its names, so one session with tens of thousands of names would
+/// slow every later write to it and bloat every list. Beyond the cap the names that sort first are kept (so
+/// the rollup does not depend on arrival order) and the spans of the others are counted as dropped.
+pub const MAX_ROLLUP_NAMES: usize = 256;
+
+/// Reads the stored name sets: a map of name → spans, or the list of names rollups held before the cap
+/// (each counted once).
+fn names_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Counts(BTreeMap<String, u64>),
+        List(Vec<String>),
+    }
+    Ok(match Stored::deserialize(d)? {
+        Stored::Counts(m) => m,
+        Stored::List(v) => v.into_iter().map(|n| (n, 1)).collect(),
+    })
+}
+
+/// Reads the stored tool outcomes: `[bits, spans]`, or the bare bits rollups held before the cap.
+fn outcomes_or_bits<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, (u8, u64)>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Stored {
+        Pair(u8, u64),
+        Bits(u8),
+    }
+    let m = BTreeMap::<String, Stored>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| match v {
+            Stored::Pair(b, n) => (k, (b, n)),
+            Stored::Bits(b) => (k, (b, 1)),
+        })
+        .collect())
+}
+
+/// Adds one span of `name` to a capped map: counted when kept; when the map is full, a name that sorts before
+/// the last kept one takes its place (whose spans become dropped) and any other is dropped. The kept names
+/// are therefore the first [`MAX_ROLLUP_NAMES`] of all names seen, with exact counts, whatever the order.
+/// Returns what was dropped, if anything: the value of an evicted name, or `new` when this span's is.
+fn add_capped<V>(map: &mut BTreeMap<String, V>, name: &str, new: V, merge: impl FnOnce(&mut V, V)) -> Option<V> {
+    if let Some(v) = map.get_mut(name) {
+        merge(v, new);
+        return None;
+    }
+    if map.len() < MAX_ROLLUP_NAMES {
+        map.insert(name.to_string(), new);
+        return None;
+    }
+    if map.last_key_value().is_some_and(|(last, _)| name < last.as_str()) {
+        let evicted = map.pop_last().map(|(_, v)| v);
+        map.insert(name.to_string(), new);
+        return evicted;
+    }
+    Some(new)
+}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionRollup {
@@ -25,8 +84,18 @@ pub struct SessionRollup {
     pub tool_calls: u64,
     pub failed_calls: u64,
     pub total_latency_ms: f64,
-    pub servers_used: BTreeSet<String>,
-    pub agents_used: BTreeSet<String>,
+    /// Server of each `tool_call` span → its spans, capped at [`MAX_ROLLUP_NAMES`].
+    #[serde(default, deserialize_with = "names_or_list")]
+    pub servers_used: BTreeMap<String, u64>,
+    /// Spans whose server is not in `servers_used` (over the cap).
+    #[serde(default)]
+    pub servers_dropped: u64,
+    /// Agent name → its spans, capped at [`MAX_ROLLUP_NAMES`].
+    #[serde(default, deserialize_with = "names_or_list")]
+    pub agents_used: BTreeMap<String, u64>,
+    /// Spans whose agent is not in `agents_used` (over the cap).
+    #[serde(default)]
+    pub agents_dropped: u64,
     pub total_input_tokens: Option<i64>,
     pub total_output_tokens: Option<i64>,
     pub total_thinking_tokens: Option<i64>,
@@ -37,8 +106,16 @@ pub struct SessionRollup {
     pub has_schema_drift: bool,
     pub has_timeout: bool,
     pub has_error: bool,
-    /// tool_name → TOOL_FAILED | TOOL_SUCCEEDED, over `tool_call` spans.
-    pub tool_outcomes: BTreeMap<String, u8>,
+    /// tool_name → (TOOL_FAILED | TOOL_SUCCEEDED, spans), over finished `tool_call` spans, capped at
+    /// [`MAX_ROLLUP_NAMES`].
+    #[serde(default, deserialize_with = "outcomes_or_bits")]
+    pub tool_outcomes: BTreeMap<String, (u8, u64)>,
+    /// Spans whose tool is not in `tool_outcomes` (over the cap).
+    #[serde(default)]
+    pub tools_dropped: u64,
+    /// The outcome bits of those spans: a failure among them counts as unresolved.
+    #[serde(default)]
+    pub dropped_tool_bits: u8,
     /// The stored tag: what [`SessionRollup::computed_tag`] gave, never downgraded.
     pub health_tag: Option<HealthTag>,
 }
@@ -69,8 +146,8 @@ impl SessionRollup {
             if self.agent_name.is_none() {
                 self.agent_name = Some(a.to_string());
             }
-            if !self.agents_used.contains(a) {
-                self.agents_used.insert(a.to_string());
+            if let Some(spans) = add_capped(&mut self.agents_used, a, 1, |n, one| *n += one) {
+                self.agents_dropped += spans;
             }
         }
         if s.span_type.is_call() {
@@ -80,8 +157,10 @@ impl SessionRollup {
             }
         }
         self.total_latency_ms += s.latency_ms;
-        if s.span_type == SpanType::ToolCall && !self.servers_used.contains(&s.server_name) {
-            self.servers_used.insert(s.server_name.clone());
+        if s.span_type == SpanType::ToolCall {
+            if let Some(spans) = add_capped(&mut self.servers_used, &s.server_name, 1, |n, one| *n += one) {
+                self.servers_dropped += spans;
+            }
         }
         add(&mut self.total_input_tokens, s.input_tokens);
         add(&mut self.total_output_tokens, s.output_tokens);
@@ -129,11 +208,13 @@ impl SessionRollup {
                 SpanStatus::Prevented => 0,
             };
             if bit != 0 {
-                match self.tool_outcomes.get_mut(&s.tool_name) {
-                    Some(b) => *b |= bit,
-                    None => {
-                        self.tool_outcomes.insert(s.tool_name.clone(), bit);
-                    }
+                let dropped = add_capped(&mut self.tool_outcomes, &s.tool_name, (bit, 1), |v, new| {
+                    v.0 |= new.0;
+                    v.1 += new.1;
+                });
+                if let Some((bits, spans)) = dropped {
+                    self.tools_dropped += spans;
+                    self.dropped_tool_bits |= bits;
                 }
             }
         }
@@ -148,8 +229,10 @@ impl SessionRollup {
         if self.has_schema_drift {
             return HealthTag::SchemaDrift;
         }
-        let any_fallback = self.tool_outcomes.values().any(|b| *b == TOOL_FAILED | TOOL_SUCCEEDED);
-        let any_unresolved = self.tool_outcomes.values().any(|b| *b == TOOL_FAILED);
+        let any_fallback = self.tool_outcomes.values().any(|(b, _)| *b == TOOL_FAILED | TOOL_SUCCEEDED);
+        // A failure of a tool over the cap cannot be matched with its later success: it counts as unresolved.
+        let any_unresolved =
+            self.tool_outcomes.values().any(|(b, _)| *b == TOOL_FAILED) || self.dropped_tool_bits & TOOL_FAILED != 0;
         if any_fallback && !any_unresolved {
             return HealthTag::SuccessWithFallback;
         }
@@ -254,12 +337,73 @@ mod tests {
             r.absorb(s);
         }
         assert_eq!((r.tool_calls, r.failed_calls, r.span_count), (1, 1, 2));
-        assert_eq!(r.servers_used.iter().collect::<Vec<_>>(), vec!["gh"]);
+        assert_eq!(r.servers_used.keys().collect::<Vec<_>>(), vec!["gh"]);
         assert_eq!(r.agents_used.len(), 2);
         assert_eq!(r.total_input_tokens, Some(12));
         assert_eq!(r.total_output_tokens, None);
         assert!(r.has_prompt);
         assert_eq!(r.duration_ms(), 3000.0);
         assert_eq!(r.agent_name.as_deref(), Some("a1"));
+    }
+
+    fn call(server: &str, tool: &str, agent: &str, status: &str) -> serde_json::Value {
+        json!({"server_name": server, "tool_name": tool, "agent_name": agent, "status": status,
+               "started_at": "2026-03-17T12:00:00Z", "ended_at": "2026-03-17T12:00:01Z"})
+    }
+
+    #[test]
+    fn name_sets_are_capped_with_dropped_counts_whatever_the_order() {
+        let names: Vec<String> = (0..1_000).map(|i| format!("n{:04}", (i * 7919) % 1_000)).collect();
+        let batch: Vec<serde_json::Value> = names.iter().map(|n| call(n, n, n, "success")).collect();
+        let mut forward = SessionRollup::default();
+        for s in spans(json!(batch)) {
+            forward.absorb(&s);
+        }
+        let mut backward = SessionRollup::default();
+        let mut again = spans(json!(batch));
+        again.reverse();
+        // Backwards, and some names twice (counted twice wherever they land).
+        again.extend(spans(json!([
+            call("n0000", "n0000", "n0000", "success"),
+            call("n0999", "n0999", "n0999", "error")
+        ])));
+        for s in &again {
+            backward.absorb(s);
+        }
+        assert_eq!(forward.servers_used.len(), MAX_ROLLUP_NAMES);
+        assert_eq!(forward.servers_used.keys().next().map(String::as_str), Some("n0000"));
+        assert_eq!(forward.servers_used.keys().last().map(String::as_str), Some("n0255"));
+        assert_eq!((forward.servers_dropped, forward.agents_dropped, forward.tools_dropped), (744, 744, 744));
+        assert_eq!(backward.servers_used.keys().collect::<Vec<_>>(), forward.servers_used.keys().collect::<Vec<_>>());
+        assert_eq!((backward.servers_dropped, backward.servers_used["n0000"]), (745, 2));
+        // The failed call of a tool over the cap keeps the session from looking like a clean fallback.
+        assert_eq!(backward.dropped_tool_bits, TOOL_FAILED | TOOL_SUCCEEDED);
+        assert_eq!(backward.computed_tag(), HealthTag::ToolFailure);
+        // The same spans in any order give the same rollup.
+        let mut shuffled = SessionRollup::default();
+        let (even, odd): (Vec<_>, Vec<_>) = again.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        for (_, s) in odd.into_iter().chain(even) {
+            shuffled.absorb(s);
+        }
+        shuffled.first_call_at = backward.first_call_at;
+        assert_eq!(shuffled.servers_used, backward.servers_used);
+        assert_eq!(
+            (shuffled.servers_dropped, shuffled.tools_dropped, shuffled.dropped_tool_bits),
+            (backward.servers_dropped, backward.tools_dropped, backward.dropped_tool_bits)
+        );
+    }
+
+    #[test]
+    fn rollups_stored_before_the_cap_still_read() {
+        let old = r#"{"agent_name":"a","first_call_at":1,"last_call_at":2,"span_count":2,"tool_calls":2,
+            "failed_calls":1,"total_latency_ms":1.0,"servers_used":["gh","fs"],"agents_used":["a"],
+            "total_input_tokens":null,"total_output_tokens":null,"total_thinking_tokens":null,"model_id":null,
+            "has_prompt":false,"prevented_tag":null,"has_schema_drift":false,"has_timeout":false,"has_error":true,
+            "tool_outcomes":{"search":3},"health_tag":"tool_failure"}"#;
+        let r: SessionRollup = serde_json::from_str(old).unwrap();
+        assert_eq!(r.servers_used.keys().collect::<Vec<_>>(), vec!["fs", "gh"]);
+        assert_eq!(r.tool_outcomes["search"], (3, 1));
+        let again: SessionRollup = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(again, r);
     }
 }

@@ -146,7 +146,7 @@ pub async fn discover(
             limit: 10_000,
         })
         .await?;
-    let seen: std::collections::BTreeSet<&String> = sessions.iter().flat_map(|s| &s.rollup.agents_used).collect();
+    let seen: std::collections::BTreeSet<&String> = sessions.iter().flat_map(|s| s.rollup.agents_used.keys()).collect();
     let owner = project.unwrap_or_default();
     let known: Vec<String> =
         state.storage.agents.list_agents(&owner).await?.into_iter().map(|a| a.agent_name).collect();

@@ -189,7 +189,7 @@ pub(crate) async fn fold(
             rollup.absorb(s);
         }
         let current = rollup.retag();
-        let agents: Vec<String> = rollup.agents_used.iter().cloned().collect();
+        let agents: Vec<String> = rollup.agents_used.keys().cloned().collect();
         tx.execute(
             &update,
             &[

@@ -222,7 +222,8 @@ impl SpanStore for SqliteStorage {
             let mut sql = String::from(
                 "SELECT project_id, session_id, rollup FROM sessions s WHERE last_call_at >= ?1 \
                  AND (?2 IS NULL OR project_id = ?2) AND (?3 IS NULL OR health_tag = ?3) \
-                 AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') WHERE value = ?4)) ",
+                 AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') \
+                 WHERE key = ?4 OR value = ?4)) ",
             );
             sql.push_str("ORDER BY first_call_at DESC LIMIT ?5");
             let mut stmt = conn.prepare_cached(&sql)?;
