@@ -327,7 +327,9 @@ impl KeyCache {
         Ok(rec)
     }
 
-    async fn any_stored(&self, state: &AppState) -> bool {
+    /// Whether any stored key exists (cached like lookups; a failing lookup counts as "yes"). Also asked by
+    /// the open-mode `Host` check in `http::trusted_hosts`.
+    pub async fn any_stored(&self, state: &AppState) -> bool {
         if let Some((at, v)) = self.any_stored.lock().ok().and_then(|a| *a) {
             if at.elapsed() < CACHE_TTL {
                 return v;

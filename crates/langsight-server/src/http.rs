@@ -15,29 +15,91 @@ use std::time::Instant;
 
 pub const MAX_BODY: usize = 10 * 1024 * 1024;
 
-/// Active only when `LANGSIGHT_DASHBOARD_URL` is set, as in the original: `Host` must be the dashboard's host,
-/// localhost, 127.0.0.1 or one of `LANGSIGHT_TRUSTED_HOSTS`.
+/// Two `Host` rules, both against DNS rebinding (a web page on a name its owner points at this server, so the
+/// browser treats our API as the page's own origin):
+///
+/// - When `LANGSIGHT_DASHBOARD_URL` is set, as in the original: `Host` must be the dashboard's host,
+///   localhost, 127.0.0.1 or one of `LANGSIGHT_TRUSTED_HOSTS` (400 otherwise).
+/// - When the server runs open (`LANGSIGHT_AUTH_DISABLED=true` and no API key exists), every request but the
+///   probes must be addressed to localhost, a loopback address (any port), the dashboard's host or a
+///   `LANGSIGHT_TRUSTED_HOSTS` entry (403 saying what to set otherwise). Open mode trusts whoever can reach
+///   the port; a rebinding page must not be able to read everything or mint the first key.
 pub async fn trusted_hosts(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(dashboard) = &state.config.dashboard_url else {
-        return next.run(req).await;
-    };
-    let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    let host = strip_port(host);
-    let dashboard_host = dashboard
-        .split("://")
+    let authority = request_authority(&req);
+    let host = strip_port(&authority);
+    let dashboard_host = state.config.dashboard_url.as_deref().map(dashboard_host);
+    if let Some(dashboard_host) = dashboard_host {
+        let allowed = host.eq_ignore_ascii_case(dashboard_host)
+            || host == "localhost"
+            || host == "127.0.0.1"
+            || state.config.trusted_hosts.iter().any(|h| h.eq_ignore_ascii_case(host));
+        if !allowed {
+            return (StatusCode::BAD_REQUEST, "Invalid host header").into_response();
+        }
+    }
+    let may_run_open = state.config.auth_disabled && state.config.api_keys.is_empty();
+    if may_run_open
+        && !matches!(req.uri().path(), "/api/liveness" | "/api/readiness")
+        && !open_mode_host_allowed(&state, &authority, dashboard_host)
+        && !state.keys.any_stored(&state).await
+    {
+        return open_mode_refusal(&authority);
+    }
+    next.run(req).await
+}
+
+/// The authority the request was addressed to: `Host`, else the request target's (HTTP/2, absolute form).
+fn request_authority(req: &Request) -> String {
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// The host of `LANGSIGHT_DASHBOARD_URL` (`localhost` when it has none).
+fn dashboard_host(url: &str) -> &str {
+    url.split("://")
         .nth(1)
         .map(|rest| strip_port(rest.split('/').next().unwrap_or("")))
         .filter(|h| !h.is_empty())
-        .unwrap_or("localhost");
-    let allowed = host == dashboard_host
-        || host == "localhost"
-        || host == "127.0.0.1"
-        || state.config.trusted_hosts.iter().any(|h| h == host);
-    if allowed {
-        next.run(req).await
-    } else {
-        (StatusCode::BAD_REQUEST, "Invalid host header").into_response()
+        .unwrap_or("localhost")
+}
+
+/// Whether an open server may answer a request addressed to `authority` (lower-cased `host[:port]`):
+/// localhost, 127.0.0.0/8, ::1, the dashboard's host, or a `LANGSIGHT_TRUSTED_HOSTS` entry (by name, or by
+/// name and port). Other names are refused even when they resolve to loopback: that is what a rebinding name
+/// does.
+fn open_mode_host_allowed(state: &AppState, authority: &str, dashboard_host: Option<&str>) -> bool {
+    let host = strip_port(authority);
+    if host.is_empty() {
+        return false;
     }
+    let loopback = match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => v4.is_loopback(),
+        Ok(std::net::IpAddr::V6(v6)) => v6.is_loopback() && authority.starts_with('['),
+        Err(_) => false,
+    };
+    loopback
+        || host == "localhost"
+        || dashboard_host.is_some_and(|d| d.eq_ignore_ascii_case(host))
+        || state.config.trusted_hosts.iter().any(|t| t.eq_ignore_ascii_case(host) || t.eq_ignore_ascii_case(authority))
+}
+
+fn open_mode_refusal(authority: &str) -> Response {
+    let shown: String = authority.chars().take(100).collect();
+    let name = strip_port(&shown);
+    let detail = format!(
+        "Host '{shown}' is not trusted. This server runs without authentication (LANGSIGHT_AUTH_DISABLED=true and \
+         no API key exists), so it answers only requests addressed to localhost, a loopback address, the host of \
+         LANGSIGHT_DASHBOARD_URL or a name in LANGSIGHT_TRUSTED_HOSTS: a web page on any other name could drive \
+         the API through DNS rebinding. Open it as http://localhost:<port>, add '{name}' to \
+         LANGSIGHT_TRUSTED_HOSTS, or set LANGSIGHT_API_KEYS to require keys."
+    );
+    (StatusCode::FORBIDDEN, axum::Json(json!({ "detail": detail }))).into_response()
 }
 
 fn strip_port(host: &str) -> &str {
@@ -164,6 +226,34 @@ impl<S: Send + Sync> FromRequest<S> for LimitedBody {
 
 /// A JSON body decoded into `T`; a decode failure is a 422 in FastAPI's list form naming the field.
 pub struct JsonBody<T>(pub T);
+
+/// [`JsonBody`] that must also be declared as JSON (`Content-Type: application/json`, parameters allowed);
+/// anything else is a 415. For the login routes: a cross-site HTML form (or a `no-cors` fetch) can post
+/// `text/plain`, urlencoded or multipart bodies without a CORS preflight, never `application/json`, so a
+/// page elsewhere cannot submit credentials here and ride the answer (or the session cookie) it gets.
+pub struct StrictJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared =
+            req.headers().get(header::CONTENT_TYPE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let essence = declared.as_deref().and_then(|v| v.split(';').next()).map(str::trim).unwrap_or("");
+        if !essence.eq_ignore_ascii_case("application/json") {
+            let got = match declared.as_deref() {
+                Some(v) => format!("'{}'", v.chars().take(100).collect::<String>()),
+                None => "none".to_string(),
+            };
+            return Err(ApiError::Unsupported(format!(
+                "Content-Type must be application/json (got {got}): send the credentials as a JSON body with that \
+                 header."
+            )));
+        }
+        let JsonBody(v) = JsonBody::from_request(req, state).await?;
+        Ok(StrictJson(v))
+    }
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;

@@ -10,7 +10,7 @@ use crate::audit::{mask_email, record, record_as, RequestMeta};
 use crate::auth::Principal;
 use crate::config::password_problem;
 use crate::error::{ApiError, ApiResult};
-use crate::http::JsonBody;
+use crate::http::{JsonBody, StrictJson};
 use crate::passwords;
 use crate::state::AppState;
 use axum::extract::{Path, RawQuery, State};
@@ -98,7 +98,7 @@ pub struct Login {
 pub async fn verify(
     State(state): State<AppState>,
     meta: RequestMeta,
-    JsonBody(body): JsonBody<Login>,
+    StrictJson(body): StrictJson<Login>,
 ) -> ApiResult<Json<Value>> {
     let u = check_login(&state, &meta, body).await?;
     let name = u.email.split('@').next().unwrap_or_default().to_string();
@@ -143,7 +143,7 @@ pub async fn login(
     State(state): State<AppState>,
     meta: RequestMeta,
     headers: axum::http::HeaderMap,
-    JsonBody(body): JsonBody<Login>,
+    StrictJson(body): StrictJson<Login>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let u = check_login(&state, &meta, body).await?;
