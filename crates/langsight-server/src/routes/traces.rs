@@ -123,8 +123,10 @@ async fn writable_by_reader(state: &AppState, principal: &Principal, spans: &[Sp
     Ok(())
 }
 
-/// Largest OTLP body once decompressed (a gzip bomb stops here).
-const MAX_OTLP_DECOMPRESSED: u64 = 64 * 1024 * 1024;
+/// Largest OTLP body once decompressed (a gzip bomb stops here). The decoders walk the body in place, so a
+/// request's memory is about this much plus its kept spans; 32 MiB holds a Collector batch of several
+/// thousand spans with room to spare.
+const MAX_OTLP_DECOMPRESSED: u64 = 32 * 1024 * 1024;
 
 /// Header naming the project of OTLP spans (collectors cannot put it in each span).
 pub const OTLP_PROJECT_HEADER: &str = "x-langsight-project-id";
