@@ -150,6 +150,41 @@ async fn every_route_with_every_kind_of_caller() {
     ];
     let table = route_table();
     assert!(table.len() > 80, "the walk covers the whole API ({} routes)", table.len());
+    // The walk checks that the server enforces what each route declares; these check the declarations
+    // themselves. Instance-wide state needs an instance capability:
+    let instance_wide = [
+        ("GET", "/api/users"),
+        ("POST", "/api/users/invite"),
+        ("PATCH", "/api/users/{user_id}/role"),
+        ("DELETE", "/api/users/{user_id}"),
+        ("GET", "/api/settings"),
+        ("PUT", "/api/settings"),
+        ("POST", "/api/costs/models"),
+        ("PATCH", "/api/costs/models/{entry_id}"),
+        ("DELETE", "/api/costs/models/{entry_id}"),
+        ("GET", "/api/audit/logs"),
+        ("GET", "/api/projects"),
+        ("POST", "/api/projects"),
+    ];
+    for (method, path) in instance_wide {
+        let rule = table.iter().find(|r| r.method == method && r.path == path);
+        assert!(
+            rule.is_some_and(|r| matches!(r.needs, Capability::InstanceAdmin | Capability::InstanceRead)),
+            "{method} {path} acts on instance-wide state: {rule:?}"
+        );
+    }
+    // And every write needs an admin, but for sending spans, changing one's own password and asking for a
+    // stream token (a read).
+    let self_service = ["/api/users/me/change-password", "/api/live/token"];
+    for r in table.iter().filter(|r| r.method != "GET" && !self_service.contains(&r.path)) {
+        assert!(
+            matches!(r.needs, Capability::InstanceAdmin | Capability::ProjectAdmin | Capability::Ingest),
+            "{} {} is a write: {:?}",
+            r.method,
+            r.path,
+            r.needs
+        );
+    }
     let mut failures = Vec::new();
     for rule in &table {
         let path = concrete(rule.path);
