@@ -75,7 +75,13 @@ pub fn sessions(a: SessionsArgs) -> ExitCode {
             // Kept as text: the trace's `root_spans` nests as deep as the session's parent chain.
             let trace = src.get_text(&format!("/api/agents/sessions/{}?x=1{project}", encode(id))).await?;
             if a.json {
-                println!("{}", pretty_json(&trace));
+                // Pretty-printing indents each level: a chain thousands deep would print gigabytes, so a
+                // deeply nested trace is printed compact, as the server sent it.
+                if langsight_core::span::too_deep(&trace, MAX_PRETTY_DEPTH).is_some() {
+                    println!("{trace}");
+                } else {
+                    println!("{}", pretty_json(&trace));
+                }
             } else {
                 let tree = trace_tree(&trace).map_err(|e| {
                     SourceError::Unavailable(format!("the server's session trace could not be read ({e}); try --json"))
@@ -145,6 +151,9 @@ struct TraceView {
     #[serde(default)]
     spans_flat: Vec<Value>,
 }
+
+/// Deepest JSON printed indented by `sessions --id --json`.
+const MAX_PRETTY_DEPTH: usize = 64;
 
 /// Levels of indentation drawn in the tree view; deeper spans show their depth instead, so a chain thousands
 /// deep prints in linear, not quadratic, space.
