@@ -1,6 +1,6 @@
 //! Health checks against a real MCP server (the project's fixture, over stdio and Streamable HTTP).
 
-use langsight_monitor::{check, ServerSpec, Status, Transport};
+use langsight_monitor::{check, check_pinned, Pinned, ServerSpec, Status, Transport};
 use serde_json::{json, Map};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -161,6 +161,11 @@ async fn streamable_http_server_is_checked_and_its_death_noticed() {
     let r = check(&spec).await;
     assert_eq!(r.status, Status::Up, "{:?}", r.error);
     assert_eq!(r.tools.len(), 2);
+    // The pinned client (what servers registered through the API get) completes the same check.
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").trim_end_matches("/mcp").parse().unwrap();
+    let pin = Pinned { host: addr.ip().to_string(), addrs: vec![addr] };
+    let r = check_pinned(&spec, Some(&pin)).await;
+    assert_eq!((r.status, r.tools.len()), (Status::Up, 2), "{:?}", r.error);
     server.kill().unwrap();
     server.wait().unwrap();
     let r = check(&spec).await;
