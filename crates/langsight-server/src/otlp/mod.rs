@@ -549,7 +549,7 @@ mod tests {
     fn request(rng: &mut Rng) -> proto::ExportTraceServiceRequest {
         let keys =
             ["gen_ai.tool.name", "mcp.server.name", "session.id", "gen_ai.prompt", "other", "gen_ai.request.model"];
-        let mut kvs = |rng: &mut Rng| -> Vec<proto::KeyValue> {
+        let kvs = |rng: &mut Rng| -> Vec<proto::KeyValue> {
             (0..rng.below(4))
                 .map(|_| proto::KeyValue {
                     key: keys[rng.below(keys.len())].into(),
