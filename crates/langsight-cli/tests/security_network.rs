@@ -78,7 +78,15 @@ fn open_mode_answers_only_local_and_trusted_host_names() {
     // merely look local).
     let key_body = json!({"name": "attacker"}).to_string();
     let json_type = [("Content-Type", "application/json")];
-    for host in [rebind.as_str(), REBIND_HOST, "localhost.attacker.example", "127.0.0.1.nip.io:80", "0x7f000001"] {
+    for host in [
+        rebind.as_str(),
+        REBIND_HOST,
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io:80",
+        "0x7f000001",
+        "localhost:80@rebind.attacker.example",
+        "[::1]x",
+    ] {
         let a = raw(&server, "GET", "/api/agents/sessions", Some(host), &[], "");
         assert_eq!(a.status, 403, "{host}: {:?}", a.body);
         assert!(

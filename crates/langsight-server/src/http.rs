@@ -102,11 +102,22 @@ fn open_mode_refusal(authority: &str) -> Response {
     (StatusCode::FORBIDDEN, axum::Json(json!({ "detail": detail }))).into_response()
 }
 
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or(host);
+/// The host of a `host[:port]` authority (`[v6]:port` unbracketed). A malformed authority (a port that is not
+/// digits, text after `]`) comes back whole, so it matches no trusted name: `localhost:80@evil` is not
+/// `localhost`.
+fn strip_port(authority: &str) -> &str {
+    let port_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = authority.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((inside, "")) => inside,
+            Some((inside, after)) if after.strip_prefix(':').is_some_and(port_ok) => inside,
+            _ => authority,
+        };
     }
-    host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port_ok(port) => host,
+        _ => authority,
+    }
 }
 
 /// CORS for the configured origins (credentials allowed, so never `*`).
@@ -290,6 +301,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 };
                 Err(ApiError::Unprocessable(json!([{ "type": kind, "loc": loc, "msg": msg, "input": null }])))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strip_port;
+
+    #[test]
+    fn authorities_are_split_strictly() {
+        for (authority, host) in [
+            ("localhost", "localhost"),
+            ("localhost:8000", "localhost"),
+            ("localhost:", "localhost"),
+            ("127.0.0.1:80", "127.0.0.1"),
+            ("[::1]:8000", "::1"),
+            ("[::1]", "::1"),
+            ("localhost:80@evil.example", "localhost:80@evil.example"),
+            ("localhost:x", "localhost:x"),
+            ("[::1]evil", "[::1]evil"),
+            ("[::1]:80x", "[::1]:80x"),
+            ("::1", ":"),
+        ] {
+            assert_eq!(strip_port(authority), host, "{authority}");
         }
     }
 }
