@@ -342,10 +342,12 @@ async fn tenants_never_see_each_other() {
         let r = c.get(&format!("/api/agents/sessions?project_id={a}")).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body.as_array().unwrap().len(), 1);
-        let projects = c.get("/api/projects").await.body;
-        let names: Vec<&str> = projects.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-        assert_eq!(names, ["Alpha"]);
     }
+    // The project list: a viewer user sees their memberships; a bound key is refused (instance-wide).
+    let projects = t.viewer_a.get("/api/projects").await.body;
+    let names: Vec<&str> = projects.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Alpha"]);
+    assert_eq!(t.key_a.get("/api/projects").await.status, 403);
     // The live stream: B's events never reach A's viewers.
     let url = format!("{}/api/live/events?project_id={b}", s.url);
     let r = test_support::http().get(&url).headers(header_map(&t.viewer_a)).send().await.unwrap();

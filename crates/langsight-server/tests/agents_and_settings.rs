@@ -119,8 +119,8 @@ async fn provider_keys_are_masked_and_encrypted_and_redaction_drops_payloads() {
     let got = admin.get("/api/settings").await.body;
     assert_eq!(
         got["ai_providers"]["anthropic"],
-        json!({"api_key": "sk-a...cdef", "configured": true,
-        "model": "claude-sonnet-4-6", "base_url": ""})
+        json!({"api_key": "sk-a...cdef", "configured": true, "model": "claude-sonnet-4-6",
+        "base_url": "https://api.anthropic.com", "base_url_source": "default", "key_source": "settings"})
     );
     // The stored document holds ciphertext, not the key.
     let stored: String = rusqlite::Connection::open(&server.db_path)

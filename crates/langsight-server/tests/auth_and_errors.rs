@@ -167,13 +167,12 @@ async fn viewer_keys_read_but_cannot_write_admin_routes() {
     let pid = p.body["id"].as_str().unwrap();
     let v = admin.post("/api/auth/api-keys", &json!({"name": "v", "role": "viewer", "project_id": pid})).await;
     let viewer = server.client(v.body["key"].as_str());
-    for r in [
-        viewer.post("/api/auth/api-keys", &json!({"name": "x"})).await,
-        viewer.get("/api/auth/api-keys").await,
-        viewer.post("/api/projects", &json!({"name": "x"})).await,
-    ] {
+    for r in [viewer.post("/api/auth/api-keys", &json!({"name": "x"})).await, viewer.get("/api/auth/api-keys").await] {
         assert_eq!((r.status, r.detail()), (403, "Write operations require an admin API key"));
     }
+    let r = viewer.post("/api/projects", &json!({"name": "x"})).await;
+    assert_eq!(r.status, 403, "creating projects is instance-wide: {}", r.text);
+    assert!(r.detail().contains("bound to project"), "{}", r.text);
     // Viewers may ingest (the SDK uses whatever key it has) and read.
     assert_eq!(viewer.ingest(&agent_run(&session_id(), 2, None)).await.status, 202);
     assert_eq!(viewer.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 1);
@@ -207,8 +206,10 @@ async fn project_bound_keys_are_confined_to_their_project() {
     let r = key_a.get(&format!("/api/projects/{b}")).await;
     assert_eq!((r.status, r.detail()), (404, "Project not found."));
     assert_eq!(key_a.get(&format!("/api/projects/{a}")).await.status, 200);
+    // The project list is instance-wide: a bound key is refused, naming its binding.
     let listed = key_a.get("/api/projects").await;
-    assert_eq!(listed.body.as_array().unwrap().len(), 1);
+    assert_eq!(listed.status, 403, "{}", listed.text);
+    assert!(listed.detail().contains(&format!("bound to project '{a}'")), "{}", listed.text);
     // The admin sees both sessions without naming a project.
     assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 2);
     let scoped = admin.get(&format!("/api/agents/sessions?project_id={b}")).await;

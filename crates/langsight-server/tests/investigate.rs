@@ -12,6 +12,8 @@ async fn reports_come_from_the_evidence_and_fall_back_to_rules() {
     let srv = TestServer::start_with(|c| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_enabled = false;
+        // The stand-in provider endpoints below are on loopback.
+        c.allow_private_webhook_urls = true;
         c.servers = vec![MonitoredServer {
             spec: ServerSpec {
                 name: "broken".into(),

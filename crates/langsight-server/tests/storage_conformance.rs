@@ -295,11 +295,14 @@ async fn alerts_conform(b: &Backend) {
     };
     let (total, rows) = b.alerts.list_alerts(q(Some("p1"), None)).await.unwrap();
     let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
-    assert_eq!((total, ids), (2, vec!["a3", "a1"]), "{n}: own and global, newest first");
+    // Global alerts (no project) belong to the instance: a project's view never includes them.
+    assert_eq!((total, ids), (1, vec!["a1"]), "{n}: own only");
     assert_eq!(b.alerts.list_alerts(q(None, Some("all"))).await.unwrap().0, 3, "{n}: everything for the global view");
-    assert_eq!(b.alerts.alert_counts(Some("p1")).await.unwrap(), (1, 0, 1), "{n}");
+    assert_eq!(b.alerts.alert_counts(Some("p1")).await.unwrap(), (1, 0, 0), "{n}");
     assert!(b.alerts.get_alert(Some("p1"), "a2").await.unwrap().is_none(), "{n}: another project's alert is invisible");
     assert!(!b.alerts.update_alert(Some("p1"), "a2", AlertAction::Resolve, now).await.unwrap(), "{n}");
+    assert!(b.alerts.get_alert(Some("p1"), "a3").await.unwrap().is_none(), "{n}: a global alert is not a project's");
+    assert!(!b.alerts.update_alert(Some("p1"), "a3", AlertAction::Resolve, now).await.unwrap(), "{n}");
     assert!(b.alerts.update_alert(Some("p1"), "a1", AlertAction::Ack { by: "u1".into() }, now).await.unwrap(), "{n}");
     assert!(
         !b.alerts.update_alert(Some("p1"), "a1", AlertAction::Ack { by: "u1".into() }, now).await.unwrap(),
