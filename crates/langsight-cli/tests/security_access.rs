@@ -39,7 +39,8 @@ fn key_client(url: &str, key: &str) -> Client {
 
 /// A dashboard session: the cookie from `POST /api/auth/login`, and the CSRF header the dashboard sends.
 async fn login(url: &str, email: &str, password: &str) -> Client {
-    let r = http().post(format!("{url}/api/auth/login")).json(&json!({"email": email, "password": password})).send().await;
+    let r =
+        http().post(format!("{url}/api/auth/login")).json(&json!({"email": email, "password": password})).send().await;
     let r = r.expect("login reaches the server");
     assert_eq!(r.status().as_u16(), 200, "{email} logs in");
     let cookie = r
@@ -135,7 +136,8 @@ async fn every_route_with_every_kind_of_caller() {
     let root = key_client(&url, BOOTSTRAP);
     let project = create_project(&root, "tenant-a").await;
     let (bound_admin, _) = create_key(&root, json!({"name": "a-admin", "project_id": project})).await;
-    let (bound_viewer, _) = create_key(&root, json!({"name": "a-viewer", "role": "viewer", "project_id": project})).await;
+    let (bound_viewer, _) =
+        create_key(&root, json!({"name": "a-viewer", "role": "viewer", "project_id": project})).await;
     let (unbound_admin, _) = create_key(&root, json!({"name": "ci"})).await;
     let (unbound_viewer, _) = create_key(&root, json!({"name": "reader", "role": "viewer"})).await;
     new_user(&root, "viewer@example.com", "viewer").await;
@@ -193,10 +195,16 @@ async fn every_route_with_every_kind_of_caller() {
             let ok = allowed(*kind, rule.needs);
             let refused = r.status == 403;
             if ok && (refused || (r.status == 401 && !rule.path.ends_with("change-password"))) {
-                failures.push(format!("{kind:?} {} {} ({:?}) refused: {} {}", rule.method, path, rule.needs, r.status, r.text));
+                failures.push(format!(
+                    "{kind:?} {} {} ({:?}) refused: {} {}",
+                    rule.method, path, rule.needs, r.status, r.text
+                ));
             }
             if !ok && !refused {
-                failures.push(format!("{kind:?} {} {} ({:?}) NOT refused: {} {}", rule.method, path, rule.needs, r.status, r.text));
+                failures.push(format!(
+                    "{kind:?} {} {} ({:?}) NOT refused: {} {}",
+                    rule.method, path, rule.needs, r.status, r.text
+                ));
             }
             if !ok && matches!(kind, Kind::BoundAdminKey) && !r.detail().contains("bound to project") {
                 failures.push(format!("{kind:?} {} {}: the 403 must name the binding: {}", rule.method, path, r.text));
@@ -231,12 +239,17 @@ async fn a_bound_admin_key_cannot_become_instance_admin() {
     let attempts = [
         attacker.get("/api/users").await,
         attacker.post("/api/users/invite", &json!({"email": "evil@example.com", "role": "admin"})).await,
-        attacker.send(Method::PATCH, &format!("/api/users/{admin_id}/role"), Some(br#"{"role":"viewer"}"#.to_vec())).await,
+        attacker
+            .send(Method::PATCH, &format!("/api/users/{admin_id}/role"), Some(br#"{"role":"viewer"}"#.to_vec()))
+            .await,
         attacker.delete(&format!("/api/users/{admin_id}")).await,
         attacker.put("/api/settings", &json!({"redact_payloads": true})).await,
         attacker.get("/api/settings").await,
         attacker
-            .post("/api/costs/models", &json!({"provider": "x", "model_id": "gpt-4o", "input_per_1m": 0, "output_per_1m": 0}))
+            .post(
+                "/api/costs/models",
+                &json!({"provider": "x", "model_id": "gpt-4o", "input_per_1m": 0, "output_per_1m": 0}),
+            )
             .await,
         attacker.get("/api/audit/logs").await,
         attacker.get("/api/projects").await,
@@ -290,7 +303,10 @@ async fn revocation_revokes_keys_sessions_and_streams() {
     let elsewhere = login(&url, "ops@example.com", PASSWORD).await;
     let (ops_key, _) = create_key(&here, json!({"name": "cli"})).await;
     let r = here
-        .post("/api/users/me/change-password", &json!({"current_password": PASSWORD, "new_password": "a much longer new passphrase"}))
+        .post(
+            "/api/users/me/change-password",
+            &json!({"current_password": PASSWORD, "new_password": "a much longer new passphrase"}),
+        )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert_eq!(here.get("/api/auth/me").await.status, 200, "the session that changed it stays");
@@ -314,7 +330,8 @@ async fn revocation_revokes_keys_sessions_and_streams() {
     assert!(connected.is_some_and(|f| f.comments.iter().any(|c| c.contains("connected"))));
     assert_eq!(root.delete(&format!("/api/auth/api-keys/{stream_key_id}")).await.status, 204);
     // The stream must end with an error frame; the wait is only an upper bound for a failing server.
-    let frames = stream.read_until(Duration::from_secs(20), |f| f.iter().any(|f| f.event.as_deref() == Some("error"))).await;
+    let frames =
+        stream.read_until(Duration::from_secs(20), |f| f.iter().any(|f| f.event.as_deref() == Some("error"))).await;
     let last = frames.iter().find(|f| f.event.as_deref() == Some("error"));
     assert!(last.is_some(), "the stream told the client its credential was revoked: {frames:?}");
     assert!(stream.next(Duration::from_secs(10)).await.is_none(), "and ended");
@@ -362,7 +379,8 @@ async fn global_alerts_stay_with_instance_admins_and_viewer_keys_write_only_wher
     let (dev_key, _) = create_key(&dev, json!({"name": "sdk"})).await;
     let r = root.post(&format!("/api/projects/{a}/members"), &json!({"user_id": dev_id, "role": "member"})).await;
     assert!(r.status == 201 || r.status == 200, "{}", r.text);
-    let r = root.send(Method::PATCH, &format!("/api/users/{dev_id}/role"), Some(br#"{"role":"viewer"}"#.to_vec())).await;
+    let r =
+        root.send(Method::PATCH, &format!("/api/users/{dev_id}/role"), Some(br#"{"role":"viewer"}"#.to_vec())).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let sdk = key_client(&url, &dev_key);
     assert_eq!(sdk.get("/api/users").await.status, 403, "the key never outranks its owner");

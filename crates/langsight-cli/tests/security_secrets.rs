@@ -55,7 +55,10 @@ async fn the_operators_provider_key_never_goes_to_a_url_set_through_the_api() {
     let root = admin(&server.url);
 
     let r = root
-        .put("/api/settings", &json!({"redact_payloads": false, "ai_providers": {"anthropic": {"base_url": attacker.url}}}))
+        .put(
+            "/api/settings",
+            &json!({"redact_payloads": false, "ai_providers": {"anthropic": {"base_url": attacker.url}}}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     investigate(&root).await;
@@ -92,7 +95,8 @@ async fn api_set_provider_urls_pass_the_outbound_url_policy_and_the_database_is_
     let d = dir.path().to_path_buf();
     let server = tokio::task::spawn_blocking(move || start(&d, &[])).await.unwrap();
     let root = admin(&server.url);
-    for url in ["http://127.0.0.1:9/", "http://169.254.169.254/latest/", "http://[::ffff:10.0.0.1]/", "file:///etc/passwd"]
+    for url in
+        ["http://127.0.0.1:9/", "http://169.254.169.254/latest/", "http://[::ffff:10.0.0.1]/", "file:///etc/passwd"]
     {
         let r = root
             .put("/api/settings", &json!({"redact_payloads": false, "ai_providers": {"openai": {"api_key": "sk-x-123456789", "base_url": url}}}))
@@ -113,7 +117,10 @@ async fn api_set_provider_urls_pass_the_outbound_url_policy_and_the_database_is_
 
     // A provider key stored without LANGSIGHT_SECRET_KEY is named at the next start.
     let r = root
-        .put("/api/settings", &json!({"redact_payloads": false, "ai_providers": {"openai": {"api_key": "sk-plain-0123456789"}}}))
+        .put(
+            "/api/settings",
+            &json!({"redact_payloads": false, "ai_providers": {"openai": {"api_key": "sk-plain-0123456789"}}}),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     drop(server);

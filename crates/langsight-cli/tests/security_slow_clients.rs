@@ -93,13 +93,18 @@ async fn an_idle_live_client_pins_at_most_its_byte_budget() {
     let d = dir.path().to_path_buf();
     // LANGSIGHT_TEST_SSE_BUDGET lets a developer rerun this with a huge budget to watch it fail.
     let budget = std::env::var("LANGSIGHT_TEST_SSE_BUDGET").unwrap_or_else(|_| "1048576".into());
-    let server =
-        tokio::task::spawn_blocking(move || start(&d, &[("LANGSIGHT_SSE_CLIENT_BUFFER_BYTES", &budget), ("LANGSIGHT_SSE_REPLAY_BYTES", "1048576")])).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || {
+        start(&d, &[("LANGSIGHT_SSE_CLIENT_BUFFER_BYTES", &budget), ("LANGSIGHT_SSE_REPLAY_BYTES", "1048576")])
+    })
+    .await
+    .unwrap();
     let pid = server.pid();
     // Connect a stream and never read it. A second, reading stream proves events flowed.
     let mut idle = connect(&server.url);
-    idle.write_all(format!("GET /api/live/events HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {KEY}\r\n\r\n").as_bytes()).unwrap();
-    let mut reader = test_support::sse::SseStream::connect(&format!("{}/api/live/events", server.url), Some(KEY), None).await;
+    idle.write_all(format!("GET /api/live/events HTTP/1.1\r\nHost: localhost\r\nX-API-Key: {KEY}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut reader =
+        test_support::sse::SseStream::connect(&format!("{}/api/live/events", server.url), Some(KEY), None).await;
     assert_eq!(reader.status, 200);
     let client = test_support::Client {
         base: server.url.clone(),

@@ -31,7 +31,12 @@ pub struct BodyDeadline(pub Duration);
 
 /// Serves `app` on `listener` until `stop` fires, then lets open connections finish their requests
 /// (connections drain gracefully: idle keep-alive ones close at once). Resolves when every connection ended.
-pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stop: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    timeouts: Timeouts,
+    stop: impl std::future::Future<Output = ()>,
+) {
     // Closed (dropped) when shutdown starts; connection tasks watch it.
     let (stop_tx, stop_rx) = watch::channel(());
     // Every connection task holds a clone; `closed()` resolves once all are gone.
@@ -65,7 +70,8 @@ pub async fn serve(listener: TcpListener, app: Router, timeouts: Timeouts, stop:
         tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(timeouts.header);
-            let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
             tokio::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,

@@ -941,11 +941,16 @@ impl Config {
             std::time::Duration::from_secs(positive("LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS", 30)?);
         let body_read_timeout = std::time::Duration::from_secs(positive("LANGSIGHT_BODY_READ_TIMEOUT_SECONDS", 60)?);
         let mut ai_base_urls = std::collections::BTreeMap::new();
-        for (provider, var) in
-            [("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"), ("gemini", "GEMINI_BASE_URL"), ("ollama", "OLLAMA_BASE_URL")]
-        {
+        for (provider, var) in [
+            ("anthropic", "ANTHROPIC_BASE_URL"),
+            ("openai", "OPENAI_BASE_URL"),
+            ("gemini", "GEMINI_BASE_URL"),
+            ("ollama", "OLLAMA_BASE_URL"),
+        ] {
             let from_file = file.ai_providers.get(provider).and_then(|p| p.base_url.clone());
-            if let Some(url) = get(var).map(String::from).or(from_file).map(|u| u.trim().trim_end_matches('/').to_string()) {
+            if let Some(url) =
+                get(var).map(String::from).or(from_file).map(|u| u.trim().trim_end_matches('/').to_string())
+            {
                 if !reqwest::Url::parse(&url).is_ok_and(|u| u.scheme() == "http" || u.scheme() == "https") {
                     return Err(ConfigError::Invalid {
                         var,

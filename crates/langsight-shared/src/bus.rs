@@ -17,6 +17,7 @@
 //! cannot be replayed), and when the reader finds that the log no longer contains its last id (Redis restarted
 //! empty) it tells subscribers that events may have been lost.
 
+use crate::fanout::{Budget, Fanout, Subscriber};
 use crate::redis::Redis;
 use async_trait::async_trait;
 use std::collections::VecDeque;
@@ -25,7 +26,6 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use crate::fanout::{Budget, Fanout, Subscriber};
 
 /// A position in the log: milliseconds and a sequence within that millisecond (Redis stream id form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -153,11 +153,7 @@ pub fn message_bytes(m: &BusMessage) -> usize {
 
 impl MemoryBus {
     pub fn new(limits: BusLimits) -> MemoryBus {
-        MemoryBus {
-            limits,
-            ring: Mutex::new((MsgId::default(), VecDeque::new(), 0)),
-            tx: Fanout::new(limits.budget()),
-        }
+        MemoryBus { limits, ring: Mutex::new((MsgId::default(), VecDeque::new(), 0)), tx: Fanout::new(limits.budget()) }
     }
 }
 

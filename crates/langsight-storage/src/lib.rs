@@ -154,7 +154,7 @@ pub trait UserStore: Send + Sync {
     async fn audit_log(&self, limit: usize, offset: usize) -> Result<(u64, Vec<AuditEvent>), StorageError>;
     /// Records a dashboard session (by the hash of its id) for `user_id` until `expires_at`.
     async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64)
-    -> Result<(), StorageError>;
+        -> Result<(), StorageError>;
     /// The user of a session that is neither ended nor expired at `now`.
     async fn session_user(&self, id_hash: &str, now: i64) -> Result<Option<String>, StorageError>;
     /// Ends one session (logout); whether it was live.

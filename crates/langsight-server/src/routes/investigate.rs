@@ -8,8 +8,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::settings::{load, provider_target, ProviderTarget, Source};
-use crate::url_policy::{self, Purpose};
 use crate::state::AppState;
+use crate::url_policy::{self, Purpose};
 use axum::extract::{RawQuery, State};
 use axum::{Extension, Json};
 use langsight_core::time::{iso_z, now_micros};
@@ -163,11 +163,13 @@ async fn provider(state: &AppState, provider: &str) -> Result<Option<(ProviderTa
     if target.key.is_empty() {
         return Ok(None);
     }
-    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(60)).redirect(reqwest::redirect::Policy::none());
+    let mut http =
+        reqwest::Client::builder().timeout(Duration::from_secs(60)).redirect(reqwest::redirect::Policy::none());
     if target.base_source == Source::Settings {
-        let checked = url_policy::check(&target.base_url, Purpose::Webhook, state.config.allow_private_webhook_urls, false)
-            .await
-            .map_err(|e| format!("the base URL saved in the settings is not allowed: {e}"))?;
+        let checked =
+            url_policy::check(&target.base_url, Purpose::Webhook, state.config.allow_private_webhook_urls, false)
+                .await
+                .map_err(|e| format!("the base URL saved in the settings is not allowed: {e}"))?;
         http = http.resolve_to_addrs(&checked.host, &checked.addrs);
     }
     Ok(Some((target, http.build().map_err(|e| e.to_string())?)))
@@ -233,7 +235,8 @@ pub async fn investigate(
         evidence.push(gather(&state, project.as_deref(), name, since).await?);
     }
     let evidence_json: Vec<Value> = evidence.iter().map(|e| e.to_json(body.window_hours)).collect();
-    let note = |why: &str| format!("The {} provider could not be used ({why}); this is the rule-based report.", body.provider);
+    let note =
+        |why: &str| format!("The {} provider could not be used ({why}); this is the rule-based report.", body.provider);
     let (report, used) = match provider(&state, &body.provider).await {
         Ok(None) => (rule_based(&evidence, body.window_hours, None), "rule-based".to_string()),
         Err(why) => {

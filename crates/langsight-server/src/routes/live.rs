@@ -23,13 +23,13 @@ use axum::{Extension, Json};
 use hmac::{Hmac, Mac};
 use langsight_core::time::{iso_offset, now_micros};
 use langsight_shared::bus::{BusMessage, Delivery, MsgId};
+use langsight_shared::fanout::{RecvError, Subscriber, TryRecvError};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use langsight_shared::fanout::{RecvError, Subscriber, TryRecvError};
 
 /// Stream tokens are valid this long (an `EventSource` reconnects with the same URL meanwhile).
 const TOKEN_TTL_SECS: i64 = 3600;
@@ -309,9 +309,7 @@ impl Stream {
             for _ in 0..256 {
                 match self.rx.try_recv() {
                     Ok(m) => self.absorb(Ok(m), &mut out).ok()?,
-                    Err(TryRecvError::Lagged(n)) => {
-                        self.absorb(Err(RecvError::Lagged(n)), &mut out).ok()?
-                    }
+                    Err(TryRecvError::Lagged(n)) => self.absorb(Err(RecvError::Lagged(n)), &mut out).ok()?,
                     Err(_) => break,
                 }
             }

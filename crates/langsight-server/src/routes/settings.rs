@@ -5,8 +5,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::JsonBody;
 use crate::settings::{load, mask, open, provider_target, seal, Source, PROVIDERS};
-use crate::url_policy::{self, Purpose};
 use crate::state::AppState;
+use crate::url_policy::{self, Purpose};
 use axum::extract::State;
 use axum::{Extension, Json};
 use serde::Deserialize;
@@ -95,8 +95,10 @@ pub async fn put(
             url_policy::check(&base_url, Purpose::Webhook, state.config.allow_private_webhook_urls, false)
                 .await
                 .map_err(|e| {
-                    ApiError::Unprocessable(json!([{ "type": "value_error", "loc": ["body", "ai_providers", name, "base_url"],
-                        "msg": format!("base_url is not allowed: {e}"), "input": base_url }]))
+                    ApiError::Unprocessable(
+                        json!([{ "type": "value_error", "loc": ["body", "ai_providers", name, "base_url"],
+                        "msg": format!("base_url is not allowed: {e}"), "input": base_url }]),
+                    )
                 })?;
         }
         let update = ProviderUpdate { base_url, ..update };

@@ -218,7 +218,13 @@ impl UserStore for PgStorage {
         Ok((total as u64, events))
     }
 
-    async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<(), StorageError> {
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
         self.client()
             .await?
             .execute(
@@ -245,7 +251,10 @@ impl UserStore for PgStorage {
         let n = self
             .client()
             .await?
-            .execute("UPDATE user_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL", &[&id_hash, &now])
+            .execute(
+                "UPDATE user_sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL",
+                &[&id_hash, &now],
+            )
             .await?;
         Ok(n > 0)
     }

@@ -246,7 +246,13 @@ impl UserStore for SqliteStorage {
         .await
     }
 
-    async fn create_session(&self, id_hash: &str, user_id: &str, now: i64, expires_at: i64) -> Result<(), StorageError> {
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        user_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
         let (id_hash, user_id) = (id_hash.to_string(), user_id.to_string());
         self.write(move |conn| {
             conn.execute(
