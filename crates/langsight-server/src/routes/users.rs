@@ -269,7 +269,7 @@ pub struct Accept {
 pub async fn accept_invite(
     State(state): State<AppState>,
     meta: RequestMeta,
-    JsonBody(body): JsonBody<Accept>,
+    StrictJson(body): StrictJson<Accept>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     if body.token.len() != 64 {
         return Err(field_error("token", "String should have 64 characters"));
@@ -365,7 +365,7 @@ pub async fn change_password(
     Extension(principal): Extension<Principal>,
     headers: axum::http::HeaderMap,
     meta: RequestMeta,
-    JsonBody(body): JsonBody<PasswordChange>,
+    StrictJson(body): StrictJson<PasswordChange>,
 ) -> ApiResult<StatusCode> {
     let Some(id) = principal.user_id().map(String::from) else {
         return Err(ApiError::Unauthenticated("Authentication required.".into()));
