@@ -80,7 +80,11 @@ fn host_port(s: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     // [v6]:port, host:port, host
     let (host, port) = if let Some(rest) = s.strip_prefix('[') {
         let (h, after) = rest.split_once(']').ok_or_else(|| err(format!("unclosed '[' in '{s}'")))?;
-        (h.to_string(), after.strip_prefix(':'))
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':').ok_or_else(|| err(format!("'{after}' after ']' in '{s}'")))?),
+        };
+        (h.to_string(), port)
     } else {
         match s.rsplit_once(':') {
             Some((h, p)) => (h.to_string(), Some(p)),
@@ -89,6 +93,13 @@ fn host_port(s: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     };
     if host.is_empty() {
         return Err(err(format!("'{s}' has no host")));
+    }
+    if host.chars().any(|c| c.is_whitespace() || c.is_control() || "[]/@,".contains(c)) {
+        return Err(err(format!("{host:?} is not a host name or address")));
+    }
+    // A ':' in a host is only an IPv6 address's (with an optional zone: fe80::1%eth0).
+    if host.contains(':') && host.split('%').next().unwrap_or("").parse::<std::net::Ipv6Addr>().is_err() {
+        return Err(err(format!("'{s}' is not host:port; write an IPv6 address in brackets ([::1]:6379)")));
     }
     let port = match port {
         Some(p) => p.parse::<u16>().map_err(|_| err(format!("'{p}' is not a port number")))?,
@@ -173,11 +184,13 @@ impl RedisUrl {
 
     /// The URL without credentials, for logs: `redis://host:port`.
     pub fn redacted(&self) -> String {
-        let hosts = |v: &[(String, u16)]| v.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>().join(",");
+        // IPv6 addresses in brackets, so the logged form is a URL that names the same hosts.
+        let host = |h: &str, p: &u16| if h.contains(':') { format!("[{h}]:{p}") } else { format!("{h}:{p}") };
+        let hosts = |v: &[(String, u16)]| v.iter().map(|(h, p)| host(h, p)).collect::<Vec<_>>().join(",");
         let s = if self.tls { "s" } else { "" };
         match &self.topology {
-            Topology::Standalone { host, port, db } if *db == 0 => format!("redis{s}://{host}:{port}"),
-            Topology::Standalone { host, port, db } => format!("redis{s}://{host}:{port}/{db}"),
+            Topology::Standalone { host: h, port, db } if *db == 0 => format!("redis{s}://{}", host(h, port)),
+            Topology::Standalone { host: h, port, db } => format!("redis{s}://{}/{db}", host(h, port)),
             Topology::Sentinel { sentinels, master, db } => {
                 format!("redis{s}+sentinel://{}/{master}/{db}", hosts(sentinels))
             }
@@ -232,6 +245,7 @@ mod tests {
         let u = RedisUrl::parse("redis://user:p%40ss@[::1]:7000").unwrap();
         assert_eq!(u.credentials.password.as_deref(), Some("p@ss"));
         assert_eq!(u.topology, Topology::Standalone { host: "::1".into(), port: 7000, db: 0 });
+        assert_eq!(u.redacted(), "redis://[::1]:7000");
     }
 
     #[test]
@@ -245,6 +259,12 @@ mod tests {
             "redis+sentinel://s1:26379",
             "redis+cluster://n1/0",
             "redis://a,b",
+            // Found by fuzzing: these used to be accepted as odd hosts or a default port.
+            "redis://::1",
+            "redis://[::1]6380",
+            "redis://a b:6379",
+            "redis://h\0:6379",
+            "redis+sentinel://[a:b]:1/m",
         ] {
             let e = RedisUrl::parse(bad).unwrap_err().to_string();
             assert!(e.contains("redis+sentinel://") && e.contains("LANGSIGHT_REDIS_URL"), "{bad}: {e}");

@@ -131,8 +131,9 @@ const MAX_OTLP_DECOMPRESSED: u64 = 32 * 1024 * 1024;
 /// Header naming the project of OTLP spans (collectors cannot put it in each span).
 pub const OTLP_PROJECT_HEADER: &str = "x-langsight-project-id";
 
-/// Decodes an OTLP/HTTP body (gzip or not; protobuf or JSON by `Content-Type`) into our spans.
-fn decode_otlp(headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<Span>, bool)> {
+/// Decodes an OTLP/HTTP body (gzip or not; protobuf or JSON by `Content-Type`) into our spans. Public for
+/// the fuzz targets (`fuzz/`), which drive it with arbitrary headers and bodies.
+pub fn decode_otlp(headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<Span>, bool)> {
     let header =
         |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let mut inflated = Vec::new();
