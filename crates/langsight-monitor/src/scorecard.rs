@@ -7,10 +7,14 @@ pub struct ScoreInputs {
     pub total_checks: u64,
     pub successful_checks: u64,
     pub consecutive_failures: u64,
-    /// Security scans do not exist yet: the dimension reports "no scan data".
+    /// A scan of the server exists; without one the dimension scores 100 and says "no scan data", as the
+    /// original does (and A+ stays out of reach).
     pub security_scanned: bool,
+    /// Findings of the newest scan, per severity.
     pub critical_findings: u64,
     pub high_findings: u64,
+    pub medium_findings: u64,
+    pub low_findings: u64,
     pub error_rate_pct: f64,
     pub latency_cv: f64,
     pub breaking_drifts: u64,
@@ -68,7 +72,22 @@ pub fn compute(i: &ScoreInputs) -> Scorecard {
     if !i.security_scanned {
         security.notes.push("No scan data — run langsight security-scan".into());
     } else {
-        security.score = (100.0 - 40.0 * i.critical_findings as f64 - 20.0 * i.high_findings as f64).max(0.0);
+        security.score = (100.0
+            - 40.0 * i.critical_findings as f64
+            - 20.0 * i.high_findings as f64
+            - 10.0 * i.medium_findings as f64
+            - 5.0 * i.low_findings as f64)
+            .max(0.0);
+        for (n, word) in [
+            (i.critical_findings, "critical"),
+            (i.high_findings, "high"),
+            (i.medium_findings, "medium"),
+            (i.low_findings, "low"),
+        ] {
+            if n > 0 {
+                security.notes.push(format!("{n} {word} finding(s)"));
+            }
+        }
     }
     let error_score = (100.0 - 10.0 * i.error_rate_pct).max(0.0);
     let variance_score = (100.0 - 100.0 * i.latency_cv).max(0.0);
@@ -184,10 +203,20 @@ mod tests {
         assert_eq!(s.cap_applied.as_deref(), Some("Uptime below 90% (85.0%)"));
         let dead = ScoreInputs { consecutive_failures: 10, ..healthy.clone() };
         assert_eq!(compute(&dead).grade, "F");
-        let drifting = ScoreInputs { breaking_drifts: 1, ..healthy };
+        let drifting = ScoreInputs { breaking_drifts: 1, ..healthy.clone() };
         let s = compute(&drifting);
         assert_eq!(s.dimensions[3].score, 40.0);
         assert_eq!(s.grade, "A", "91 points: {}", s.score);
+        let scanned = ScoreInputs { security_scanned: true, ..healthy.clone() };
+        assert_eq!(compute(&scanned).grade, "A+", "a clean scan and perfect health");
+        let critical = ScoreInputs { critical_findings: 1, ..scanned.clone() };
+        let s = compute(&critical);
+        assert_eq!((s.grade, s.score), ("B", 90.0), "60 security points would still be an A: the cap holds it");
+        assert_eq!(s.cap_applied.as_deref(), Some("Critical/high security finding present"));
+        assert_eq!(s.dimensions[1].notes, ["1 critical finding(s)"]);
+        let medium = ScoreInputs { medium_findings: 1, low_findings: 2, ..scanned };
+        let s = compute(&medium);
+        assert_eq!((s.grade, s.dimensions[1].score), ("A+", 80.0), "medium and low deduct without capping");
         assert_eq!(
             compute(&ScoreInputs::default()).dimensions[0].notes[0],
             "No health checks recorded in the last 7 days"

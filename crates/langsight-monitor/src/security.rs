@@ -414,6 +414,12 @@ pub async fn scan(spec: &ServerSpec, osv_url: &str) -> ScanReport {
 /// [`scan`], connecting an HTTP server only at `pinned` (see [`crate::Pinned`]).
 pub async fn scan_pinned(spec: &ServerSpec, osv_url: &str, pinned: Option<&crate::Pinned>) -> ScanReport {
     let check = crate::check::check_pinned(spec, pinned).await;
+    assess(spec, check, osv_url).await
+}
+
+/// The scan of a check that already ran (the monitor's scheduled scans reuse the round's health check, so a
+/// scan never opens a second connection to the server); only the CVE lookup goes out, to `osv_url`.
+pub async fn assess(spec: &ServerSpec, check: CheckResult, osv_url: &str) -> ScanReport {
     let mut findings = owasp(spec, &check);
     findings.extend(poisoning(&check.tools));
     findings.extend(cve(spec, osv_url).await);

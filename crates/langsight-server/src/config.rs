@@ -208,6 +208,9 @@ pub struct Config {
     /// Webhook URLs submitted through the API may target private networks (never cloud metadata).
     pub allow_private_webhook_urls: bool,
     pub monitor_interval: std::time::Duration,
+    /// How often the monitor leader rescans each monitored server (`LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS`,
+    /// 3600 as in the original; `0` = `None`, no scheduled scans): the scorecard grades from the newest scan.
+    pub security_scan_interval: Option<std::time::Duration>,
     /// Signs the short-lived stream tokens browsers use for `/api/live/events` (`LANGSIGHT_SECRET_KEY`, else
     /// a random key shared by the workers of one supervisor).
     pub stream_secret: Secret,
@@ -832,6 +835,11 @@ impl Config {
             None => true,
         };
         let monitor_interval = std::time::Duration::from_secs(positive("LANGSIGHT_MONITOR_INTERVAL_SECONDS", 60)?);
+        let security_scan_interval = get("LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS")
+            .map(|v| parse_num::<u64>("LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS", v, "a whole number of seconds (0 disables)"))
+            .transpose()?
+            .map_or(Some(3600), |s| (s > 0).then_some(s))
+            .map(std::time::Duration::from_secs);
         let nonempty = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(String::from);
         let multiplier = match get("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER") {
             Some(v) => parse_num::<f64>("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER", v, "a number above 1 (e.g. 3.0)")?,
@@ -999,6 +1007,7 @@ impl Config {
             allow_private_mcp_urls,
             allow_private_webhook_urls,
             monitor_interval,
+            security_scan_interval,
             stream_secret,
             secret_key,
             redact_payloads,

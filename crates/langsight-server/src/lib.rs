@@ -20,6 +20,7 @@ pub mod otlp;
 pub mod passwords;
 pub mod rate_limit;
 pub mod routes;
+pub mod scans;
 pub mod session;
 pub mod settings;
 pub mod state;

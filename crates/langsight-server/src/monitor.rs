@@ -100,6 +100,8 @@ pub struct Outcome {
     pub breaker: BreakerStatus,
     /// False when the open circuit prevented the check (nothing was sent to the server).
     pub checked: bool,
+    /// The server checked (the scheduled security scan reads its definition).
+    pub target: Target,
 }
 
 /// Starts the loop when monitoring is enabled and servers are configured.
@@ -147,6 +149,10 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
             }
         });
         let _abort_retention = AbortOnDrop(retention);
+        // Scheduled security scans ride on the rounds (see `scans::scheduled`), in the background so a slow
+        // vulnerability database never delays the next health round; one batch at a time.
+        let scanning = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut scan_batch: Option<AbortOnDrop> = None;
         let mut leading = false;
         loop {
             if state.shared.leases.acquire("monitor", &holder, lease_ms).await {
@@ -154,7 +160,18 @@ pub fn spawn(state: AppState) -> Option<tokio::task::JoinHandle<()>> {
                     tracing::info!(holder = %holder, "monitor.leader: this worker runs the health checks");
                     leading = true;
                 }
-                run_round(&state, None).await;
+                let outcomes = run_round(&state, None).await;
+                if let Some(every) = state.config.security_scan_interval {
+                    use std::sync::atomic::Ordering;
+                    if !scanning.swap(true, Ordering::AcqRel) {
+                        let (scan_state, flag) = (state.clone(), scanning.clone());
+                        // The previous batch has finished (the flag was clear): replacing it aborts nothing.
+                        drop(scan_batch.replace(AbortOnDrop(tokio::spawn(async move {
+                            crate::scans::scheduled(&scan_state, &outcomes, every).await;
+                            flag.store(false, Ordering::Release);
+                        }))));
+                    }
+                }
             } else if leading {
                 tracing::info!(holder = %holder, "monitor.follower: another worker leads");
                 leading = false;
@@ -247,7 +264,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
         let circuit = (admit.status.state, admit.status.state);
         let o = Observation { project_id: &target.project_id, record: &record, drift: None, circuit, checked: false };
         state.health_rules.evaluate(state, o).await;
-        return Outcome { record, breaker: admit.status, checked: false };
+        return Outcome { record, breaker: admit.status, checked: false, target: target.clone() };
     }
     let result = check_target(target, state.config.allow_private_mcp_urls).await;
     let step = state.shared.breakers.record(&key, &server.breaker, result.status != Status::Down).await;
@@ -279,7 +296,7 @@ async fn check_one(state: &AppState, target: &Target) -> Outcome {
         checked: true,
     };
     state.health_rules.evaluate(state, o).await;
-    Outcome { record, breaker: step.status, checked: true }
+    Outcome { record, breaker: step.status, checked: true, target: target.clone() }
 }
 
 /// Checks one server. An API-registered server's URL is vetted first and the check then connects only to the

@@ -6,6 +6,7 @@
 //! - [`HealthStore`]: MCP health-check results.
 //! - [`AlertStore`]: the alert inbox, delivery outcomes, per-project alert settings and SLOs.
 //! - [`ServerStore`]: MCP server metadata managed through the API, and the tools agents reported.
+//! - [`SecurityStore`]: security scans of MCP servers (the scorecard's security dimension).
 //!
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
 //! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
@@ -211,6 +212,25 @@ pub trait ServerStore: Send + Sync {
     async fn list_tools(&self, project_id: &str, server: &str) -> Result<Vec<ServerTool>, StorageError>;
 }
 
+/// How many scans of one server are kept: enough history to see a finding come and go, bounded whatever the
+/// scan interval.
+pub const SCANS_KEPT_PER_SERVER: usize = 100;
+
+#[async_trait]
+pub trait SecurityStore: Send + Sync {
+    /// Stores one scan and forgets that server's scans beyond the newest [`SCANS_KEPT_PER_SERVER`].
+    async fn save_scan(&self, scan: SecurityScan) -> Result<(), StorageError>;
+    /// The newest scan of each server of the project (`""` = operator servers), by server name; `server`
+    /// narrows to one server; `completed_only` skips scans that could not run (`error` set), so an outage
+    /// never hides the findings of the last scan that did run.
+    async fn latest_scans(
+        &self,
+        project_id: &str,
+        server: Option<&str>,
+        completed_only: bool,
+    ) -> Result<Vec<SecurityScan>, StorageError>;
+}
+
 #[async_trait]
 pub trait AlertStore: Send + Sync {
     async fn insert_alert(&self, alert: FiredAlert) -> Result<(), StorageError>;
@@ -286,6 +306,7 @@ pub struct Storage {
     pub projects: Arc<dyn ProjectStore>,
     pub health: Arc<dyn HealthStore>,
     pub servers: Arc<dyn ServerStore>,
+    pub security: Arc<dyn SecurityStore>,
     pub alerts: Arc<dyn AlertStore>,
     pub users: Arc<dyn UserStore>,
     pub pricing: Arc<dyn PricingStore>,
@@ -308,6 +329,7 @@ impl Storage {
             projects: db.clone(),
             health: db.clone(),
             servers: db.clone(),
+            security: db.clone(),
             alerts: db.clone(),
             users: db.clone(),
             pricing: db.clone(),
@@ -334,6 +356,7 @@ impl Storage {
             projects: pg.clone(),
             health: ch.clone(),
             servers: pg.clone(),
+            security: pg.clone(),
             alerts: pg.clone(),
             users: pg.clone(),
             pricing: pg.clone(),
@@ -350,6 +373,7 @@ impl Storage {
             projects: db.clone(),
             health: db.clone(),
             servers: db.clone(),
+            security: db.clone(),
             alerts: db.clone(),
             users: db.clone(),
             pricing: db.clone(),

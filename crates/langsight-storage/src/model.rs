@@ -462,3 +462,24 @@ pub struct PreventionRow {
     pub config_json: String,
     pub updated_at: Micros,
 }
+
+/// One security scan of one MCP server: what the scanner found, when, and which scanner found it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecurityScan {
+    pub id: String,
+    /// `""` for servers from the operator's YAML.
+    pub project_id: String,
+    pub server_name: String,
+    pub scanned_at: Micros,
+    /// The scanner that produced the findings (the LangSight version): findings of different scanners differ.
+    pub scanner_version: String,
+    /// Why the scan could not run (the server was unreachable); such a scan does not grade the server.
+    pub error: Option<String>,
+    pub critical: i64,
+    pub high: i64,
+    pub medium: i64,
+    pub low: i64,
+    pub info: i64,
+    /// JSON array of the original's findings: `{severity, category, title, description, remediation, tool_name, cve_id}`.
+    pub findings_json: String,
+}

@@ -370,6 +370,9 @@ pub async fn scorecard(
         .filter(|c| c.total_calls > 0)
         .map(|c| (c.total_calls - c.success_calls) as f64 * 100.0 / c.total_calls as f64)
         .unwrap_or(0.0);
+    // The newest scan that ran (a scan that could not reach the server grades nothing).
+    let scan = state.storage.security.latest_scans(&owner, Some(&name), true).await?.into_iter().next();
+    let count = |f: fn(&langsight_storage::SecurityScan) -> i64| scan.as_ref().map_or(0, |s| f(s).max(0) as u64);
     let inputs = ScoreInputs {
         total_checks: history.len() as u64,
         successful_checks: history.iter().filter(|h| h.status == "up").count() as u64,
@@ -379,6 +382,11 @@ pub async fn scorecard(
         breaking_drifts: events.values().filter(|b| **b).count() as u64,
         compatible_drifts: events.values().filter(|b| !**b).count() as u64,
         current_p99_ms: p99,
+        security_scanned: scan.is_some(),
+        critical_findings: count(|s| s.critical),
+        high_findings: count(|s| s.high),
+        medium_findings: count(|s| s.medium),
+        low_findings: count(|s| s.low),
         ..ScoreInputs::default()
     };
     let card = compute(&inputs);

@@ -132,6 +132,7 @@ fn api() -> Api {
         .put("/api/settings", InstanceAdmin, settings::put)
         .get("/api/auth/me", Authenticated, users::me)
         .post("/api/security/scan", ProjectAdmin, security::scan)
+        .get("/api/security/findings", ProjectRead, security::findings)
         .post("/api/investigate", ProjectAdmin, investigate::investigate)
         .get("/api/agents/lineage", ProjectRead, monitoring::lineage)
         .get("/api/costs/models", ProjectRead, costs::list_models)

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (6, include_str!("migrations/006_model_pricing.sql")),
     (7, include_str!("migrations/007_agents.sql")),
     (8, include_str!("migrations/008_user_sessions.sql")),
+    (9, include_str!("migrations/009_security_scans.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

@@ -20,6 +20,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("migrations/009_model_pricing.sql")),
     (10, include_str!("migrations/010_agents.sql")),
     (11, include_str!("migrations/011_user_sessions.sql")),
+    (12, include_str!("migrations/012_security_scans.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

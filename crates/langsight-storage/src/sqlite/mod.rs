@@ -11,6 +11,7 @@ mod checkpoint;
 mod migrations;
 mod pricing;
 mod queries;
+mod security;
 mod servers;
 mod users;
 mod writer;
