@@ -43,6 +43,9 @@ enum Command {
         /// Worker processes sharing the port (more than 1 needs LANGSIGHT_REDIS_URL) [env: LANGSIGHT_WORKERS].
         #[arg(long)]
         workers: Option<usize>,
+        /// trace, debug, info, warn, error or off [env: LANGSIGHT_LOG_LEVEL] [yaml: log_level] [default: info].
+        #[arg(long)]
+        log_level: Option<String>,
     },
     /// Check the MCP servers of the configuration once and print their health (exit 1 if any is not up).
     McpHealth {
@@ -258,10 +261,11 @@ enum ApiKeyCommand {
     },
 }
 
-/// Logs to stderr at `LANGSIGHT_LOG_LEVEL`, else `default` (`info` for the server, `warn` for commands whose
-/// output is the point).
-fn init_logging(default: &str) {
-    let level = std::env::var("LANGSIGHT_LOG_LEVEL").unwrap_or_else(|_| default.into()).to_ascii_lowercase();
+/// Logs to stderr at `level`. `serve` passes its configuration's level (flag > env > yaml > default, validated
+/// there); the other commands take `LANGSIGHT_LOG_LEVEL`, else `warn` (their output is the point) or `info`
+/// (`monitor`), and fall back to `info` on a level they cannot read.
+fn init_logging(level: &str) {
+    let level = level.trim().to_ascii_lowercase();
     let filter = tracing_subscriber::EnvFilter::try_new(format!("{level},hyper=warn"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
@@ -274,7 +278,11 @@ fn init_logging(default: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(if matches!(cli.command, Command::Serve { .. } | Command::Monitor { .. }) { "info" } else { "warn" });
+    // `serve` sets up logging once its configuration (which holds the level) is read.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        let default = if matches!(cli.command, Command::Monitor { .. }) { "info" } else { "warn" };
+        init_logging(&std::env::var("LANGSIGHT_LOG_LEVEL").unwrap_or_else(|_| default.into()));
+    }
     langsight_server::install_tls();
     match cli.command {
         Command::Sessions { config, hours, agent, health, limit, id, project, json } => {
@@ -319,10 +327,16 @@ fn main() -> ExitCode {
                 std::thread::sleep(std::time::Duration::from_secs(every));
             }
         }
-        Command::Serve { host, port, config, workers } => {
-            let config = match Config::load(Flags { host, port, config, workers, skip_config_file: false }) {
-                Ok(c) => c,
-                Err(e) => return refuse(&e.to_string()),
+        Command::Serve { host, port, config, workers, log_level } => {
+            let config = match Config::load(Flags { host, port, config, workers, log_level, skip_config_file: false }) {
+                Ok(c) => {
+                    init_logging(&c.log_level);
+                    c
+                }
+                Err(e) => {
+                    init_logging("info");
+                    return refuse(&e.to_string());
+                }
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,

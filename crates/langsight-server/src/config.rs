@@ -10,8 +10,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
-/// Every `LANGSIGHT_*` variable the server or its CLI reads (or will read: the original's full list, so a
-/// valid setting from its docs is never reported as a typo). Anything else with the prefix is warned about.
+/// Every `LANGSIGHT_*` variable the server, its CLI, the SDK or the dashboard reads. Anything else with the
+/// prefix is warned about at start-up — including the original's `LANGSIGHT_ENV` and `LANGSIGHT_PG_POOL_MIN`,
+/// which nothing here acts on (no behaviour depends on a "development" switch; PostgreSQL connections open on
+/// demand up to `LANGSIGHT_PG_POOL_MAX`), so setting them must not look as if it did something.
 pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_API_KEYS",
     "LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS",
@@ -29,7 +31,6 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_CLICKHOUSE_USERNAME",
     "LANGSIGHT_CLICKHOUSE_PASSWORD",
     "LANGSIGHT_PG_POOL_MAX",
-    "LANGSIGHT_PG_POOL_MIN",
     "LANGSIGHT_REDIS_URL",
     "LANGSIGHT_REDIS_CA_FILE",
     "LANGSIGHT_MONITOR_ENABLED",
@@ -40,7 +41,6 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_LOG_LEVEL",
     "LANGSIGHT_WORKERS",
     "LANGSIGHT_CONFIG_PATH",
-    "LANGSIGHT_ENV",
     "LANGSIGHT_TRUSTED_HOSTS",
     "LANGSIGHT_PROXY_SECRET",
     "LANGSIGHT_METRICS_TOKEN",
@@ -185,8 +185,6 @@ pub struct Config {
     pub trusted_proxy_cidrs: Vec<Cidr>,
     /// Bearer token for `/metrics`; unset hides the endpoint (404).
     pub metrics_token: Option<Secret>,
-    /// `LANGSIGHT_ENV=development`.
-    pub development: bool,
     pub workers: usize,
     /// Set in worker processes started by the supervisor (their index); such a worker shares the port.
     pub worker_id: Option<usize>,
@@ -233,6 +231,8 @@ pub struct Config {
     /// 60; 408 after).
     pub body_read_timeout: std::time::Duration,
     pub max_concurrent_trace_reads: usize,
+    /// The log filter (`--log-level`, else `LANGSIGHT_LOG_LEVEL`, else yaml `log_level`, else `info`): one of
+    /// [`LOG_LEVELS`], validated here so a typo refuses the start instead of silently logging at `info`.
     pub log_level: String,
     /// Where the configuration file was found, if any.
     pub config_file: Option<PathBuf>,
@@ -446,6 +446,7 @@ struct FileConfig {
     servers: Vec<FileServer>,
     auth_disabled: Option<bool>,
     project_id: Option<String>,
+    log_level: Option<String>,
     ai_providers: std::collections::BTreeMap<String, FileProvider>,
 }
 
@@ -609,6 +610,7 @@ pub struct Flags {
     pub port: Option<u16>,
     pub config: Option<PathBuf>,
     pub workers: Option<usize>,
+    pub log_level: Option<String>,
     /// Read no configuration file at all (tests and embedding: only the environment given counts).
     pub skip_config_file: bool,
 }
@@ -621,6 +623,24 @@ fn expand_home(p: &str, env: &HashMap<String, String>) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => home_dir(env).join(rest),
         None => PathBuf::from(p),
+    }
+}
+
+/// The log levels a setting may name: the tracing levels, plus the original's (Python) `warning` and
+/// `critical`, which map to `warn` and `error` so its configuration keeps working.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warn", "warning", "error", "critical", "off"];
+
+/// A log level from the flag, the variable or the yaml key (`var` names whichever it came from).
+fn parse_log_level(var: &'static str, v: &str) -> Result<String, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "warning" => Ok("warn".into()),
+        "critical" => Ok("error".into()),
+        l if LOG_LEVELS.contains(&l) => Ok(l.to_string()),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: v.into(),
+            reason: "expected one of trace, debug, info, warn, error, off".into(),
+        }),
     }
 }
 
@@ -970,6 +990,13 @@ impl Config {
             }
         }
 
+        let log_level = match (&flags.log_level, get("LANGSIGHT_LOG_LEVEL"), &file.log_level) {
+            (Some(v), _, _) => parse_log_level("--log-level", v)?,
+            (None, Some(v), _) => parse_log_level("LANGSIGHT_LOG_LEVEL", v)?,
+            (None, None, Some(v)) => parse_log_level("log_level", v)?,
+            (None, None, None) => "info".to_string(),
+        };
+
         let mut unknown_env: Vec<String> =
             env.keys().filter(|k| k.starts_with("LANGSIGHT_") && !KNOWN_ENV.contains(&k.as_str())).cloned().collect();
         unknown_env.sort();
@@ -991,7 +1018,6 @@ impl Config {
             trusted_hosts: comma_list(get("LANGSIGHT_TRUSTED_HOSTS").unwrap_or("api")),
             trusted_proxy_cidrs: parse_cidrs(get("LANGSIGHT_TRUSTED_PROXY_CIDRS").unwrap_or("127.0.0.1/32,::1/128"))?,
             metrics_token: get("LANGSIGHT_METRICS_TOKEN").map(|t| Secret(t.trim().to_string())),
-            development: get("LANGSIGHT_ENV").is_some_and(|v| v.trim() == "development"),
             workers,
             worker_id,
             redis_url,
@@ -1017,7 +1043,7 @@ impl Config {
             header_read_timeout,
             body_read_timeout,
             max_concurrent_trace_reads: max_reads,
-            log_level: get("LANGSIGHT_LOG_LEVEL").unwrap_or("info").to_ascii_lowercase(),
+            log_level,
             config_file,
             unknown_env,
         })
@@ -1137,6 +1163,35 @@ mod tests {
         assert_eq!(c.unknown_env, vec!["LANGSIGHT_API_KEY5".to_string()]);
         assert_eq!(c.api_keys.len(), 2);
         assert!(!format!("{c:?}").contains("k1"));
+    }
+
+    #[test]
+    fn log_level_follows_flag_then_env_then_file_then_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.yaml");
+        std::fs::write(&file, "log_level: WARNING\n").unwrap();
+        let with_file = |flag: Option<&str>| Flags {
+            config: Some(file.clone()),
+            log_level: flag.map(String::from),
+            ..Flags::default()
+        };
+        assert_eq!(Config::from_sources(no_file(), &env(&[])).unwrap().log_level, "info");
+        assert_eq!(Config::from_sources(with_file(None), &env(&[])).unwrap().log_level, "warn");
+        let debug_env = env(&[("LANGSIGHT_LOG_LEVEL", "debug")]);
+        assert_eq!(Config::from_sources(with_file(None), &debug_env).unwrap().log_level, "debug");
+        assert_eq!(Config::from_sources(with_file(Some("error")), &debug_env).unwrap().log_level, "error");
+        let e = Config::from_sources(no_file(), &env(&[("LANGSIGHT_LOG_LEVEL", "verbose")])).unwrap_err();
+        assert!(e.to_string().contains("LANGSIGHT_LOG_LEVEL"), "{e}");
+        std::fs::write(&file, "log_level: loud\n").unwrap();
+        let e = Config::from_sources(with_file(None), &env(&[])).unwrap_err();
+        assert!(e.to_string().starts_with("log_level=\"loud\""), "{e}");
+    }
+
+    #[test]
+    fn settings_nothing_acts_on_are_reported_as_unknown() {
+        let c = Config::from_sources(no_file(), &env(&[("LANGSIGHT_ENV", "production"), ("LANGSIGHT_PG_POOL_MIN", "2")]))
+            .unwrap();
+        assert_eq!(c.unknown_env, vec!["LANGSIGHT_ENV".to_string(), "LANGSIGHT_PG_POOL_MIN".to_string()]);
     }
 
     #[test]

@@ -35,6 +35,8 @@ fn spawn_worker(id: usize, config: &Config, port: u16) -> Result<Worker, Startup
         .env("LANGSIGHT_HOST", &config.host)
         .env("LANGSIGHT_PORT", port.to_string())
         .env("LANGSIGHT_WORKERS", config.workers.to_string())
+        // The supervisor's resolved level, so `--log-level` reaches the workers as well.
+        .env("LANGSIGHT_LOG_LEVEL", &config.log_level)
         .env("LANGSIGHT_SQLITE_PATH", &config.sqlite_path)
         // One stream-token key for all workers, so a token minted by one is accepted by the others.
         .env("LANGSIGHT_WORKER_SECRET", &config.stream_secret.0)
