@@ -320,6 +320,42 @@ impl RedisTopology {
     pub fn sentinel_cli(&self, args: &[&str]) -> Option<String> {
         cli(*self.sentinel_ports.first()?, None, false, args)
     }
+
+    /// The master's port as each sentinel reports it (`SENTINEL GET-MASTER-ADDR-BY-NAME mymaster`), in
+    /// sentinel order; `None` for a sentinel that does not answer.
+    pub fn masters_seen_by_sentinels(&self) -> Vec<Option<u16>> {
+        self.sentinel_ports
+            .iter()
+            .map(|s| {
+                let out = cli(*s, None, false, &["sentinel", "get-master-addr-by-name", "mymaster"])?;
+                out.lines().nth(1)?.trim().parse().ok()
+            })
+            .collect()
+    }
+
+    /// The first line of `ROLE` on a data node (`master`, `slave`), `None` when it does not answer.
+    pub fn role(&self, port: u16) -> Option<String> {
+        cli(port, self.ca_file.as_deref(), true, &["role"]).and_then(|o| o.lines().next().map(str::to_string))
+    }
+
+    /// Blocks until every sentinel names `port` as the master and that node says it is one. The deadline only
+    /// guards against a hang (an election that failed once is retried after 2 × failover-timeout): the caller
+    /// waits on the sentinels' view, not on a guess of how long an election takes.
+    pub fn wait_for_promotion(&self, port: u16, guard: Duration) {
+        let start = Instant::now();
+        loop {
+            let seen = self.masters_seen_by_sentinels();
+            let role = self.role(port);
+            if seen.iter().all(|m| *m == Some(port)) && role.as_deref() == Some("master") {
+                return;
+            }
+            assert!(
+                start.elapsed() < guard,
+                "no promotion of {port} within {guard:?}: sentinels see {seen:?}, its role is {role:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 fn make_certs(d: &Path) {
