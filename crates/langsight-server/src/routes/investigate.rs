@@ -160,7 +160,8 @@ fn rule_based(evidence: &[Evidence], window_hours: f64, note: Option<&str>) -> S
 async fn provider(state: &AppState, provider: &str) -> Result<Option<(ProviderTarget, reqwest::Client)>, String> {
     let doc = load(state).await.map_err(|e| e.to_string())?;
     let target = provider_target(state, &doc, provider).map_err(|e| e.to_string())?;
-    if target.key.is_empty() {
+    // Ollama needs no key (the original sends the placeholder "ollama"): asking for it is enough to use it.
+    if target.key.is_empty() && provider != "ollama" {
         return Ok(None);
     }
     let mut http =
@@ -175,7 +176,19 @@ async fn provider(state: &AppState, provider: &str) -> Result<Option<(ProviderTa
     Ok(Some((target, http.build().map_err(|e| e.to_string())?)))
 }
 
-/// Asks the provider for a report; `Err` says why it could not.
+/// The original's default model per provider, used when neither the request nor the settings name one.
+fn default_model(provider: &str) -> &'static str {
+    match provider {
+        "anthropic" => "claude-sonnet-4-6",
+        "openai" => "gpt-4o",
+        "gemini" => "gemini-2.0-flash",
+        _ => "llama3.2",
+    }
+}
+
+/// Asks the provider for a report; `Err` says why it could not. Anthropic speaks its Messages API; OpenAI,
+/// Gemini and Ollama the chat-completions format, as the original calls them (Gemini through its
+/// OpenAI-compatible endpoint `/v1beta/openai/`, Ollama through `/v1/` with the placeholder key `ollama`).
 async fn ask(
     http: &reqwest::Client,
     provider: &str,
@@ -184,33 +197,55 @@ async fn ask(
     base: &str,
     prompt: &str,
 ) -> Result<String, String> {
+    let model = if model.is_empty() { default_model(provider) } else { model };
+    let base = base.trim_end_matches('/');
+    let chat = json!({"model": model, "max_tokens": 2048, "messages": [
+        {"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]});
     let (url, req) = match provider {
         "anthropic" => {
-            let model = if model.is_empty() { "claude-sonnet-4-6" } else { model };
-            let body = json!({"model": model, "max_tokens": 1500, "messages": [{"role": "user", "content": prompt}]});
-            let url = format!("{}/v1/messages", base.trim_end_matches('/'));
+            let body = json!({"model": model, "max_tokens": 2048, "system": SYSTEM,
+                "messages": [{"role": "user", "content": prompt}]});
+            let url = format!("{base}/v1/messages");
             (url.clone(), http.post(url).header("x-api-key", key).header("anthropic-version", "2023-06-01").json(&body))
         }
         "openai" => {
-            let model = if model.is_empty() { "gpt-4o" } else { model };
-            let body = json!({"model": model, "messages": [{"role": "user", "content": prompt}]});
-            let url = format!("{}/v1/chat/completions", base.trim_end_matches('/'));
-            (url.clone(), http.post(url).bearer_auth(key).json(&body))
+            let url = format!("{base}/v1/chat/completions");
+            (url.clone(), http.post(url).bearer_auth(key).json(&chat))
         }
-        other => return Err(format!("provider '{other}' is not supported for investigations yet")),
+        "gemini" => {
+            let url = format!("{base}/v1beta/openai/chat/completions");
+            (url.clone(), http.post(url).bearer_auth(key).json(&chat))
+        }
+        "ollama" => {
+            let url = format!("{base}/v1/chat/completions");
+            let key = if key.is_empty() { "ollama" } else { key };
+            (url.clone(), http.post(url).bearer_auth(key).json(&chat))
+        }
+        other => {
+            return Err(format!("unknown provider '{other}'; valid values: anthropic, openai, gemini, ollama"));
+        }
     };
     let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
     let status = resp.status();
-    let v: Value = resp.json().await.map_err(|e| format!("{url}: unreadable answer: {e}"))?;
     if !status.is_success() {
         return Err(format!("{url} answered {status}"));
     }
-    v.pointer("/content/0/text")
-        .or_else(|| v.pointer("/choices/0/message/content"))
-        .and_then(Value::as_str)
-        .map(String::from)
-        .ok_or_else(|| "the answer had no text".into())
+    let v: Value = resp.json().await.map_err(|e| format!("{url}: unreadable answer: {e}"))?;
+    let text = if provider == "anthropic" {
+        // The first text block (a reply may open with other block types).
+        v.get("content")
+            .and_then(Value::as_array)
+            .and_then(|blocks| blocks.iter().find(|b| b["type"] == "text"))
+            .and_then(|b| b["text"].as_str())
+    } else {
+        v.pointer("/choices/0/message/content").and_then(Value::as_str)
+    };
+    text.filter(|t| !t.trim().is_empty()).map(String::from).ok_or_else(|| format!("{url}: the answer had no text"))
 }
+
+/// What the provider is asked to be, as in the original's prompt.
+const SYSTEM: &str = "You are an SRE investigating MCP server incidents. For each issue give the Root Cause, the \
+    Evidence, the Impact and the Recommended Actions. Stdio servers without health checks are normal.";
 
 pub async fn investigate(
     State(state): State<AppState>,
