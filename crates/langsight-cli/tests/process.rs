@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use test_support::{agent_run, session_id};
 
@@ -91,12 +92,46 @@ async fn kill_9_right_after_202_loses_nothing() {
     again.wait().unwrap();
 }
 
+/// `serve --port 0` with its log collected line by line (the test waits on log lines, never on time).
+fn spawn_logged(db: &Path) -> (Child, String, Arc<Mutex<Vec<String>>>) {
+    let mut child = langsight(db)
+        .args(["serve", "--port", "0"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the langsight binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server logs until it listens").unwrap();
+        if let Some(rest) = line.split("addr=").nth(1).filter(|_| line.contains("api.listening")) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    (child, addr, log)
+}
+
+async fn wait_for_log(log: &Mutex<Vec<String>>, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !log.lock().unwrap().iter().any(|l| l.contains(needle)) {
+        assert!(std::time::Instant::now() < deadline, "the server never logged {needle:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("langsight.db");
     let (child, url) = spawn(&db);
-    assert_eq!(post(&url, &agent_run(&session_id(), 5, None)).await.0, 202);
+    let sid = session_id();
+    assert_eq!(post(&url, &agent_run(&sid, 5, None)).await.0, 202);
     let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
@@ -104,6 +139,120 @@ async fn sigterm_drains_and_exits_cleanly() {
     // The WAL was checkpointed into the main file at shutdown.
     let wal = db.with_extension("db-wal");
     assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
+    // And what was accepted before the signal is there after a restart.
+    let (mut again, url) = spawn(&db);
+    let t = get(&url, &format!("/api/agents/sessions/{sid}")).await;
+    assert_eq!(t["total_spans"], json!(5), "the batch accepted before SIGTERM is stored: {t}");
+    again.kill().unwrap();
+    again.wait().unwrap();
+}
+
+/// One ingest request over a raw connection, held in flight: the head (with `Expect: 100-continue`) is sent,
+/// the server's `100 Continue` proves it accepted the connection, authenticated the request and is reading the
+/// body; then all of the body but its last byte is sent. `finish` sends the last byte and reads the answer.
+struct HeldRequest {
+    stream: tokio::net::TcpStream,
+    last: u8,
+}
+
+impl HeldRequest {
+    async fn open(addr: &str, body: &[u8]) -> HeldRequest {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /api/traces/spans HTTP/1.1\r\nHost: {addr}\r\nX-API-Key: {KEY}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut buf = [0u8; 256];
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(n > 0, "connection closed before 100 Continue: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 100"), "the server reads the body: {text}");
+        stream.write_all(&body[..body.len() - 1]).await.unwrap();
+        stream.flush().await.unwrap();
+        HeldRequest { stream, last: body[body.len() - 1] }
+    }
+
+    /// The status line and body of the answer ("" / 0 when the connection ended without one).
+    async fn finish(mut self) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        self.stream.write_all(&[self.last]).await.unwrap();
+        let mut out = Vec::new();
+        let _ = self.stream.read_to_end(&mut out).await;
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, text)
+    }
+}
+
+/// SIGTERM while 50 ingest requests are provably in flight (each has had its `100 Continue`, none has its last
+/// byte yet): the server announces the drain, then the 50 complete; each must be answered 202 and be read back,
+/// whole, after a restart. A request that arrives after the drain began is not served (no answer, connection
+/// closed) and stores nothing — it is never half-accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_50_requests_in_flight_answers_and_stores_each_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    let (child, addr, log) = spawn_logged(&db);
+    let sessions: Vec<String> = (0..50).map(|_| session_id()).collect();
+    let held: Vec<HeldRequest> = futures_util::future::join_all(sessions.iter().map(|sid| {
+        let body = serde_json::to_vec(&agent_run(sid, 200, None)).unwrap();
+        let addr = addr.clone();
+        async move { HeldRequest::open(&addr, &body).await }
+    }))
+    .await;
+    assert!(!log.lock().unwrap().iter().any(|l| l.contains("api.shutting_down")));
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    wait_for_log(&log, "api.shutting_down").await;
+    // A request arriving now is not taken any more.
+    let late_sid = session_id();
+    let late = {
+        let url = format!("http://{addr}");
+        let body = agent_run(&late_sid, 5, None);
+        tokio::spawn(async move {
+            test_support::http()
+                .post(format!("{url}/api/traces/spans"))
+                .header("X-API-Key", KEY)
+                .json(&body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        })
+    };
+    let answers = futures_util::future::join_all(held.into_iter().map(HeldRequest::finish)).await;
+    for ((status, text), sid) in answers.iter().zip(&sessions) {
+        assert_eq!(*status, 202, "in-flight request for {sid} answered 202 during the drain: {text}");
+        assert!(text.ends_with(r#"{"accepted":200}"#), "{text}");
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit status after SIGTERM: {:?}", out.status);
+    let late = late.await.unwrap();
+    assert!(
+        late.is_err(),
+        "a request after the drain began gets no answer (the server stopped taking new ones): {late:?}"
+    );
+    let log = log.lock().unwrap().join("\n");
+    assert!(!log.contains("api.drain_timeout"), "drained without the timeout: {log}");
+
+    let (mut again, url) = spawn(&db);
+    for sid in &sessions {
+        let t = get(&url, &format!("/api/agents/sessions/{sid}")).await;
+        assert_eq!(t["total_spans"], json!(200), "session {sid} read back whole after the restart");
+    }
+    let list = get(&url, "/api/agents/sessions?limit=1000").await;
+    let ids: Vec<&str> = list.as_array().unwrap().iter().filter_map(|s| s["session_id"].as_str()).collect();
+    assert_eq!(ids.len(), 50, "the 50, and nothing of the late request: {ids:?}");
+    assert!(!ids.contains(&late_sid.as_str()));
+    again.kill().unwrap();
+    again.wait().unwrap();
 }
 
 fn refused(db: &Path, envs: &[(&str, &str)], args: &[&str]) -> String {
