@@ -656,3 +656,86 @@ mod deep_trace_tests {
         assert_eq!(pretty.lines().filter(|l| l.contains("\"children\"")).count(), 5_000);
     }
 }
+
+/// `langsight security-scan`: the scan runs through the API — the server at `LANGSIGHT_URL`, or the local
+/// database's in-process API — so every scan is stored where the scorecard and the dashboard read it, exactly
+/// as `POST /api/security/scan` stores it. Exit 1 with `--ci` on critical or high findings, and when no server
+/// is configured (local mode).
+pub fn security_scan(config: Option<PathBuf>, server: Option<String>, json_out: bool, ci: bool) -> ExitCode {
+    let remote = std::env::var("LANGSIGHT_URL").is_ok_and(|u| !u.trim().is_empty());
+    if !remote {
+        match langsight_server::config::Config::load(langsight_server::config::Flags {
+            config: config.clone(),
+            ..Default::default()
+        }) {
+            Ok(c) if c.servers.is_empty() => {
+                eprintln!("No MCP servers configured.\nRun langsight init to get started.");
+                return ExitCode::from(1);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("langsight: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    with_source(config, |src| async move {
+        let path = match &server {
+            Some(s) => format!("/api/security/scan?server_name={}", encode(s)),
+            None => "/api/security/scan".to_string(),
+        };
+        let reports = src.call(Method::POST, &path, Some(json!({}))).await?;
+        let reports: Vec<Value> = reports.as_array().cloned().unwrap_or_default();
+        if let Some(only) = &server {
+            if reports.is_empty() {
+                eprintln!("Server '{only}' not found.");
+                return Ok(ExitCode::from(1));
+            }
+        }
+        let count = |r: &Value, k: &str| r[k].as_u64().unwrap_or(0);
+        let critical: u64 = reports.iter().map(|r| count(r, "critical_count")).sum();
+        let high: u64 = reports.iter().map(|r| count(r, "high_count")).sum();
+        if json_out {
+            print_json(&Value::Array(reports.clone()));
+        } else {
+            let total: u64 = reports.iter().map(|r| count(r, "findings_count")).sum();
+            println!(
+                "{}",
+                paint(&format!("Security Scan Results  ({} servers, {total} findings)", reports.len()), "1")
+            );
+            let mut t = Table::new(vec!["Severity", "Server", "Category", "Finding", "Tool"], 3);
+            t.coloured = vec![0];
+            let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+            for r in &reports {
+                let name = text(&r["server_name"]);
+                if let Some(e) = r["error"].as_str() {
+                    t.row(vec!["ERROR".into(), name.clone(), String::new(), e.to_string(), String::new()]);
+                }
+                let findings = r["findings"].as_array().cloned().unwrap_or_default();
+                if findings.is_empty() {
+                    t.row(vec!["CLEAN".into(), name.clone(), String::new(), "No findings".into(), String::new()]);
+                }
+                for f in &findings {
+                    t.row(vec![
+                        text(&f["severity"]).to_uppercase(),
+                        name.clone(),
+                        text(&f["category"]),
+                        text(&f["title"]),
+                        text(&f["tool_name"]),
+                    ]);
+                }
+            }
+            print!("{}", t.render());
+            let clean = reports.iter().filter(|r| count(r, "critical_count") + count(r, "high_count") == 0).count();
+            if critical + high == 0 {
+                println!("✓ No critical or high findings on {} servers", reports.len());
+            } else {
+                println!(
+                    "{clean}/{} servers without critical or high findings — {critical} critical, {high} high",
+                    reports.len()
+                );
+            }
+        }
+        Ok(if ci && critical + high > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    })
+}

@@ -60,13 +60,17 @@ enum Command {
         json: bool,
     },
     /// Scan the configured MCP servers for security problems: OWASP MCP checks, poisoned tool descriptions and
-    /// known vulnerabilities (OSV) of the package each server runs from.
+    /// known vulnerabilities (OSV) of the package each server runs from. The scan runs through the server at
+    /// LANGSIGHT_URL (its servers), else the local database, and is stored: the scorecard grades from it.
     ///
     /// Example: `langsight security-scan --ci` in a pipeline fails the job on any critical or high finding.
     SecurityScan {
         /// Path of a .langsight.yaml [env: LANGSIGHT_CONFIG_PATH].
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Scan only this server.
+        #[arg(long)]
+        server: Option<String>,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
@@ -305,7 +309,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::McpHealth { config, server, json } => mcp_health(config, server, json),
-        Command::SecurityScan { config, json, ci } => security_scan(config, json, ci),
+        Command::SecurityScan { config, server, json, ci } => commands::security_scan(config, server, json, ci),
         Command::Init { output, slack_webhook, yes, skip_check } => {
             setup::init(setup::InitArgs { output, slack_webhook, yes, skip_check })
         }
@@ -355,89 +359,6 @@ fn main() -> ExitCode {
                 Err(e) => refuse(&e.to_string()),
             }
         }
-    }
-}
-
-/// `langsight security-scan`: scans every configured server; exit 1 with `--ci` on critical/high findings, and
-/// when no server is configured.
-fn security_scan(config: Option<PathBuf>, json: bool, ci: bool) -> ExitCode {
-    use langsight_monitor::security::{scan, Severity};
-    let config = match Config::load(Flags { config, ..Flags::default() }) {
-        Ok(c) => c,
-        Err(e) => return refuse(&e.to_string()),
-    };
-    let servers: Vec<_> = config.servers.iter().map(|s| s.spec.clone()).collect();
-    if servers.is_empty() {
-        eprintln!("No MCP servers configured.\nRun langsight init to get started.");
-        return ExitCode::from(1);
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
-    };
-    let osv = config.osv_url.clone();
-    let reports = runtime.block_on(async {
-        let tasks: Vec<_> = servers
-            .into_iter()
-            .map(|s| {
-                let osv = osv.clone();
-                tokio::spawn(async move { scan(&s, &osv).await })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for t in tasks {
-            if let Ok(r) = t.await {
-                out.push(r);
-            }
-        }
-        out
-    });
-    let scanned_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let (critical, high): (usize, usize) =
-        reports.iter().fold((0, 0), |(c, h), r| (c + r.count(Severity::Critical), h + r.count(Severity::High)));
-    if json {
-        let items: Vec<serde_json::Value> = reports.iter().map(|r| r.to_json(&scanned_at)).collect();
-        println!("{}", serde_json::to_string_pretty(&items).unwrap_or_default());
-    } else {
-        let total: usize = reports.iter().map(|r| r.findings.len()).sum();
-        println!(
-            "{}",
-            output::paint(&format!("Security Scan Results  ({} servers, {total} findings)", reports.len()), "1")
-        );
-        let mut t = output::Table::new(vec!["Severity", "Server", "Category", "Finding", "Tool"], 3);
-        t.coloured = vec![0];
-        for r in &reports {
-            if let Some(e) = &r.error {
-                t.row(vec!["ERROR".into(), r.server_name.clone(), String::new(), e.clone(), String::new()]);
-            }
-            if r.findings.is_empty() {
-                t.row(vec!["CLEAN".into(), r.server_name.clone(), String::new(), "No findings".into(), String::new()]);
-            }
-            for f in &r.findings {
-                t.row(vec![
-                    f.severity.as_str().to_uppercase(),
-                    r.server_name.clone(),
-                    f.category.clone(),
-                    f.title.clone(),
-                    f.tool_name.clone().unwrap_or_default(),
-                ]);
-            }
-        }
-        print!("{}", t.render());
-        let clean = reports.iter().filter(|r| r.findings.iter().all(|f| f.severity > Severity::High)).count();
-        if critical + high == 0 {
-            println!("✓ No critical or high findings on {} servers", reports.len());
-        } else {
-            println!(
-                "{clean}/{} servers without critical or high findings — {critical} critical, {high} high",
-                reports.len()
-            );
-        }
-    }
-    if ci && critical + high > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
     }
 }
 
