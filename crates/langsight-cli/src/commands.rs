@@ -622,41 +622,6 @@ fn previous_tools(
     })
 }
 
-#[cfg(test)]
-mod deep_trace_tests {
-    use super::*;
-
-    #[test]
-    fn pretty_json_matches_serde_json() {
-        let v = json!({"a": [1, 2.5, {"b": "x\"y,{}:[]", "c": []}], "d": {}, "e": null, "f": [[]], "g": "é\\"});
-        let compact = serde_json::to_string(&v).unwrap();
-        assert_eq!(pretty_json(&compact), serde_json::to_string_pretty(&v).unwrap());
-    }
-
-    #[test]
-    fn tree_view_of_a_deep_chain_is_linear_and_complete() {
-        let spans: Vec<Value> = (0..20_000)
-            .map(|i| {
-                json!({"span_id": format!("s{i}"), "parent_span_id": if i > 0 { format!("s{}", i - 1) } else { String::new() },
-                       "span_type": "tool_call", "server_name": "gh", "tool_name": "t", "status": "success",
-                       "latency_ms": 1.0})
-            })
-            .collect();
-        // root_spans nests deeper than serde_json parses; the view must not need it.
-        let deep = format!("{}[]{}", "[{\"children\":".repeat(5_000), "}]".repeat(5_000));
-        let text = format!(
-            r#"{{"session_id":"s","spans_flat":{},"root_spans":{deep},"total_spans":20000,"tool_calls":20000,"failed_calls":0,"duration_ms":1.0}}"#,
-            serde_json::to_string(&spans).unwrap()
-        );
-        let out = trace_tree(&text).unwrap();
-        assert_eq!(out.lines().count(), 2 + 20_000);
-        assert!(out.lines().last().unwrap().contains("[depth 19999]"));
-        assert!(out.len() < 20_000 * 200, "indentation is capped: {} bytes", out.len());
-        let pretty = pretty_json(&text);
-        assert_eq!(pretty.lines().filter(|l| l.contains("\"children\"")).count(), 5_000);
-    }
-}
-
 /// `langsight security-scan`: the scan runs through the API — the server at `LANGSIGHT_URL`, or the local
 /// database's in-process API — so every scan is stored where the scorecard and the dashboard read it, exactly
 /// as `POST /api/security/scan` stores it. Exit 1 with `--ci` on critical or high findings, and when no server
@@ -738,4 +703,39 @@ pub fn security_scan(config: Option<PathBuf>, server: Option<String>, json_out: 
         }
         Ok(if ci && critical + high > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
     })
+}
+
+#[cfg(test)]
+mod deep_trace_tests {
+    use super::*;
+
+    #[test]
+    fn pretty_json_matches_serde_json() {
+        let v = json!({"a": [1, 2.5, {"b": "x\"y,{}:[]", "c": []}], "d": {}, "e": null, "f": [[]], "g": "é\\"});
+        let compact = serde_json::to_string(&v).unwrap();
+        assert_eq!(pretty_json(&compact), serde_json::to_string_pretty(&v).unwrap());
+    }
+
+    #[test]
+    fn tree_view_of_a_deep_chain_is_linear_and_complete() {
+        let spans: Vec<Value> = (0..20_000)
+            .map(|i| {
+                json!({"span_id": format!("s{i}"), "parent_span_id": if i > 0 { format!("s{}", i - 1) } else { String::new() },
+                       "span_type": "tool_call", "server_name": "gh", "tool_name": "t", "status": "success",
+                       "latency_ms": 1.0})
+            })
+            .collect();
+        // root_spans nests deeper than serde_json parses; the view must not need it.
+        let deep = format!("{}[]{}", "[{\"children\":".repeat(5_000), "}]".repeat(5_000));
+        let text = format!(
+            r#"{{"session_id":"s","spans_flat":{},"root_spans":{deep},"total_spans":20000,"tool_calls":20000,"failed_calls":0,"duration_ms":1.0}}"#,
+            serde_json::to_string(&spans).unwrap()
+        );
+        let out = trace_tree(&text).unwrap();
+        assert_eq!(out.lines().count(), 2 + 20_000);
+        assert!(out.lines().last().unwrap().contains("[depth 19999]"));
+        assert!(out.len() < 20_000 * 200, "indentation is capped: {} bytes", out.len());
+        let pretty = pretty_json(&text);
+        assert_eq!(pretty.lines().filter(|l| l.contains("\"children\"")).count(), 5_000);
+    }
 }
