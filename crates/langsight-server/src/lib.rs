@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod analytics;
 pub mod audit;
 pub mod auth;
+pub mod catalog;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -70,11 +70,16 @@ fn client_key(state: &AppState, peer: Option<IpAddr>, headers: &HeaderMap, keyin
     peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
 }
 
+/// Probes and scrapes are never limited: an orchestrator probing liveness or a Prometheus scraping from one
+/// address must not get a 429 for a healthy instance (and restart it) because that address is busy. They are
+/// cheap and answer without touching user data (`/metrics` is behind its own token).
+const UNLIMITED: [&str; 3] = ["/api/liveness", "/api/readiness", "/metrics"];
+
 pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let Some(route) = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()) else {
         return next.run(req).await; // unmatched paths (404) are not limited
     };
-    if !state.config.rate_limits.enabled {
+    if !state.config.rate_limits.enabled || UNLIMITED.contains(&route.as_str()) {
         return next.run(req).await;
     }
     let (limit, keying) = limit_for(&route, &state.config.rate_limits);

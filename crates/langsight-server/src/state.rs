@@ -29,6 +29,8 @@ pub struct Inner {
     pub prices: crate::analytics::pricing::PriceCache,
     /// The payload-redaction switch of the instance settings, cached briefly (read at every ingest).
     pub redact: crate::settings::RedactCache,
+    /// Catalog names this process registered lately, so ingest writes only new or stale ones.
+    pub catalog: crate::catalog::CatalogCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -52,6 +54,7 @@ impl AppState {
             health_rules: Default::default(),
             prices: Default::default(),
             redact: Default::default(),
+            catalog: Default::default(),
         }))
     }
 }

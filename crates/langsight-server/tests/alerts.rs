@@ -479,3 +479,48 @@ async fn a_tool_whose_error_rate_jumps_raises_an_anomaly() {
     assert!(alert["message"].as_str().unwrap().contains("anomalous `error_rate`"), "{alert}");
     server.stop().await;
 }
+
+/// The original fired `agent_failure` for every unhealthy session; we fire `loop_detected` and
+/// `budget_exceeded` for those tags. The feed's type filter takes the original's name and finds all three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_feed_filters_by_type_and_takes_the_originals_names() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let now = chrono::Utc::now().to_rfc3339();
+    let prevented = |sid: &str, error: &str| {
+        json!([{"span_id": format!("{sid}-p"), "session_id": sid, "server_name": "github", "tool_name": "search",
+                "agent_name": "triager", "started_at": now, "ended_at": now, "status": "prevented", "error": error}])
+    };
+    assert_eq!(admin.ingest(&failing(&session_id(), None, 0, 2)).await.status, 202);
+    assert_eq!(admin.ingest(&prevented(&session_id(), "loop_detected: same call 3 times")).await.status, 202);
+    assert_eq!(admin.ingest(&prevented(&session_id(), "budget_exceeded: max_steps 10")).await.status, 202);
+    let types = |body: &Value| {
+        let mut t: Vec<String> =
+            body["alerts"].as_array().unwrap().iter().map(|a| a["alert_type"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    };
+    let all = feed(&server, "status=all").await;
+    assert_eq!(types(&all), ["agent_failure", "budget_exceeded", "loop_detected"], "{all}");
+
+    let original = feed(&server, "status=all&alert_type=agent_failure").await;
+    assert_eq!(types(&original), ["agent_failure", "budget_exceeded", "loop_detected"]);
+    assert_eq!(original["total"], json!(3));
+    let page = feed(&server, "status=all&alert_type=agent_failure&limit=1").await;
+    assert_eq!(
+        (page["total"].clone(), page["alerts"].as_array().unwrap().len()),
+        (json!(3), 1),
+        "total counts the filter"
+    );
+    assert_eq!(types(&feed(&server, "status=all&alert_type=loop_detected").await), ["loop_detected"]);
+    assert_eq!(
+        types(&feed(&server, "status=all&alert_type=budget_exceeded,loop_detected").await),
+        ["budget_exceeded", "loop_detected"]
+    );
+    let none = feed(&server, "status=all&alert_type=mcp_down").await;
+    assert_eq!((none["total"].clone(), none["alerts"].clone()), (json!(0), json!([])));
+    let too_many = vec!["x"; 33].join(",");
+    let bad = admin.get(&format!("/api/alerts/feed?alert_type={too_many}")).await;
+    assert_eq!(bad.status, 422, "{}", bad.text);
+    server.stop().await;
+}

@@ -112,3 +112,31 @@ async fn forwarded_clients_of_a_trusted_proxy_have_their_own_buckets() {
     assert_eq!(burst(&untrusted, "/api/status", 2, &[("X-Forwarded-For", "203.0.113.1")]).await, (2, 0));
     assert_eq!(burst(&untrusted, "/api/status", 2, &[("X-Forwarded-For", "203.0.113.2")]).await, (1, 1));
 }
+
+#[tokio::test]
+async fn probes_and_scrapes_are_never_limited() {
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.metrics_token = Some(Secret("scrape-me".into()));
+        c.rate_limits.default = Limit { count: 5, window_ms: 60_000 };
+    })
+    .await;
+    // The limiter is on for this address: a plain route gets 429 past its 5.
+    assert_eq!(burst(&server, "/api/status", 8, &[]).await, (5, 3));
+    // An orchestrator probing, and a scraper scraping, from that same address: every answer a 200.
+    let http = test_support::http();
+    for path in ["/api/liveness", "/api/readiness", "/metrics"] {
+        let tasks: Vec<_> = (0..30)
+            .map(|_| {
+                let req = http.get(format!("{}{path}", server.url)).bearer_auth("scrape-me");
+                tokio::spawn(async move { req.send().await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            assert!(r.headers().get("ratelimit-limit").is_none(), "{path} is outside the limiter");
+        }
+    }
+    assert_eq!(burst(&server, "/api/status", 1, &[]).await, (0, 1), "while the plain route stays limited");
+}

@@ -238,6 +238,8 @@ async fn servers_conform(b: &Backend) {
         runbook_url: String::new(),
         created_at: at,
         updated_at: at,
+        first_seen_at: None,
+        last_seen_at: None,
     };
     let first = b.servers.upsert_server(meta("p1", "http://a/mcp", 1)).await.unwrap();
     let second = b.servers.upsert_server(meta("p1", "http://b/mcp", 2)).await.unwrap();
@@ -292,6 +294,7 @@ async fn alerts_conform(b: &Backend) {
         limit: 50,
         offset: 0,
         now: now + 10,
+        alert_types: vec![],
     };
     let (total, rows) = b.alerts.list_alerts(q(Some("p1"), None)).await.unwrap();
     let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
@@ -319,6 +322,25 @@ async fn alerts_conform(b: &Backend) {
     let got = b.alerts.get_alert(None, "a1").await.unwrap().unwrap();
     assert_eq!((got.status.as_str(), got.acked_by.as_deref()), ("resolved", Some("u1")), "{n}");
 
+    // The type filter (the feed's `alert_type`), counted in the total too.
+    b.alerts
+        .insert_alert(FiredAlert { alert_type: "loop_detected".into(), ..alert("a4", "p1", "warning", now + 3) })
+        .await
+        .unwrap();
+    b.alerts
+        .insert_alert(FiredAlert { alert_type: "server_down".into(), ..alert("a5", "p1", "critical", now + 4) })
+        .await
+        .unwrap();
+    let typed = |types: &[&str]| AlertQuery {
+        alert_types: types.iter().map(|t| t.to_string()).collect(),
+        ..q(Some("p1"), Some("all"))
+    };
+    let (total, rows) = b.alerts.list_alerts(typed(&["agent_failure", "loop_detected"])).await.unwrap();
+    let ids: Vec<&str> = rows.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!((total, ids), (2, vec!["a4", "a1"]), "{n}: only the types asked for");
+    assert_eq!(b.alerts.list_alerts(typed(&["server_down"])).await.unwrap().0, 1, "{n}");
+    assert_eq!(b.alerts.list_alerts(typed(&["nothing_like_it"])).await.unwrap().0, 0, "{n}");
+    assert_eq!(b.alerts.list_alerts(typed(&[])).await.unwrap().0, 3, "{n}: no filter, every type");
     let d = |status: &str, attempts: u32| DeliveryRecord {
         alert_id: "a1".into(),
         channel: "slack".into(),
@@ -724,6 +746,8 @@ async fn agents_conform(b: &Backend) {
         runbook_url: "https://runbooks.example/r".into(),
         created_at: at,
         updated_at: at,
+        first_seen_at: None,
+        last_seen_at: None,
     };
     let first = b.agents.upsert_agent(meta("p1", "writer", "active", 1)).await.unwrap();
     assert_eq!(first, meta("p1", "writer", "active", 1), "{n}");
@@ -764,8 +788,84 @@ async fn agents_conform(b: &Backend) {
     assert_eq!(b.agents.get_settings().await.unwrap().as_deref(), Some("{\"x\":2}"), "{n}");
 }
 
+/// Ingest's catalog registration: new names get empty entries, repeats only widen first/last seen, user
+/// edits survive, projects stay apart, and a name a PUT created first gets its sightings.
+async fn sightings_conform(b: &Backend) {
+    let n = b.name;
+    let seen = |project: &str, agents: &[&str], servers: &[&str], at: i64| CatalogSighting {
+        project_id: project.into(),
+        agents: agents.iter().map(|a| a.to_string()).collect(),
+        servers: servers.iter().map(|a| a.to_string()).collect(),
+        at,
+    };
+    b.agents
+        .record_sightings(vec![seen("sp1", &["scout", "scout"], &["gh"], 100), seen("sp2", &["scout"], &[], 100)])
+        .await
+        .unwrap();
+    let a = b.agents.get_agent("sp1", "scout").await.unwrap().expect("registered");
+    assert_eq!(
+        (a.description.as_str(), a.status.as_str(), a.tags.len(), a.created_at, a.first_seen_at, a.last_seen_at),
+        ("", "active", 0, 100, Some(100), Some(100)),
+        "{n}"
+    );
+    assert_eq!(a.id.len(), 32, "{n}: a 32-hex id like the original's");
+    let s = b.servers.get_server("sp1", "gh").await.unwrap().expect("registered");
+    assert_eq!((s.url.as_str(), s.first_seen_at, s.last_seen_at), ("", Some(100), Some(100)), "{n}");
+    assert!(b.servers.get_server("sp2", "gh").await.unwrap().is_none(), "{n}: per project");
+    assert_ne!(b.agents.get_agent("sp2", "scout").await.unwrap().unwrap().id, a.id, "{n}");
+
+    // A user edits; later and earlier sightings (another worker's, out of order) only widen the range.
+    let edited = AgentMetadata {
+        description: "Scouts".into(),
+        owner: "me".into(),
+        tags: vec!["t".into()],
+        updated_at: 150,
+        ..a.clone()
+    };
+    b.agents.upsert_agent(edited).await.unwrap();
+    b.agents.record_sightings(vec![seen("sp1", &["scout"], &["gh"], 300)]).await.unwrap();
+    b.agents
+        .record_sightings(vec![seen("sp1", &["scout"], &["gh"], 50), seen("sp1", &[], &["gh"], 200)])
+        .await
+        .unwrap();
+    let a2 = b.agents.get_agent("sp1", "scout").await.unwrap().unwrap();
+    assert_eq!(
+        (a2.id.as_str(), a2.description.as_str(), a2.owner.as_str(), a2.tags.clone(), a2.created_at, a2.updated_at),
+        (a.id.as_str(), "Scouts", "me", vec!["t".to_string()], 100, 150),
+        "{n}: user edits and times kept"
+    );
+    assert_eq!((a2.first_seen_at, a2.last_seen_at), (Some(50), Some(300)), "{n}");
+    let s2 = b.servers.get_server("sp1", "gh").await.unwrap().unwrap();
+    assert_eq!((s2.first_seen_at, s2.last_seen_at), (Some(50), Some(300)), "{n}");
+    assert_eq!(b.agents.list_agents("sp1").await.unwrap().len(), 1, "{n}: no duplicates");
+
+    // An entry a user created before any span gets its sightings, and a PUT afterwards keeps them.
+    let put = |at: i64| AgentMetadata {
+        id: format!("put-{at}"),
+        project_id: "sp1".into(),
+        agent_name: "planner".into(),
+        description: "Plans".into(),
+        owner: String::new(),
+        tags: vec![],
+        status: "active".into(),
+        runbook_url: String::new(),
+        created_at: at,
+        updated_at: at,
+        first_seen_at: None,
+        last_seen_at: None,
+    };
+    assert_eq!(b.agents.upsert_agent(put(10)).await.unwrap().first_seen_at, None, "{n}");
+    b.agents.record_sightings(vec![seen("sp1", &["planner"], &[], 400)]).await.unwrap();
+    let p = b.agents.upsert_agent(put(500)).await.unwrap();
+    assert_eq!((p.description.as_str(), p.first_seen_at, p.last_seen_at), ("Plans", Some(400), Some(400)), "{n}");
+    b.agents.record_sightings(vec![]).await.unwrap();
+    // Leave no servers behind for the server checks, which count every project's.
+    assert!(b.servers.delete_server("sp1", "gh").await.unwrap(), "{n}");
+}
+
 async fn conform(b: Backend) {
     agents_conform(&b).await;
+    sightings_conform(&b).await;
     pricing_conform(&b).await;
     spans_conform(&b).await;
     health_conform(&b).await;

@@ -268,6 +268,11 @@ pub trait AgentStore: Send + Sync {
     /// Creates or replaces (keeping `id` and `created_at` of an existing row); returns the stored row.
     async fn upsert_agent(&self, meta: AgentMetadata) -> Result<AgentMetadata, StorageError>;
     async fn delete_agent(&self, project_id: &str, agent: &str) -> Result<bool, StorageError>;
+    /// Registers the agents and servers spans named (ingest's auto-registration, as in the original), in one
+    /// transaction: missing entries are created with empty metadata, existing ones only get `first_seen_at`
+    /// (earliest) and `last_seen_at` (latest) moved, so whatever a user edited survives and repeating a
+    /// sighting changes nothing. Server rows live in the [`ServerStore`] tables of the same backend.
+    async fn record_sightings(&self, sightings: Vec<CatalogSighting>) -> Result<(), StorageError>;
     async fn list_prevention(&self, project_id: &str) -> Result<Vec<PreventionRow>, StorageError>;
     async fn get_prevention(&self, project_id: &str, agent: &str) -> Result<Option<PreventionRow>, StorageError>;
     async fn put_prevention(&self, row: PreventionRow) -> Result<(), StorageError>;

@@ -168,6 +168,10 @@ pub struct ServerMetadata {
     pub runbook_url: String,
     pub created_at: Micros,
     pub updated_at: Micros,
+    /// When spans first and last named this server in a tool call (server clock, registered at ingest; the
+    /// last sighting is refreshed about once a minute). `None` for a server no span has named yet.
+    pub first_seen_at: Option<Micros>,
+    pub last_seen_at: Option<Micros>,
 }
 
 /// A tool an agent saw on a server (the SDK's tool capture).
@@ -214,6 +218,8 @@ pub struct AlertQuery {
     pub limit: usize,
     pub offset: usize,
     pub now: Micros,
+    /// Only these alert types; empty = every type.
+    pub alert_types: Vec<String>,
 }
 
 /// A change of an alert's state.
@@ -451,6 +457,22 @@ pub struct AgentMetadata {
     pub runbook_url: String,
     pub created_at: Micros,
     pub updated_at: Micros,
+    /// When spans first and last named this agent (server clock, registered at ingest; the last sighting is
+    /// refreshed about once a minute). `None` for an agent no span has named yet.
+    pub first_seen_at: Option<Micros>,
+    pub last_seen_at: Option<Micros>,
+}
+
+/// Names one project's spans carried, for the catalog (agents and the servers of tool calls). Recording a
+/// sighting creates missing entries with empty metadata and moves first/last seen; it never touches what a
+/// user edited (description, owner, tags, status, URLs, `updated_at`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CatalogSighting {
+    /// `""` for spans without a project.
+    pub project_id: String,
+    pub agents: Vec<String>,
+    pub servers: Vec<String>,
+    pub at: Micros,
 }
 
 /// An agent's prevention settings (loop detection, budgets, circuit breaker) as JSON, per project; agent

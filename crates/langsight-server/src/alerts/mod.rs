@@ -71,6 +71,22 @@ pub fn toggle_of(alert_type: &str) -> &str {
     }
 }
 
+/// The stored alert types a feed filter name stands for. The original fired `agent_failure` for every
+/// unhealthy session, where we fire `loop_detected` and `budget_exceeded` for those two tags, so its name
+/// finds all three; the toggle names (`mcp_down`, `mcp_recovered`) find the types they switch, and the
+/// original's enum names `anomaly_detected` / `security_finding` find the severity-split types its API
+/// actually stored. Any other name is a stored type as is.
+pub fn stored_types(filter: &str) -> &[&str] {
+    match filter {
+        "agent_failure" => &["agent_failure", "loop_detected", "budget_exceeded"],
+        "mcp_down" => &["server_down"],
+        "mcp_recovered" => &["server_recovered"],
+        "anomaly_detected" => &["anomaly_critical", "anomaly_warning"],
+        "security_finding" => &["security_critical", "security_high"],
+        _ => &[],
+    }
+}
+
 /// The project's toggles over the defaults.
 pub fn effective_toggles(stored: Option<&AlertConfig>) -> std::collections::BTreeMap<String, bool> {
     let mut t: std::collections::BTreeMap<String, bool> =

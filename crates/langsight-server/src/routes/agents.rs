@@ -32,6 +32,9 @@ fn metadata_json(m: &AgentMetadata) -> Value {
         "project_id": (!m.project_id.is_empty()).then_some(&m.project_id),
         "created_at": str_datetime(m.created_at),
         "updated_at": str_datetime(m.updated_at),
+        // Ours: when spans first and last named the agent (registered at ingest); null before any span.
+        "first_seen_at": m.first_seen_at.map(str_datetime),
+        "last_seen_at": m.last_seen_at.map(str_datetime),
     })
 }
 
@@ -108,6 +111,8 @@ pub async fn put_metadata(
             runbook_url: body.runbook_url,
             created_at: now,
             updated_at: now,
+            first_seen_at: None,
+            last_seen_at: None,
         })
         .await?;
     Ok(Json(metadata_json(&row)))
@@ -121,9 +126,12 @@ pub async fn delete_metadata(
 ) -> ApiResult<StatusCode> {
     principal.require_admin()?;
     let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
-    if !state.storage.agents.delete_agent(project.as_deref().unwrap_or(""), &name).await? {
+    let project = project.unwrap_or_default();
+    if !state.storage.agents.delete_agent(&project, &name).await? {
         return Err(no_metadata(&name));
     }
+    // An agent still sending spans comes back at its next span, with fresh first/last seen.
+    state.catalog.forget_agent(&project, &name);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -167,6 +175,8 @@ pub async fn discover(
                 runbook_url: String::new(),
                 created_at: now,
                 updated_at: now,
+                first_seen_at: None,
+                last_seen_at: None,
             })
             .await?;
         added.push(name.clone());

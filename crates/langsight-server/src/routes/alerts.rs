@@ -154,6 +154,32 @@ pub async fn test(
     }
 }
 
+/// Most names one `alert_type` filter may list.
+const MAX_FEED_TYPES: usize = 32;
+
+/// `?alert_type=a,b` (ours; the original's feed has no type filter): the stored types to list, with the
+/// original's names mapped to ours ([`crate::alerts::stored_types`]). Empty = every type.
+fn feed_types(raw: Option<&str>) -> ApiResult<Vec<String>> {
+    let names: Vec<&str> = raw.unwrap_or("").split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    if names.len() > MAX_FEED_TYPES || names.iter().any(|n| n.len() > 64) {
+        return Err(ApiError::Unprocessable(json!([{
+            "type": "value_error", "loc": ["query", "alert_type"],
+            "msg": format!("at most {MAX_FEED_TYPES} comma-separated alert types of at most 64 characters"),
+            "input": raw,
+        }])));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let stored = crate::alerts::stored_types(name);
+        for t in if stored.is_empty() { std::slice::from_ref(&name) } else { stored } {
+            if !out.iter().any(|o| o == t) {
+                out.push(t.to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
 pub async fn feed(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
@@ -170,6 +196,7 @@ pub async fn feed(
             "msg": "Input should be 'active', 'acked', 'snoozed', 'resolved' or 'all'", "input": status
         }])));
     }
+    let alert_types = feed_types(p.text("alert_type"))?;
     let (total, rows) = state
         .storage
         .alerts
@@ -179,6 +206,7 @@ pub async fn feed(
             limit: limit as usize,
             offset: offset as usize,
             now: now_micros(),
+            alert_types,
         })
         .await?;
     Ok(Json(json!({

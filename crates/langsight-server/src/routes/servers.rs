@@ -36,6 +36,9 @@ fn metadata_json(m: &ServerMetadata) -> Value {
         "project_id": (!m.project_id.is_empty()).then_some(&m.project_id),
         "created_at": str_datetime(m.created_at),
         "updated_at": str_datetime(m.updated_at),
+        // Ours: when tool-call spans first and last named the server (registered at ingest); null before any.
+        "first_seen_at": m.first_seen_at.map(str_datetime),
+        "last_seen_at": m.last_seen_at.map(str_datetime),
     })
 }
 
@@ -140,6 +143,8 @@ pub async fn put(
             runbook_url: body.runbook_url,
             created_at: now,
             updated_at: now,
+            first_seen_at: None,
+            last_seen_at: None,
         })
         .await?;
     Ok(Json(metadata_json(&saved)))
@@ -154,6 +159,8 @@ pub async fn delete(
     principal.require_admin()?;
     let project = project_key(&state, &principal, raw).await?;
     if state.storage.servers.delete_server(&project, &name).await? {
+        // A server still called comes back at its next tool call, with fresh first/last seen.
+        state.catalog.forget_server(&project, &name);
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&name))
@@ -192,6 +199,8 @@ pub async fn discover(
                 runbook_url: String::new(),
                 created_at: now,
                 updated_at: now,
+                first_seen_at: None,
+                last_seen_at: None,
             })
             .await?;
         added.push(s.server_name);

@@ -75,6 +75,7 @@ pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span
     }
     let events = live_events(&spans);
     let batch = batch_sessions(&spans);
+    let sightings = state.catalog.due(&spans, langsight_core::time::now_micros());
     let started = Instant::now();
     let outcome = state.storage.spans.ingest(spans).await?;
     // Committed: now tell the live view, off the request path (the 202 does not wait on Redis).
@@ -91,6 +92,9 @@ pub async fn accept(state: &AppState, principal: &Principal, mut spans: Vec<Span
     state.metrics.ingest_batch_spans.observe(n as f64);
     state.metrics.spans_ingested.fetch_add(n as u64, Ordering::Relaxed);
     debug_assert_eq!(outcome.accepted, n);
+    // After the commit (a rejected batch registers nothing), before the answer (a 202's names are in the
+    // catalog when the caller looks). Only names this process has not registered lately are written.
+    crate::catalog::register(state, sightings).await;
     if !outcome.sessions.is_empty() {
         crate::alerts::rules::on_session_tags(state, outcome.sessions, batch).await;
     }

@@ -1,7 +1,7 @@
 //! [`AgentStore`] for PostgreSQL.
 
 use super::PgStorage;
-use crate::model::{AgentMetadata, PreventionRow};
+use crate::model::{AgentMetadata, CatalogSighting, PreventionRow};
 use crate::{AgentStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::time::Micros;
@@ -9,6 +9,9 @@ use tokio_postgres::Row;
 
 const COLUMNS: &str =
     "id, project_id, agent_name, description, owner, tags_json, status, runbook_url, created_at, updated_at";
+/// [`COLUMNS`] and the sightings (written only by `record_sightings`).
+const READ: &str =
+    "id, project_id, agent_name, description, owner, tags_json, status, runbook_url, created_at, updated_at, first_seen_at, last_seen_at";
 
 fn agent_from(r: &Row) -> AgentMetadata {
     let tags: String = r.get(5);
@@ -23,6 +26,8 @@ fn agent_from(r: &Row) -> AgentMetadata {
         runbook_url: r.get(7),
         created_at: r.get(8),
         updated_at: r.get(9),
+        first_seen_at: r.get(10),
+        last_seen_at: r.get(11),
     }
 }
 
@@ -37,7 +42,7 @@ impl AgentStore for PgStorage {
             .client()
             .await?
             .query(
-                &format!("SELECT {COLUMNS} FROM agent_metadata WHERE project_id = $1 ORDER BY agent_name"),
+                &format!("SELECT {READ} FROM agent_metadata WHERE project_id = $1 ORDER BY agent_name"),
                 &[&project_id],
             )
             .await?;
@@ -49,7 +54,7 @@ impl AgentStore for PgStorage {
             .client()
             .await?
             .query_opt(
-                &format!("SELECT {COLUMNS} FROM agent_metadata WHERE project_id = $1 AND agent_name = $2"),
+                &format!("SELECT {READ} FROM agent_metadata WHERE project_id = $1 AND agent_name = $2"),
                 &[&project_id, &agent],
             )
             .await?;
@@ -66,7 +71,7 @@ impl AgentStore for PgStorage {
                     "INSERT INTO agent_metadata ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                      ON CONFLICT (project_id, agent_name) DO UPDATE SET description = excluded.description, \
                      owner = excluded.owner, tags_json = excluded.tags_json, status = excluded.status, \
-                     runbook_url = excluded.runbook_url, updated_at = excluded.updated_at RETURNING {COLUMNS}"
+                     runbook_url = excluded.runbook_url, updated_at = excluded.updated_at RETURNING {READ}"
                 ),
                 &[
                     &m.id,
@@ -92,6 +97,58 @@ impl AgentStore for PgStorage {
             .execute("DELETE FROM agent_metadata WHERE project_id = $1 AND agent_name = $2", &[&project_id, &agent])
             .await?;
         Ok(n > 0)
+    }
+
+    async fn record_sightings(&self, sightings: Vec<CatalogSighting>) -> Result<(), StorageError> {
+        if sightings.iter().all(|s| s.agents.is_empty() && s.servers.is_empty()) {
+            return Ok(());
+        }
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        // One statement per table and project. Names are deduplicated (ON CONFLICT may touch a row once per
+        // statement) and sorted, so concurrent registrations lock rows in the same order and cannot deadlock.
+        // A new row gets a random 32-hex id and empty metadata; an existing row only has its sightings
+        // widened (LEAST/GREATEST skip NULLs), so user edits and `updated_at` stay as they were.
+        let agents = tx
+            .prepare(
+                "INSERT INTO agent_metadata (id, project_id, agent_name, description, owner, tags_json, status, \
+                 runbook_url, created_at, updated_at, first_seen_at, last_seen_at) \
+                 SELECT md5(random()::text || clock_timestamp()::text || n), $1, n, '', '', '[]', 'active', '', \
+                 $3, $3, $3, $3 FROM unnest($2::text[]) AS t(n) ORDER BY n \
+                 ON CONFLICT (project_id, agent_name) DO UPDATE SET \
+                 first_seen_at = LEAST(agent_metadata.first_seen_at, excluded.first_seen_at), \
+                 last_seen_at = GREATEST(agent_metadata.last_seen_at, excluded.last_seen_at)",
+            )
+            .await?;
+        let servers = tx
+            .prepare(
+                "INSERT INTO server_metadata (id, project_id, server_name, description, owner, tags_json, \
+                 transport, url, runbook_url, created_at, updated_at, first_seen_at, last_seen_at) \
+                 SELECT md5(random()::text || clock_timestamp()::text || n), $1, n, '', '', '[]', '', '', '', \
+                 $3, $3, $3, $3 FROM unnest($2::text[]) AS t(n) ORDER BY n \
+                 ON CONFLICT (project_id, server_name) DO UPDATE SET \
+                 first_seen_at = LEAST(server_metadata.first_seen_at, excluded.first_seen_at), \
+                 last_seen_at = GREATEST(server_metadata.last_seen_at, excluded.last_seen_at)",
+            )
+            .await?;
+        let mut sightings = sightings;
+        sightings.sort_by(|a, b| a.project_id.cmp(&b.project_id));
+        for s in &sightings {
+            let names: Vec<&str> =
+                s.agents.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            if !names.is_empty() {
+                tx.execute(&agents, &[&s.project_id, &names, &s.at]).await?;
+            }
+        }
+        for s in &sightings {
+            let names: Vec<&str> =
+                s.servers.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            if !names.is_empty() {
+                tx.execute(&servers, &[&s.project_id, &names, &s.at]).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn list_prevention(&self, project_id: &str) -> Result<Vec<PreventionRow>, StorageError> {

@@ -68,21 +68,26 @@ impl AlertStore for PgStorage {
 
     async fn list_alerts(&self, q: AlertQuery) -> Result<(u64, Vec<FiredAlert>), StorageError> {
         let status = q.status.filter(|s| s != "all");
+        // $4 = the alert types (NULL = any).
+        let types = (!q.alert_types.is_empty()).then_some(&q.alert_types);
         let filter = format!(
             "{VISIBLE} AND ($2::text IS NULL OR ($2 = 'snoozed' AND status = 'snoozed' AND snoozed_until > $3) \
-             OR ($2 <> 'snoozed' AND status = $2))"
+             OR ($2 <> 'snoozed' AND status = $2)) AND ($4::text[] IS NULL OR alert_type = ANY($4))"
         );
         let client = self.client().await?;
         let total: i64 = client
-            .query_one(&format!("SELECT count(*) FROM fired_alerts WHERE {filter}"), &[&q.project_id, &status, &q.now])
+            .query_one(
+                &format!("SELECT count(*) FROM fired_alerts WHERE {filter}"),
+                &[&q.project_id, &status, &q.now, &types],
+            )
             .await?
             .get(0);
         let rows = client
             .query(
                 &format!(
-                    "SELECT {COLUMNS} FROM fired_alerts WHERE {filter} ORDER BY fired_at DESC, id LIMIT $4 OFFSET $5"
+                    "SELECT {COLUMNS} FROM fired_alerts WHERE {filter} ORDER BY fired_at DESC, id LIMIT $5 OFFSET $6"
                 ),
-                &[&q.project_id, &status, &q.now, &(q.limit as i64), &(q.offset as i64)],
+                &[&q.project_id, &status, &q.now, &types, &(q.limit as i64), &(q.offset as i64)],
             )
             .await?;
         Ok((total as u64, rows.iter().map(alert_from_row).collect()))

@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (7, include_str!("migrations/007_agents.sql")),
     (8, include_str!("migrations/008_user_sessions.sql")),
     (9, include_str!("migrations/009_security_scans.sql")),
+    (10, include_str!("migrations/010_catalog_seen.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

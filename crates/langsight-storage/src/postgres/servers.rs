@@ -8,6 +8,9 @@ use tokio_postgres::Row;
 
 const COLUMNS: &str =
     "id, project_id, server_name, description, owner, tags_json, transport, url, runbook_url, created_at, updated_at";
+/// [`COLUMNS`] and the sightings (written only by `record_sightings`).
+const READ: &str =
+    "id, project_id, server_name, description, owner, tags_json, transport, url, runbook_url, created_at, updated_at, first_seen_at, last_seen_at";
 
 fn from_row(r: &Row) -> ServerMetadata {
     let tags: String = r.get(5);
@@ -23,6 +26,8 @@ fn from_row(r: &Row) -> ServerMetadata {
         runbook_url: r.get(8),
         created_at: r.get(9),
         updated_at: r.get(10),
+        first_seen_at: r.get(11),
+        last_seen_at: r.get(12),
     }
 }
 
@@ -39,7 +44,7 @@ impl ServerStore for PgStorage {
                      ON CONFLICT (project_id, server_name) DO UPDATE SET description = excluded.description, \
                      owner = excluded.owner, tags_json = excluded.tags_json, transport = excluded.transport, \
                      url = excluded.url, runbook_url = excluded.runbook_url, updated_at = excluded.updated_at \
-                     RETURNING {COLUMNS}"
+                     RETURNING {READ}"
                 ),
                 &[
                     &m.id,
@@ -64,7 +69,7 @@ impl ServerStore for PgStorage {
             .client()
             .await?
             .query_opt(
-                &format!("SELECT {COLUMNS} FROM server_metadata WHERE project_id = $1 AND server_name = $2"),
+                &format!("SELECT {READ} FROM server_metadata WHERE project_id = $1 AND server_name = $2"),
                 &[&project_id, &name],
             )
             .await?;
@@ -76,7 +81,7 @@ impl ServerStore for PgStorage {
             .client()
             .await?
             .query(
-                &format!("SELECT {COLUMNS} FROM server_metadata WHERE $1::text IS NULL OR project_id = $1 ORDER BY project_id, server_name"),
+                &format!("SELECT {READ} FROM server_metadata WHERE $1::text IS NULL OR project_id = $1 ORDER BY project_id, server_name"),
                 &[&project_id],
             )
             .await?;

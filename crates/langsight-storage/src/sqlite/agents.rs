@@ -1,7 +1,7 @@
 //! [`AgentStore`] for SQLite.
 
 use super::SqliteStorage;
-use crate::model::{AgentMetadata, PreventionRow};
+use crate::model::{AgentMetadata, CatalogSighting, PreventionRow};
 use crate::{AgentStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::time::Micros;
@@ -9,6 +9,9 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const COLUMNS: &str =
     "id, project_id, agent_name, description, owner, tags_json, status, runbook_url, created_at, updated_at";
+/// [`COLUMNS`] and the sightings (written only by `record_sightings`).
+const READ: &str =
+    "id, project_id, agent_name, description, owner, tags_json, status, runbook_url, created_at, updated_at, first_seen_at, last_seen_at";
 
 fn agent_from(r: &Row) -> rusqlite::Result<AgentMetadata> {
     let tags: String = r.get(5)?;
@@ -23,6 +26,8 @@ fn agent_from(r: &Row) -> rusqlite::Result<AgentMetadata> {
         runbook_url: r.get(7)?,
         created_at: r.get(8)?,
         updated_at: r.get(9)?,
+        first_seen_at: r.get(10)?,
+        last_seen_at: r.get(11)?,
     })
 }
 
@@ -36,7 +41,7 @@ impl AgentStore for SqliteStorage {
         let project_id = project_id.to_string();
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM agent_metadata WHERE project_id = ?1 ORDER BY agent_name"
+                "SELECT {READ} FROM agent_metadata WHERE project_id = ?1 ORDER BY agent_name"
             ))?;
             let rows = stmt.query_map(params![project_id], agent_from)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -49,7 +54,7 @@ impl AgentStore for SqliteStorage {
         self.read(move |conn| {
             Ok(conn
                 .query_row(
-                    &format!("SELECT {COLUMNS} FROM agent_metadata WHERE project_id = ?1 AND agent_name = ?2"),
+                    &format!("SELECT {READ} FROM agent_metadata WHERE project_id = ?1 AND agent_name = ?2"),
                     params![project_id, agent],
                     agent_from,
                 )
@@ -66,7 +71,7 @@ impl AgentStore for SqliteStorage {
                     "INSERT INTO agent_metadata ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
                      ON CONFLICT (project_id, agent_name) DO UPDATE SET description = excluded.description, \
                      owner = excluded.owner, tags_json = excluded.tags_json, status = excluded.status, \
-                     runbook_url = excluded.runbook_url, updated_at = excluded.updated_at RETURNING {COLUMNS}"
+                     runbook_url = excluded.runbook_url, updated_at = excluded.updated_at RETURNING {READ}"
                 ),
                 params![
                     m.id,
@@ -93,6 +98,44 @@ impl AgentStore for SqliteStorage {
                 "DELETE FROM agent_metadata WHERE project_id = ?1 AND agent_name = ?2",
                 params![project_id, agent],
             )? > 0)
+        })
+        .await
+    }
+
+    async fn record_sightings(&self, sightings: Vec<CatalogSighting>) -> Result<(), StorageError> {
+        if sightings.iter().all(|s| s.agents.is_empty() && s.servers.is_empty()) {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            // A new row gets a random 32-hex id (the original's uuid4 hex) and empty metadata; an existing row
+            // only has its sightings widened, so user edits and `updated_at` stay as they were.
+            let mut agent = conn.prepare_cached(
+                "INSERT INTO agent_metadata (id, project_id, agent_name, description, owner, tags_json, status, \
+                 runbook_url, created_at, updated_at, first_seen_at, last_seen_at) \
+                 VALUES (lower(hex(randomblob(16))), ?1, ?2, '', '', '[]', 'active', '', ?3, ?3, ?3, ?3) \
+                 ON CONFLICT (project_id, agent_name) DO UPDATE SET \
+                 first_seen_at = min(coalesce(first_seen_at, excluded.first_seen_at), excluded.first_seen_at), \
+                 last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)",
+            )?;
+            for s in &sightings {
+                for name in &s.agents {
+                    agent.execute(params![s.project_id, name, s.at])?;
+                }
+            }
+            let mut server = conn.prepare_cached(
+                "INSERT INTO server_metadata (id, project_id, server_name, description, owner, tags_json, \
+                 transport, url, runbook_url, created_at, updated_at, first_seen_at, last_seen_at) \
+                 VALUES (lower(hex(randomblob(16))), ?1, ?2, '', '', '[]', '', '', '', ?3, ?3, ?3, ?3) \
+                 ON CONFLICT (project_id, server_name) DO UPDATE SET \
+                 first_seen_at = min(coalesce(first_seen_at, excluded.first_seen_at), excluded.first_seen_at), \
+                 last_seen_at = max(coalesce(last_seen_at, excluded.last_seen_at), excluded.last_seen_at)",
+            )?;
+            for s in &sightings {
+                for name in &s.servers {
+                    server.execute(params![s.project_id, name, s.at])?;
+                }
+            }
+            Ok(())
         })
         .await
     }

@@ -86,19 +86,24 @@ impl AlertStore for SqliteStorage {
     async fn list_alerts(&self, q: AlertQuery) -> Result<(u64, Vec<FiredAlert>), StorageError> {
         self.read(move |conn| {
             let status = q.status.filter(|s| s != "all");
-            // ?2 = status filter (NULL = any), ?3 = now (a snoozed alert counts as snoozed until its time).
+            // ?2 = status filter (NULL = any), ?3 = now (a snoozed alert counts as snoozed until its time),
+            // ?4 = the alert types as a JSON array (NULL = any).
+            let types = (!q.alert_types.is_empty()).then(|| serde_json::Value::from(q.alert_types.clone()).to_string());
             let filter = format!(
                 "{VISIBLE} AND (?2 IS NULL OR (?2 = 'snoozed' AND status = 'snoozed' AND snoozed_until > ?3) \
-                 OR (?2 <> 'snoozed' AND status = ?2))"
+                 OR (?2 <> 'snoozed' AND status = ?2)) \
+                 AND (?4 IS NULL OR alert_type IN (SELECT value FROM json_each(?4)))"
             );
             let total: i64 = conn
                 .prepare_cached(&format!("SELECT count(*) FROM fired_alerts WHERE {filter}"))?
-                .query_row(params![q.project_id, status, q.now], |r| r.get(0))?;
+                .query_row(params![q.project_id, status, q.now, types], |r| r.get(0))?;
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM fired_alerts WHERE {filter} ORDER BY fired_at DESC, id LIMIT ?4 OFFSET ?5"
+                "SELECT {COLUMNS} FROM fired_alerts WHERE {filter} ORDER BY fired_at DESC, id LIMIT ?5 OFFSET ?6"
             ))?;
-            let rows =
-                stmt.query_map(params![q.project_id, status, q.now, q.limit as i64, q.offset as i64], alert_from_row)?;
+            let rows = stmt.query_map(
+                params![q.project_id, status, q.now, types, q.limit as i64, q.offset as i64],
+                alert_from_row,
+            )?;
             Ok((total as u64, rows.collect::<Result<Vec<_>, _>>()?))
         })
         .await

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("migrations/010_agents.sql")),
     (11, include_str!("migrations/011_user_sessions.sql")),
     (12, include_str!("migrations/012_security_scans.sql")),
+    (13, include_str!("migrations/013_catalog_seen.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

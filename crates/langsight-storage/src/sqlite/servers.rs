@@ -8,6 +8,9 @@ use rusqlite::{params, OptionalExtension, Row};
 
 const COLUMNS: &str =
     "id, project_id, server_name, description, owner, tags_json, transport, url, runbook_url, created_at, updated_at";
+/// [`COLUMNS`] and the sightings (written only by `record_sightings`).
+const READ: &str =
+    "id, project_id, server_name, description, owner, tags_json, transport, url, runbook_url, created_at, updated_at, first_seen_at, last_seen_at";
 
 fn from_row(r: &Row) -> rusqlite::Result<ServerMetadata> {
     let tags: String = r.get(5)?;
@@ -23,6 +26,8 @@ fn from_row(r: &Row) -> rusqlite::Result<ServerMetadata> {
         runbook_url: r.get(8)?,
         created_at: r.get(9)?,
         updated_at: r.get(10)?,
+        first_seen_at: r.get(11)?,
+        last_seen_at: r.get(12)?,
     })
 }
 
@@ -52,7 +57,7 @@ impl ServerStore for SqliteStorage {
             ])?;
             Ok(conn
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM server_metadata WHERE project_id = ?1 AND server_name = ?2"
+                    "SELECT {READ} FROM server_metadata WHERE project_id = ?1 AND server_name = ?2"
                 ))?
                 .query_row(params![m.project_id, m.server_name], from_row)?)
         })
@@ -64,7 +69,7 @@ impl ServerStore for SqliteStorage {
         self.read(move |conn| {
             Ok(conn
                 .prepare_cached(&format!(
-                    "SELECT {COLUMNS} FROM server_metadata WHERE project_id = ?1 AND server_name = ?2"
+                    "SELECT {READ} FROM server_metadata WHERE project_id = ?1 AND server_name = ?2"
                 ))?
                 .query_row(params![project_id, name], from_row)
                 .optional()?)
@@ -76,7 +81,7 @@ impl ServerStore for SqliteStorage {
         let project_id = project_id.map(String::from);
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM server_metadata WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, server_name"
+                "SELECT {READ} FROM server_metadata WHERE ?1 IS NULL OR project_id = ?1 ORDER BY project_id, server_name"
             ))?;
             let rows = stmt.query_map(params![project_id], from_row)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
