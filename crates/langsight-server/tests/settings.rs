@@ -101,6 +101,10 @@ const ENTRIES: &[Entry] = &[
     e("LANGSIGHT_SECRET_KEY", "an-operator-secret-key"),
     e("LANGSIGHT_REDACT_PAYLOADS", "true"),
     e("LANGSIGHT_OSV_URL", "http://127.0.0.1:9/osv"),
+    e("LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS", "0"),
+    e("LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS", "3"),
+    e("LANGSIGHT_BODY_READ_TIMEOUT_SECONDS", "4"),
+    e("LANGSIGHT_SSE_CLIENT_BUFFER_BYTES", "65536"),
 ];
 
 /// Entries observed only through their configuration field (see the module docs). `LANGSIGHT_LOG_LEVEL` is
@@ -132,6 +136,13 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_SECRET_KEY",
     "LANGSIGHT_REDACT_PAYLOADS",
     "LANGSIGHT_OSV_URL",
+    // Its schedule is proven by security_scans.rs (the leader scans on its interval).
+    "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS",
+    // Both timeouts are proven on the binary by crates/langsight-cli/tests/security_slow_clients.rs.
+    "LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS",
+    "LANGSIGHT_BODY_READ_TIMEOUT_SECONDS",
+    // Proven by security_slow_clients.rs (an idle client pins at most this).
+    "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES",
 ];
 
 /// The `LANGSIGHT_*` variables of the README's settings table: the first column's names (`_REST` continues
@@ -405,6 +416,10 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
         "LANGSIGHT_SECRET_KEY" => field(&|c| format!("{:?}", c.secret_key.as_ref().map(|s| &s.0))),
         "LANGSIGHT_REDACT_PAYLOADS" => field(&|c| c.redact_payloads.to_string()),
         "LANGSIGHT_OSV_URL" => field(&|c| c.osv_url.clone()),
+        "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.security_scan_interval)),
+        "LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS" => field(&|c| format!("{:?}", c.header_read_timeout)),
+        "LANGSIGHT_BODY_READ_TIMEOUT_SECONDS" => field(&|c| format!("{:?}", c.body_read_timeout)),
+        "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES" => field(&|c| c.sse.client_buffer_bytes.to_string()),
         _ => return None,
     })
 }
