@@ -77,11 +77,37 @@ fn of_type(feed: &Value, t: &str) -> usize {
     feed["alerts"].as_array().map(|a| a.iter().filter(|x| x["alert_type"] == json!(t)).count()).unwrap_or(0)
 }
 
-/// The pid in the latest `monitor.leader … holder=<worker>-<pid>` line.
-fn leader_pid(server: &ServerProcess) -> Option<u32> {
-    server.log_text().lines().rev().find(|l| l.contains("monitor.leader")).and_then(|l| {
-        l.split("holder=").nth(1)?.split_whitespace().next()?.trim_matches('"').rsplit('-').next()?.parse().ok()
-    })
+/// Every `monitor.leader … holder=<worker>-<pid>` line of the log, in order: (line index, holder).
+fn leaders(server: &ServerProcess) -> Vec<(usize, String)> {
+    server
+        .log_text()
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("monitor.leader"))
+        .filter_map(|(i, l)| {
+            Some((i, l.split("holder=").nth(1)?.split_whitespace().next()?.trim_matches('"').to_string()))
+        })
+        .collect()
+}
+
+fn pid_of(holder: &str) -> u32 {
+    holder.rsplit('-').next().and_then(|p| p.parse().ok()).unwrap_or_else(|| panic!("holder {holder:?} ends in a pid"))
+}
+
+/// The `checked_at` of the fixture server's latest stored checks (most recent first, up to 100).
+async fn checks(url: &str) -> Vec<String> {
+    let r = test_support::http()
+        .get(format!("{url}/api/health/servers/fx/history?limit=100"))
+        .header("X-API-Key", KEY)
+        .send()
+        .await
+        .unwrap();
+    let rows: Value = r.json().await.unwrap();
+    rows.as_array().unwrap().iter().map(|r| r["checked_at"].as_str().unwrap().to_string()).collect()
+}
+
+fn slack_texts(receiver: &Receiver, needle: &str) -> usize {
+    receiver.requests("/slack").iter().filter(|r| r.json()["text"].as_str().unwrap_or("").contains(needle)).count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,19 +148,31 @@ async fn four_workers_page_once_per_failure() {
         workers.extend(worker);
     }
     assert!(workers.len() > 1, "the batches reached several workers: {workers:?}");
+    // Every worker has run the session rule before answering 202 (firing, dedup and the inbox row are on the
+    // request path): the inbox is final now, and only a fired alert is delivered.
+    let inbox = feed(&server.url).await;
+    assert_eq!(of_type(&inbox, "agent_failure"), 1, "exactly one inbox row");
+    let id = inbox["alerts"].as_array().unwrap().iter().find(|a| a["alert_type"] == json!("agent_failure")).unwrap()
+        ["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     receiver.wait_for("/slack", 1, 10).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let failures: Vec<_> = receiver
-        .requests("/slack")
-        .into_iter()
-        .filter(|r| r.json()["text"].as_str().unwrap_or("").contains("Agent session failed"))
-        .collect();
-    assert_eq!(failures.len(), 1, "exactly one delivery");
-    assert_eq!(of_type(&feed(&server.url).await, "agent_failure"), 1, "exactly one inbox row");
+    assert_eq!(slack_texts(&receiver, "Agent session failed"), 1, "exactly one delivery");
     let dedup: Vec<(String, i64)> = topo.keys_with_ttl("langsight:alerts:dedup:*");
     let key = format!("langsight:alerts:dedup::agent_failure:{sid}");
     let ttl = dedup.iter().find(|(k, _)| k == &key).map(|(_, t)| *t).unwrap_or_else(|| panic!("{key} in {dedup:?}"));
     assert!((3_500_000..=3_600_000).contains(&ttl), "TTL {ttl} ms");
+    let deliveries: Value = test_support::http()
+        .get(format!("{}/api/alerts/{id}/deliveries", server.url))
+        .header("X-API-Key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "one delivery attempt: {deliveries}");
 
     // The MCP server goes down: one server_down page, even when the leader dies mid-outage.
     std::fs::write(&state, json!({"tools": [{"name": "t"}], "mode": "fail"}).to_string()).unwrap();
@@ -143,16 +181,37 @@ async fn four_workers_page_once_per_failure() {
         assert!(Instant::now() < deadline, "server_down fired");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let pid = leader_pid(&server).expect("a leader announced itself");
-    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (_, old) = leaders(&server).pop().expect("a leader announced itself");
+    let old_pid = pid_of(&old);
+    let seen_before_kill = server.log_text().lines().count();
+    let _ = Command::new("kill").args(["-KILL", &old_pid.to_string()]).status();
+    // Another worker takes the lease and says so (its holder id names another process).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let new = loop {
+        let fresh: Vec<String> =
+            leaders(&server).into_iter().filter(|(i, _)| *i >= seen_before_kill).map(|(_, h)| h).collect();
+        if let Some(h) = fresh.last() {
+            break h.clone();
+        }
+        assert!(Instant::now() < deadline, "no new leader after the old one ({old}) died");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(pid_of(&new), old_pid, "the lease moved: {old} -> {new}");
+    // The new leader checks the still-failing server (three stored results that were not there when it took
+    // over; the old leader is dead, so they are the new one's): each went through the alert rules, which with
+    // consecutive_failures 2 would have paged again without the shared dedup and the seeded outage state.
+    let before: std::collections::BTreeSet<String> = checks(&server.url).await.into_iter().collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let after = checks(&server.url).await;
+        if after.iter().filter(|c| !before.contains(*c)).count() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new leader ({new}) ran no checks");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(of_type(&feed(&server.url).await, "server_down"), 1, "one page per outage across a leader change");
-    let downs = receiver
-        .requests("/slack")
-        .iter()
-        .filter(|r| r.json()["text"].as_str().unwrap_or("").contains("is DOWN"))
-        .count();
-    assert_eq!(downs, 1);
+    assert_eq!(slack_texts(&receiver, "is DOWN"), 1);
     drop(server);
     drop(topo);
 }

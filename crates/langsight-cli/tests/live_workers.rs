@@ -37,6 +37,23 @@ fn span_ids(frames: &[Frame]) -> Vec<String> {
         .collect()
 }
 
+/// An event id `{ms}-{seq}:{index}`: the log message (ordered) and the span's index in it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct EventId {
+    message: (u64, u64),
+    index: u64,
+}
+
+impl EventId {
+    fn parse(id: &str) -> EventId {
+        let bad = || -> ! { panic!("event id {id:?} is not ms-seq:index") };
+        let (message, index) = id.split_once(':').unwrap_or_else(|| bad());
+        let (ms, seq) = message.split_once('-').unwrap_or_else(|| bad());
+        let n = |s: &str| s.parse::<u64>().unwrap_or_else(|_| bad());
+        EventId { message: (n(ms), n(seq)), index: n(index) }
+    }
+}
+
 /// 20 subscribers (8 admin, 6 per project) over the workers, ingest for `secs` into A, B and no project.
 async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
     let dir = tempfile::tempdir().unwrap();
@@ -120,6 +137,8 @@ async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
         }
     }
     assert!(total > 500, "the load ran: {total} spans");
+    // (scope, [(event id, span id)]) per subscriber, in the order received.
+    let mut streams: Vec<(Option<String>, Vec<(EventId, String)>)> = Vec::new();
     for r in readers {
         let (scope, frames) = r.await.unwrap();
         assert!(!frames.iter().any(|f| f.event.as_deref() == Some("missed")), "{scope:?} kept up and missed nothing");
@@ -137,9 +156,46 @@ async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
             expected.len(),
             unique.len()
         );
-        // Ids increase along the stream: one order.
-        let ids: Vec<&String> = frames.iter().filter_map(|f| f.id.as_ref()).collect();
-        assert!(ids.len() == got.len());
+        let events: Vec<(EventId, String)> = frames
+            .iter()
+            .filter(|f| f.event.as_deref() == Some("span:new"))
+            .map(|f| {
+                let id = f.id.as_deref().unwrap_or_else(|| panic!("{scope:?}: a span event without id: {f:?}"));
+                (EventId::parse(id), f.json()["span_id"].as_str().unwrap().to_string())
+            })
+            .collect();
+        // Ids increase strictly along the stream: one order, not just the right count.
+        for w in events.windows(2) {
+            assert!(w[0].0 < w[1].0, "{scope:?}: ids out of order: {:?} then {:?}", w[0], w[1]);
+        }
+        // A batch's spans arrive in the batch's order, one message with consecutive indexes.
+        let mut by_session: BTreeMap<&str, Vec<&(EventId, String)>> = BTreeMap::new();
+        for e in &events {
+            by_session.entry(&e.1[..32]).or_default().push(e);
+        }
+        for (sid, evs) in by_session {
+            let order: Vec<String> = evs.iter().map(|e| e.1.clone()).collect();
+            let batch: Vec<String> =
+                std::iter::once(format!("{sid}-root")).chain((1..10).map(|i| format!("{sid}-{i}"))).collect();
+            assert_eq!(order, batch, "{scope:?}: session {sid} in batch order");
+            let (first, last) = (&evs[0].0, &evs[evs.len() - 1].0);
+            assert_eq!(first.message, last.message, "{scope:?}: one batch, one message");
+            assert_eq!(last.index - first.index, evs.len() as u64 - 1, "{scope:?}: consecutive indexes");
+        }
+        streams.push((scope, events));
+    }
+    // Every subscriber sees the same order, whichever worker it is on: the admin streams are identical and each
+    // project stream is the admin stream filtered to the project.
+    let admin = streams.iter().find(|(s, _)| s.is_none()).map(|(_, e)| e.clone()).unwrap();
+    let project_of: BTreeMap<&str, Option<&String>> =
+        by_project.iter().flat_map(|(p, ids)| ids.iter().map(move |id| (id.as_str(), p.as_ref()))).collect();
+    for (scope, events) in &streams {
+        let expected: Vec<(EventId, String)> = admin
+            .iter()
+            .filter(|(_, span)| scope.is_none() || project_of[span.as_str()] == scope.as_ref())
+            .cloned()
+            .collect();
+        assert!(*events == expected, "{scope:?}: the same events in the same order as every admin stream");
     }
     drop(server);
 }
@@ -176,10 +232,31 @@ async fn streams_survive_a_redis_restart_and_say_what_may_be_missing() {
     }
     let port = topo.ports[0];
     topo.kill_node(port);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // While Redis is down, ingest still works.
-    let during = session_id();
-    post(&server.url, "/api/traces/spans", &agent_run(&during, 2, None)).await;
+    // While Redis is down, ingest still answers 202 — at once (before the workers noticed) and from every worker
+    // (new connections spread over them) — and stores the spans.
+    let mut during = Vec::new();
+    for _ in 0..6 {
+        let sid = session_id();
+        let r = test_support::http()
+            .post(format!("{}/api/traces/spans", server.url))
+            .header("X-API-Key", KEY)
+            .json(&agent_run(&sid, 2, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202, "ingest while Redis is down");
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({"accepted": 2}));
+        during.push(sid);
+    }
+    for sid in &during {
+        let r = test_support::http()
+            .get(format!("{}/api/agents/sessions/{sid}", server.url))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.json::<Value>().await.unwrap()["total_spans"], json!(2), "stored while Redis was down");
+    }
     let mut topo = tokio::task::spawn_blocking(move || {
         topo.restart_standalone();
         topo
