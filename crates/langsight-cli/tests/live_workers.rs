@@ -37,6 +37,9 @@ fn span_ids(frames: &[Frame]) -> Vec<String> {
         .collect()
 }
 
+/// A span event as a subscriber received it: (event id, span id).
+type Received = (EventId, String);
+
 /// An event id `{ms}-{seq}:{index}`: the log message (ordered) and the span's index in it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct EventId {
@@ -138,7 +141,7 @@ async fn exact_delivery(workers: usize, redis: Option<&str>, secs: u64) {
     }
     assert!(total > 500, "the load ran: {total} spans");
     // (scope, [(event id, span id)]) per subscriber, in the order received.
-    let mut streams: Vec<(Option<String>, Vec<(EventId, String)>)> = Vec::new();
+    let mut streams: Vec<(Option<String>, Vec<Received>)> = Vec::new();
     for r in readers {
         let (scope, frames) = r.await.unwrap();
         assert!(!frames.iter().any(|f| f.event.as_deref() == Some("missed")), "{scope:?} kept up and missed nothing");
