@@ -114,7 +114,7 @@ impl Walk {
     }
 }
 
-fn fixture_server() -> MonitoredServer {
+fn fixture_server(state: &std::path::Path) -> MonitoredServer {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
     MonitoredServer {
@@ -123,7 +123,7 @@ fn fixture_server() -> MonitoredServer {
             transport: Transport::Stdio {
                 command: bin.display().to_string(),
                 args: vec!["--stdio".into()],
-                env: vec![],
+                env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
             },
             timeout: Duration::from_secs(10),
             health_tool: None,
@@ -136,10 +136,20 @@ fn fixture_server() -> MonitoredServer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_shape() {
     use Method as M;
+    let fixture_dir = tempfile::tempdir().unwrap();
+    let fixture_state = fixture_dir.path().join("state.json");
+    let tools = |extra: bool| {
+        let mut t = vec![json!({"name": "echo", "description": "Echo", "inputSchema": {"type": "object"}})];
+        if extra {
+            t.push(json!({"name": "search", "description": "Search", "inputSchema": {"type": "object"}}));
+        }
+        json!({"tools": t, "mode": "ok"}).to_string()
+    };
+    std::fs::write(&fixture_state, tools(false)).unwrap();
     let srv = TestServer::start_with(|c| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_enabled = false;
-        c.servers = vec![fixture_server()];
+        c.servers = vec![fixture_server(&fixture_state)];
         c.osv_url = format!("http://127.0.0.1:{}", test_support::redis::free_port());
     })
     .await;
@@ -160,6 +170,34 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     let bad = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": failing, "server_name": "docs", "tool_name": "echo",
         "agent_name": "researcher", "started_at": now, "ended_at": now, "status": "error", "error": "boom", "project_id": p}]);
     w.call(&a, M::POST, "/api/traces/spans", Some(bad), 202, json!({"accepted": "int"})).await;
+    // Data for the lists that are empty without it: a loop the SDK prevented, a run whose root never reported
+    // (idle for ten minutes: incomplete), and a tool whose last hour is far off its three earlier hours (anomaly).
+    let at = |ago_s: i64, dur_ms: i64| {
+        let start = chrono::Utc::now() - chrono::Duration::seconds(ago_s);
+        (start.to_rfc3339(), (start + chrono::Duration::milliseconds(dur_ms)).to_rfc3339())
+    };
+    let span = |sid: &str, id: &str, agent: &str, (started, ended): (String, String), status: &str, error: Value| {
+        json!({"span_id": id, "span_type": "tool_call", "session_id": sid, "server_name": "search", "tool_name": "lookup",
+            "agent_name": agent, "started_at": started, "ended_at": ended, "status": status, "error": error, "project_id": p})
+    };
+    let (looping, unfinished) = (session_id(), session_id());
+    let mut extra = vec![
+        span(&looping, "loop1", "looper", at(5, 10), "prevented", json!("loop_detected: lookup repeated 3 times")),
+        json!({"span_id": "orphan1", "parent_span_id": "root-never-arrived", "span_type": "tool_call",
+            "session_id": unfinished, "server_name": "search", "tool_name": "lookup", "agent_name": "crashed",
+            "started_at": at(600, 50).0, "ended_at": at(600, 50).1, "status": "success", "project_id": p}),
+    ];
+    for (hours_ago, ms) in [(2, 100), (3, 120), (4, 90)] {
+        let sid = session_id();
+        for i in 0..2 {
+            extra.push(span(&sid, &format!("{sid}-{i}"), "steady", at(hours_ago * 3600, ms), "success", Value::Null));
+        }
+    }
+    let spike = session_id();
+    for i in 0..2 {
+        extra.push(span(&spike, &format!("{spike}-{i}"), "steady", at(3, 2500), "error", json!("timeout")));
+    }
+    w.call(&a, M::POST, "/api/traces/spans", Some(Value::Array(extra)), 202, json!({"accepted": "int"})).await;
     // SDK: tool capture and the prevention config fetch (after the dashboard saved one).
     w.call(
         &a,
@@ -174,6 +212,9 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     let health = json!({"server_name": "str", "status": "str", "latency_ms": "num?", "tools": "arr", "tools_count": "int",
         "schema_hash": "str?", "checked_at": "str", "error": "str?", "project_id": "str"});
     w.call(&a, M::POST, "/api/health/check", None, 200, json!([health.clone()])).await;
+    // The server gains a tool between two checks: schema drift is recorded.
+    std::fs::write(&fixture_state, tools(true)).unwrap();
+    w.call(&a, M::POST, "/api/health/check", None, 200, json!([health.clone()])).await;
     w.call(&a, M::GET, "/api/status", None, 200, json!({"status": "str"})).await;
 
     // --- Health.
@@ -187,7 +228,10 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
         "server_status": "str", "hours": "int", "severity": "str", "total_sessions_at_risk": "int", "total_agents_affected": "int",
         "total_calls": "int", "affected_agents": [{"agent_name": "str", "call_count": "int", "session_count": "int",
         "error_count": "int", "error_rate_pct": "num", "avg_latency_ms": "num", "last_called_at": "str"}]})).await;
-    w.call(&a, M::GET, "/api/health/servers/docs/drift-history", None, 200, json!("arr")).await;
+    w.call(&a, M::GET, "/api/health/servers/docs/drift-history", None, 200, json!([{"server_name": "str",
+        "tool_name": "str", "drift_type": "str", "change_kind": "str", "param_name": "str?", "old_value": "str?",
+        "new_value": "str?", "previous_hash": "str?", "current_hash": "str?", "has_breaking": "bool", "detected_at": "str"}]))
+        .await;
     w.call(&a, M::GET, &format!("/api/health/servers/docs/drift-impact?tool_name=echo&{q}"), None, 200, json!([{"agent_name": "str?",
         "session_id": "str?", "call_count": "int", "error_count": "int", "avg_latency_ms": "num", "last_called_at": "str"}])).await;
 
@@ -313,7 +357,15 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
         "root_spans": [span], "total_spans": "int", "tool_calls": "int", "failed_calls": "int", "duration_ms": "num?"}),
     )
     .await;
-    w.call(&a, M::GET, &format!("/api/agents/loop-counts?{q}"), None, 200, json!("arr")).await;
+    w.call(
+        &a,
+        M::GET,
+        &format!("/api/agents/loop-counts?{q}"),
+        None,
+        200,
+        json!([{"agent_name": "str", "loop_count": "int"}]),
+    )
+    .await;
     w.call(
         &a,
         M::GET,
@@ -338,6 +390,18 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     .await;
     w.call(&a, M::GET, &format!("/api/agents/metadata?{q}"), None, 200, json!([meta])).await;
     w.call(&a, M::DELETE, &format!("/api/agents/metadata/researcher?{q}"), None, 204, Value::Null).await;
+    // With its metadata gone, the agent is found again in the sessions.
+    let found = w
+        .call(
+            &a,
+            M::POST,
+            &format!("/api/agents/discover?{q}"),
+            None,
+            200,
+            json!({"discovered": "int", "agents": ["str"]}),
+        )
+        .await;
+    assert!(found["agents"].as_array().is_some_and(|a| a.contains(&json!("researcher"))), "{found}");
     let prevention = json!({"agent_name": "str", "loop_enabled": "bool", "loop_threshold": "int", "loop_action": "str",
         "max_steps": "int?", "max_cost_usd": "num?", "max_wall_time_s": "num?", "budget_soft_alert": "num", "cb_enabled": "bool",
         "cb_failure_threshold": "int", "cb_cooldown_seconds": "num", "cb_half_open_max_calls": "int", "is_default": "bool",
@@ -534,12 +598,31 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
         "prev_avg_latency_ms": "num?", "avg_latency_delta_pct": "num?", "cur_p99_latency_ms": "num?", "prev_p99_latency_ms": "num?",
         "p99_latency_delta_pct": "num?", "cur_error_rate": "num?", "prev_error_rate": "num?", "error_rate_delta_pct": "num?",
         "cur_sessions": "num?", "prev_sessions": "num?", "sessions_delta_pct": "num?"})).await;
-    w.call(&a, M::GET, &format!("/api/reliability/anomalies?{q}"), None, 200, json!("arr")).await;
+    w.call(
+        &a,
+        M::GET,
+        &format!("/api/reliability/anomalies?{q}"),
+        None,
+        200,
+        json!([{"server_name": "str", "tool_name": "str",
+        "metric": "str", "current_value": "num", "baseline_mean": "num", "baseline_stddev": "num", "z_score": "num",
+        "severity": "str", "sample_hours": "int"}]),
+    )
+    .await;
     w.call(&a, M::GET, &format!("/api/reliability/tools?{q}"), None, 200, json!([{"server_name": "str", "tool_name": "str",
         "window_hours": "int", "total_calls": "int", "success_calls": "int", "error_calls": "int", "timeout_calls": "int",
         "success_rate_pct": "num", "error_rate_pct": "num", "avg_latency_ms": "num", "max_latency_ms": "num",
         "p50_latency_ms": "num", "p95_latency_ms": "num", "p99_latency_ms": "num", "is_degraded": "bool", "error_breakdown": "obj"}])).await;
-    w.call(&a, M::GET, &format!("/api/reliability/incomplete-sessions?{q}"), None, 200, json!("arr")).await;
+    w.call(
+        &a,
+        M::GET,
+        &format!("/api/reliability/incomplete-sessions?{q}"),
+        None,
+        200,
+        json!([{"session_id": "str",
+        "agent_name": "str?", "last_activity": "str", "span_count": "int", "llm_calls": "int", "tool_calls": "int"}]),
+    )
+    .await;
     w.call(&a, M::POST, &format!("/api/reliability/tag-incomplete?{q}"), None, 200, json!({"tagged": "int"})).await;
 
     // --- Servers metadata.
@@ -557,15 +640,6 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     w.call(&a, M::GET, &format!("/api/servers/metadata?{q}"), None, 200, json!([server_meta])).await;
     w.call(
         &a,
-        M::POST,
-        &format!("/api/servers/discover?{q}"),
-        None,
-        200,
-        json!({"discovered": "int", "servers": "arr"}),
-    )
-    .await;
-    w.call(
-        &a,
         M::GET,
         &format!("/api/servers/docs/tools?{q}"),
         None,
@@ -575,6 +649,18 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     )
     .await;
     w.call(&a, M::DELETE, &format!("/api/servers/metadata/docs?{q}"), None, 204, Value::Null).await;
+    // With its metadata gone, the server is found again in the tool calls.
+    let found = w
+        .call(
+            &a,
+            M::POST,
+            &format!("/api/servers/discover?{q}"),
+            None,
+            200,
+            json!({"discovered": "int", "servers": ["str"]}),
+        )
+        .await;
+    assert!(found["servers"].as_array().is_some_and(|s| s.contains(&json!("docs"))), "{found}");
 
     // --- Settings.
     let settings = w
@@ -604,6 +690,6 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     w.call(&a, M::DELETE, &format!("/api/projects/{p}"), None, 204, Value::Null).await;
 
     assert!(w.errors.is_empty(), "{} of {} calls deviate:\n{}", w.errors.len(), w.seen, w.errors.join("\n"));
-    assert_eq!(w.seen, 78, "every call of the walk was made");
+    assert_eq!(w.seen, 81, "every call of the walk was made");
     srv.stop().await;
 }
