@@ -315,6 +315,28 @@ async fn an_slo_breach_fires_within_an_interval_and_again_after_the_dedup_window
     server.stop().await;
 }
 
+/// The `checked_at` of a server's latest stored checks (newest first).
+async fn checked_at(server: &TestServer, name: &str) -> Vec<String> {
+    let r = server.admin().get(&format!("/api/health/servers/{name}/history?limit=100")).await;
+    r.body
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["checked_at"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// Waits until `n` checks not in `seen` are stored (the monitor ran them, with their rules).
+async fn wait_for_new_checks(server: &TestServer, name: &str, seen: &[String], n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let fresh = checked_at(server, name).await.into_iter().filter(|c| !seen.contains(c)).count();
+        if fresh >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{n} new checks of {name} (saw {fresh})");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn fixture() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let bin = exe.parent().and_then(|d| d.parent()).unwrap().join("mcp-fixture");
@@ -361,7 +383,8 @@ async fn mcp_server_down_recovered_and_circuit_alerts() {
         t.sort();
         t
     };
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // A healthy check first (waited for, not slept for).
+    wait_for_new_checks(&server, "fx", &[], 1).await;
     write("fail");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !types(&feed(&server, "status=all").await).contains(&"circuit_breaker_open".to_string()) {
@@ -374,7 +397,10 @@ async fn mcp_server_down_recovered_and_circuit_alerts() {
         assert!(Instant::now() < deadline, "recovery alert: {:?}", types(&feed(&server, "status=all").await));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // Two more checks after the recovery went through the rules (the second one is stored only after the
+    // first one's rules ran): any repeated alert would be in the inbox now.
+    let seen = checked_at(&server, "fx").await;
+    wait_for_new_checks(&server, "fx", &seen, 2).await;
     let all = feed(&server, "status=all").await;
     assert_eq!(
         types(&all),
@@ -522,5 +548,85 @@ async fn the_feed_filters_by_type_and_takes_the_originals_names() {
     let too_many = vec!["x"; 33].join(",");
     let bad = admin.get(&format!("/api/alerts/feed?alert_type={too_many}")).await;
     assert_eq!(bad.status, 422, "{}", bad.text);
+    server.stop().await;
+}
+
+/// The latency-spike rule: checks (run on demand, so each one's rules have run when its answer arrives) build
+/// a baseline; a check at over 3× the baseline raises one `high_latency`, a second slow check none (the spike is
+/// the same), a fast check ends it, and the next spike is news again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_latency_spike_alerts_once_per_spike() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let write = |delay_ms: u64| {
+        let tools = json!([{"name": "t", "inputSchema": {"type": "object"}}]);
+        std::fs::write(&state, json!({"tools": tools, "mode": "ok", "delay_ms": delay_ms}).to_string()).unwrap()
+    };
+    write(0);
+    let server = TestServer::start_with(|c| {
+        with_receiver(c, &receiver);
+        c.monitor_enabled = false;
+        c.alerts.latency_spike_multiplier = 3.0;
+        c.servers = vec![MonitoredServer {
+            spec: ServerSpec {
+                name: "fx".into(),
+                transport: Transport::Stdio {
+                    command: fixture().display().to_string(),
+                    args: vec!["--stdio".into()],
+                    env: vec![("MCP_FIXTURE_STATE".into(), state.display().to_string())],
+                },
+                timeout: Duration::from_secs(20),
+                health_tool: None,
+                health_tool_args: Default::default(),
+            },
+            breaker: BreakerConfig::default(),
+        }];
+    })
+    .await;
+    let admin = server.admin();
+    let check = || async {
+        let r = admin.post("/api/health/check", &json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body[0]["status"], json!("up"), "{}", r.text);
+        r.body[0]["latency_ms"].as_f64().unwrap()
+    };
+    let spikes = || async {
+        let all = feed(&server, "status=all").await;
+        all["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["alert_type"] == json!("high_latency"))
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    let mut fast = Vec::new();
+    for _ in 0..3 {
+        fast.push(check().await);
+    }
+    assert!(spikes().await.is_empty(), "steady checks raise nothing: {fast:?}");
+    // Slow enough to be over 3× whatever the baseline of a spawned stdio server is on this machine.
+    let slow_ms = (fast.iter().cloned().fold(0.0, f64::max) * 4.0).max(1500.0) as u64;
+    write(slow_ms);
+    let slow = check().await;
+    let got = spikes().await;
+    assert_eq!(got.len(), 1, "one high_latency for the spike ({slow} ms after {fast:?}): {got:?}");
+    assert_eq!(got[0]["title"], json!("High latency on 'fx'"));
+    assert_eq!(got[0]["severity"], json!("warning"));
+    let message = got[0]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("Server 'fx' latency is {slow:.0}ms — ")) && message.contains("x baseline"),
+        "{message}"
+    );
+    check().await;
+    assert_eq!(spikes().await.len(), 1, "the same spike does not page again");
+    write(0);
+    check().await;
+    assert_eq!(spikes().await.len(), 1, "back to normal: no alert");
+    write(slow_ms * 2);
+    check().await;
+    assert_eq!(spikes().await.len(), 2, "a new spike after recovery is news again");
+    receiver.wait_for("/slack", 2, 10).await;
     server.stop().await;
 }

@@ -4,7 +4,8 @@
 //! `{"tools": [{"name": "echo", "description": "…", "inputSchema": {"type": "object"}}], "mode": "ok"}`
 //!
 //! `mode`: `ok`, `fail` (tools/list answers a JSON-RPC error), `hang` (tools/list never answers),
-//! `tool_error` (tools/list works, every tool call reports an error).
+//! `tool_error` (tools/list works, every tool call reports an error). `delay_ms` (optional, `--stdio` only): the
+//! server answers `initialize` that much later (a slow server, for latency rules; read once at start).
 //! Run with `--stdio` (the protocol on stdin/stdout) or `--http` (prints `LISTENING <url>` and serves
 //! Streamable HTTP at `/mcp`). The state file is `$MCP_FIXTURE_STATE`; without it: one `echo` tool, `ok`.
 
@@ -95,6 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             axum::serve(listener, app).await?;
         }
         _ => {
+            if let Some(ms) = fixture.state()["delay_ms"].as_u64() {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
             let running = fixture.serve(rmcp::transport::stdio()).await?;
             running.waiting().await?;
         }
