@@ -24,7 +24,13 @@ fn langsight(db: &Path) -> Command {
 
 /// Starts `serve --port 0` and reads the chosen address from its log.
 fn spawn(db: &Path) -> (Child, String) {
+    spawn_with(db, &[])
+}
+
+/// [`spawn`] with extra environment variables.
+fn spawn_with(db: &Path, envs: &[(&str, &str)]) -> (Child, String) {
     let mut child = langsight(db)
+        .envs(envs.iter().copied())
         .args(["serve", "--port", "0"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -564,4 +570,51 @@ fn scan_scorecard_and_investigate_work_without_a_server() {
     let (code, script, _) = cli(&db, &[], &["completions", "bash"]);
     assert_eq!(code, Some(0));
     assert!(script.contains("langsight") && script.contains("sessions"), "a bash completion script");
+}
+
+/// `LANGSIGHT_REDACT_PAYLOADS=true` in the environment drops arguments, results, prompts, completions and errors
+/// at ingest even though the stored settings say otherwise; the same database without it keeps them (the
+/// control, so the check cannot pass on a trace that never carries payloads).
+#[tokio::test]
+async fn redact_payloads_from_the_environment_drops_payloads_at_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("langsight.db");
+    // The batch carries arguments, results, a prompt and an error (llm_output is dropped by the same statement).
+    let payload_fields = ["input_json", "output_json", "llm_input", "error"];
+    let present = |t: &Value, f: &str| t["spans_flat"].as_array().unwrap().iter().filter(|s| !s[f].is_null()).count();
+
+    let (mut plain, url) = spawn(&db);
+    let kept = session_id();
+    assert_eq!(post(&url, &agent_run(&kept, 12, None)).await.0, 202);
+    let t = get(&url, &format!("/api/agents/sessions/{kept}")).await;
+    for f in payload_fields {
+        assert!(present(&t, f) > 0, "without the variable, {f} is stored");
+    }
+    plain.kill().unwrap();
+    plain.wait().unwrap();
+
+    let (mut redacting, url) = spawn_with(&db, &[("LANGSIGHT_REDACT_PAYLOADS", "true")]);
+    // The stored setting says "keep"; the environment wins.
+    let r = test_support::http()
+        .put(format!("{url}/api/settings"))
+        .header("X-API-Key", KEY)
+        .json(&json!({"redact_payloads": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let dropped = session_id();
+    assert_eq!(post(&url, &agent_run(&dropped, 12, None)).await.0, 202);
+    let t = get(&url, &format!("/api/agents/sessions/{dropped}")).await;
+    assert_eq!(t["total_spans"], json!(12), "{t}");
+    for f in payload_fields {
+        assert_eq!(present(&t, f), 0, "with LANGSIGHT_REDACT_PAYLOADS=true, {f} is dropped");
+    }
+    // Spans are otherwise whole (the failing calls still count as failed).
+    assert!(t["failed_calls"].as_u64().unwrap() > 0, "{t}");
+    // What was stored before keeps its payloads.
+    let before = get(&url, &format!("/api/agents/sessions/{kept}")).await;
+    assert!(present(&before, "input_json") > 0);
+    redacting.kill().unwrap();
+    redacting.wait().unwrap();
 }

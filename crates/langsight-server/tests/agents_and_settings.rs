@@ -87,6 +87,22 @@ async fn agent_metadata_is_kept_per_project_and_discovered_from_sessions() {
     let all = admin.get(&format!("/api/agents/metadata?project_id={p}")).await.body;
     assert_eq!(all.as_array().unwrap().len(), 1 + found["discovered"].as_u64().unwrap() as usize);
 
+    // Discovery finds an agent with no metadata: one that only appears in a session (its metadata removed if
+    // ingest already catalogued it), in this project only.
+    let now = chrono::Utc::now().to_rfc3339();
+    let summarizer = json!([{"span_id": "s1", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
+        "tool_name": "read", "agent_name": "summarizer", "started_at": now, "ended_at": now, "status": "success",
+        "project_id": p}]);
+    assert_eq!(admin.ingest(&summarizer).await.status, 202);
+    let forget = admin.delete(&format!("/api/agents/metadata/summarizer?project_id={p}")).await;
+    assert!(matches!(forget.status, 204 | 404), "{}", forget.text);
+    let found = admin.post(&format!("/api/agents/discover?project_id={p}"), &json!({})).await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.body, json!({"discovered": 1, "agents": ["summarizer"]}));
+    let meta = admin.get(&format!("/api/agents/metadata/summarizer?project_id={p}")).await;
+    assert_eq!((meta.status, meta.body["agent_name"].clone()), (200, json!("summarizer")), "{}", meta.text);
+    assert_eq!(admin.get("/api/agents/metadata/summarizer").await.status, 404, "registered in its project only");
+
     assert_eq!(admin.delete(&path).await.status, 204);
     let gone = admin.get(&path).await;
     assert_eq!((gone.status, gone.detail()), (404, "No metadata for agent 'researcher'"));
