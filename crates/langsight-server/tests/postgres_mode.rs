@@ -179,3 +179,78 @@ async fn clickhouse_down_spools_then_replays_without_losing_a_span() {
     }
     s.stop().await;
 }
+
+/// A full spool answers 503 (with Retry-After) instead of accepting what it cannot keep, and stores nothing of
+/// the refused batch (no session row without its spans); once ClickHouse is back the spool drains and the same
+/// batch is accepted and read back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_answers_503_then_recovers() {
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let mut ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let (pg_url, ch_url, spool_dir) = (cluster.database("dual_full"), ch.url.clone(), spool.path().to_path_buf());
+    let s = TestServer::start_with(move |c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.storage_mode = StorageMode::Dual;
+        c.postgres_url = Some(Secret(pg_url));
+        c.clickhouse.url = ch_url;
+        c.clickhouse.database = "langsight_full".into();
+        c.clickhouse.spool_dir = spool_dir;
+        c.clickhouse.spool_max_bytes = 40_000;
+        c.clickhouse.spool_replay_every = Duration::from_millis(200);
+    })
+    .await;
+    let admin = s.admin();
+    ch = tokio::task::spawn_blocking(move || {
+        ch.stop();
+        ch
+    })
+    .await
+    .unwrap();
+    // Batches are spooled until the next one would not fit: that one is refused.
+    let mut spooled = Vec::new();
+    let refused = loop {
+        let sid = session_id();
+        let r = admin.ingest(&agent_run(&sid, 10, None)).await;
+        match r.status {
+            202 => spooled.push(sid),
+            503 => {
+                assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+                assert!(r.detail().starts_with("Storage temporarily unavailable"), "{}", r.text);
+                break sid;
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+        assert!(spooled.len() < 100, "the spool never filled up");
+    };
+    assert!(!spooled.is_empty(), "some batches fit in the spool first");
+    let pending: u64 = std::fs::read_dir(spool.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(pending <= 40_000, "the spool stays within its limit: {pending} bytes");
+    // Refused for want of room (batches are alike: one more would not have fitted), not for another reason.
+    assert!(pending + pending / spooled.len() as u64 > 40_000, "{pending} bytes in {} batches", spooled.len());
+    let listed = admin.get("/api/agents/sessions?limit=1000").await;
+    let ids: Vec<&str> = listed.body.as_array().unwrap().iter().filter_map(|x| x["session_id"].as_str()).collect();
+    assert!(!ids.contains(&refused.as_str()), "nothing of the refused batch is stored: {ids:?}");
+    assert_eq!(ids.len(), spooled.len());
+
+    let _ch = tokio::task::spawn_blocking(move || {
+        ch.restart();
+        ch
+    })
+    .await
+    .unwrap();
+    // The spool drains by itself; the refused batch, sent again, is accepted; everything reads back whole.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(spool.path()).unwrap().count() > 0 {
+        assert!(Instant::now() < deadline, "the spool drained after ClickHouse returned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = admin.ingest(&agent_run(&refused, 10, None)).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    for sid in spooled.iter().chain(std::iter::once(&refused)) {
+        let t = admin.get(&format!("/api/agents/sessions/{sid}")).await;
+        assert_eq!(t.body["total_spans"], json!(10), "session {sid} whole: {}", t.text);
+    }
+    s.stop().await;
+}
