@@ -255,3 +255,88 @@ async fn the_project_comes_from_the_header_and_bad_bodies_say_what_to_fix() {
     assert_eq!(r.status(), 401, "a key is needed like every ingest path");
     server.stop().await;
 }
+
+async fn scrape(server: &TestServer) -> String {
+    let r = test_support::http().get(format!("{}/metrics", server.url)).bearer_auth("scrape").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The value of the metric line that starts with `series` (0 when absent).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+/// OTLP spans go the same way as SDK spans after decoding: each stored tool/LLM span is a `span:new` event on
+/// the live view (in export order; the plain HTTP span is in neither store nor stream), and counted in the
+/// ingest and live-view metrics.
+#[tokio::test]
+async fn otlp_spans_are_streamed_live_and_counted_in_metrics() {
+    use std::time::Duration;
+    use test_support::sse::SseStream;
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![langsight_server::config::Secret(ADMIN_KEY.into())];
+        c.metrics_token = Some(langsight_server::config::Secret("scrape".into()));
+    })
+    .await;
+    let before = scrape(&server).await;
+    let mut live = SseStream::connect(&format!("{}/api/live/events", server.url), Some(ADMIN_KEY), None).await;
+    assert_eq!(live.status, 200);
+    assert!(live.next(Duration::from_secs(5)).await.unwrap().comments[0].starts_with("connected"));
+
+    let (by_json, by_protobuf) = (session_id(), session_id());
+    let body = serde_json::to_vec(&as_json(&by_json)).unwrap();
+    let r = post(&server, "/api/traces/otlp", body, &[("Content-Type", "application/json")]).await;
+    assert_eq!(r.status(), 202);
+    let r = post(
+        &server,
+        "/v1/traces",
+        gzip(&as_protobuf(&by_protobuf)),
+        &[("Content-Type", "application/x-protobuf"), ("Content-Encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    let spans = |frames: &[test_support::sse::Frame]| -> Vec<(String, String, String)> {
+        frames
+            .iter()
+            .filter(|f| f.event.as_deref() == Some("span:new"))
+            .map(|f| {
+                let d = f.json();
+                let s = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+                (s("session_id"), s("span_id"), s("server_name"))
+            })
+            .collect()
+    };
+    let frames = live.read_until(Duration::from_secs(10), |f| spans(f).len() >= 4).await;
+    let got = spans(&frames);
+    // Each export's tool and LLM span, in the export's order, and nothing else (the two exports' events are
+    // published off their request paths, so their relative order is not fixed).
+    assert_eq!(got.len(), 4, "{got:?}");
+    for sid in [&by_json, &by_protobuf] {
+        let of_session: Vec<(String, String, String)> = got.iter().filter(|(s, _, _)| s == sid).cloned().collect();
+        let expected =
+            vec![(sid.to_string(), TOOL.into(), "github".into()), (sid.to_string(), LLM.into(), "anthropic".into())];
+        assert_eq!(of_session, expected, "{got:?}");
+    }
+    let tool = frames.iter().find(|f| f.event.as_deref() == Some("span:new")).unwrap().json();
+    assert_eq!((tool["tool_name"].clone(), tool["agent_name"].clone()), (json!("search_issues"), json!("triager")));
+    assert_eq!(tool["latency_ms"], json!(120.0));
+
+    let after = scrape(&server).await;
+    let grew = |series: &str| metric(&after, series) - metric(&before, series);
+    assert_eq!(grew("langsight_spans_ingested_total"), 4.0, "{after}");
+    assert_eq!(grew("langsight_sse_events_published_total"), 4.0, "{after}");
+    assert!(grew("langsight_sse_events_delivered_total") >= 4.0, "{after}");
+    assert_eq!(
+        grew(r#"langsight_http_requests_total{method="POST",path="/api/traces/otlp",status="202"}"#),
+        1.0,
+        "{after}"
+    );
+    assert_eq!(grew(r#"langsight_http_requests_total{method="POST",path="/v1/traces",status="200"}"#), 1.0, "{after}");
+    drop(live); // an open stream would hold the graceful stop until its drain timeout
+    server.stop().await;
+}
