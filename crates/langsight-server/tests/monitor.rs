@@ -44,6 +44,17 @@ fn fixture_server(state: &Path, log: Option<&Path>, breaker: BreakerConfig) -> M
     }
 }
 
+/// One round of checks now (`POST /api/health/check`), which must find `fx`'s circuit open and leave the server
+/// alone.
+async fn paused_round(server: &TestServer) {
+    let r = server.admin().post("/api/health/check", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let fx = r.body.as_array().and_then(|a| a.iter().find(|s| s["server_name"] == json!("fx"))).cloned();
+    let fx = fx.unwrap_or_else(|| panic!("fx in {}", r.text));
+    assert_eq!((fx["status"].clone(), fx["circuit_state"].clone()), (json!("down"), json!("open")), "{fx}");
+    assert!(fx["error"].as_str().unwrap_or_default().starts_with("circuit breaker open"), "{fx}");
+}
+
 async fn wait_for(server: &TestServer, what: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -90,9 +101,11 @@ async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
     let open = wait_for(&server, "circuit open", |s| s["circuit_state"] == json!("open")).await;
     assert_eq!(open["status"], json!("down"));
     assert!(open["error"].as_str().unwrap().contains("tools/list failed"));
-    // While open, nothing is sent to the server.
+    // While open, nothing is sent to the server: two rounds (run on demand, so each has run when its answer
+    // arrives) take the breaker's answer instead of contacting the server.
     let during = checks(&log);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    paused_round(&server).await;
+    paused_round(&server).await;
     assert_eq!(checks(&log), during, "no checks during the cooldown");
     // It recovers; after the cooldown a half-open probe succeeds and closes the circuit.
     write_state(&state, &["search", "read_file"], "ok");
@@ -180,7 +193,8 @@ async fn an_open_circuit_survives_a_restart() {
     // A new process (memory shared state: nothing survived but the stored results).
     let before = checks(&log);
     let again = stopped.restart(|c| config(c, &servers)).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    paused_round(&again).await;
+    paused_round(&again).await;
     let s = again.admin().get("/api/health/servers").await;
     assert_eq!(s.body[0]["circuit_state"], json!("open"), "{}", s.text);
     assert_eq!(checks(&log), before, "no check sent to a server whose circuit is still open");
