@@ -75,6 +75,11 @@ async fn the_dashboard_works_in_a_real_browser() {
     let failing = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
         "tool_name": "search", "agent_name": "writer", "started_at": now, "ended_at": now, "status": "error", "error": "boom"}]);
     assert_eq!(admin.ingest(&failing).await.status, 202);
+    // The same failure inside the viewer's project: global alerts are for instance admins only.
+    let in_team = json!([{"span_id": "f2", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
+        "tool_name": "search", "agent_name": "writer", "started_at": now, "ended_at": now, "status": "error",
+        "error": "boom", "project_id": project}]);
+    assert_eq!(admin.ingest(&in_team).await.status, 202);
 
     let shots = std::env::var("LANGSIGHT_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| {
         exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()).unwrap().join("dashboard-screenshots")
