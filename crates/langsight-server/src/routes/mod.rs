@@ -20,13 +20,13 @@ mod traces;
 mod users;
 
 use crate::auth::authenticate;
+use crate::auth::Capability;
 use crate::http::{cors, record_metrics, security_headers, trusted_hosts};
 use crate::state::AppState;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use crate::auth::Capability;
 use axum::handler::Handler;
 use axum::http::Method;
+use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::response::IntoResponse;
 use axum::routing::{get, on, post, MethodFilter};
@@ -107,7 +107,7 @@ pub fn route_table() -> Vec<RouteRule> {
 /// The protected routes. Capabilities: see [`Capability`]; handlers of project routes still confine the
 /// caller to its project with `Principal::scope`.
 fn api() -> Api {
-    use Capability::{Authenticated, InstanceAdmin, InstanceRead, Ingest, ProjectAdmin, ProjectRead};
+    use Capability::{Authenticated, Ingest, InstanceAdmin, InstanceRead, ProjectAdmin, ProjectRead};
     Api { router: Router::new(), table: Vec::new() }
         .post("/api/traces/spans", Ingest, traces::ingest)
         .post("/api/traces/otlp", Ingest, traces::otlp)
