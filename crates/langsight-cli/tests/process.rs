@@ -153,6 +153,26 @@ async fn sigterm_drains_and_exits_cleanly() {
     again.wait().unwrap();
 }
 
+/// An open live stream does not hold the drain until its timeout: it is told the server is going away (so the
+/// browser reconnects elsewhere) and the process exits promptly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_live_streams_instead_of_waiting_for_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (child, url) = spawn(&dir.path().join("langsight.db"));
+    let mut stream = test_support::sse::SseStream::connect(&format!("{url}/api/live/events"), Some(KEY), None).await;
+    assert_eq!(stream.status, 200);
+    assert!(stream.next(Duration::from_secs(10)).await.is_some(), "connected");
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let frames =
+        stream.read_until(Duration::from_secs(20), |f| f.iter().any(|f| f.event.as_deref() == Some("shutdown"))).await;
+    assert!(frames.iter().any(|f| f.event.as_deref() == Some("shutdown")), "the stream was told: {frames:?}");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    assert!(out.status.success(), "exit status after SIGTERM: {:?}", out.status);
+    // The drain timeout is 30 s; a stream that held it would take that long.
+    assert!(started.elapsed() < Duration::from_secs(20), "exited after {:?}", started.elapsed());
+}
+
 /// One ingest request over a raw connection, held in flight: the head (with `Expect: 100-continue`) is sent,
 /// the server's `100 Continue` proves it accepted the connection, authenticated the request and is reading the
 /// body; then all of the body but its last byte is sent. `finish` sends the last byte and reads the answer.

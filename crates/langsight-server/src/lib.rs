@@ -199,6 +199,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
     let timeouts = accept::Timeouts { header: state.config.header_read_timeout, body: state.config.body_read_timeout };
+    let shutdown_notice = state.shutting_down.clone();
     let app = routes::router(state);
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -206,6 +207,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         let server = accept::serve(listener, app, timeouts, async move {
             let _ = stop_rx.await;
             tracing::info!("api.shutting_down: draining in-flight requests");
+            shutdown_notice.send_replace(true);
             let _ = drained_tx.send(());
         });
         tokio::pin!(server);

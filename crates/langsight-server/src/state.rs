@@ -31,6 +31,9 @@ pub struct Inner {
     pub redact: crate::settings::RedactCache,
     /// Catalog names this process registered lately, so ingest writes only new or stale ones.
     pub catalog: crate::catalog::CatalogCache,
+    /// Set when shutdown begins: live streams end (with a reconnect hint) instead of holding the drain until
+    /// its timeout, since an event stream never finishes by itself.
+    pub shutting_down: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::ops::Deref for AppState {
@@ -55,6 +58,7 @@ impl AppState {
             prices: Default::default(),
             redact: Default::default(),
             catalog: Default::default(),
+            shutting_down: tokio::sync::watch::channel(false).0,
         }))
     }
 }

@@ -177,6 +177,7 @@ async fn open_stream(
         }
     }
     let changes = state.keys.changes();
+    let shutdown = state.shutting_down.subscribe();
     let recheck_at = tokio::time::Instant::now() + RECHECK;
     let stream = Stream {
         state,
@@ -186,6 +187,7 @@ async fn open_stream(
         pending: Some(first),
         credential,
         changes,
+        shutdown,
         recheck_at,
         ended: false,
         _guard: guard,
@@ -207,6 +209,8 @@ struct Stream {
     /// changes in this process.
     credential: Credential,
     changes: tokio::sync::watch::Receiver<u64>,
+    /// Turns true when the server starts shutting down: the stream ends so the drain does not wait for it.
+    shutdown: tokio::sync::watch::Receiver<bool>,
     recheck_at: tokio::time::Instant,
     /// Set after the closing frame of a revoked stream: the next poll ends it.
     ended: bool,
@@ -267,7 +271,7 @@ impl Stream {
     /// The next bytes to write: everything available now (coalesced into one chunk), or a keepalive after
     /// the idle time. `None` ends the stream.
     async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.ended {
+        if self.ended || *self.shutdown.borrow() {
             return None;
         }
         if let Some(first) = self.pending.take() {
@@ -288,6 +292,12 @@ impl Stream {
                     None
                 }
                 _ = tokio::time::sleep_until(deadline.min(self.recheck_at)) => None,
+                _ = self.shutdown.wait_for(|stopping| *stopping) => {
+                    // The client reconnects (EventSource does by itself) to another worker or the restarted one,
+                    // resuming from its last id.
+                    self.ended = true;
+                    return Some(Bytes::from_static(b"event: shutdown\ndata: {\"reconnect\": true}\n\n"));
+                }
             };
             if tokio::time::Instant::now() >= self.recheck_at {
                 self.recheck_at = tokio::time::Instant::now() + RECHECK;
