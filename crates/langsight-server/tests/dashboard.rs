@@ -72,9 +72,15 @@ async fn the_dashboard_works_in_a_real_browser() {
     run[2]["output_result"] = json!("<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">");
     assert_eq!(admin.ingest(&run).await.status, 202);
     let now = chrono::Utc::now().to_rfc3339();
-    let failing = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
+    let failing_session = session_id();
+    let failing = json!([{"span_id": "f1", "span_type": "tool_call", "session_id": failing_session, "server_name": "docs",
         "tool_name": "search", "agent_name": "writer", "started_at": now, "ended_at": now, "status": "error", "error": "boom"}]);
     assert_eq!(admin.ingest(&failing).await.status, 202);
+    // A failing session whose agent name is HTML: its alert message (markdown) must show it as text.
+    let hostile = json!([{"span_id": "f3", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
+        "tool_name": "search", "agent_name": "<script>window.__pwned = 3</script>", "started_at": now, "ended_at": now,
+        "status": "error", "error": "boom"}]);
+    assert_eq!(admin.ingest(&hostile).await.status, 202);
     // The same failure inside the viewer's project: global alerts are for instance admins only.
     let in_team = json!([{"span_id": "f2", "span_type": "tool_call", "session_id": session_id(), "server_name": "docs",
         "tool_name": "search", "agent_name": "writer", "started_at": now, "ended_at": now, "status": "error",
@@ -96,6 +102,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         .env("VIEWER_EMAIL", "viewer@example.com")
         .env("VIEWER_PASSWORD", "viewer passphrase 42")
         .env("SESSION", &sid)
+        .env("FAILING_SESSION", &failing_session)
         .env("PROJECT", &project)
         .env("FIXTURE_STATE", &state)
         .env("SHOTS", &shots)

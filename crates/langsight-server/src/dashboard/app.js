@@ -28,7 +28,7 @@ function s(tag, attrs) {
 }
 // Replaces an element's content, skipping absent (null/false) children.
 const fill = (el, ...children) => el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-const badge = (text) => h('span', { class: `badge ${String(text || '').replace(/[^a-z_]/gi, '')}` }, text || '—');
+const badge = (text, cls) => h('span', { class: `badge ${String(cls || text || '').replace(/[^a-z_]/gi, '')}` }, text || '—');
 const isAdmin = () => state.me && state.me.role === 'admin';
 const fmtMs = (ms) => ms == null ? '—' : ms < 2000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 const fmtUsd = (v) => v == null ? '—' : `$${Number(v).toFixed(4)}`;
@@ -85,7 +85,7 @@ async function render() {
       h('span', { class: 'who' }, `${state.me.email || 'API key'} · `, badge(state.me.role)),
       h('button', { class: 'secondary', onclick: logout }, 'Log out')),
     main);
-  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, agents, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || overview;
+  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, agents, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || notFound;
   try { await view(main, arg); } catch (e) { fill(main, h('p', { class: 'error', role: 'alert' }, e.message)); }
 }
 
@@ -111,25 +111,69 @@ function loginView() {
   return form;
 }
 
-// --- Charts: small SVG line/bar charts.
-function chart(title, points, key, fmt, labelKey) {
-  const w = 300, hgt = 100, base = hgt - 14, values = points.map((p) => Number(p[key]) || 0), max = Math.max(1e-9, ...values);
+// --- Charts: small SVG line charts. The plot stretches to the card's width (preserveAspectRatio=none, strokes
+// kept at 2 px by vector-effect) and its labels are HTML below it, so text is never distorted. A null value is a
+// gap, not a zero: the line breaks there and a red marker shows the point (a down server has no latency).
+function chart(title, points, key, fmt, labelKey, gapLabel = 'without a value') {
+  const w = 300, hgt = 100, top = 6;
+  const values = points.map((p) => (p[key] === null || p[key] === undefined ? null : Number(p[key]) || 0));
+  const known = values.filter((v) => v !== null), max = Math.max(1e-9, ...known);
   const svg = s('svg', { viewBox: `0 0 ${w} ${hgt}`, preserveAspectRatio: 'none', role: 'img', 'aria-label': `${title} over time` });
   const step = values.length > 1 ? w / (values.length - 1) : w;
-  const xy = values.map((v, i) => [i * step, base - (v / max) * (base - 6)]);
-  if (xy.length === 1) xy.push([w, xy[0][1]]);
-  if (xy.length) {
-    svg.append(s('polygon', { points: `0,${base} ${xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')} ${w},${base}`, fill: '#4da3ff', 'fill-opacity': 0.15 }));
-    svg.append(s('polyline', { points: xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' '), fill: 'none', stroke: '#4da3ff', 'stroke-width': 2 }));
+  const y = (v) => hgt - 1 - (v / max) * (hgt - 1 - top);
+  const runs = []; let run = null;
+  values.forEach((v, i) => { if (v === null) { run = null; return; } if (!run) runs.push(run = []); run.push([i * step, y(v)]); });
+  if (values.length === 1 && runs.length) runs[0] = [[0, runs[0][0][1]], [w, runs[0][0][1]]];
+  const pts = (r) => r.map(([x, yy]) => `${x.toFixed(1)},${yy.toFixed(1)}`).join(' ');
+  for (let r of runs) {
+    if (r.length === 1) r = [[Math.max(0, r[0][0] - step / 4), r[0][1]], [Math.min(w, r[0][0] + step / 4), r[0][1]]];
+    svg.append(s('polygon', { points: `${r[0][0].toFixed(1)},${hgt} ${pts(r)} ${r[r.length - 1][0].toFixed(1)},${hgt}`, fill: '#4da3ff', 'fill-opacity': 0.15 }));
+    svg.append(s('polyline', { points: pts(r), fill: 'none', stroke: '#4da3ff', 'stroke-width': 2, 'vector-effect': 'non-scaling-stroke', 'stroke-linejoin': 'round' }));
   }
-  svg.append(s('line', { x1: 0, y1: base, x2: w, y2: base, stroke: '#263040', 'stroke-width': 1 }));
-  const label = (x, anchor, t) => { const el = s('text', { x, y: hgt - 2, 'text-anchor': anchor, fill: '#9aa7b4', 'font-size': 9 }); el.textContent = t; return el; };
-  if (points.length && labelKey) {
-    const short = (b) => String(b[labelKey] || '').replace('T', ' ').slice(5, 16);
-    svg.append(label(0, 'start', short(points[0])), label(w, 'end', short(points[points.length - 1])));
+  const gaps = [];
+  values.forEach((v, i) => {
+    if (v !== null) return;
+    const bw = Math.max(2, Math.min(step * 0.5, 8)), x = Math.min(w - bw, Math.max(0, i * step - bw / 2));
+    const mark = s('rect', { class: 'down', x: x.toFixed(1), y: 0, width: bw.toFixed(1), height: hgt, fill: '#f85149', 'fill-opacity': 0.45 });
+    const tip = s('title'); tip.textContent = `${gapLabel}${labelKey ? ` · ${String(points[i][labelKey] || '')}` : ''}`; mark.append(tip);
+    svg.append(mark); gaps.push(i);
+  });
+  svg.append(s('line', { x1: 0, y1: hgt - 0.5, x2: w, y2: hgt - 0.5, stroke: '#263040', 'stroke-width': 1, 'vector-effect': 'non-scaling-stroke' }));
+  const short = (b) => String(b[labelKey] || '').replace('T', ' ').slice(5, 16);
+  const axis = points.length && labelKey ? h('div', { class: 'axis' }, h('span', {}, short(points[0])), points.length > 1 ? h('span', {}, short(points[points.length - 1])) : null) : null;
+  const total = known.reduce((a, b) => a + b, 0);
+  return h('div', { class: 'chart' }, h('div', { class: 'k' }, `${title} · peak ${fmt(known.length ? Math.max(...known) : 0)}`), svg, axis,
+    gaps.length ? h('div', { class: 'small gap-key' }, h('span', { class: 'swatch' }), `${gaps.length} of ${values.length} ${gapLabel}`) : null,
+    values.length ? null : h('div', { class: 'dim small' }, 'no data yet'), total === 0 && known.length ? h('div', { class: 'dim small' }, 'all zero') : null);
+}
+
+// Scorecard notes come as a list (older servers: one string).
+function notesList(notes) {
+  const list = (Array.isArray(notes) ? notes : notes ? [notes] : []).filter(Boolean);
+  return list.length ? h('ul', { class: 'notes' }, list.map((n) => h('li', {}, n))) : '';
+}
+
+// A safe subset of markdown for alert messages, built as DOM nodes (never innerHTML): **bold**, `code`, and
+// [links](/path) to same-origin paths or #/routes only. Anything else stays text.
+function markdown(text) {
+  const out = [], src = String(text || ''), re = /\*\*([^*]+)\*\*|`([^`]+)`|\[([^\]]+)\]\(([^)\s]+)\)/g;
+  let last = 0, m;
+  while ((m = re.exec(src))) {
+    if (m.index > last) out.push(src.slice(last, m.index));
+    if (m[1] !== undefined) out.push(h('strong', {}, m[1]));
+    else if (m[2] !== undefined) out.push(h('code', {}, m[2]));
+    else if (/^(#\/|\/(?![\/\\]))/.test(m[4])) out.push(h('a', { href: m[4] }, m[3]));
+    else out.push(m[0]);
+    last = re.lastIndex;
   }
-  const total = values.reduce((a, b) => a + b, 0);
-  return h('div', { class: 'chart' }, h('div', { class: 'k' }, `${title} · peak ${fmt(values.length ? Math.max(...values) : 0)}`), svg, values.length ? null : h('div', { class: 'dim small' }, 'no data yet'), total === 0 && values.length ? h('div', { class: 'dim small' }, 'all zero') : null);
+  if (last < src.length) out.push(src.slice(last));
+  return out;
+}
+
+function notFound(main) {
+  fill(main, h('h1', { id: 'not-found' }, 'Page not found'),
+    h('p', { class: 'dim' }, `There is no page at ${location.hash || '/'}.`),
+    h('p', {}, h('a', { href: '#/overview' }, '← Overview')));
 }
 
 async function overview(main) {
@@ -261,16 +305,19 @@ async function server(main, name) {
     api('GET', `/api/health/servers/${n}/scorecard`).catch(() => null), api('GET', `/api/health/servers/${n}/blast-radius`),
     api('GET', `/api/servers/${n}/tools`).catch(() => [])]);
   const latest = history[0] || {};
-  const points = history.slice().reverse().map((r) => ({ latency: r.latency_ms || 0, at: r.checked_at }));
+  // A down check has no latency: a gap in the chart, never a zero.
+  const points = history.slice().reverse().map((r) => ({ latency: r.status === 'down' ? null : r.latency_ms, at: r.checked_at }));
   const toolList = (latest.tools && latest.tools.length ? latest.tools : tools.map((t) => ({ name: t.tool_name, description: t.description })));
   fill(main, h('p', {}, h('a', { href: '#/servers' }, '← MCP servers')), h('h1', {}, name),
     h('div', { class: 'cards' }, ...[['Status', badge(latest.status)], ['Circuit', badge(latest.circuit_state || 'closed')], ['Grade', card ? `${card.grade} (${Number(card.score).toFixed(0)})` : '—'],
       ['Blast radius', `${blast.severity} · ${blast.total_agents_affected} agents`], ['Tools', toolList.length]].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k' }, k), h('div', { class: 'v' }, v)))),
-    h('div', { class: 'charts' }, chart('Latency history', points, 'latency', fmtMs, 'at')),
+    h('div', { class: 'charts' }, chart('Latency history', points, 'latency', fmtMs, 'at', 'checks down (no latency)')),
     h('div', { class: 'split' },
       h('div', {}, h('h2', {}, 'Tools'), h('table', {}, h('tbody', {}, toolList.map((t) => h('tr', {}, h('td', { class: 'mono' }, t.name), h('td', { class: 'dim' }, t.description || '')))))),
-      h('div', {}, h('h2', {}, 'Schema drift'), drift.length ? h('table', {}, h('tbody', {}, drift.map((d) => h('tr', {}, h('td', {}, when(d.detected_at)), h('td', {}, d.tool_name), h('td', {}, d.change_kind), h('td', {}, d.has_breaking ? badge('breaking') : badge('compatible')))))) : h('p', { class: 'dim' }, 'No drift recorded.'),
-        h('h2', {}, 'Scorecard'), card ? h('table', {}, h('tbody', {}, card.dimensions.map((d) => h('tr', {}, h('td', {}, d.name), h('td', { class: 'num' }, Number(d.score).toFixed(0)), h('td', { class: 'dim' }, d.notes || ''))))) : h('p', { class: 'dim' }, 'No scorecard.'))));
+      h('div', {}, h('h2', {}, 'Schema drift'), drift.length ? h('table', {}, h('tbody', {}, drift.map((d) => h('tr', { 'data-drift': d.change_kind }, h('td', {}, when(d.detected_at)), h('td', {}, d.tool_name), h('td', {}, d.change_kind, d.param_name ? h('span', { class: 'mono dim' }, ` ${d.param_name}`) : null),
+          // Each row carries its own severity; has_breaking is the whole event's (a compatible row can be in a breaking event).
+          h('td', {}, badge(d.drift_type && d.drift_type !== 'unknown' ? d.drift_type : d.has_breaking ? 'breaking' : 'compatible')))))) : h('p', { class: 'dim' }, 'No drift recorded.'),
+        h('h2', {}, 'Scorecard'), card ? h('table', {}, h('tbody', {}, card.dimensions.map((d) => h('tr', {}, h('td', {}, d.name), h('td', { class: 'num' }, Number(d.score).toFixed(0)), h('td', { class: 'dim' }, notesList(d.notes)))))) : h('p', { class: 'dim' }, 'No scorecard.'))));
 }
 
 async function alerts(main) {
@@ -286,8 +333,9 @@ async function alerts(main) {
     h('div', { class: 'filters' }, ['active', 'acked', 'snoozed', 'resolved', 'all'].map((x) => h('a', { href: `#/alerts?status=${x}`, class: x === status ? 'badge ok' : 'badge' }, x))),
     h('table', { id: 'alerts' }, h('thead', {}, h('tr', {}, ['Fired', 'Severity', 'Alert', 'Server', 'Status', ''].map((c) => h('th', {}, c)))),
       h('tbody', {}, feed.alerts.map((a) => h('tr', { 'data-alert': a.id },
-        h('td', {}, when(a.fired_at)), h('td', {}, badge(a.severity)), h('td', {}, h('div', {}, a.title), h('div', { class: 'dim small' }, a.message)),
-        h('td', {}, a.server_name), h('td', {}, badge(a.status)),
+        h('td', {}, when(a.fired_at)), h('td', {}, badge(a.severity)), h('td', {}, h('div', {}, a.title), h('div', { class: 'dim small msg' }, markdown(a.message)),
+          a.session_id ? h('a', { class: 'small session-link', href: `#/sessions/${encodeURIComponent(a.session_id)}` }, 'Open session →') : null),
+        h('td', {}, a.server_name), h('td', {}, badge(a.status, a.status === 'active' ? 'warn' : null)),
         h('td', {}, isAdmin() && a.status !== 'resolved' ? h('div', { class: 'row-actions' },
           a.status === 'active' ? h('button', { class: 'secondary', onclick: act(a.id, 'ack', { acked_by: state.me.email || 'dashboard' }) }, 'Ack') : null,
           h('button', { class: 'secondary', onclick: act(a.id, 'snooze', { minutes: 60 }) }, 'Snooze 1 h'),

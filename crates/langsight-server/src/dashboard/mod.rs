@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
+const FAVICON: &str = include_str!("favicon.svg");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
     object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -37,4 +38,9 @@ pub async fn app_js() -> Response {
 
 pub async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+/// The tab icon (an SVG: no script, served under the same strict CSP as the pages).
+pub async fn favicon() -> Response {
+    asset(FAVICON, "image/svg+xml")
 }

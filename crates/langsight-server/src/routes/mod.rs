@@ -206,6 +206,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::dashboard::index))
         .route("/app.js", get(crate::dashboard::app_js))
         .route("/app.css", get(crate::dashboard::app_css))
+        .route("/favicon.svg", get(crate::dashboard::favicon))
         .route("/api/status", get(probes::status))
         .route("/api/liveness", get(probes::liveness))
         .route("/api/users/verify", post(users::verify))

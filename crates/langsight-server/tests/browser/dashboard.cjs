@@ -76,6 +76,11 @@ async function postSpans(spans) {
     await page.waitForSelector('tr[data-server="docs"]');
     await page.click('#check-now');
     await page.waitForSelector('tr[data-server="docs"] .badge.up', { timeout: 10000 });
+    // One drift event with a breaking change (q's type) and a compatible one (an optional param): each row keeps its own severity.
+    fs.writeFileSync(E.FIXTURE_STATE, JSON.stringify({ mode: 'ok', tools: [{ name: 'search', description: 'Search the <b>docs</b>',
+      inputSchema: { type: 'object', properties: { q: { type: 'number' }, lang: { type: 'string' } } } }] }));
+    await page.click('#check-now');
+    await page.waitForSelector('tr[data-server="docs"] .badge.degraded', { timeout: 10000 });
     fs.writeFileSync(E.FIXTURE_STATE, JSON.stringify({ mode: 'fail', tools: [] }));
     for (let i = 0; i < 4; i++) {
       await page.click('#check-now');
@@ -87,9 +92,33 @@ async function postSpans(spans) {
     await shot(page, 'servers');
     await page.click('a[href="#/servers/docs"]');
     await page.waitForSelector('.charts svg');
+    step('server page: drift severity per row, down checks as gaps, notes listed');
+    await page.waitForSelector('tr[data-drift="optional_param_added"]', { timeout: 5000 });
+    if (!(await page.locator('tr[data-drift="optional_param_added"] .badge.compatible').count())) fail('a compatible drift row is not marked compatible');
+    if (await page.locator('tr[data-drift="optional_param_added"] .badge.breaking').count()) fail('a compatible drift row is marked breaking');
+    if (!(await page.locator('tr[data-drift="param_type_changed"] .badge.breaking').count())) fail('a breaking drift row is not marked breaking');
+    if (!(await page.locator('.charts svg rect.down').count())) fail('down checks are not marked on the latency chart');
+    if (await page.locator('.charts svg text').count()) fail('chart text is drawn inside the stretched SVG');
+    if ((await page.locator('ul.notes li').count()) < 2) fail('scorecard notes are not listed');
     await shot(page, 'server');
 
     step('ack an alert');
+    await page.goto(`${URL}/#/alerts`);
+    await page.waitForSelector('#alerts tr[data-alert]');
+    step('alert messages: safe markdown, HTML as text, session links');
+    const msgs = await page.locator('#alerts .msg').allTextContents();
+    if (msgs.some((t) => t.includes('**'))) fail(`raw markdown in alert messages: ${JSON.stringify(msgs)}`);
+    if (!(await page.locator('#alerts .msg strong').count()) || !(await page.locator('#alerts .msg code').count())) fail('alert markdown is not rendered as elements');
+    if (!msgs.some((t) => t.includes('<script>window.__pwned = 3</script>'))) fail(`the <script> agent name is not shown as text: ${JSON.stringify(msgs)}`);
+    if (await page.evaluate(() => window.__pwned !== undefined || document.querySelectorAll('#alerts script').length > 0)) fail('an alert message ran as HTML');
+    const links = await page.evaluate(() => [...markdown('[a](#/sessions/x) [b](javascript:alert(1)) [c](//elsewhere/x) [d](https://elsewhere/) [e](/#/alerts) [f](/\\elsewhere)')]
+      .filter((n) => n instanceof Element && n.tagName === 'A').map((a) => a.getAttribute('href')));
+    if (JSON.stringify(links) !== JSON.stringify(['#/sessions/x', '/#/alerts'])) fail(`markdown links beyond same-origin paths: ${JSON.stringify(links)}`);
+    await shot(page, 'alerts-active');
+    const sessionLink = page.locator(`#alerts a.session-link[href="#/sessions/${E.FAILING_SESSION}"]`);
+    if (!(await sessionLink.count())) fail('an alert does not link to its session');
+    await sessionLink.first().click();
+    await page.waitForSelector('#tree .row', { timeout: 5000 });
     await page.goto(`${URL}/#/alerts`);
     await page.waitForSelector('#alerts tr[data-alert]');
     const alertId = await page.locator('#alerts tr[data-alert]').first().getAttribute('data-alert');
@@ -120,6 +149,11 @@ async function postSpans(spans) {
     await page.goto(`${URL}/#/agents`);
     await page.click('text=Discover agents from sessions');
     await page.waitForSelector('main table >> text=researcher', { timeout: 5000 });
+    const activeColor = () => { const b = document.querySelector('main table .badge.active'); return b ? getComputedStyle(b).color : 'none'; };
+    const green = () => { const b = document.querySelector('main table .badge.active'); return b && getComputedStyle(b).color === 'rgb(63, 185, 80)'; };
+    if (!(await page.waitForFunction(green, null, { timeout: 5000 }).then(() => true, () => false))) {
+      fail(`an active agent badge is not green: ${await page.evaluate(activeColor)}`);
+    }
     await page.selectOption('select[aria-label="Project"]', E.PROJECT);
     await page.goto(`${URL}/#/agents`);
     await page.waitForSelector('input[name="loop_threshold"]');
@@ -130,6 +164,16 @@ async function postSpans(spans) {
     if (!(await page.textContent('main')).includes('4 × → terminate')) fail('the saved default is not shown');
     await shot(page, 'agents');
     await page.selectOption('select[aria-label="Project"]', '');
+
+    step('unknown routes show a not-found page; the favicon is served');
+    await page.goto(`${URL}/#/no-such-page`);
+    await page.waitForSelector('#not-found', { timeout: 5000 });
+    if (await page.locator('main .cards').count()) fail('an unknown route renders Overview');
+    await shot(page, 'not-found');
+    if ((await page.evaluate(() => document.querySelector('link[rel=icon]')?.getAttribute('href'))) !== '/favicon.svg') fail('the page names no favicon');
+    const icon = await fetch(`${URL}/favicon.svg`);
+    if (icon.status !== 200 || !String(icon.headers.get('content-type')).startsWith('image/svg+xml') || !(await icon.text()).includes('<svg')) fail(`favicon: ${icon.status} ${icon.headers.get('content-type')}`);
+    if (!String(icon.headers.get('content-security-policy')).includes("script-src 'self'")) fail('the favicon is served without the CSP');
 
     step('a viewer sees no write controls');
     const viewer = await login(browser, E.VIEWER_EMAIL, E.VIEWER_PASSWORD);
