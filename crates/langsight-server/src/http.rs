@@ -105,7 +105,7 @@ fn open_mode_refusal(authority: &str) -> Response {
 /// The host of a `host[:port]` authority (`[v6]:port` unbracketed). A malformed authority (a port that is not
 /// digits, text after `]`) comes back whole, so it matches no trusted name: `localhost:80@evil` is not
 /// `localhost`.
-fn strip_port(authority: &str) -> &str {
+pub(crate) fn strip_port(authority: &str) -> &str {
     let port_ok = |p: &str| p.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = authority.strip_prefix('[') {
         return match rest.split_once(']') {

@@ -195,7 +195,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         .map_err(|source| StartupError::Bind { addr: addr.clone(), source })?;
     let local = listener.local_addr().map_err(|source| StartupError::Bind { addr, source })?;
     let state = AppState::new(config, storage.clone(), shared);
-    routes::bootstrap_admin(&state).await.map_err(StartupError::Bootstrap)?;
+    routes::bootstrap_admin(&state, local.port()).await.map_err(StartupError::Bootstrap)?;
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
     let timeouts = accept::Timeouts { header: state.config.header_read_timeout, body: state.config.body_read_timeout };

@@ -30,7 +30,7 @@ fn limit_for(route: &str, limits: &RateLimits) -> (Limit, Keying) {
         "/api/traces/otlp" | "/api/traces/otlp/v1/traces" | "/v1/traces" => (limits.otlp, Keying::Default),
         "/api/investigate" => (limits.investigate, Keying::Default),
         "/api/users/accept-invite" => (limits.accept_invite, Keying::Default),
-        "/api/users/verify" | "/api/auth/login" => (limits.login, Keying::Login),
+        "/api/users/verify" | "/api/auth/login" | "/api/setup/admin" => (limits.login, Keying::Login),
         "/api/users/me/change-password" => (limits.change_password, Keying::Login),
         _ => (limits.default, Keying::Default),
     }

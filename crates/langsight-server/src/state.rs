@@ -18,6 +18,8 @@ pub struct Inner {
     pub shared: SharedState,
     pub metrics: Metrics,
     pub keys: KeyCache,
+    /// The first-run setup token (only while no user exists; see `routes::setup`).
+    pub setup_token: crate::routes::SetupToken,
     /// Bounds concurrent session-trace reads (`LANGSIGHT_MAX_CONCURRENT_TRACE_READS`): a trace can be 10,000
     /// spans, and a burst of them must not starve ingest of memory or read connections.
     pub trace_reads: Semaphore,
@@ -48,6 +50,7 @@ impl AppState {
         let trace_reads = Semaphore::new(config.max_concurrent_trace_reads);
         AppState(Arc::new(Inner {
             keys: KeyCache::default(),
+            setup_token: Default::default(),
             metrics: Metrics::default(),
             config,
             storage,

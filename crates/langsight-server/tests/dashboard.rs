@@ -182,3 +182,81 @@ async fn pages_are_locked_down_and_the_session_cookie_is_safe() {
     assert_eq!(wrong.status(), 401);
     server.stop().await;
 }
+
+/// Everyone who should get in does (tests/browser/access.cjs): a project viewer lands in their project with
+/// its data and sees no raw API error; an invitation link sets a password and lands logged in; a server with
+/// no user offers a local browser "create the first admin", then an SDK key and a first span that arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_gets_in() {
+    let modules = npm_dir().join("node_modules");
+    assert!(modules.join("playwright-core").exists(), "run ./scripts/test (it installs playwright-core and chromium)");
+    let chromium =
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| std::path::Path::new(p).exists());
+    let chromium = chromium.expect("Debian's chromium is installed (./scripts/test installs it)");
+    let server = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_enabled = false;
+        c.users.admin_email = Some("admin@example.com".into());
+        c.users.admin_password = Some(Secret("correct horse battery staple".into()));
+    })
+    .await;
+    let admin = server.admin();
+    let invite = admin.post("/api/users/invite", &json!({"email": "viewer@example.com", "role": "viewer"})).await;
+    let accepted = admin
+        .post("/api/users/accept-invite", &json!({"token": invite.body["token"], "password": "viewer passphrase 42"}))
+        .await;
+    assert_eq!(accepted.status, 201, "{}", accepted.text);
+    let project = admin.post("/api/projects", &json!({"name": "Team"})).await.body["id"].as_str().unwrap().to_string();
+    let member = json!({"user_id": accepted.body["id"], "role": "viewer"});
+    assert_eq!(admin.post(&format!("/api/projects/{project}/members"), &member).await.status, 201);
+    let in_project = session_id();
+    assert_eq!(admin.ingest(&agent_run(&in_project, 4, Some(&project))).await.status, 202);
+    assert_eq!(admin.ingest(&agent_run(&session_id(), 4, None)).await.status, 202);
+    // The invitation the browser accepts: its link is served by the binary.
+    let invite = admin.post("/api/users/invite", &json!({"email": "invitee@example.com", "role": "viewer"})).await;
+    assert_eq!(invite.status, 201, "{}", invite.text);
+    let link = invite.body["invite_url"].as_str().unwrap();
+    let token = invite.body["token"].as_str().unwrap();
+    assert!(link.ends_with(&format!("/accept-invite?token={token}")), "{link}");
+    let page = test_support::http_get(format!("{}/accept-invite?token={token}", server.url)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+
+    // Nothing configured: no key, no admin.
+    let fresh = TestServer::start_with(|c| c.monitor_enabled = false).await;
+
+    let shots = std::env::var("LANGSIGHT_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| {
+        let exe = std::env::current_exe().unwrap();
+        exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()).unwrap().join("dashboard-screenshots")
+    });
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser/access.cjs");
+    let out = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("NODE_PATH", &modules)
+        .env("URL", &server.url)
+        .env("FRESH_URL", &fresh.url)
+        .env("CHROMIUM", chromium)
+        .env("VIEWER_EMAIL", "viewer@example.com")
+        .env("VIEWER_PASSWORD", "viewer passphrase 42")
+        .env("PROJECT", &project)
+        .env("PROJECT_SESSION", &in_project)
+        .env("INVITE_URL", format!("{}/accept-invite?token={token}", server.url))
+        .env("INVITEE_EMAIL", "invitee@example.com")
+        .env("INVITEE_PASSWORD", "invitee passphrase 7")
+        .env("SHOTS", &shots)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out)
+        .await
+        .expect("the browser test finishes")
+        .expect("node runs");
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    println!("{stdout}");
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("access: all steps passed"), "{stdout}");
+    for page in ["viewer-overview", "accept-invite", "invite-landed", "setup", "welcome"] {
+        assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
+    }
+    fresh.stop().await;
+    server.stop().await;
+}

@@ -956,3 +956,38 @@ async fn postgres_migrates_once_when_many_start_together() {
         .to_string();
     assert!(e.contains("cannot connect to PostgreSQL at LANGSIGHT_POSTGRES_URL"), "{e}");
 }
+
+/// The first-run admin: of many concurrent `create_first_user` calls on an empty table exactly one creates a
+/// user; once any user exists it never creates another.
+async fn first_user_conforms(users: Arc<dyn UserStore>, n: &str) {
+    assert_eq!(users.count_users().await.unwrap(), 0, "{n}");
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let users = users.clone();
+            tokio::spawn(async move {
+                users.create_first_user(user(&format!("f{i}"), &format!("f{i}@example.com"), "admin")).await
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for r in racers {
+        created += usize::from(r.await.unwrap().unwrap());
+    }
+    assert_eq!(created, 1, "{n}: exactly one first admin");
+    assert_eq!(users.count_users().await.unwrap(), 1, "{n}");
+    assert!(!users.create_first_user(user("late", "late@example.com", "admin")).await.unwrap(), "{n}");
+    assert_eq!(users.count_users().await.unwrap(), 1, "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_user_is_created_once_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    first_user_conforms(Arc::new(SqliteStorage::open(&dir.path().join("f.db")).unwrap()), "sqlite").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_user_is_created_once_on_postgres() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let db = Arc::new(PgStorage::open(&cluster.database("first_user"), 8).await.unwrap());
+    first_user_conforms(db, "postgres").await;
+}

@@ -129,6 +129,9 @@ pub trait UserStore: Send + Sync {
     async fn count_users(&self) -> Result<u64, StorageError>;
     /// `StorageError::Conflict` when the email is taken.
     async fn create_user(&self, user: User) -> Result<(), StorageError>;
+    /// Creates `user` only if no user exists, in one atomic step (the first-run admin): `false` when any
+    /// user, active or not, already exists. Two concurrent calls never both create a user.
+    async fn create_first_user(&self, user: User) -> Result<bool, StorageError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StorageError>;
     async fn user_by_id(&self, id: &str) -> Result<Option<User>, StorageError>;
     async fn list_users(&self) -> Result<Vec<User>, StorageError>;

@@ -47,7 +47,10 @@ async function api(method, path, body) {
   if (r.status === 401) { state.me = null; render(); throw new Error('Please log in again.'); }
   const text = await r.text();
   const data = text ? JSON.parse(text) : null;
-  if (!r.ok) throw new Error(data && data.detail ? (typeof data.detail === 'string' ? data.detail : JSON.stringify(data.detail)) : `HTTP ${r.status}`);
+  if (!r.ok) {
+    const err = new Error(data && data.detail ? (typeof data.detail === 'string' ? data.detail : JSON.stringify(data.detail)) : `HTTP ${r.status}`);
+    err.status = r.status; throw err;
+  }
   return data;
 }
 
@@ -69,12 +72,14 @@ async function render() {
     try { state.me = await (await fetch('/api/auth/me', { credentials: 'same-origin' })).json(); if (!state.me.role) state.me = null; }
     catch (_) { state.me = null; }
   }
-  if (!state.me) { app.replaceChildren(loginView()); return; }
+  if (location.pathname === '/accept-invite') { app.replaceChildren(acceptInviteView()); return; }
+  if (!state.me) { app.replaceChildren(await signedOutView()); return; }
   if (!state.projects.length) { try { state.projects = await api('GET', '/api/projects'); } catch (_) { state.projects = []; } }
+  pickProject();
   const { page, arg } = route();
   const main = h('main', { id: 'main' }, h('p', { class: 'dim' }, 'Loading…'));
   const projectPick = h('select', { 'aria-label': 'Project', onchange: (e) => { state.project = e.target.value; localStorage.setItem('ls.project', state.project); render(); } },
-    h('option', { value: '' }, 'All projects'),
+    seesAllProjects() ? h('option', { value: '' }, 'All projects') : null,
     state.projects.map((p) => h('option', { value: p.id, selected: p.id === state.project }, p.name)));
   app.replaceChildren(
     h('header', { class: 'top' },
@@ -85,8 +90,9 @@ async function render() {
       h('span', { class: 'who' }, `${state.me.email || 'API key'} · `, badge(state.me.role)),
       h('button', { class: 'secondary', onclick: logout }, 'Log out')),
     main);
-  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, agents, projects, keys }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || notFound;
-  try { await view(main, arg); } catch (e) { fill(main, h('p', { class: 'error', role: 'alert' }, e.message)); }
+  if (!state.project && !seesAllProjects()) { fill(main, noProjectView()); return; }
+  const view = { overview, sessions, session, live, servers, server, alerts, costs, slos, agents, projects, keys, welcome }[page === 'sessions' && arg ? 'session' : page === 'servers' && arg ? 'server' : page] || notFound;
+  try { await view(main, arg); } catch (e) { fill(main, friendlyError(e)); }
 }
 
 async function logout() {
@@ -454,6 +460,164 @@ async function keys(main) {
         h('td', {}, k.revoked_at ? badge('revoked') : badge('active')),
         h('td', {}, isAdmin() && !k.revoked_at ? h('button', { class: 'danger', onclick: async () => { await api('DELETE', `/api/auth/api-keys/${encodeURIComponent(k.id)}`); render(); } }, 'Revoke') : null))))),
     isAdmin() ? null : h('p', { class: 'dim' }, 'Only admins manage keys.'));
+}
+
+// --- Access: which project a user starts in, and errors a user did not cause.
+
+// Instance admins may look across projects; everyone else (viewers, members, project-bound keys) reads one
+// project at a time, and the API needs to know which.
+const seesAllProjects = () => isAdmin() && !state.me.project_id;
+
+// Puts a caller who cannot see every project into one they may read: their binding, else the remembered
+// choice if it is still theirs, else their first membership.
+function pickProject() {
+  if (seesAllProjects()) return;
+  const mine = state.projects.map((p) => p.id);
+  const chosen = state.me.project_id || (mine.includes(state.project) ? state.project : mine[0] || '');
+  if (state.me.project_id && !mine.includes(chosen)) state.projects = [{ id: chosen, name: chosen }, ...state.projects];
+  if (chosen !== state.project) { state.project = chosen; localStorage.setItem('ls.project', chosen); }
+}
+
+function noProjectView() {
+  return [h('h1', {}, 'No project yet'), h('p', { id: 'no-project' }, 'You are not a member of any project yet. Ask an admin to add you to one; your data appears here as soon as they do.')];
+}
+
+// What a page says when a request fails through no fault of the user: plain words, never the API's detail
+// (that goes to the console for whoever debugs it).
+function friendlyError(e) {
+  console.warn('LangSight API error', e && e.status, e && e.message);
+  const s = e && e.status;
+  const text = s === 403 ? 'You do not have access to this page in the current project. Choose another project, or ask an admin for access.'
+    : s === 404 ? 'This item was not found. It may have been deleted, or it belongs to another project.'
+    : s === 429 ? 'Too many requests just now. Wait a minute, then reload the page.'
+    : s >= 500 || !s ? 'LangSight could not load this page right now. Try again in a moment.'
+    : 'This page could not be loaded for your account. Reload the page, or choose another project.';
+  if (e && e.message === 'Please log in again.') return h('p', { class: 'error', role: 'alert' }, e.message);
+  return h('div', { class: 'friendly-error', role: 'alert' }, h('p', {}, text), h('p', {}, h('a', { href: '#/overview' }, 'Back to the overview')));
+}
+
+// --- Signed out: the login form, or, on an instance with no user yet, the first-run form.
+async function signedOutView() {
+  let setup = null;
+  try { const r = await fetch('/api/setup/status', { credentials: 'same-origin' }); if (r.ok) setup = await r.json(); } catch (_) { setup = null; }
+  return setup && setup.needs_setup ? setupView(setup) : loginView();
+}
+
+// Turns a failed JSON answer into one sentence: FastAPI-style 422 lists give their first message.
+async function answerText(r, fallback) {
+  const d = await r.json().catch(() => ({}));
+  if (typeof d.detail === 'string') return d.detail;
+  if (Array.isArray(d.detail) && d.detail[0] && d.detail[0].msg) return d.detail[0].msg;
+  return fallback;
+}
+
+async function loginWith(email, password) {
+  const r = await fetch('/api/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin', body: JSON.stringify({ email, password }) });
+  if (!r.ok) throw new Error(await answerText(r, 'Your account is ready, but logging in failed: log in with your new password.'));
+}
+
+function passwordFields(prefix) {
+  const password = h('input', { id: `${prefix}-password`, type: 'password', autocomplete: 'new-password', required: true, maxlength: 128 });
+  const again = h('input', { id: `${prefix}-password2`, type: 'password', autocomplete: 'new-password', required: true });
+  return { password, again, labels: [h('label', { for: password.id }, 'Password (at least 12 characters)', password), h('label', { for: again.id }, 'Repeat the password', again)] };
+}
+
+function setupView(setup) {
+  const hashQuery = new URLSearchParams(location.hash.split('?')[1] || '');
+  const err = h('p', { class: 'error', role: 'alert' });
+  const email = h('input', { id: 'setup-email', type: 'email', autocomplete: 'username', required: true });
+  const pw = passwordFields('setup');
+  const token = h('input', { id: 'setup-token', autocomplete: 'off', value: hashQuery.get('token') || '', required: !setup.local });
+  const busy = h('button', { type: 'submit' }, 'Create admin and log in');
+  return h('form', { class: 'login', id: 'setup', onsubmit: async (e) => {
+    e.preventDefault(); err.textContent = '';
+    if (pw.password.value !== pw.again.value) { err.textContent = 'The two passwords differ.'; return; }
+    busy.disabled = true;
+    try {
+      const body = { email: email.value, password: pw.password.value };
+      if (token.value.trim()) body.token = token.value.trim();
+      const r = await fetch('/api/setup/admin', { method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin', body: JSON.stringify(body) });
+      if (r.status === 409) { state.me = null; render(); return; }
+      if (!r.ok) throw new Error(await answerText(r, 'The admin could not be created. Reload the page and try again.'));
+      await loginWith(email.value, pw.password.value);
+      history.replaceState(null, '', '/#/welcome');
+      state.me = null; state.projects = []; render();
+    } catch (x) { err.textContent = x.message; busy.disabled = false; }
+  } },
+  h('h1', {}, 'Lang', h('span', {}, 'Sight')),
+  h('p', {}, 'Welcome! No account exists yet: create the first admin.'),
+  setup.local ? null : h('p', { class: 'dim small' }, 'You are not on the server\u2019s own machine, so paste the one-time setup token from the server\u2019s start-up log.'),
+  h('label', { for: 'setup-email' }, 'Email', email), pw.labels,
+  setup.local ? null : h('label', { for: 'setup-token' }, 'Setup token', token),
+  busy, err);
+}
+
+// The page behind an invitation link (`/accept-invite?token=…`): set a password, then land logged in.
+function acceptInviteView() {
+  const token = new URLSearchParams(location.search).get('token') || '';
+  const err = h('p', { class: 'error', role: 'alert' });
+  const head = h('h1', {}, 'Lang', h('span', {}, 'Sight'));
+  if (!/^[0-9a-f]{64}$/i.test(token)) {
+    return h('div', { class: 'login', id: 'accept-invite' }, head, h('p', { class: 'error', role: 'alert' }, 'This invitation link is incomplete. Open the whole link from your invitation, or ask an admin for a new one.'));
+  }
+  const pw = passwordFields('invite');
+  const busy = h('button', { type: 'submit' }, 'Set password and log in');
+  return h('form', { class: 'login', id: 'accept-invite', onsubmit: async (e) => {
+    e.preventDefault(); err.textContent = '';
+    if (pw.password.value !== pw.again.value) { err.textContent = 'The two passwords differ.'; return; }
+    busy.disabled = true;
+    try {
+      const r = await fetch('/api/users/accept-invite', { method: 'POST', headers: { 'Content-Type': 'application/json' }, credentials: 'same-origin', body: JSON.stringify({ token, password: pw.password.value }) });
+      if (r.status === 404) throw new Error('This invitation link is not valid. Ask an admin for a new one.');
+      if (!r.ok) throw new Error(await answerText(r, 'Your account could not be created. Ask an admin for a new invitation.'));
+      const user = await r.json();
+      await loginWith(user.email, pw.password.value);
+      history.replaceState(null, '', '/#/overview');
+      state.me = null; state.projects = []; render();
+    } catch (x) { err.textContent = x.message; busy.disabled = false; }
+  } }, head, h('p', {}, 'You were invited to LangSight. Choose a password to finish creating your account.'), pw.labels, busy, err);
+}
+
+// After the first admin is created: how to get an SDK key and send a first span, with this server's URL.
+async function welcome(main) {
+  const origin = location.origin;
+  const snippet = h('pre', { class: 'snippet', id: 'first-span-snippet' });
+  // Session ids are UUID4s (the API refuses others); getRandomValues works on plain-http origins too.
+  const b = crypto.getRandomValues(new Uint8Array(16)); b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+  const sid = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  const show = (key) => {
+    const now = new Date().toISOString();
+    snippet.textContent = `curl -X POST ${origin}/api/traces/spans \\\n  -H 'X-API-Key: ${key}' -H 'Content-Type: application/json' \\\n`
+      + `  -d '[{"span_id":"first-1","span_type":"tool_call","session_id":"${sid}","server_name":"demo",\n`
+      + `        "tool_name":"hello","agent_name":"my-agent","started_at":"${now}","ended_at":"${now}","status":"success"}]'`;
+  };
+  show('<your SDK key>');
+  const status = h('span', { class: 'dim', role: 'status' });
+  const copy = h('button', { class: 'secondary', id: 'copy-snippet', onclick: async () => {
+    try { await navigator.clipboard.writeText(snippet.textContent); status.textContent = 'Copied.'; }
+    catch (_) { getSelection().selectAllChildren(snippet); status.textContent = 'Selected: press Ctrl+C to copy.'; }
+  } }, 'Copy');
+  const keyBox = h('div', { id: 'sdk-key' });
+  const makeKey = h('button', { id: 'make-sdk-key', onclick: async (e) => {
+    e.target.disabled = true;
+    try {
+      const k = await api('POST', '/api/auth/api-keys', { name: 'sdk' });
+      keyBox.replaceChildren(h('div', { class: 'keybox', role: 'status' }, h('div', { class: 'small dim' }, 'Your SDK key (shown only once; it is in the snippet below):'), h('code', { id: 'sdk-key-value' }, k.key)));
+      show(k.key);
+    } catch (x) { keyBox.replaceChildren(friendlyError(x)); e.target.disabled = false; }
+  } }, 'Create an SDK key');
+  const seen = h('span', { class: 'dim', role: 'status', id: 'first-span-status' });
+  const check = h('button', { class: 'secondary', onclick: async () => {
+    const rows = await api('GET', '/api/agents/sessions?hours=24&limit=1').catch(() => []);
+    seen.textContent = rows.length ? '' : 'Nothing yet: run the snippet, then check again.';
+    if (rows.length) location.hash = `#/sessions/${encodeURIComponent(rows[0].session_id)}`;
+  } }, 'I sent it: show my session');
+  fill(main, h('h1', {}, 'You\u2019re in. Send your first span'),
+    h('ol', { class: 'steps' },
+      h('li', {}, h('p', {}, 'Create an API key for your agent (the SDK sends it as X-API-Key).'), makeKey, keyBox),
+      h('li', {}, h('p', {}, `Send a span to ${origin}: run this in a terminal (the Python SDK and OpenTelemetry exporters take the same URL and key).`), snippet, h('div', { class: 'filters' }, copy, status)),
+      h('li', {}, h('p', {}, 'See it arrive.'), h('div', { class: 'filters' }, check, seen, h('a', { href: '#/live' }, 'or watch the live view')))),
+    h('p', { class: 'dim' }, 'Next: invite your team from Projects, and add your MCP servers to .langsight.yaml.'));
 }
 
 window.addEventListener('hashchange', render);

@@ -15,6 +15,7 @@ mod security;
 mod servers;
 mod sessions;
 mod settings;
+mod setup;
 mod slos;
 mod traces;
 mod users;
@@ -34,6 +35,7 @@ use axum::{Json, Router};
 use serde_json::json;
 
 pub use traces::decode_otlp;
+pub use setup::SetupToken;
 pub use users::bootstrap_admin;
 
 /// One protected route: its method, path and the capability it needs (listed by [`route_table`] for the test
@@ -207,6 +209,10 @@ pub fn router(state: AppState) -> Router {
         .route("/app.js", get(crate::dashboard::app_js))
         .route("/app.css", get(crate::dashboard::app_css))
         .route("/favicon.svg", get(crate::dashboard::favicon))
+        // The invitation link of `POST /api/users/invite`: the dashboard's page, which sets the password.
+        .route("/accept-invite", get(crate::dashboard::index))
+        .route("/api/setup/status", get(setup::status))
+        .route("/api/setup/admin", post(setup::create_admin))
         .route("/api/status", get(probes::status))
         .route("/api/liveness", get(probes::liveness))
         .route("/api/users/verify", post(users::verify))

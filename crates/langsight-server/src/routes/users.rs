@@ -38,12 +38,12 @@ fn user_json(u: &User) -> Value {
     })
 }
 
-fn field_error(field: &str, msg: &str) -> ApiError {
+pub(super) fn field_error(field: &str, msg: &str) -> ApiError {
     ApiError::Unprocessable(json!([{ "type": "value_error", "loc": ["body", field], "msg": msg, "input": null }]))
 }
 
 /// A plausible email (what pydantic's `EmailStr` would let through, roughly), lower-cased.
-fn email_of(raw: &str) -> ApiResult<String> {
+pub(super) fn email_of(raw: &str) -> ApiResult<String> {
     let e = raw.trim().to_lowercase();
     let ok = e.len() <= 254
         && e.split_once('@')
@@ -60,8 +60,15 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Start-up: creates the admin from the environment if one is configured, then, if still no user exists,
+/// issues the first-run setup token and logs how to create the first admin (see [`super::setup`]).
+pub async fn bootstrap_admin(state: &AppState, port: u16) -> Result<(), String> {
+    env_admin(state).await?;
+    super::setup::announce(state, port).await
+}
+
 /// Creates the first admin from `LANGSIGHT_ADMIN_EMAIL`/`LANGSIGHT_ADMIN_PASSWORD` when no user exists.
-pub async fn bootstrap_admin(state: &AppState) -> Result<(), String> {
+async fn env_admin(state: &AppState) -> Result<(), String> {
     let (Some(email), Some(password)) = (&state.config.users.admin_email, &state.config.users.admin_password) else {
         return Ok(());
     };

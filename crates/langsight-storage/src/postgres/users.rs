@@ -47,6 +47,25 @@ impl UserStore for PgStorage {
         insert_user(&self.client().await?, &user).await
     }
 
+    async fn create_first_user(&self, u: User) -> Result<bool, StorageError> {
+        // Under READ COMMITTED two transactions could both see an empty table; the table lock (which
+        // conflicts with itself and with every insert) serialises them, across hosts too.
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        tx.batch_execute("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE").await?;
+        let n = tx
+            .execute(
+                &format!(
+                    "INSERT INTO users ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7 \
+                     WHERE NOT EXISTS (SELECT 1 FROM users)"
+                ),
+                &[&u.id, &u.email, &u.password_hash, &u.role, &u.active, &u.created_at, &u.last_login_at],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StorageError> {
         let email = email.trim().to_lowercase();
         let row =

@@ -43,6 +43,22 @@ impl UserStore for SqliteStorage {
         self.write(move |conn| insert_user(conn, &user)).await
     }
 
+    async fn create_first_user(&self, u: User) -> Result<bool, StorageError> {
+        // One statement on the single writer: SQLite's write lock makes the check and the insert atomic,
+        // across processes sharing the file too.
+        self.write(move |conn| {
+            let n = conn.execute(
+                &format!(
+                    "INSERT INTO users ({COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 \
+                     WHERE NOT EXISTS (SELECT 1 FROM users)"
+                ),
+                params![u.id, u.email, u.password_hash, u.role, u.active, u.created_at, u.last_login_at],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StorageError> {
         let email = email.trim().to_lowercase();
         self.read(move |conn| {
