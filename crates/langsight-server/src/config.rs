@@ -856,7 +856,13 @@ impl Config {
         };
         let monitor_interval = std::time::Duration::from_secs(positive("LANGSIGHT_MONITOR_INTERVAL_SECONDS", 60)?);
         let security_scan_interval = get("LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS")
-            .map(|v| parse_num::<u64>("LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS", v, "a whole number of seconds (0 disables)"))
+            .map(|v| {
+                parse_num::<u64>(
+                    "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS",
+                    v,
+                    "a whole number of seconds (0 disables)",
+                )
+            })
             .transpose()?
             .map_or(Some(3600), |s| (s > 0).then_some(s))
             .map(std::time::Duration::from_secs);
@@ -1189,8 +1195,9 @@ mod tests {
 
     #[test]
     fn settings_nothing_acts_on_are_reported_as_unknown() {
-        let c = Config::from_sources(no_file(), &env(&[("LANGSIGHT_ENV", "production"), ("LANGSIGHT_PG_POOL_MIN", "2")]))
-            .unwrap();
+        let c =
+            Config::from_sources(no_file(), &env(&[("LANGSIGHT_ENV", "production"), ("LANGSIGHT_PG_POOL_MIN", "2")]))
+                .unwrap();
         assert_eq!(c.unknown_env, vec!["LANGSIGHT_ENV".to_string(), "LANGSIGHT_PG_POOL_MIN".to_string()]);
     }
 
