@@ -34,8 +34,8 @@ use axum::routing::{get, on, post, MethodFilter};
 use axum::{Json, Router};
 use serde_json::json;
 
-pub use traces::decode_otlp;
 pub use setup::SetupToken;
+pub use traces::decode_otlp;
 pub use users::bootstrap_admin;
 
 /// One protected route: its method, path and the capability it needs (listed by [`route_table`] for the test
