@@ -170,6 +170,14 @@ async fn discovery_and_tool_capture() {
     let p = project(&server, "delta").await;
     let admin = server.admin();
     assert_eq!(admin.ingest(&agent_run(&session_id(), 12, Some(&p))).await.status, 202);
+    // Ingest registered the tool calls' servers already; discovery finds them again once they are deleted.
+    let listed = admin.get(&format!("/api/servers/metadata?project_id={p}")).await.body;
+    let mut names: Vec<&str> = listed.as_array().unwrap().iter().filter_map(|s| s["server_name"].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["filesystem", "github"], "registered at ingest: {listed}");
+    for name in ["filesystem", "github"] {
+        assert_eq!(admin.delete(&format!("/api/servers/metadata/{name}?project_id={p}")).await.status, 204);
+    }
     let found = admin.post(&format!("/api/servers/discover?project_id={p}"), &json!({})).await;
     assert_eq!(found.status, 200, "{}", found.text);
     assert_eq!(found.body["servers"], json!(["filesystem", "github"]));
