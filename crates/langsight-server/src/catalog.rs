@@ -43,12 +43,14 @@ impl CatalogCache {
     /// [`REFRESH`] ago), grouped by project, at most [`MAX_PER_BATCH`] in all. Spans without a project
     /// register under `""`, the catalog read without a project.
     pub fn due(&self, spans: &[Span], now: Micros) -> Vec<CatalogSighting> {
-        // Distinct names first (a batch is mostly one session's spans), then one lock for the lookups.
+        // Distinct names first, in batch order (a set beside the list: a batch can name tens of thousands, and a
+        // linear `contains` per span made that quadratic), then one lock for the lookups.
         let mut names: Vec<(&str, Kind, &str)> = Vec::new();
+        let mut seen: std::collections::HashSet<(&str, Kind, &str)> = std::collections::HashSet::new();
         for s in spans {
             let project = s.project().unwrap_or("");
             if let Some(agent) = s.agent_name.as_deref().filter(|a| !a.is_empty() && a.len() <= MAX_AGENT_NAME) {
-                if !names.contains(&(project, Kind::Agent, agent)) {
+                if seen.insert((project, Kind::Agent, agent)) {
                     names.push((project, Kind::Agent, agent));
                 }
             }
@@ -56,7 +58,7 @@ impl CatalogCache {
             if s.span_type == SpanType::ToolCall
                 && !server.is_empty()
                 && server.len() <= MAX_SERVER_NAME
-                && !names.contains(&(project, Kind::Server, server))
+                && seen.insert((project, Kind::Server, server))
             {
                 names.push((project, Kind::Server, server));
             }
