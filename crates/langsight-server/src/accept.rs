@@ -98,9 +98,10 @@ pub async fn serve(
 const TICK: Duration = Duration::from_millis(250);
 
 /// hyper's timer, at [`TICK`] resolution. hyper arms a sleep for every request head it reads (keep-alive
-/// requests included); with tokio's precise timer that cost ~5 % of ingest throughput (measured, BENCHMARKS.md),
-/// mostly in extra wake-ups. A timeout of seconds needs no millisecond precision: sleeps register in one list,
-/// and a single task per listener wakes the due ones four times a second, forgetting those hyper dropped.
+/// requests included). A timeout of seconds needs no millisecond precision: sleeps register in one list, and a
+/// single task per listener wakes the due ones four times a second, forgetting those hyper dropped. (Switching
+/// the header timeout off entirely measured ~4–5 % more ingest throughput; this timer has not yet been shown to
+/// recover it — see BENCHMARKS.md.)
 #[derive(Clone)]
 struct CoarseTimer(std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<Entry>>>>);
 
