@@ -529,9 +529,7 @@ pub async fn resolve_from(
         };
         if let Some(id) = session {
             let user = state.storage.users.user_by_id(&id).await?;
-            let Some(user) = user.filter(|u| u.active) else {
-                return Err(ApiError::Unauthenticated("Your session has ended: log in again.".into()));
-            };
+            let Some(user) = user.filter(|u| u.active) else { return Err(ended()) };
             return Ok(Principal::Session(user));
         }
     }

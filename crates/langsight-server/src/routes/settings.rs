@@ -30,13 +30,12 @@ pub async fn get(State(state): State<AppState>, Extension(principal): Extension<
             tracing::error!(provider = name, error = %e, "settings.provider_key_unreadable");
             ApiError::Unavailable { detail: e.to_string(), retry_after_s: 60 }
         })?;
-        let saved = doc.get("ai_providers").and_then(|p| p.get(name)).cloned().unwrap_or(json!({}));
         providers.insert(
             name.into(),
             json!({
                 "api_key": mask(&target.key),
                 "configured": !target.key.is_empty() || (name == "ollama" && target.base_source != Source::Default),
-                "model": field(&saved, "model"),
+                "model": target.model,
                 // Where a call would go, and who chose it: an operator can see at a glance that no key of theirs
                 // travels to an address someone set through the API.
                 "base_url": target.base_url,

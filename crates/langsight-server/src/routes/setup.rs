@@ -20,8 +20,6 @@ use crate::state::AppState;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
-use langsight_core::time::now_micros;
-use langsight_storage::User;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -134,15 +132,7 @@ pub async fn create_admin(
         return Err(super::users::field_error("password", &format!("Password is too weak: {problem}.")));
     }
     let hash = passwords::hash(body.password).await.ok_or(ApiError::Internal)?;
-    let user = User {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        email: email.clone(),
-        password_hash: hash,
-        role: "admin".into(),
-        active: true,
-        created_at: now_micros(),
-        last_login_at: None,
-    };
+    let user = super::users::new_user(email.clone(), hash, "admin");
     if !state.storage.users.create_first_user(user.clone()).await? {
         return Err(ApiError::Conflict(ALREADY.into()));
     }

@@ -67,6 +67,19 @@ pub async fn bootstrap_admin(state: &AppState, port: u16) -> Result<(), String> 
     super::setup::announce(state, port).await
 }
 
+/// A new, active user with a fresh id.
+pub(super) fn new_user(email: String, password_hash: String, role: &str) -> User {
+    User {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        email,
+        password_hash,
+        role: role.to_string(),
+        active: true,
+        created_at: now_micros(),
+        last_login_at: None,
+    }
+}
+
 /// Creates the first admin from `LANGSIGHT_ADMIN_EMAIL`/`LANGSIGHT_ADMIN_PASSWORD` when no user exists.
 async fn env_admin(state: &AppState) -> Result<(), String> {
     let (Some(email), Some(password)) = (&state.config.users.admin_email, &state.config.users.admin_password) else {
@@ -78,15 +91,7 @@ async fn env_admin(state: &AppState) -> Result<(), String> {
         Err(e) => return Err(format!("cannot read users: {e}")),
     }
     let hash = passwords::hash(password.0.clone()).await.ok_or("password hashing failed")?;
-    let user = User {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        email: email.clone(),
-        password_hash: hash,
-        role: "admin".into(),
-        active: true,
-        created_at: now_micros(),
-        last_login_at: None,
-    };
+    let user = new_user(email.clone(), hash, "admin");
     match state.storage.users.create_user(user).await {
         Ok(()) | Err(langsight_storage::StorageError::Conflict(_)) => {
             tracing::info!(email = %mask_email(email), "users.admin_bootstrapped");
@@ -285,15 +290,8 @@ pub async fn accept_invite(
         return Err(field_error("password", &format!("Password is too weak: {problem}.")));
     }
     let hash = passwords::hash(body.password).await.ok_or(ApiError::Internal)?;
-    let user = User {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        email: String::new(),
-        password_hash: hash,
-        role: String::new(),
-        active: true,
-        created_at: now_micros(),
-        last_login_at: None,
-    };
+    // Email and role come from the invitation, inside the same transaction.
+    let user = new_user(String::new(), hash, "");
     match state.storage.users.accept_invite(&token_hash(&body.token), user, now_micros()).await? {
         AcceptInvite::Created(u) => {
             record_as(&state, &u.id, &meta, "user.account_created", json!({"role": u.role}), "");
