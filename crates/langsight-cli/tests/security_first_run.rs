@@ -137,7 +137,7 @@ fn the_first_admin_needs_a_local_browser_or_the_token_and_then_never_again() {
     let made = create(&server, &rebind, &[], &admin("ops@example.com", Some(&token)));
     assert_eq!(made.status, 201, "{}", made.body);
     assert_eq!(made.body["role"], json!("admin"));
-    assert!(server.log_text().contains("setup.first_admin_created"));
+    server.wait_for_log("setup.first_admin_created", Duration::from_secs(10));
     let session = login(&server, &local, "ops@example.com", PASSWORD);
     assert_eq!(session.status, 200);
     assert!(session.head.contains("set-cookie"));

@@ -70,6 +70,16 @@ impl ServerProcess {
         self.log.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// Waits until a logged line contains `needle` (the log reaches us through a pipe and a reader thread, so
+    /// a line written before a response can arrive after it). Panics after `within`, showing the log.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log.lock().map(|l| l.iter().any(|line| line.contains(needle))).unwrap_or(false) {
+            assert!(Instant::now() < deadline, "the server never logged {needle:?}:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Stops it gracefully and waits; the log stays readable.
     pub fn stop(&mut self) {
         let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
