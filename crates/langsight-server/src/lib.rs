@@ -198,6 +198,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     routes::bootstrap_admin(&state, local.port()).await.map_err(StartupError::Bootstrap)?;
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
+    let backfill = analytics::rolled::spawn_backfill(state.clone());
     let timeouts = accept::Timeouts { header: state.config.header_read_timeout, body: state.config.body_read_timeout };
     let shutdown_notice = state.shutting_down.clone();
     let app = routes::router(state);
@@ -221,6 +222,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         if let Some(m) = monitor {
             m.abort();
         }
+        backfill.abort();
         storage.closer.close().await;
         tracing::info!("api.shutdown");
     });

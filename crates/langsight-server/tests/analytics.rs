@@ -49,6 +49,11 @@ fn close(v: &Value, expected: f64) -> bool {
     (v.as_f64().unwrap_or(f64::NAN) - expected).abs() < 1e-6
 }
 
+/// Quantiles come from the rollups' latency sketch: within 1 % of the exact value.
+fn near(v: &Value, expected: f64) -> bool {
+    (v.as_f64().unwrap_or(f64::NAN) - expected).abs() <= expected.abs() * 0.01
+}
+
 #[tokio::test]
 async fn figures_match_the_hand_computed_ones() {
     let server = TestServer::start_with(|c| {
@@ -98,7 +103,7 @@ async fn figures_match_the_hand_computed_ones() {
     assert_eq!((gh["calls"].clone(), gh["errors"].clone()), (json!(3), json!(2)));
     assert!(close(&gh["avg_latency_ms"], 410.0 / 3.0) && close(&gh["calls_per_session"], 1.5), "{gh}");
     let fs = find(&t, "server_name", "filesystem");
-    assert!(close(&fs["p99_latency_ms"], 4952.0) && close(&fs["success_rate"], 50.0), "{fs}");
+    assert!(near(&fs["p99_latency_ms"], 4952.0) && close(&fs["success_rate"], 50.0), "{fs}");
 
     let m = admin.get("/api/monitoring/models?hours=1").await.body;
     assert!(close(&find(&m, "model_id", "claude-sonnet-4-6")["est_cost_usd"], 4.5), "{m}");

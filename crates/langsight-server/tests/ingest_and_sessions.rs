@@ -25,7 +25,7 @@ async fn a_30_span_run_shows_in_the_list_and_the_trace() {
     assert_eq!(s["health_tag"], json!("success_with_fallback"));
     assert_eq!(s["servers_used"], json!(["filesystem", "github"]));
     assert_eq!(s["total_input_tokens"], json!(3600));
-    assert_eq!(s["model_id"], json!("claude-sonnet-4"));
+    assert_eq!(s["model_id"], json!("claude-sonnet-4-6"));
     assert_eq!(s["has_prompt"], json!(true));
     assert_eq!(s["duration_ms"], json!(3050.0));
 

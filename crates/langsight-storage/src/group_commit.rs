@@ -179,6 +179,14 @@ impl SpanStore for GroupCommit {
     ) -> Result<Option<SessionRow>, StorageError> {
         self.inner.get_session(project_id, session_id).await
     }
+
+    async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+        self.inner.rollups(query).await
+    }
+
+    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+        self.inner.backfill_rollups(page).await
+    }
 }
 
 #[cfg(test)]

@@ -83,6 +83,13 @@ pub trait SpanStore: Send + Sync {
     /// One session's rollup (the first found when no project is given and several projects share the id).
     async fn get_session(&self, project_id: Option<&str>, session_id: &str)
         -> Result<Option<SessionRow>, StorageError>;
+
+    /// The analytics rollup rows of one kind in a bucket range (kept at ingest, in the spans' commit).
+    async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError>;
+
+    /// Builds rollups for one page of the spans stored before rollups existed (in one transaction with the
+    /// progress, so an interrupted build resumes where it stopped). `None` when nothing is left.
+    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError>;
 }
 
 #[async_trait]

@@ -345,6 +345,57 @@ pub struct Member {
     pub added_at: Micros,
 }
 
+/// Which rollup rows [`crate::SpanStore::rollups`] returns: one kind, buckets in `[since, until)`, of one
+/// project (with or without the rows of spans sent without one) or of all.
+#[derive(Debug, Clone)]
+pub struct RollupQuery {
+    pub kind: langsight_core::rollup::RollupKind,
+    pub project_id: Option<String>,
+    pub include_global: bool,
+    pub since: i64,
+    pub until: i64,
+}
+
+/// One stored rollup row, still encoded (the server decodes and merges).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RollupRow {
+    /// `""` for spans sent without a project.
+    pub project_id: String,
+    pub bucket: i64,
+    pub dims: String,
+    pub value: Vec<u8>,
+}
+
+/// How far the build of rollups for spans stored before the upgrade has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackfillProgress {
+    /// Spans folded by this call.
+    pub spans: u64,
+    /// Spans of the backlog folded so far, and the backlog's size.
+    pub done: u64,
+    pub total: u64,
+}
+
+/// The rollup view of a span fact (used to build rollups for spans stored before they existed).
+pub fn fact_view(f: &SpanFact) -> langsight_core::rollup::SpanView<'_> {
+    langsight_core::rollup::SpanView {
+        project: f.project_id.as_deref().unwrap_or(""),
+        started_at: f.started_at,
+        span_type: f.span_type,
+        status: f.status,
+        agent: f.agent_name.as_deref(),
+        server: &f.server_name,
+        tool: &f.tool_name,
+        model: f.model_id.as_deref(),
+        input_tokens: f.input_tokens,
+        output_tokens: f.output_tokens,
+        thinking_tokens: f.thinking_tokens,
+        latency_ms: f.latency_ms,
+        error: f.error.as_deref(),
+        session: f.session_id.as_deref(),
+    }
+}
+
 /// (project, server, tool, epoch hour) of the hourly tool aggregates.
 pub type HourKey<'a> = (&'a str, &'a str, &'a str, i64);
 

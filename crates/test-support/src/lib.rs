@@ -186,7 +186,7 @@ pub fn agent_run(session: &str, n: usize, project: Option<&str>) -> Value {
             "agent_name": "researcher", "started_at": at(i as i64 * 100), "ended_at": at(i as i64 * 100 + 80),
             "latency_ms": null, "status": status, "error": if status == "error" { json!("rate limited") } else { Value::Null },
             "input_args": {"query": "release notes", "page": i}, "output_result": "ok",
-            "project_id": project, "model_id": if span_type == "agent" { json!("claude-sonnet-4") } else { Value::Null },
+            "project_id": project, "model_id": if span_type == "agent" { json!("claude-sonnet-4-6") } else { Value::Null },
             "input_tokens": if span_type == "agent" { json!(1200) } else { Value::Null },
             "output_tokens": if span_type == "agent" { json!(300) } else { Value::Null },
         }));

@@ -40,25 +40,24 @@ pub fn cost_per_call(rules: &[CostRule], server: &str, tool: &str) -> f64 {
     rules.iter().find(|r| glob(&r.server, server) && glob(&r.tool, tool)).map(|r| r.cost_per_call).unwrap_or(0.001)
 }
 
+/// Calls and token sums of one cost group.
 #[derive(Default)]
-struct Group {
-    calls: u64,
-    input: Option<i64>,
-    output: Option<i64>,
-    thinking: Option<i64>,
+pub struct CostGroup {
+    pub calls: u64,
+    pub input: i64,
+    pub output: i64,
+    pub thinking: i64,
 }
 
-fn add(total: &mut Option<i64>, v: Option<i64>) {
-    if let Some(v) = v {
-        *total = Some(total.unwrap_or(0).saturating_add(v));
-    }
-}
+/// (server, tool, agent, model, is a tool call, carries both token counts): spans priced the same way.
+pub type CostKey = (String, String, String, String, bool, bool);
 
-/// Folds span facts into the breakdown.
+/// Folds span facts into the breakdown's groups. A span is priced by its tokens when it names a priced model
+/// and carries both input and output counts; otherwise a tool call is priced per call and anything else is
+/// free (a per-span rule, so the groups can be summed over hours and sessions).
 #[derive(Default)]
 pub struct Breakdown {
-    /// (server, tool, agent, session, model, is a tool call) → counts and token sums.
-    groups: HashMap<(String, String, String, String, String, bool), Group>,
+    groups: HashMap<CostKey, CostGroup>,
 }
 
 #[derive(Default)]
@@ -73,107 +72,101 @@ struct ToolRow {
 
 impl Breakdown {
     pub fn add(&mut self, f: &SpanFact) {
-        let is_tool = matches!(f.span_type, SpanType::ToolCall);
         let key = (
             f.server_name.clone(),
             f.tool_name.clone(),
             f.agent_name.clone().unwrap_or_default(),
-            f.session_id.clone().unwrap_or_default(),
             f.model_id.clone().unwrap_or_default(),
-            is_tool,
+            matches!(f.span_type, SpanType::ToolCall),
+            f.input_tokens.is_some() && f.output_tokens.is_some(),
         );
         let g = self.groups.entry(key).or_default();
         g.calls += 1;
-        add(&mut g.input, f.input_tokens);
-        add(&mut g.output, f.output_tokens);
-        add(&mut g.thinking, f.thinking_tokens);
+        g.input += f.input_tokens.unwrap_or(0);
+        g.output += f.output_tokens.unwrap_or(0);
+        g.thinking += f.thinking_tokens.unwrap_or(0);
     }
 
-    pub fn finish(self, prices: &Prices, rules: &[CostRule], hours: i64, storage_mode: &str) -> Value {
-        let mut by_tool: HashMap<(String, String), ToolRow> = HashMap::new();
-        let mut by_agent: HashMap<String, (u64, f64)> = HashMap::new();
-        let mut by_session: HashMap<(String, String), (u64, f64)> = HashMap::new();
-        let (mut llm, mut tool, mut calls, mut tokens_in, mut tokens_out) = (0.0, 0.0, 0u64, 0i64, 0i64);
-        let mut groups: Vec<_> = self.groups.into_iter().collect();
-        // A fixed order, so "first row of a tool" is the same on every backend: most calls first.
-        groups.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
-        for ((server, tool_name, agent, session, model, is_tool), g) in groups {
-            let token_cost = match (model.is_empty(), g.input, g.output) {
-                (false, Some(i), Some(o)) => prices.cost(&model, i, o, g.thinking.unwrap_or(0)),
-                _ => None,
-            };
-            let (cost, kind) = match token_cost {
-                Some(c) => (c, "token_based"),
-                None if is_tool => (g.calls as f64 * cost_per_call(rules, &server, &tool_name), "call_based"),
-                None => continue, // not priced: neither tokens with a known model nor a tool call
-            };
-            calls += g.calls;
-            let row = by_tool.entry((server, tool_name)).or_insert_with(|| ToolRow {
-                cost_type: kind,
-                model: (kind == "token_based").then(|| model.clone()),
-                ..Default::default()
-            });
-            row.calls += g.calls;
-            row.cost += cost;
-            if kind == "token_based" {
-                llm += cost;
-                let (i, o) = (g.input.unwrap_or(0), g.output.unwrap_or(0));
-                row.input += i;
-                row.output += o;
-                tokens_in += i;
-                tokens_out += o;
-            } else {
-                tool += cost;
-            }
-            let a = by_agent.entry(if agent.is_empty() { "unknown".into() } else { agent.clone() }).or_default();
-            a.0 += g.calls;
-            a.1 += cost;
-            if !session.is_empty() {
-                let s = by_session.entry((session, agent)).or_default();
-                s.0 += g.calls;
-                s.1 += cost;
-            }
-        }
-        let by_cost = |a: f64, b: f64| b.total_cmp(&a);
-        let mut tools: Vec<_> = by_tool.into_iter().collect();
-        tools.sort_by(|a, b| by_cost(a.1.cost, b.1.cost).then_with(|| a.0.cmp(&b.0)));
-        let mut agents: Vec<_> = by_agent.into_iter().collect();
-        agents.sort_by(|a, b| by_cost(a.1 .1, b.1 .1).then_with(|| a.0.cmp(&b.0)));
-        let mut sessions: Vec<_> = by_session.into_iter().collect();
-        sessions.sort_by(|a, b| by_cost(a.1 .1, b.1 .1).then_with(|| a.0.cmp(&b.0)));
-        sessions.truncate(10);
-        json!({
-            "storage_mode": storage_mode,
-            "supports_costs": true,
-            "hours": hours,
-            "total_calls": calls,
-            "total_cost_usd": round(llm + tool, 6),
-            "llm_cost_usd": round(llm, 6),
-            "tool_cost_usd": round(tool, 6),
-            "total_input_tokens": tokens_in,
-            "total_output_tokens": tokens_out,
-            "by_tool": tools.iter().map(|((server, tool), r)| json!({
-                "server_name": server,
-                "tool_name": tool,
-                "total_calls": r.calls,
-                "cost_per_call_usd": round(r.cost / r.calls.max(1) as f64, 6),
-                "total_cost_usd": round(r.cost, 6),
-                "cost_type": r.cost_type,
-                "model_id": r.model,
-                "total_input_tokens": r.input,
-                "total_output_tokens": r.output,
-            })).collect::<Vec<_>>(),
-            "by_agent": agents.iter().map(|(agent, (n, c))| json!({
-                "agent_name": agent, "total_calls": n, "total_cost_usd": round(*c, 6),
-            })).collect::<Vec<_>>(),
-            "by_session": sessions.iter().map(|((session, agent), (n, c))| json!({
-                "session_id": session,
-                "agent_name": (!agent.is_empty()).then_some(agent),
-                "total_calls": n,
-                "total_cost_usd": round(*c, 6),
-            })).collect::<Vec<_>>(),
-        })
+    pub fn into_groups(self) -> HashMap<CostKey, CostGroup> {
+        self.groups
     }
+}
+
+/// The breakdown of priced groups; `by_session` is the ranked session list (from the session rollups).
+pub fn render(
+    groups: HashMap<CostKey, CostGroup>,
+    prices: &Prices,
+    rules: &[CostRule],
+    hours: i64,
+    storage_mode: &str,
+    by_session: Vec<Value>,
+) -> Value {
+    let mut by_tool: HashMap<(String, String), ToolRow> = HashMap::new();
+    let mut by_agent: HashMap<String, (u64, f64)> = HashMap::new();
+    let (mut llm, mut tool, mut calls, mut tokens_in, mut tokens_out) = (0.0, 0.0, 0u64, 0i64, 0i64);
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    // A fixed order, so "first row of a tool" is the same on every backend: most calls first.
+    groups.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
+    for ((server, tool_name, agent, model, is_tool, tokens), g) in groups {
+        let token_cost =
+            if !model.is_empty() && tokens { prices.cost(&model, g.input, g.output, g.thinking) } else { None };
+        let (cost, kind) = match token_cost {
+            Some(c) => (c, "token_based"),
+            None if is_tool => (g.calls as f64 * cost_per_call(rules, &server, &tool_name), "call_based"),
+            None => continue, // not priced: neither tokens with a known model nor a tool call
+        };
+        calls += g.calls;
+        let row = by_tool.entry((server, tool_name)).or_insert_with(|| ToolRow {
+            cost_type: kind,
+            model: (kind == "token_based").then(|| model.clone()),
+            ..Default::default()
+        });
+        row.calls += g.calls;
+        row.cost += cost;
+        if kind == "token_based" {
+            llm += cost;
+            row.input += g.input;
+            row.output += g.output;
+            tokens_in += g.input;
+            tokens_out += g.output;
+        } else {
+            tool += cost;
+        }
+        let a = by_agent.entry(if agent.is_empty() { "unknown".into() } else { agent }).or_default();
+        a.0 += g.calls;
+        a.1 += cost;
+    }
+    let by_cost = |a: f64, b: f64| b.total_cmp(&a);
+    let mut tools: Vec<_> = by_tool.into_iter().collect();
+    tools.sort_by(|a, b| by_cost(a.1.cost, b.1.cost).then_with(|| a.0.cmp(&b.0)));
+    let mut agents: Vec<_> = by_agent.into_iter().collect();
+    agents.sort_by(|a, b| by_cost(a.1 .1, b.1 .1).then_with(|| a.0.cmp(&b.0)));
+    json!({
+        "storage_mode": storage_mode,
+        "supports_costs": true,
+        "hours": hours,
+        "total_calls": calls,
+        "total_cost_usd": round(llm + tool, 6),
+        "llm_cost_usd": round(llm, 6),
+        "tool_cost_usd": round(tool, 6),
+        "total_input_tokens": tokens_in,
+        "total_output_tokens": tokens_out,
+        "by_tool": tools.iter().map(|((server, tool), r)| json!({
+            "server_name": server,
+            "tool_name": tool,
+            "total_calls": r.calls,
+            "cost_per_call_usd": round(r.cost / r.calls.max(1) as f64, 6),
+            "total_cost_usd": round(r.cost, 6),
+            "cost_type": r.cost_type,
+            "model_id": r.model,
+            "total_input_tokens": r.input,
+            "total_output_tokens": r.output,
+        })).collect::<Vec<_>>(),
+        "by_agent": agents.iter().map(|(agent, (n, c))| json!({
+            "agent_name": agent, "total_calls": n, "total_cost_usd": round(*c, 6),
+        })).collect::<Vec<_>>(),
+        "by_session": by_session,
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod lineage;
 pub mod monitoring;
 pub mod pricing;
 pub mod reliability;
+pub mod rolled;
 
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -27,10 +28,16 @@ pub struct Window {
 }
 
 impl Window {
-    /// The last `hours` hours of `project_id` (or of every project).
+    /// The last `hours` hours of `project_id` (or of every project), from the start of the hour `hours` ago:
+    /// windows are whole hours so that they are exactly a set of rollup rows (docs/compatibility.md).
     pub fn last_hours(project_id: Option<String>, hours: i64) -> Window {
+        Window::since(project_id, langsight_core::time::now_micros() - hours * HOUR)
+    }
+
+    /// From the start of the hour holding `since` until now.
+    pub fn since(project_id: Option<String>, since: i64) -> Window {
         let now = langsight_core::time::now_micros();
-        Window { project_id, include_global: false, since: now - hours * HOUR, until: now + 1 }
+        Window { project_id, include_global: false, since: since.div_euclid(HOUR) * HOUR, until: now + 1 }
     }
 }
 

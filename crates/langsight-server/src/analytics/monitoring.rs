@@ -75,43 +75,84 @@ impl Timeseries {
     }
 
     pub fn finish(self) -> Value {
-        let sub_hour = self.width < 60 * MINUTE;
-        let rows: Vec<Value> = self
-            .buckets
-            .into_iter()
-            .map(|(start, mut b)| {
-                let label = chrono::DateTime::from_timestamp_micros(start)
-                    .map(|t| t.format(if sub_hour { "%Y-%m-%dT%H:%M:00Z" } else { "%Y-%m-%dT%H:00:00Z" }).to_string())
-                    .unwrap_or_default();
-                let sessions = b.sessions.len() as f64;
-                json!({
-                    "bucket": label,
-                    "sessions": b.sessions.len(),
-                    "tool_calls": b.tool_calls,
-                    "errors": b.errors,
-                    "error_rate": if b.tool_calls > 0 { b.errors as f64 / b.tool_calls as f64 } else { 0.0 },
-                    "avg_latency_ms": mean(b.latencies.iter().sum(), b.latencies.len() as u64),
-                    "p99_latency_ms": quantile(&mut b.latencies, 0.99),
-                    "input_tokens": b.input,
-                    "output_tokens": b.output,
-                    "agents": b.agents.len(),
-                    "failed_sessions": b.failed_sessions.len(),
-                    "session_error_rate": if sessions > 0.0 { b.failed_sessions.len() as f64 / sessions } else { 0.0 },
-                    "session_p99_ms": quantile(&mut b.agent_latencies, 0.99),
-                })
-            })
-            .collect();
-        Value::Array(rows)
+        let width = self.width;
+        render_timeseries(
+            width,
+            self.buckets.into_iter().map(|(start, mut b)| {
+                let latency_sum = b.latencies.iter().sum();
+                (
+                    start,
+                    BucketFigures {
+                        sessions: b.sessions.len() as u64,
+                        tool_calls: b.tool_calls,
+                        errors: b.errors,
+                        latency_sum,
+                        latencies: b.latencies.len() as u64,
+                        p99: quantile(&mut b.latencies, 0.99),
+                        input: b.input,
+                        output: b.output,
+                        agents: b.agents.len() as u64,
+                        failed_sessions: b.failed_sessions.len() as u64,
+                        session_p99: quantile(&mut b.agent_latencies, 0.99),
+                    },
+                )
+            }),
+        )
     }
 }
 
+/// One time-series bucket's figures, however they were computed.
+pub struct BucketFigures {
+    pub sessions: u64,
+    pub tool_calls: u64,
+    pub errors: u64,
+    pub latency_sum: f64,
+    pub latencies: u64,
+    pub p99: f64,
+    pub input: i64,
+    pub output: i64,
+    pub agents: u64,
+    pub failed_sessions: u64,
+    pub session_p99: f64,
+}
+
+/// The time series, buckets in start order.
+pub fn render_timeseries(width: i64, buckets: impl Iterator<Item = (i64, BucketFigures)>) -> Value {
+    let sub_hour = width < 60 * MINUTE;
+    let rows: Vec<Value> = buckets
+        .map(|(start, b)| {
+            let label = chrono::DateTime::from_timestamp_micros(start)
+                .map(|t| t.format(if sub_hour { "%Y-%m-%dT%H:%M:00Z" } else { "%Y-%m-%dT%H:00:00Z" }).to_string())
+                .unwrap_or_default();
+            let sessions = b.sessions as f64;
+            json!({
+                "bucket": label,
+                "sessions": b.sessions,
+                "tool_calls": b.tool_calls,
+                "errors": b.errors,
+                "error_rate": if b.tool_calls > 0 { b.errors as f64 / b.tool_calls as f64 } else { 0.0 },
+                "avg_latency_ms": mean(b.latency_sum, b.latencies),
+                "p99_latency_ms": b.p99,
+                "input_tokens": b.input,
+                "output_tokens": b.output,
+                "agents": b.agents,
+                "failed_sessions": b.failed_sessions,
+                "session_error_rate": if sessions > 0.0 { b.failed_sessions as f64 / sessions } else { 0.0 },
+                "session_p99_ms": b.session_p99,
+            })
+        })
+        .collect();
+    Value::Array(rows)
+}
+
+/// A model's figures.
 #[derive(Default)]
-struct ModelRow {
-    calls: u64,
-    input: i64,
-    output: i64,
-    latency: f64,
-    errors: u64,
+pub struct ModelRow {
+    pub calls: u64,
+    pub input: i64,
+    pub output: i64,
+    pub latency: f64,
+    pub errors: u64,
 }
 
 /// `GET /api/monitoring/models`.
@@ -130,24 +171,29 @@ impl Models {
     }
 
     pub fn finish(self, prices: &Prices) -> Value {
-        let mut rows: Vec<_> = self.0.into_iter().collect();
-        rows.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
-        Value::Array(
-            rows.into_iter()
-                .map(|(model, r)| {
-                    json!({
-                        "model_id": model,
-                        "calls": r.calls,
-                        "input_tokens": r.input,
-                        "output_tokens": r.output,
-                        "avg_latency_ms": mean(r.latency, r.calls),
-                        "error_count": r.errors,
-                        "est_cost_usd": prices.cost(&model, r.input, r.output, 0).map(|c| round(c, 6)),
-                    })
-                })
-                .collect(),
-        )
+        render_models(self.0, prices)
     }
+}
+
+/// The models list, most called first.
+pub fn render_models(rows: HashMap<String, ModelRow>, prices: &Prices) -> Value {
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
+    Value::Array(
+        rows.into_iter()
+            .map(|(model, r)| {
+                json!({
+                    "model_id": model,
+                    "calls": r.calls,
+                    "input_tokens": r.input,
+                    "output_tokens": r.output,
+                    "avg_latency_ms": mean(r.latency, r.calls),
+                    "error_count": r.errors,
+                    "est_cost_usd": prices.cost(&model, r.input, r.output, 0).map(|c| round(c, 6)),
+                })
+            })
+            .collect(),
+    )
 }
 
 #[derive(Default)]
@@ -175,27 +221,56 @@ impl Tools {
     }
 
     pub fn finish(self) -> Value {
-        let mut rows: Vec<_> = self.0.into_iter().collect();
-        rows.sort_by(|a, b| b.1.latencies.len().cmp(&a.1.latencies.len()).then_with(|| a.0.cmp(&b.0)));
-        Value::Array(
-            rows.into_iter()
-                .map(|((server, tool), mut r)| {
-                    let calls = r.latencies.len() as u64;
-                    json!({
-                        "server_name": server,
-                        "tool_name": tool,
-                        "calls": calls,
-                        "errors": r.errors,
-                        "avg_latency_ms": mean(r.latencies.iter().sum(), calls),
-                        "p99_latency_ms": quantile(&mut r.latencies, 0.99),
-                        "success_rate": if calls > 0 { (calls - r.errors) as f64 / calls as f64 * 100.0 } else { 100.0 },
-                        "calls_per_session": round(calls as f64 / r.sessions.len().max(1) as f64, 2),
-                        "content_errors": r.content_errors,
-                    })
+        render_tools(
+            self.0
+                .into_iter()
+                .map(|(k, mut r)| {
+                    let f = ToolFigures {
+                        calls: r.latencies.len() as u64,
+                        errors: r.errors,
+                        latency_sum: r.latencies.iter().sum(),
+                        p99: quantile(&mut r.latencies, 0.99),
+                        sessions: r.sessions.len() as u64,
+                        content_errors: r.content_errors,
+                    };
+                    (k, f)
                 })
                 .collect(),
         )
     }
+}
+
+/// A tool's monitoring figures.
+pub struct ToolFigures {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency_sum: f64,
+    pub p99: f64,
+    pub sessions: u64,
+    pub content_errors: u64,
+}
+
+/// The tools list, most called first.
+pub fn render_tools(mut rows: Vec<((String, String), ToolFigures)>) -> Value {
+    rows.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then_with(|| a.0.cmp(&b.0)));
+    Value::Array(
+        rows.into_iter()
+            .map(|((server, tool), r)| {
+                let calls = r.calls;
+                json!({
+                    "server_name": server,
+                    "tool_name": tool,
+                    "calls": calls,
+                    "errors": r.errors,
+                    "avg_latency_ms": mean(r.latency_sum, calls),
+                    "p99_latency_ms": r.p99,
+                    "success_rate": if calls > 0 { (calls - r.errors) as f64 / calls as f64 * 100.0 } else { 100.0 },
+                    "calls_per_session": round(calls as f64 / r.sessions.max(1) as f64, 2),
+                    "content_errors": r.content_errors,
+                })
+            })
+            .collect(),
+    )
 }
 
 #[derive(Default)]
@@ -232,51 +307,56 @@ impl Trends {
     }
 
     pub fn finish(mut self) -> Value {
-        fn stats(p: &mut Period) -> (Option<f64>, Option<f64>, Option<f64>, f64) {
-            let n = p.latencies.len() as u64;
-            let avg = (n > 0).then(|| mean(p.latencies.iter().sum(), n));
-            let p99 = (n > 0).then(|| quantile(&mut p.latencies, 0.99));
-            let rate = (p.calls > 0).then(|| p.errors as f64 / p.calls as f64);
-            (avg, p99, rate, p.sessions.len() as f64)
+        fn figures(p: &mut Period) -> PeriodFigures {
+            PeriodFigures {
+                latencies: p.latencies.len() as u64,
+                latency_sum: p.latencies.iter().sum(),
+                p99: quantile(&mut p.latencies, 0.99),
+                calls: p.calls,
+                errors: p.errors,
+                sessions: p.sessions.len() as u64,
+            }
         }
-        let delta = |cur: Option<f64>, prev: Option<f64>| match (cur, prev) {
-            (Some(c), Some(p)) if p != 0.0 => Some(round((c - p) / p * 100.0, 1)),
-            _ => None,
-        };
-        let (ca, cp, ce, cs) = stats(&mut self.cur);
-        let (pa, pp, pe, ps) = stats(&mut self.prev);
-        json!({
-            "cur_avg_latency_ms": ca, "prev_avg_latency_ms": pa, "avg_latency_delta_pct": delta(ca, pa),
-            "cur_p99_latency_ms": cp, "prev_p99_latency_ms": pp, "p99_latency_delta_pct": delta(cp, pp),
-            "cur_error_rate": ce, "prev_error_rate": pe, "error_rate_delta_pct": delta(ce, pe),
-            "cur_sessions": cs, "prev_sessions": ps, "sessions_delta_pct": delta(Some(cs), Some(ps)),
-        })
+        render_trends(figures(&mut self.cur), figures(&mut self.prev))
     }
 }
 
-/// The original's error category of a failed span (first match wins; case-sensitive, as its SQL).
-pub fn error_category(f: &SpanFact) -> &'static str {
-    let e = f.error.as_deref().unwrap_or("");
-    let has = |needles: &[&str]| needles.iter().any(|n| e.contains(n));
-    if e.starts_with("FinishReason:SAFETY") || e.starts_with("FinishReason:PROHIBITED") {
-        "safety_filter"
-    } else if e.starts_with("FinishReason:MAX_TOKENS") || e.starts_with("FinishReason:length") {
-        "max_tokens"
-    } else if e.starts_with("FinishReason:RECITATION") {
-        "recitation"
-    } else if has(&["503", "UNAVAILABLE"]) {
-        "api_unavailable"
-    } else if f.status == SpanStatus::Timeout || has(&["timeout", "timed out"]) {
-        "timeout"
-    } else if has(&["rate limit", "429", "too many"]) {
-        "rate_limit"
-    } else if has(&["auth", "401", "403", "forbidden"]) {
-        "auth_error"
-    } else if has(&["AgentCrash", "TaskGroup"]) {
-        "agent_crash"
-    } else {
-        "other_error"
+/// One week's figures for the trends.
+pub struct PeriodFigures {
+    pub latencies: u64,
+    pub latency_sum: f64,
+    pub p99: f64,
+    pub calls: u64,
+    pub errors: u64,
+    pub sessions: u64,
+}
+
+/// The trends: this week against the one before.
+pub fn render_trends(cur: PeriodFigures, prev: PeriodFigures) -> Value {
+    fn stats(p: &PeriodFigures) -> (Option<f64>, Option<f64>, Option<f64>, f64) {
+        let n = p.latencies;
+        let avg = (n > 0).then(|| mean(p.latency_sum, n));
+        let p99 = (n > 0).then_some(p.p99);
+        let rate = (p.calls > 0).then(|| p.errors as f64 / p.calls as f64);
+        (avg, p99, rate, p.sessions as f64)
     }
+    let delta = |cur: Option<f64>, prev: Option<f64>| match (cur, prev) {
+        (Some(c), Some(p)) if p != 0.0 => Some(round((c - p) / p * 100.0, 1)),
+        _ => None,
+    };
+    let (ca, cp, ce, cs) = stats(&cur);
+    let (pa, pp, pe, ps) = stats(&prev);
+    json!({
+        "cur_avg_latency_ms": ca, "prev_avg_latency_ms": pa, "avg_latency_delta_pct": delta(ca, pa),
+        "cur_p99_latency_ms": cp, "prev_p99_latency_ms": pp, "p99_latency_delta_pct": delta(cp, pp),
+        "cur_error_rate": ce, "prev_error_rate": pe, "error_rate_delta_pct": delta(ce, pe),
+        "cur_sessions": cs, "prev_sessions": ps, "sessions_delta_pct": delta(Some(cs), Some(ps)),
+    })
+}
+
+/// The original's error category of a failed span (one rule for the span scan and the rollups).
+pub fn error_category(f: &SpanFact) -> &'static str {
+    langsight_core::rollup::error_category(f.status, f.error.as_deref())
 }
 
 /// `GET /api/monitoring/errors`.
@@ -295,8 +375,15 @@ impl Errors {
     }
 
     pub fn finish(self) -> Value {
-        let total: u64 = self.0.values().map(|e| e.0).sum();
-        let mut rows: Vec<_> = self.0.into_iter().collect();
+        render_errors(self.0)
+    }
+}
+
+/// Error categories with (count, on agent spans, on tool calls), most frequent first.
+pub fn render_errors(rows: HashMap<&'static str, (u64, u64, u64)>) -> Value {
+    {
+        let total: u64 = rows.values().map(|e| e.0).sum();
+        let mut rows: Vec<_> = rows.into_iter().collect();
         rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
         Value::Array(
             rows.into_iter()

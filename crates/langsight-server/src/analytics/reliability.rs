@@ -41,59 +41,87 @@ impl Tools {
             SpanStatus::Error => r.errors += 1,
             SpanStatus::Prevented => {}
         }
-        if f.status != SpanStatus::Success {
-            let e = f.error.as_deref().unwrap_or("").to_lowercase();
-            let has = |needles: &[&str]| needles.iter().any(|n| e.contains(n));
-            if has(&["timeout", "timed out"]) {
-                r.err_timeout += 1;
-            } else if has(&["connection", "unreachable", "refused"]) {
-                r.err_connection += 1;
-            } else if has(&["validation", "required", "invalid", "parameter"]) {
-                r.err_params += 1;
-            } else if f.status == SpanStatus::Error {
-                r.err_server += 1;
-            }
+        match langsight_core::rollup::reliability_class(f.status, f.error.as_deref()) {
+            Some("timeout") => r.err_timeout += 1,
+            Some("connection") => r.err_connection += 1,
+            Some("params") => r.err_params += 1,
+            Some(_) => r.err_server += 1,
+            None => {}
         }
     }
 
     pub fn finish(self, hours: i64) -> Value {
-        let mut rows: Vec<_> = self.rows.into_iter().collect();
-        rows.sort_by(|a, b| b.1.latencies.len().cmp(&a.1.latencies.len()).then_with(|| a.0.cmp(&b.0)));
-        Value::Array(
-            rows.into_iter()
-                .map(|((server, tool), mut r)| {
-                    let total = r.latencies.len() as u64;
-                    let success_rate = round(r.success as f64 / total.max(1) as f64 * 100.0, 2);
-                    let max = r.latencies.iter().copied().fold(0.0, f64::max);
-                    let avg = round(mean(r.latencies.iter().sum(), total), 2);
-                    let p50 = round(quantile(&mut r.latencies, 0.50), 2);
-                    let p95 = round(quantile(&mut r.latencies, 0.95), 2);
-                    let p99 = round(quantile(&mut r.latencies, 0.99), 2);
-                    json!({
-                        "server_name": server,
-                        "tool_name": tool,
-                        "window_hours": hours,
-                        "total_calls": total,
-                        "success_calls": r.success,
-                        "error_calls": r.errors,
-                        "timeout_calls": r.timeouts,
-                        "success_rate_pct": success_rate,
-                        "error_rate_pct": round(100.0 - success_rate, 2),
-                        "avg_latency_ms": avg,
-                        "max_latency_ms": round(max, 2),
-                        "p50_latency_ms": p50,
-                        "p95_latency_ms": p95,
-                        "p99_latency_ms": p99,
-                        "is_degraded": success_rate < 95.0 || p95 > 2000.0,
-                        "error_breakdown": {
-                            "timeout": r.err_timeout, "connection": r.err_connection,
-                            "params": r.err_params, "server": r.err_server,
-                        },
-                    })
-                })
-                .collect(),
-        )
+        let rows = self
+            .rows
+            .into_iter()
+            .map(|(k, mut r)| {
+                let f = ReliabilityFigures {
+                    total: r.latencies.len() as u64,
+                    success: r.success,
+                    errors: r.errors,
+                    timeouts: r.timeouts,
+                    latency_sum: r.latencies.iter().sum(),
+                    max: r.latencies.iter().copied().fold(0.0, f64::max),
+                    p50: quantile(&mut r.latencies, 0.50),
+                    p95: quantile(&mut r.latencies, 0.95),
+                    p99: quantile(&mut r.latencies, 0.99),
+                    breakdown: [r.err_timeout, r.err_connection, r.err_params, r.err_server],
+                };
+                (k, f)
+            })
+            .collect();
+        render_tools(rows, hours)
     }
+}
+
+/// A tool's reliability figures.
+pub struct ReliabilityFigures {
+    pub total: u64,
+    pub success: u64,
+    pub errors: u64,
+    pub timeouts: u64,
+    pub latency_sum: f64,
+    pub max: f64,
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    /// Failed calls by [`langsight_core::rollup::RELIABILITY_CLASSES`].
+    pub breakdown: [u64; 4],
+}
+
+/// The reliability list, most called first.
+pub fn render_tools(mut rows: Vec<((String, String), ReliabilityFigures)>, hours: i64) -> Value {
+    rows.sort_by(|a, b| b.1.total.cmp(&a.1.total).then_with(|| a.0.cmp(&b.0)));
+    Value::Array(
+        rows.into_iter()
+            .map(|((server, tool), r)| {
+                let total = r.total;
+                let success_rate = round(r.success as f64 / total.max(1) as f64 * 100.0, 2);
+                let p95 = round(r.p95, 2);
+                json!({
+                    "server_name": server,
+                    "tool_name": tool,
+                    "window_hours": hours,
+                    "total_calls": total,
+                    "success_calls": r.success,
+                    "error_calls": r.errors,
+                    "timeout_calls": r.timeouts,
+                    "success_rate_pct": success_rate,
+                    "error_rate_pct": round(100.0 - success_rate, 2),
+                    "avg_latency_ms": round(mean(r.latency_sum, total), 2),
+                    "max_latency_ms": round(r.max, 2),
+                    "p50_latency_ms": round(r.p50, 2),
+                    "p95_latency_ms": p95,
+                    "p99_latency_ms": round(r.p99, 2),
+                    "is_degraded": success_rate < 95.0 || p95 > 2000.0,
+                    "error_breakdown": {
+                        "timeout": r.breakdown[0], "connection": r.breakdown[1],
+                        "params": r.breakdown[2], "server": r.breakdown[3],
+                    },
+                })
+            })
+            .collect(),
+    )
 }
 
 /// Prevented spans whose reason mentions a loop, per agent.
@@ -102,13 +130,20 @@ pub struct LoopCounts(HashMap<String, u64>);
 
 impl LoopCounts {
     pub fn add(&mut self, f: &SpanFact) {
-        if f.status == SpanStatus::Prevented && f.error.as_deref().is_some_and(|e| e.contains("loop")) {
+        if langsight_core::rollup::ErrorClass::of(f.status, f.error.as_deref()).stopped_loop {
             *self.0.entry(f.agent_name.clone().unwrap_or_default()).or_default() += 1;
         }
     }
 
     pub fn finish(self) -> Value {
-        let mut rows: Vec<_> = self.0.into_iter().collect();
+        render_loop_counts(self.0)
+    }
+}
+
+/// Stopped loops per agent, most first.
+pub fn render_loop_counts(rows: HashMap<String, u64>) -> Value {
+    {
+        let mut rows: Vec<_> = rows.into_iter().collect();
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Value::Array(rows.into_iter().map(|(a, n)| json!({"agent_name": a, "loop_count": n})).collect())
     }

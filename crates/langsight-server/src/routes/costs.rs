@@ -1,7 +1,8 @@
 //! `/api/costs`: model pricing with history, and the cost breakdown of a window.
 
 use super::query::{scoped, Params};
-use crate::analytics::{costs::Breakdown, scan, Window};
+use crate::analytics::rolled::{self, Source};
+use crate::analytics::Window;
 use crate::auth::Principal;
 use crate::config::StorageMode;
 use crate::error::{ApiError, ApiResult};
@@ -144,8 +145,5 @@ pub async fn breakdown(
 ) -> ApiResult<Json<Value>> {
     let (p, project): (Params, _) = scoped(&state, &principal, raw.as_deref()).await?;
     let hours = p.int("hours", 24, 1, 720)?;
-    let prices = state.prices.get(&state).await?;
-    let mut b = Breakdown::default();
-    scan(&state, &Window::last_hours(project, hours), |f| b.add(f)).await?;
-    Ok(Json(b.finish(&prices, &state.config.cost_rules, hours, storage_mode(&state))))
+    Ok(Json(rolled::costs(&state, &Window::last_hours(project, hours), hours, Source::Rollups).await?))
 }

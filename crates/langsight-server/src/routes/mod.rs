@@ -3,7 +3,7 @@
 mod agents;
 mod alerts;
 mod api_keys;
-mod costs;
+pub(crate) mod costs;
 mod health;
 mod investigate;
 mod live;
@@ -13,7 +13,7 @@ mod projects;
 mod query;
 mod security;
 mod servers;
-mod sessions;
+pub(crate) mod sessions;
 mod settings;
 mod setup;
 mod slos;

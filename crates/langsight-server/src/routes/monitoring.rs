@@ -2,7 +2,8 @@
 //! folded from the window's spans by [`crate::analytics`].
 
 use super::query::scoped;
-use crate::analytics::{lineage, monitoring, reliability, scan, Window};
+use crate::analytics::rolled::{self, Source};
+use crate::analytics::{lineage, reliability, scan, Window};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -32,9 +33,7 @@ pub async fn timeseries(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, hours) = window(&state, &principal, raw, 24, 720).await?;
-    let mut t = monitoring::Timeseries::new(hours);
-    scan(&state, &w, |f| t.add(f)).await?;
-    Ok(Json(t.finish()))
+    Ok(Json(rolled::timeseries(&state, &w, hours, Source::Rollups).await?))
 }
 
 pub async fn models(
@@ -43,10 +42,7 @@ pub async fn models(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
-    let prices = state.prices.get(&state).await?;
-    let mut m = monitoring::Models::default();
-    scan(&state, &w, |f| m.add(f)).await?;
-    Ok(Json(m.finish(&prices)))
+    Ok(Json(rolled::models(&state, &w, Source::Rollups).await?))
 }
 
 pub async fn tools(
@@ -55,9 +51,7 @@ pub async fn tools(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
-    let mut t = monitoring::Tools::default();
-    scan(&state, &w, |f| t.add(f)).await?;
-    Ok(Json(t.finish()))
+    Ok(Json(rolled::tools(&state, &w, Source::Rollups).await?))
 }
 
 pub async fn trends(
@@ -66,11 +60,7 @@ pub async fn trends(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, project) = scoped(&state, &principal, raw.as_deref()).await?;
-    let now = now_micros();
-    let w = Window { project_id: project, include_global: false, since: now - 14 * DAY, until: now + 1 };
-    let mut t = monitoring::Trends::new(now - 7 * DAY);
-    scan(&state, &w, |f| t.add(f)).await?;
-    Ok(Json(t.finish()))
+    Ok(Json(rolled::trends(&state, project, Source::Rollups).await?))
 }
 
 pub async fn errors(
@@ -79,9 +69,7 @@ pub async fn errors(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
-    let mut e = monitoring::Errors::default();
-    scan(&state, &w, |f| e.add(f)).await?;
-    Ok(Json(e.finish()))
+    Ok(Json(rolled::errors(&state, &w, Source::Rollups).await?))
 }
 
 pub async fn reliability_tools(
@@ -90,9 +78,8 @@ pub async fn reliability_tools(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (p, w, hours) = window(&state, &principal, raw, 24, 720).await?;
-    let mut t = reliability::Tools::new(p.text("server_name").filter(|s| !s.is_empty()).map(String::from));
-    scan(&state, &w, |f| t.add(f)).await?;
-    Ok(Json(t.finish(hours)))
+    let server = p.text("server_name").filter(|s| !s.is_empty()).map(String::from);
+    Ok(Json(rolled::reliability_tools(&state, &w, server, hours, Source::Rollups).await?))
 }
 
 pub async fn loop_counts(
@@ -101,9 +88,7 @@ pub async fn loop_counts(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, _) = window(&state, &principal, raw, 24, 720).await?;
-    let mut l = reliability::LoopCounts::default();
-    scan(&state, &w, |f| l.add(f)).await?;
-    Ok(Json(l.finish()))
+    Ok(Json(rolled::loop_counts(&state, &w, Source::Rollups).await?))
 }
 
 pub async fn lineage(

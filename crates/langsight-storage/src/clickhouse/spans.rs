@@ -265,6 +265,14 @@ impl SpanStore for DualSpans {
         self.pg.get_session(project_id, session_id).await
     }
 
+    async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+        self.pg.rollups(query).await
+    }
+
+    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+        self.pg.backfill_rollups(page).await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         self.pg.mark_incomplete(project_id, session_id).await
     }

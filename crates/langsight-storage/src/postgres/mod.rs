@@ -10,6 +10,7 @@ mod keys;
 mod migrations;
 mod pricing;
 mod projects;
+mod rollups;
 mod security;
 mod servers;
 mod spans;

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::{SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::health::HealthTag;
+use langsight_core::rollup::RollupBatch;
 use langsight_core::session::SessionRollup;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
 use std::collections::BTreeMap;
@@ -17,6 +18,38 @@ const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id,
     started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
+
+/// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
+pub(super) const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, \
+    agent_name, target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, \
+    input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id, seq";
+
+pub(super) fn fact_from_row(r: &Row) -> Result<SpanFact, StorageError> {
+    let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+    let (span_type, status): (String, String) = (r.get(2), r.get(11));
+    Ok(SpanFact {
+        span_id: r.get(0),
+        parent_span_id: r.get(1),
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+        session_id: r.get(3),
+        server_name: r.get(4),
+        tool_name: r.get(5),
+        agent_name: r.get(6),
+        target_agent_name: r.get(7),
+        started_at: r.get(8),
+        ended_at: r.get(9),
+        latency_ms: r.get(10),
+        status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        error: r.get(12),
+        model_id: r.get(13),
+        input_tokens: r.get(14),
+        output_tokens: r.get(15),
+        thinking_tokens: r.get(16),
+        explicit_lineage: r.get::<_, String>(17) == "explicit",
+        project_id: Some(r.get::<_, String>(18)).filter(|p| !p.is_empty()),
+        cursor: FactCursor { started_at: r.get(8), tiebreak: r.get::<_, i64>(19).to_string() },
+    })
+}
 
 fn span_from_row(r: &Row) -> Result<Span, StorageError> {
     let text = |i: usize| -> String { r.get(i) };
@@ -210,6 +243,7 @@ pub(crate) async fn fold(
             current,
         });
     }
+    super::rollups::merge_into(tx, &RollupBatch::from_spans(spans)).await?;
     Ok(updates)
 }
 
@@ -358,6 +392,7 @@ impl SpanStore for PgStorage {
         let n = tx.execute("DELETE FROM spans WHERE started_at < $1", &[&before]).await?;
         tx.execute("DELETE FROM sessions WHERE last_call_at < $1", &[&before]).await?;
         tx.execute("DELETE FROM tool_hourly WHERE hour < $1", &[&before.div_euclid(3_600_000_000)]).await?;
+        super::rollups::prune(&tx, before).await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -407,15 +442,13 @@ impl SpanStore for PgStorage {
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         let client = self.client().await?;
         let statement = client
-            .prepare_cached(
-                "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
-                 target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, \
-                 input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id, seq FROM spans \
+            .prepare_cached(&format!(
+                "SELECT {FACT_COLUMNS} FROM spans \
                  WHERE started_at >= $1 AND started_at < $2 \
                  AND ($3::text IS NULL OR project_id = $3 OR ($4 AND project_id = '')) \
                  AND ($5::bigint IS NULL OR started_at > $5 OR (started_at = $5 AND seq > $6)) \
-                 ORDER BY started_at, seq LIMIT $7",
-            )
+                 ORDER BY started_at, seq LIMIT $7"
+            ))
             .await?;
         let (after_at, after_seq) = match &q.after {
             Some(c) => (Some(c.started_at), c.tiebreak.parse::<i64>().unwrap_or(i64::MAX)),
@@ -425,34 +458,19 @@ impl SpanStore for PgStorage {
         let rows = client
             .query(&statement, &[&q.since, &q.until, &q.project_id, &q.include_global, &after_at, &after_seq, &limit])
             .await?;
-        rows.iter()
-            .map(|r| {
-                let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
-                let (span_type, status): (String, String) = (r.get(2), r.get(11));
-                Ok(SpanFact {
-                    span_id: r.get(0),
-                    parent_span_id: r.get(1),
-                    span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
-                    session_id: r.get(3),
-                    server_name: r.get(4),
-                    tool_name: r.get(5),
-                    agent_name: r.get(6),
-                    target_agent_name: r.get(7),
-                    started_at: r.get(8),
-                    ended_at: r.get(9),
-                    latency_ms: r.get(10),
-                    status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
-                    error: r.get(12),
-                    model_id: r.get(13),
-                    input_tokens: r.get(14),
-                    output_tokens: r.get(15),
-                    thinking_tokens: r.get(16),
-                    explicit_lineage: r.get::<_, String>(17) == "explicit",
-                    project_id: Some(r.get::<_, String>(18)).filter(|p| !p.is_empty()),
-                    cursor: FactCursor { started_at: r.get(8), tiebreak: r.get::<_, i64>(19).to_string() },
-                })
-            })
-            .collect()
+        rows.iter().map(fact_from_row).collect()
+    }
+
+    async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+        super::rollups::read(&self.client().await?, &q).await
+    }
+
+    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let progress = super::rollups::backfill(&tx, page).await?;
+        tx.commit().await?;
+        Ok(progress)
     }
 
     async fn session_spans(

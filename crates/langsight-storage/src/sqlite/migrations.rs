@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/011_user_sessions.sql")),
     (12, include_str!("migrations/012_security_scans.sql")),
     (13, include_str!("migrations/013_catalog_seen.sql")),
+    (14, include_str!("migrations/014_rollups.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -11,6 +11,7 @@ mod checkpoint;
 mod migrations;
 mod pricing;
 mod queries;
+mod rollups;
 mod security;
 mod servers;
 mod users;

@@ -5,6 +5,7 @@ use crate::model::*;
 use crate::{HealthStore, KeyStore, ProjectStore, SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::health::HealthTag;
+use langsight_core::rollup::RollupBatch;
 use langsight_core::session::SessionRollup;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -23,11 +24,11 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
 /// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
-const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+pub(super) const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
     target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, input_tokens, \
     output_tokens, thinking_tokens, lineage_provenance, project_id, seq";
 
-fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
+pub(super) fn fact_from_row(r: &Row) -> rusqlite::Result<SpanFact> {
     let text = |i: usize| -> rusqlite::Result<String> { r.get(i) };
     let bad = |i: usize, v: String| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("bad value '{v}'").into())
@@ -208,10 +209,13 @@ impl SpanStore for SqliteStorage {
         if spans.is_empty() {
             return Ok(IngestOutcome::default());
         }
+        // Folded here, on the request's task: the writer thread only merges the deltas of its group.
+        let rollups = RollupBatch::from_spans(&spans);
         self.write(move |conn| {
             insert_spans(conn, &spans)?;
             update_tool_hours(conn, &spans)?;
             let sessions = update_sessions(conn, &spans)?;
+            super::rollups::defer(rollups);
             Ok(IngestOutcome { accepted: spans.len(), sessions })
         })
         .await
@@ -322,6 +326,7 @@ impl SpanStore for SqliteStorage {
             let n = conn.execute("DELETE FROM spans WHERE started_at < ?1", params![before])?;
             conn.execute("DELETE FROM sessions WHERE last_call_at < ?1", params![before])?;
             conn.execute("DELETE FROM tool_hourly WHERE hour < ?1", params![before.div_euclid(3_600_000_000)])?;
+            super::rollups::prune(conn, before)?;
             Ok(n as u64)
         })
         .await
@@ -350,6 +355,14 @@ impl SpanStore for SqliteStorage {
             }
         })
         .await
+    }
+
+    async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+        self.read(move |conn| super::rollups::read(conn, &q)).await
+    }
+
+    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+        self.write(move |conn| super::rollups::backfill(conn, page)).await
     }
 
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {

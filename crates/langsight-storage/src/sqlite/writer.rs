@@ -120,10 +120,13 @@ fn commit_group(conn: &mut Connection, batch: &mut Vec<Work>) -> Committed {
                 conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
             }
         }
+        // The group's analytics rollups, merged once per row for all its jobs.
+        super::rollups::flush_pending(conn)?;
         conn.execute_batch("COMMIT")?;
         Ok(())
     })();
     if let Err(e) = &result {
+        super::rollups::discard_pending();
         tracing::error!(error = %e, "storage.commit_failed");
         let _ = conn.execute_batch("ROLLBACK");
     }

@@ -1,0 +1,416 @@
+//! Every analytics figure from the rollups kept at ingest ([`langsight_core::rollup`]), and the same figures
+//! from a scan of the window's spans ([`Source::Spans`]) — the exact answer, kept as the test oracle and for
+//! checking a deployment (`docs/decisions.md`, "Analytics from rollups").
+//!
+//! A rollup answer reads hours × groups rows, whatever the number of spans: counts, sums and costs are
+//! exact; quantiles come from the latency sketch (within 1 % of the exact value at their rank) and distinct
+//! session and agent counts from the distinct sketch (exact up to 128, then within a few percent).
+
+use super::costs::{self, Breakdown, CostGroup, CostKey};
+use super::monitoring::{self, BucketFigures, ModelRow, PeriodFigures, ToolFigures};
+use super::reliability::{self, ReliabilityFigures};
+use super::{scan, Window};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use langsight_core::rollup::{Dims, RollupKind, SlotDims, Stats, HOUR, SLOT};
+use langsight_core::span::{SpanStatus, SpanType};
+use langsight_storage::RollupQuery;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+
+/// Where the figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The rollups: what the endpoints serve.
+    Rollups,
+    /// A scan of every span in the window: exact, linear in spans.
+    Spans,
+}
+
+const DAY: i64 = 86_400_000_000;
+
+#[track_caller]
+fn unreadable(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "analytics.rollup_unreadable");
+    ApiError::Internal
+}
+
+async fn rows(state: &AppState, w: &Window, kind: RollupKind) -> ApiResult<Vec<(i64, String, Stats)>> {
+    let width = kind.width();
+    let rows = state
+        .storage
+        .spans
+        .rollups(RollupQuery {
+            kind,
+            project_id: w.project_id.clone(),
+            include_global: w.include_global,
+            since: w.since.div_euclid(width),
+            until: (w.until - 1).div_euclid(width) + 1,
+        })
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.bucket, r.dims, Stats::from_bytes(&r.value).map_err(unreadable)?)))
+        .collect()
+}
+
+/// The hourly rows of the window, decoded.
+pub async fn hourly(state: &AppState, w: &Window) -> ApiResult<Vec<(i64, Dims, Stats)>> {
+    rows(state, w, RollupKind::Hourly)
+        .await?
+        .into_iter()
+        .map(|(b, d, s)| Ok((b, Dims::decode(&d).map_err(unreadable)?, s)))
+        .collect()
+}
+
+/// The five-minute slot rows of the window, decoded.
+pub async fn slots(state: &AppState, w: &Window) -> ApiResult<Vec<(i64, SlotDims, Stats)>> {
+    rows(state, w, RollupKind::Slot)
+        .await?
+        .into_iter()
+        .map(|(b, d, s)| Ok((b, SlotDims::decode(&d).map_err(unreadable)?, s)))
+        .collect()
+}
+
+/// The `q` quantile of a merged sketch the way [`super::quantile`] takes it of exact values: linear
+/// interpolation between the values at the two ranks around `q·(n−1)`. Each of those is within the sketch's
+/// relative error, so their convex combination is too. 0 when empty.
+fn q(s: &Stats, q: f64) -> f64 {
+    let n = s.latency.count();
+    if n <= 1 {
+        return s.latency.quantile(0.0).unwrap_or(0.0);
+    }
+    let last = (n - 1) as f64;
+    let pos = q.clamp(0.0, 1.0) * last;
+    let (lo, hi) = (pos.floor(), pos.ceil());
+    // The sketch answers "the value at rank floor(q'·(n−1))": ask half a rank above to land on `lo` exactly.
+    let at = |rank: f64| s.latency.quantile(((rank + 0.5) / last).min(1.0)).unwrap_or(0.0);
+    let (vlo, vhi) = (at(lo), at(hi));
+    vlo + (vhi - vlo) * (pos - lo)
+}
+
+fn failed(d: &Dims) -> bool {
+    d.status != SpanStatus::Success
+}
+
+pub async fn timeseries(state: &AppState, w: &Window, hours: i64, source: Source) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut t = monitoring::Timeseries::new(hours);
+        scan(state, w, |f| t.add(f)).await?;
+        return Ok(t.finish());
+    }
+    let width = monitoring::bucket_width(hours);
+    // Per bucket: all spans, calls, failed calls, agent spans.
+    let mut buckets: BTreeMap<i64, [Stats; 4]> = BTreeMap::new();
+    for (slot, d, s) in slots(state, w).await? {
+        let b = buckets.entry((slot * SLOT).div_euclid(width) * width).or_default();
+        b[0].merge(&s);
+        if d.call {
+            b[1].merge(&s);
+            if d.failed {
+                b[2].merge(&s);
+            }
+        }
+        if d.agent_span {
+            b[3].merge(&s);
+        }
+    }
+    Ok(monitoring::render_timeseries(
+        width,
+        buckets.into_iter().map(|(start, [all, calls, failed, agent])| {
+            let figures = BucketFigures {
+                sessions: all.sessions.estimate(),
+                tool_calls: calls.spans,
+                errors: failed.spans,
+                latency_sum: all.latency_sum,
+                latencies: all.spans,
+                p99: q(&all, 0.99),
+                input: all.input_tokens,
+                output: all.output_tokens,
+                agents: all.agents.estimate(),
+                failed_sessions: failed.sessions.estimate(),
+                session_p99: q(&agent, 0.99),
+            };
+            (start, figures)
+        }),
+    ))
+}
+
+pub async fn models(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
+    let prices = state.prices.get(state).await?;
+    if source == Source::Spans {
+        let mut m = monitoring::Models::default();
+        scan(state, w, |f| m.add(f)).await?;
+        return Ok(m.finish(&prices));
+    }
+    let mut rows: HashMap<String, ModelRow> = HashMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        if d.model.is_empty() {
+            continue;
+        }
+        let r = rows.entry(d.model.clone()).or_default();
+        r.calls += s.spans;
+        r.input += s.input_tokens;
+        r.output += s.output_tokens;
+        r.latency += s.latency_sum;
+        r.errors += if failed(&d) { s.spans } else { 0 };
+    }
+    Ok(monitoring::render_models(rows, &prices))
+}
+
+pub async fn tools(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut t = monitoring::Tools::default();
+        scan(state, w, |f| t.add(f)).await?;
+        return Ok(t.finish());
+    }
+    let mut merged: BTreeMap<(String, String), (Stats, u64, u64)> = BTreeMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        if d.span_type != SpanType::ToolCall {
+            continue;
+        }
+        let e = merged.entry((d.server.clone(), d.tool.clone())).or_default();
+        e.0.merge(&s);
+        e.1 += if failed(&d) { s.spans } else { 0 };
+        e.2 += if d.error.content_error { s.spans } else { 0 };
+    }
+    Ok(monitoring::render_tools(
+        merged
+            .into_iter()
+            .map(|(k, (s, errors, content_errors))| {
+                let f = ToolFigures {
+                    calls: s.spans,
+                    errors,
+                    latency_sum: s.latency_sum,
+                    p99: q(&s, 0.99),
+                    sessions: s.sessions.estimate(),
+                    content_errors,
+                };
+                (k, f)
+            })
+            .collect(),
+    ))
+}
+
+/// The trends' window (14 days) and the start of the current week, both on hour boundaries.
+pub fn trends_window(project_id: Option<String>) -> (Window, i64) {
+    let now = langsight_core::time::now_micros();
+    (Window::since(project_id, now - 14 * DAY), (now - 7 * DAY).div_euclid(HOUR) * HOUR)
+}
+
+pub async fn trends(state: &AppState, project_id: Option<String>, source: Source) -> ApiResult<Value> {
+    let (w, split) = trends_window(project_id);
+    if source == Source::Spans {
+        let mut t = monitoring::Trends::new(split);
+        scan(state, &w, |f| t.add(f)).await?;
+        return Ok(t.finish());
+    }
+    // [current, previous]: tool calls from the hourly rows, sessions from the slots.
+    let mut calls: [Stats; 2] = Default::default();
+    let mut errors = [0u64; 2];
+    for (hour, d, s) in hourly(state, &w).await? {
+        if d.span_type != SpanType::ToolCall {
+            continue;
+        }
+        let i = usize::from(hour * HOUR < split);
+        calls[i].merge(&s);
+        errors[i] += if failed(&d) { s.spans } else { 0 };
+    }
+    let mut sessions: [Stats; 2] = Default::default();
+    for (slot, _, s) in slots(state, &w).await? {
+        sessions[usize::from(slot * SLOT < split)].merge(&s);
+    }
+    let figures = |i: usize| PeriodFigures {
+        latencies: calls[i].spans,
+        latency_sum: calls[i].latency_sum,
+        p99: q(&calls[i], 0.99),
+        calls: calls[i].spans,
+        errors: errors[i],
+        sessions: sessions[i].sessions.estimate(),
+    };
+    Ok(monitoring::render_trends(figures(0), figures(1)))
+}
+
+pub async fn errors(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut e = monitoring::Errors::default();
+        scan(state, w, |f| e.add(f)).await?;
+        return Ok(e.finish());
+    }
+    let mut rows: HashMap<&'static str, (u64, u64, u64)> = HashMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        let Some(category) = d.error.category() else { continue };
+        let e = rows.entry(category).or_default();
+        e.0 += s.spans;
+        e.1 += if d.span_type == SpanType::Agent { s.spans } else { 0 };
+        e.2 += if d.span_type == SpanType::ToolCall { s.spans } else { 0 };
+    }
+    Ok(monitoring::render_errors(rows))
+}
+
+pub async fn reliability_tools(
+    state: &AppState,
+    w: &Window,
+    server: Option<String>,
+    hours: i64,
+    source: Source,
+) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut t = reliability::Tools::new(server);
+        scan(state, w, |f| t.add(f)).await?;
+        return Ok(t.finish(hours));
+    }
+    let mut merged: BTreeMap<(String, String), (Stats, [u64; 3], [u64; 4])> = BTreeMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        if d.span_type != SpanType::ToolCall || server.as_ref().is_some_and(|name| *name != d.server) {
+            continue;
+        }
+        let e = merged.entry((d.server.clone(), d.tool.clone())).or_default();
+        e.0.merge(&s);
+        match d.status {
+            SpanStatus::Success => e.1[0] += s.spans,
+            SpanStatus::Error => e.1[1] += s.spans,
+            SpanStatus::Timeout => e.1[2] += s.spans,
+            SpanStatus::Prevented => {}
+        }
+        if d.error.reliability > 0 {
+            e.2[usize::from(d.error.reliability - 1).min(3)] += s.spans;
+        }
+    }
+    let rows = merged
+        .into_iter()
+        .map(|(k, (s, [success, errors, timeouts], breakdown))| {
+            let f = ReliabilityFigures {
+                total: s.spans,
+                success,
+                errors,
+                timeouts,
+                latency_sum: s.latency_sum,
+                max: s.latency_max,
+                p50: q(&s, 0.50),
+                p95: q(&s, 0.95),
+                p99: q(&s, 0.99),
+                breakdown,
+            };
+            (k, f)
+        })
+        .collect();
+    Ok(reliability::render_tools(rows, hours))
+}
+
+pub async fn loop_counts(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut l = reliability::LoopCounts::default();
+        scan(state, w, |f| l.add(f)).await?;
+        return Ok(l.finish());
+    }
+    let mut rows: HashMap<String, u64> = HashMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        if d.error.stopped_loop {
+            *rows.entry(d.agent).or_default() += s.spans;
+        }
+    }
+    Ok(reliability::render_loop_counts(rows))
+}
+
+/// Sessions ranked in the cost breakdown: the most expensive of those active in the window, by the same
+/// estimate the sessions list shows (read from the session rollups, never from spans).
+pub const COST_SESSIONS: usize = 10;
+/// Sessions read for that ranking at most (the most recently started in the window).
+pub const COST_SESSIONS_READ: usize = 5_000;
+
+pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> ApiResult<Value> {
+    let prices = state.prices.get(state).await?;
+    let groups: HashMap<CostKey, CostGroup> = match source {
+        Source::Spans => {
+            let mut b = Breakdown::default();
+            scan(state, w, |f| b.add(f)).await?;
+            b.into_groups()
+        }
+        Source::Rollups => {
+            let mut groups: HashMap<CostKey, CostGroup> = HashMap::new();
+            for (_, d, s) in hourly(state, w).await? {
+                let key = (d.server, d.tool, d.agent, d.model, d.span_type == SpanType::ToolCall, d.tokens);
+                let g = groups.entry(key).or_default();
+                g.calls += s.spans;
+                g.input += s.input_tokens;
+                g.output += s.output_tokens;
+                g.thinking += s.thinking_tokens;
+            }
+            groups
+        }
+    };
+    let sessions = state
+        .storage
+        .spans
+        .list_sessions(langsight_storage::SessionQuery {
+            project_id: w.project_id.clone(),
+            active_since: w.since,
+            agent_name: None,
+            health_tag: None,
+            limit: COST_SESSIONS_READ,
+        })
+        .await?;
+    let mut ranked: Vec<(f64, Value)> = sessions
+        .iter()
+        .filter_map(|row| {
+            let cost = crate::routes::sessions::est_cost(&row.rollup, &prices)?;
+            Some((
+                cost,
+                serde_json::json!({
+                    "session_id": row.session_id,
+                    "agent_name": row.rollup.agent_name,
+                    "total_calls": row.rollup.span_count,
+                    "total_cost_usd": cost,
+                }),
+            ))
+        })
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1["session_id"].as_str().cmp(&b.1["session_id"].as_str())));
+    ranked.truncate(COST_SESSIONS);
+    let mode = crate::routes::costs::storage_mode(state);
+    Ok(costs::render(
+        groups,
+        &prices,
+        &state.config.cost_rules,
+        hours,
+        mode,
+        ranked.into_iter().map(|(_, v)| v).collect(),
+    ))
+}
+
+/// Spans folded per backfill transaction: short enough not to hold the writer for long.
+const BACKFILL_PAGE: usize = 5_000;
+
+/// Builds the rollups of spans stored before rollups existed (after an upgrade), a page per transaction,
+/// logging progress every tenth; resumes where it stopped after a restart. Several workers may run it: each
+/// page is claimed under the store's write lock.
+pub fn spawn_backfill(state: AppState) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last_tenth = None;
+        loop {
+            match state.storage.spans.backfill_rollups(BACKFILL_PAGE).await {
+                Ok(None) => {
+                    if last_tenth.is_some() {
+                        tracing::info!("analytics.rollups_backfill_done");
+                    }
+                    return;
+                }
+                Ok(Some(p)) => {
+                    let tenth = (p.done * 10).checked_div(p.total).unwrap_or(10);
+                    if last_tenth != Some(tenth) {
+                        tracing::info!(
+                            done = p.done,
+                            total = p.total,
+                            "analytics.rollups_backfill: building rollups for spans stored before the upgrade"
+                        );
+                        last_tenth = Some(tenth);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "analytics.rollups_backfill_failed: retrying in 10 s");
+                    tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+                }
+            }
+        }
+    })
+}

@@ -1,0 +1,125 @@
+//! The analytics rollups in PostgreSQL (`postgres` mode, and `dual` mode beside the session rollups): merged
+//! in the ingest transaction, read by bucket range, built for spans stored before they existed.
+//!
+//! A group's rows are merged in three round trips whatever their number: create the missing rows, lock and
+//! read them all in key order (concurrent workers lock in the same order, so they wait, never deadlock),
+//! write the merged values back.
+
+use super::spans::{fact_from_row, FACT_COLUMNS};
+use crate::model::*;
+use crate::StorageError;
+use langsight_core::rollup::{RollupBatch, RollupKind, Stats};
+use std::collections::HashMap;
+
+pub(crate) async fn merge_into(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batch: &RollupBatch,
+) -> Result<(), StorageError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut kinds: Vec<i16> = Vec::with_capacity(batch.0.len());
+    let mut buckets: Vec<i64> = Vec::with_capacity(batch.0.len());
+    let mut projects: Vec<&str> = Vec::with_capacity(batch.0.len());
+    let mut dims: Vec<&str> = Vec::with_capacity(batch.0.len());
+    for (kind, project, bucket, d) in batch.0.keys() {
+        kinds.push(*kind as i16);
+        buckets.push(*bucket);
+        projects.push(project);
+        dims.push(d);
+    }
+    let create = tx
+        .prepare_cached(
+            "INSERT INTO rollups (kind, bucket, project_id, dims, value) \
+             SELECT k, b, p, d, ''::bytea FROM unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[]) AS u(k, b, p, d) \
+             ORDER BY k, b, p, d ON CONFLICT DO NOTHING",
+        )
+        .await?;
+    tx.execute(&create, &[&kinds, &buckets, &projects, &dims]).await?;
+    let lock = tx
+        .prepare_cached(
+            "SELECT r.kind, r.bucket, r.project_id, r.dims, r.value FROM rollups r \
+             JOIN unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[]) AS u(k, b, p, d) \
+             ON r.kind = u.k AND r.bucket = u.b AND r.project_id = u.p AND r.dims = u.d \
+             ORDER BY r.kind, r.bucket, r.project_id, r.dims FOR UPDATE OF r",
+        )
+        .await?;
+    let mut stored: HashMap<(i16, i64, String, String), Vec<u8>> = HashMap::with_capacity(batch.0.len());
+    for r in tx.query(&lock, &[&kinds, &buckets, &projects, &dims]).await? {
+        stored.insert((r.get(0), r.get(1), r.get(2), r.get(3)), r.get(4));
+    }
+    let mut values: Vec<Vec<u8>> = Vec::with_capacity(batch.0.len());
+    for ((kind, project, bucket, d), delta) in &batch.0 {
+        let key = (*kind as i16, *bucket, project.clone(), d.clone());
+        let merged = match stored.get(&key).filter(|v| !v.is_empty()) {
+            Some(bytes) => {
+                let mut s = Stats::from_bytes(bytes).map_err(|e| StorageError::Backend(e.to_string()))?;
+                s.merge(delta);
+                s
+            }
+            None => delta.clone(),
+        };
+        values.push(merged.to_bytes());
+    }
+    let write = tx
+        .prepare_cached(
+            "UPDATE rollups r SET value = u.v \
+             FROM unnest($1::smallint[], $2::bigint[], $3::text[], $4::text[], $5::bytea[]) AS u(k, b, p, d, v) \
+             WHERE r.kind = u.k AND r.bucket = u.b AND r.project_id = u.p AND r.dims = u.d",
+        )
+        .await?;
+    tx.execute(&write, &[&kinds, &buckets, &projects, &dims, &values]).await?;
+    Ok(())
+}
+
+pub(crate) async fn read(client: &deadpool_postgres::Object, q: &RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT project_id, bucket, dims, value FROM rollups WHERE kind = $1 AND bucket >= $2 AND bucket < $3 \
+             AND ($4::text IS NULL OR project_id = $4 OR ($5 AND project_id = '')) AND value <> ''::bytea",
+        )
+        .await?;
+    let rows = client
+        .query(&statement, &[&(q.kind as i16), &q.since, &q.until, &q.project_id, &q.include_global])
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| RollupRow { project_id: r.get(0), bucket: r.get(1), dims: r.get(2), value: r.get(3) })
+        .collect())
+}
+
+/// Deletes rollup buckets that ended before `before` (whole buckets: the bucket holding `before` stays).
+pub(crate) async fn prune(tx: &deadpool_postgres::Transaction<'_>, before: i64) -> Result<(), StorageError> {
+    for kind in [RollupKind::Hourly, RollupKind::Slot] {
+        tx.execute("DELETE FROM rollups WHERE kind = $1 AND bucket < $2", &[&(kind as i16), &kind.bucket(before)])
+            .await?;
+    }
+    Ok(())
+}
+
+/// Folds the next `page` spans of the pre-rollup backlog and records the progress (caller's transaction).
+pub(crate) async fn backfill(
+    tx: &deadpool_postgres::Transaction<'_>,
+    page: usize,
+) -> Result<Option<BackfillProgress>, StorageError> {
+    let row = tx.query_one("SELECT after, upto, done, total FROM rollup_backfill WHERE id = 1 FOR UPDATE", &[]).await?;
+    let (after, upto, done, total): (i64, i64, i64, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    if after >= upto {
+        return Ok(None);
+    }
+    let rows = tx
+        .query(
+            &format!("SELECT {FACT_COLUMNS} FROM spans WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3"),
+            &[&after, &upto, &(page as i64)],
+        )
+        .await?;
+    let facts = rows.iter().map(fact_from_row).collect::<Result<Vec<_>, _>>()?;
+    let last = match facts.last() {
+        Some(f) => f.cursor.tiebreak.parse::<i64>().map_err(|e| StorageError::Backend(e.to_string()))?,
+        None => upto,
+    };
+    merge_into(tx, &RollupBatch::from_views(facts.iter().map(fact_view))).await?;
+    let done = done + facts.len() as i64;
+    tx.execute("UPDATE rollup_backfill SET after = $1, done = $2 WHERE id = 1", &[&last, &done]).await?;
+    Ok(Some(BackfillProgress { spans: facts.len() as u64, done: done as u64, total: total as u64 }))
+}
