@@ -3,6 +3,7 @@
 //! - [`span`]: the span as agents send it (`ToolCallSpan` on the wire), its decoder and the validation
 //!   rules of `POST /api/traces/spans`, and the lineage fix-ups applied at ingest.
 //! - [`session`]: the per-session rollup maintained at ingest, so listing sessions never re-aggregates spans.
+//! - [`rollup`]: the analytics rollups kept at ingest (hourly and five-minute rows) that every figure merges.
 //! - [`sketch`]: mergeable latency-quantile and distinct-count sketches for the hourly analytics rollups.
 //! - [`health`]: session health tags and their priority order.
 //! - [`time`]: the timestamp type and the wire formats the original emits.
@@ -11,6 +12,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod rollup;
 pub mod session;
 pub mod sketch;
 pub mod span;
