@@ -1,25 +1,38 @@
 //! The accept loop: HTTP/1 connections served by hyper with the timeouts axum's own `serve` leaves out.
 //!
-//! `axum::serve` gives hyper no timer, so hyper's header read timeout never fires: a client that sends half a
-//! request head and then nothing keeps its connection, task and buffers forever (slowloris). Here every
-//! connection gets a timer and [`Timeouts::header`]; the request body's deadline is enforced where the body is
-//! read (`http::LimitedBody`), which finds [`BodyDeadline`] in the request's extensions.
+//! `axum::serve` has no header read timeout: a client that sends half a request head and then nothing keeps its
+//! connection, task and buffers forever (slowloris). hyper's own `header_read_timeout` arms a timer for every
+//! request head and costs ~5 % of ingest throughput (BENCHMARKS.md), so it is off here and the deadline is kept
+//! by [`Sweeper`] instead: each connection carries one timestamp, "waiting for a request head since", set when
+//! the connection is accepted and when a response has been handed to hyper in full, cleared when hyper calls the
+//! service with a parsed head; one task per listener closes the connections whose timestamp is older than
+//! [`Timeouts::header`]. Per request that is two relaxed atomic stores and no timer. The request body's deadline
+//! is enforced where the body is read (`http::LimitedBody`), which finds [`BodyDeadline`] in the request's
+//! extensions.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use axum::Router;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
 use tower::ServiceExt;
 
 /// How long a client may take to send what it started.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// From a connection's first byte of a request to the end of its head (`LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS`).
+    /// From the moment a connection is ready for a request (accepted, or its previous response handed over) to
+    /// the end of the next request head (`LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS`): a half-sent head and an idle
+    /// keep-alive connection are both closed after it, as hyper's own header read timeout would.
     pub header: Duration,
     /// From the handler asking for the body to its last byte (`LANGSIGHT_BODY_READ_TIMEOUT_SECONDS`).
     pub body: Duration,
@@ -42,7 +55,7 @@ pub async fn serve(
     // Every connection task holds a clone; `closed()` resolves once all are gone.
     let (done_tx, done_rx) = watch::channel(());
     tokio::pin!(stop);
-    let timer = CoarseTimer::start();
+    let sweeper = Sweeper::start(timeouts.header);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -57,21 +70,29 @@ pub async fn serve(
             _ = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
+        let conn_state = Arc::new(ConnState { clock: sweeper.clock, waiting_since: AtomicU64::new(0) });
+        conn_state.waiting();
         let app = app.clone();
         let deadline = BodyDeadline(timeouts.body);
-        let service = app.map_request(move |req: hyper::Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(ConnectInfo(peer));
-            req.extensions_mut().insert(deadline);
-            req
-        });
+        let on_request = conn_state.clone();
+        let on_response = conn_state.clone();
+        let service = app
+            .map_request(move |req: hyper::Request<Incoming>| {
+                // hyper has the whole head: the header deadline no longer applies.
+                on_request.waiting_since.store(0, Ordering::Relaxed);
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(deadline);
+                req
+            })
+            .map_response(move |res: Response| res.map(|inner| ResponseBody { inner, conn: on_response.clone() }));
         let mut stop_rx = stop_rx.clone();
         stop_rx.mark_unchanged();
         let done_rx = done_rx.clone();
-        let timer = timer.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(timer.clone()).header_read_timeout(timeouts.header);
+            // The sweeper keeps the header deadline (see the module docs); hyper's per-head timer stays off.
+            builder.header_read_timeout(None);
             let conn =
                 builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)).with_upgrades();
             tokio::pin!(conn);
@@ -88,122 +109,198 @@ pub async fn serve(
             }
             drop(done_rx);
         });
+        sweeper.watch(conn_state, task.abort_handle(), peer);
     }
     drop(stop_tx);
     drop(done_rx);
     done_tx.closed().await;
 }
 
-/// How often [`CoarseTimer`] looks for sleeps that are due: the resolution of the header read timeout.
-const TICK: Duration = Duration::from_millis(250);
-
-/// hyper's timer, at [`TICK`] resolution. hyper arms a sleep for every request head it reads (keep-alive
-/// requests included). A timeout of seconds needs no millisecond precision: sleeps register in one list, and a
-/// single task per listener wakes the due ones four times a second, forgetting those hyper dropped. (Switching
-/// the header timeout off entirely measured ~4–5 % more ingest throughput; this timer has not yet been shown to
-/// recover it — see BENCHMARKS.md.)
-#[derive(Clone)]
-struct CoarseTimer(std::sync::Arc<std::sync::Mutex<Vec<std::sync::Arc<Entry>>>>);
-
-struct Entry {
-    deadline: std::time::Instant,
-    fired: std::sync::atomic::AtomicBool,
-    waker: std::sync::Mutex<Option<std::task::Waker>>,
+/// What the sweeper knows of one connection.
+struct ConnState {
+    /// The listener's clock origin: timestamps are milliseconds since it, plus one (0 = not waiting).
+    clock: Instant,
+    /// Since when the connection waits for (the rest of) a request head; 0 while a request is being served.
+    waiting_since: AtomicU64,
 }
 
-impl CoarseTimer {
-    /// A timer and its ticker task, which ends once every clone of the timer is gone.
-    fn start() -> CoarseTimer {
-        let timer = CoarseTimer(Default::default());
-        let weak = std::sync::Arc::downgrade(&timer.0);
+impl ConnState {
+    /// From now on the connection owes a request head.
+    fn waiting(&self) {
+        let now = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        self.waiting_since.store(now, Ordering::Relaxed);
+    }
+}
+
+/// A response body that, once hyper has taken it in full (or given up on it) and dropped it, starts the
+/// connection's wait for the next request head — where hyper itself would start its header read timer.
+struct ResponseBody {
+    inner: Body,
+    conn: Arc<ConnState>,
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.conn.waiting();
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = <Body as HttpBody>::Data;
+    type Error = <Body as HttpBody>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The connections of one listener, and the task that closes those that have owed a request head for longer
+/// than the header timeout. It looks every quarter of the timeout (at least every second), so a connection is
+/// closed between `header` and `header` + one look after its wait began.
+struct Sweeper {
+    clock: Instant,
+    conns: Arc<Mutex<Vec<Watched>>>,
+}
+
+struct Watched {
+    conn: Arc<ConnState>,
+    task: AbortHandle,
+    peer: std::net::SocketAddr,
+}
+
+impl Sweeper {
+    /// A sweeper and its task, which ends once the sweeper (held by `serve`) is gone.
+    fn start(limit: Duration) -> Sweeper {
+        let sweeper = Sweeper { clock: Instant::now(), conns: Default::default() };
+        let every = (limit / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let weak = Arc::downgrade(&sweeper.conns);
+        let clock = sweeper.clock;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(TICK);
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                let Some(list) = weak.upgrade() else { return };
-                let now = std::time::Instant::now();
-                let mut due = Vec::new();
-                if let Ok(mut list) = list.lock() {
-                    // A sleep hyper dropped holds no other reference: forget it.
-                    list.retain(|e| {
-                        if std::sync::Arc::strong_count(e) == 1 {
-                            return false;
-                        }
-                        if e.deadline <= now {
-                            due.push(e.clone());
-                            return false;
-                        }
-                        true
-                    });
-                }
-                for e in due {
-                    e.fired.store(true, std::sync::atomic::Ordering::Release);
-                    if let Some(w) = e.waker.lock().ok().and_then(|mut w| w.take()) {
-                        w.wake();
-                    }
+                if !Self::sweep(&weak, clock, limit) {
+                    return;
                 }
             }
         });
-        timer
-    }
-}
-
-impl hyper::rt::Timer for CoarseTimer {
-    fn sleep(&self, duration: Duration) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(std::time::Instant::now() + duration)
+        sweeper
     }
 
-    fn sleep_until(&self, deadline: std::time::Instant) -> std::pin::Pin<Box<dyn hyper::rt::Sleep>> {
-        let entry = std::sync::Arc::new(Entry {
-            deadline,
-            fired: std::sync::atomic::AtomicBool::new(false),
-            waker: std::sync::Mutex::new(None),
+    /// One look: forgets ended connections and closes overdue ones. False once the listener is gone.
+    fn sweep(conns: &Weak<Mutex<Vec<Watched>>>, clock: Instant, limit: Duration) -> bool {
+        let Some(conns) = conns.upgrade() else { return false };
+        let now = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let Ok(mut conns) = conns.lock() else { return false };
+        conns.retain(|w| {
+            if w.task.is_finished() {
+                return false;
+            }
+            let since = w.conn.waiting_since.load(Ordering::Relaxed);
+            if since != 0 && now.saturating_sub(since) >= limit {
+                // Dropping hyper's connection future closes the socket (no 408: the head never came).
+                tracing::debug!(peer = %w.peer, "api.header_read_timeout: closing the connection");
+                w.task.abort();
+                return false;
+            }
+            true
         });
-        if let Ok(mut list) = self.0.lock() {
-            list.push(entry.clone());
+        true
+    }
+
+    fn watch(&self, conn: Arc<ConnState>, task: AbortHandle, peer: std::net::SocketAddr) {
+        if let Ok(mut conns) = self.conns.lock() {
+            conns.push(Watched { conn, task, peer });
         }
-        Box::pin(CoarseSleep(entry))
     }
 }
-
-struct CoarseSleep(std::sync::Arc<Entry>);
-
-impl std::future::Future for CoarseSleep {
-    type Output = ();
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        let e = &self.0;
-        if e.fired.load(std::sync::atomic::Ordering::Acquire) || std::time::Instant::now() >= e.deadline {
-            return std::task::Poll::Ready(());
-        }
-        if let Ok(mut w) = e.waker.lock() {
-            *w = Some(cx.waker().clone());
-        }
-        // Fired between the check and storing the waker: the ticker found no waker, so answer now.
-        if e.fired.load(std::sync::atomic::Ordering::Acquire) {
-            return std::task::Poll::Ready(());
-        }
-        std::task::Poll::Pending
-    }
-}
-
-impl hyper::rt::Sleep for CoarseSleep {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hyper::rt::Timer;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const HEADER: Duration = Duration::from_millis(400);
+
+    /// A server with the header timeout [`HEADER`]: `/slow` streams for 3× that, `/echo` reads its body.
+    async fn server() -> std::net::SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let slow = || async {
+            let chunks = futures_util::stream::unfold(0u32, |i| async move {
+                if i == 6 {
+                    return None;
+                }
+                tokio::time::sleep(HEADER / 2).await;
+                Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from("x")), i + 1))
+            });
+            Body::from_stream(chunks)
+        };
+        let app = Router::new()
+            .route("/ok", get(|| async { "ok" }))
+            .route("/slow", get(slow))
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }));
+        let timeouts = Timeouts { header: HEADER, body: Duration::from_secs(10) };
+        tokio::spawn(serve(listener, app, timeouts, std::future::pending()));
+        addr
+    }
+
+    /// Reads until the server closes; returns what came and how long it took.
+    async fn until_closed(s: &mut TcpStream) -> (String, Duration) {
+        let started = Instant::now();
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got)).await;
+        assert!(read.is_ok(), "the server closed the connection");
+        (String::from_utf8_lossy(&got).into_owned(), started.elapsed())
+    }
 
     #[tokio::test]
-    async fn sleeps_fire_within_a_tick_and_dropped_ones_are_forgotten() {
-        let timer = CoarseTimer::start();
-        let started = std::time::Instant::now();
-        timer.sleep(Duration::from_millis(300)).await;
-        let took = started.elapsed();
-        assert!(took >= Duration::from_millis(300) && took < Duration::from_millis(300) + 3 * TICK, "{took:?}");
-        drop(timer.sleep(Duration::from_secs(3600)));
-        tokio::time::sleep(2 * TICK).await;
-        assert_eq!(timer.0.lock().map(|l| l.len()).unwrap_or(usize::MAX), 0, "a dropped sleep is forgotten");
+    async fn a_half_sent_head_and_an_idle_keep_alive_connection_are_closed() {
+        let addr = server().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let (_, took) = until_closed(&mut s).await;
+        assert!(took >= HEADER - Duration::from_millis(50) && took < 3 * HEADER, "{took:?}");
+
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let (got, took) = until_closed(&mut s).await;
+        assert!(got.starts_with("HTTP/1.1 200") && got.ends_with("ok"), "{got}");
+        assert!(took >= HEADER - Duration::from_millis(50) && took < 3 * HEADER, "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_response_or_a_body_longer_than_the_header_timeout_is_not_cut() {
+        let addr = server().await;
+        // Two slow responses on one keep-alive connection, then it idles out.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let (got, _) = until_closed(&mut s).await;
+        assert_eq!(got.matches("HTTP/1.1 200").count(), 2, "{got}");
+
+        // A request body that takes longer than the header timeout (the body deadline governs it).
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\nab")
+            .await
+            .unwrap();
+        tokio::time::sleep(2 * HEADER).await;
+        s.write_all(b"cd").await.unwrap();
+        let (got, _) = until_closed(&mut s).await;
+        assert!(got.starts_with("HTTP/1.1 200") && got.ends_with("abcd"), "{got}");
     }
 }
