@@ -275,11 +275,7 @@ impl Dims {
             tool: text(4)?,
             model: text(5)?,
             tokens: a[6].as_bool().ok_or_else(bad)?,
-            error: a[7]
-                .as_u64()
-                .and_then(|c| u32::try_from(c).ok())
-                .and_then(ErrorClass::from_code)
-                .ok_or_else(bad)?,
+            error: a[7].as_u64().and_then(|c| u32::try_from(c).ok()).and_then(ErrorClass::from_code).ok_or_else(bad)?,
         })
     }
 }
@@ -587,7 +583,10 @@ mod tests {
         assert_eq!(whole.0.len(), parts.0.len());
         for (k, v) in &whole.0 {
             let p = &parts.0[k];
-            assert_eq!((v.spans, v.latency_max, v.sessions.estimate()), (p.spans, p.latency_max, p.sessions.estimate()));
+            assert_eq!(
+                (v.spans, v.latency_max, v.sessions.estimate()),
+                (p.spans, p.latency_max, p.sessions.estimate())
+            );
             assert!((v.latency_sum - p.latency_sum).abs() < 1e-6);
             assert_eq!(v.latency.to_bytes(), p.latency.to_bytes());
         }
@@ -595,7 +594,13 @@ mod tests {
 
     #[test]
     fn garbage_rows_are_errors_not_panics() {
-        for key in ["", "[]", "[1,2,3,4,5,6,7,8]", "not json", "[\"tool_call\",\"success\",\"\",\"\",\"\",\"\",true,999999999]"] {
+        for key in [
+            "",
+            "[]",
+            "[1,2,3,4,5,6,7,8]",
+            "not json",
+            "[\"tool_call\",\"success\",\"\",\"\",\"\",\"\",true,999999999]",
+        ] {
             assert!(Dims::decode(key).is_err(), "{key}");
         }
         for key in ["", "01", "0121", "abc"] {

@@ -35,8 +35,24 @@ fn unreadable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal
 }
 
+/// The window both sources read: its end moved to the end of the hour holding it. Rollup rows are whole
+/// buckets, so the rows of the current hour (and five-minute slot) also hold spans stamped later than now —
+/// a client clock a little ahead of the server's. The span scan must then count them too: reading hourly
+/// rows up to the current hour and slot rows up to the current slot while scanning spans up to now gave three
+/// different answers for the same window (and trends mixed two of them). Spans stamped beyond the current
+/// hour count on neither path.
+fn whole_hours(w: &Window) -> Window {
+    Window { until: (w.until - 1).div_euclid(HOUR) * HOUR + HOUR, ..w.clone() }
+}
+
+/// The span scan of [`whole_hours`] of the window: exactly the spans its rollup rows hold.
+async fn scan_whole(state: &AppState, w: &Window, visit: impl FnMut(&langsight_storage::SpanFact)) -> ApiResult<()> {
+    scan(state, &whole_hours(w), visit).await
+}
+
 async fn rows(state: &AppState, w: &Window, kind: RollupKind) -> ApiResult<Vec<(i64, String, Stats)>> {
     let width = kind.width();
+    let w = whole_hours(w);
     let rows = state
         .storage
         .spans
@@ -45,12 +61,10 @@ async fn rows(state: &AppState, w: &Window, kind: RollupKind) -> ApiResult<Vec<(
             project_id: w.project_id.clone(),
             include_global: w.include_global,
             since: w.since.div_euclid(width),
-            until: (w.until - 1).div_euclid(width) + 1,
+            until: w.until.div_euclid(width),
         })
         .await?;
-    rows.into_iter()
-        .map(|r| Ok((r.bucket, r.dims, Stats::from_bytes(&r.value).map_err(unreadable)?)))
-        .collect()
+    rows.into_iter().map(|r| Ok((r.bucket, r.dims, Stats::from_bytes(&r.value).map_err(unreadable)?))).collect()
 }
 
 /// The hourly rows of the window, decoded.
@@ -95,7 +109,7 @@ fn failed(d: &Dims) -> bool {
 pub async fn timeseries(state: &AppState, w: &Window, hours: i64, source: Source) -> ApiResult<Value> {
     if source == Source::Spans {
         let mut t = monitoring::Timeseries::new(hours);
-        scan(state, w, |f| t.add(f)).await?;
+        scan_whole(state, w, |f| t.add(f)).await?;
         return Ok(t.finish());
     }
     let width = monitoring::bucket_width(hours);
@@ -139,7 +153,7 @@ pub async fn models(state: &AppState, w: &Window, source: Source) -> ApiResult<V
     let prices = state.prices.get(state).await?;
     if source == Source::Spans {
         let mut m = monitoring::Models::default();
-        scan(state, w, |f| m.add(f)).await?;
+        scan_whole(state, w, |f| m.add(f)).await?;
         return Ok(m.finish(&prices));
     }
     let mut rows: HashMap<String, ModelRow> = HashMap::new();
@@ -160,7 +174,7 @@ pub async fn models(state: &AppState, w: &Window, source: Source) -> ApiResult<V
 pub async fn tools(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
     if source == Source::Spans {
         let mut t = monitoring::Tools::default();
-        scan(state, w, |f| t.add(f)).await?;
+        scan_whole(state, w, |f| t.add(f)).await?;
         return Ok(t.finish());
     }
     let mut merged: BTreeMap<(String, String), (Stats, u64, u64)> = BTreeMap::new();
@@ -201,7 +215,7 @@ pub async fn trends(state: &AppState, project_id: Option<String>, source: Source
     let (w, split) = trends_window(project_id);
     if source == Source::Spans {
         let mut t = monitoring::Trends::new(split);
-        scan(state, &w, |f| t.add(f)).await?;
+        scan_whole(state, &w, |f| t.add(f)).await?;
         return Ok(t.finish());
     }
     // [current, previous]: tool calls from the hourly rows, sessions from the slots.
@@ -233,7 +247,7 @@ pub async fn trends(state: &AppState, project_id: Option<String>, source: Source
 pub async fn errors(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
     if source == Source::Spans {
         let mut e = monitoring::Errors::default();
-        scan(state, w, |f| e.add(f)).await?;
+        scan_whole(state, w, |f| e.add(f)).await?;
         return Ok(e.finish());
     }
     let mut rows: HashMap<&'static str, (u64, u64, u64)> = HashMap::new();
@@ -247,6 +261,9 @@ pub async fn errors(state: &AppState, w: &Window, source: Source) -> ApiResult<V
     Ok(monitoring::render_errors(rows))
 }
 
+/// A tool's merged figures, calls by status (success, error, timeout) and failures by reliability class.
+type ToolOutcomes = (Stats, [u64; 3], [u64; 4]);
+
 pub async fn reliability_tools(
     state: &AppState,
     w: &Window,
@@ -256,10 +273,10 @@ pub async fn reliability_tools(
 ) -> ApiResult<Value> {
     if source == Source::Spans {
         let mut t = reliability::Tools::new(server);
-        scan(state, w, |f| t.add(f)).await?;
+        scan_whole(state, w, |f| t.add(f)).await?;
         return Ok(t.finish(hours));
     }
-    let mut merged: BTreeMap<(String, String), (Stats, [u64; 3], [u64; 4])> = BTreeMap::new();
+    let mut merged: BTreeMap<(String, String), ToolOutcomes> = BTreeMap::new();
     for (_, d, s) in hourly(state, w).await? {
         if d.span_type != SpanType::ToolCall || server.as_ref().is_some_and(|name| *name != d.server) {
             continue;
@@ -300,7 +317,7 @@ pub async fn reliability_tools(
 pub async fn loop_counts(state: &AppState, w: &Window, source: Source) -> ApiResult<Value> {
     if source == Source::Spans {
         let mut l = reliability::LoopCounts::default();
-        scan(state, w, |f| l.add(f)).await?;
+        scan_whole(state, w, |f| l.add(f)).await?;
         return Ok(l.finish());
     }
     let mut rows: HashMap<String, u64> = HashMap::new();
@@ -323,7 +340,7 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
     let groups: HashMap<CostKey, CostGroup> = match source {
         Source::Spans => {
             let mut b = Breakdown::default();
-            scan(state, w, |f| b.add(f)).await?;
+            scan_whole(state, w, |f| b.add(f)).await?;
             b.into_groups()
         }
         Source::Rollups => {
@@ -365,7 +382,8 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
             ))
         })
         .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1["session_id"].as_str().cmp(&b.1["session_id"].as_str())));
+    ranked
+        .sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1["session_id"].as_str().cmp(&b.1["session_id"].as_str())));
     ranked.truncate(COST_SESSIONS);
     let mode = crate::routes::costs::storage_mode(state);
     Ok(costs::render(

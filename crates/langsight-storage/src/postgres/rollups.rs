@@ -79,9 +79,8 @@ pub(crate) async fn read(client: &deadpool_postgres::Object, q: &RollupQuery) ->
              AND ($4::text IS NULL OR project_id = $4 OR ($5 AND project_id = '')) AND value <> ''::bytea",
         )
         .await?;
-    let rows = client
-        .query(&statement, &[&(q.kind as i16), &q.since, &q.until, &q.project_id, &q.include_global])
-        .await?;
+    let rows =
+        client.query(&statement, &[&(q.kind as i16), &q.since, &q.until, &q.project_id, &q.include_global]).await?;
     Ok(rows
         .iter()
         .map(|r| RollupRow { project_id: r.get(0), bucket: r.get(1), dims: r.get(2), value: r.get(3) })

@@ -24,7 +24,8 @@ const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sessio
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
 /// The columns of a [`SpanFact`], in [`fact_from_row`]'s order.
-pub(super) const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+pub(super) const FACT_COLUMNS: &str =
+    "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
     target_agent_name, started_at, ended_at, latency_ms, status, substr(error, 1, 300), model_id, input_tokens, \
     output_tokens, thinking_tokens, lineage_provenance, project_id, seq";
 

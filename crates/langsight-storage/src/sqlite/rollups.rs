@@ -39,8 +39,9 @@ pub(crate) fn discard_pending() {
 
 /// Read, merge, write back each row of `batch` (the caller holds the write lock).
 pub(crate) fn merge_into(conn: &Connection, batch: &RollupBatch) -> Result<(), StorageError> {
-    let mut select = conn
-        .prepare_cached("SELECT value FROM rollups WHERE kind = ?1 AND bucket = ?2 AND project_id = ?3 AND dims = ?4")?;
+    let mut select = conn.prepare_cached(
+        "SELECT value FROM rollups WHERE kind = ?1 AND bucket = ?2 AND project_id = ?3 AND dims = ?4",
+    )?;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO rollups (kind, bucket, project_id, dims, value) VALUES (?1, ?2, ?3, ?4, ?5) \
          ON CONFLICT (kind, bucket, project_id, dims) DO UPDATE SET value = excluded.value",
@@ -67,10 +68,9 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
         "SELECT project_id, bucket, dims, value FROM rollups WHERE kind = ?1 AND bucket >= ?2 AND bucket < ?3 \
          AND (?4 IS NULL OR project_id = ?4 OR (?5 AND project_id = ''))",
     )?;
-    let rows = stmt.query_map(
-        params![q.kind as i64, q.since, q.until, q.project_id, q.include_global],
-        |r| Ok(RollupRow { project_id: r.get(0)?, bucket: r.get(1)?, dims: r.get(2)?, value: r.get(3)? }),
-    )?;
+    let rows = stmt.query_map(params![q.kind as i64, q.since, q.until, q.project_id, q.include_global], |r| {
+        Ok(RollupRow { project_id: r.get(0)?, bucket: r.get(1)?, dims: r.get(2)?, value: r.get(3)? })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
