@@ -478,20 +478,32 @@ impl RollupBatch {
 
     /// The deltas of some spans, however they were read.
     pub fn from_views<'a>(spans: impl IntoIterator<Item = SpanView<'a>>) -> RollupBatch {
-        // Group by typed dims first (one encoding per group, not per span).
-        let mut hourly: BTreeMap<(&str, i64, Dims), Stats> = BTreeMap::new();
+        // Group by borrowed dims first: no allocation per span, one owned key and encoding per group.
+        type Borrowed<'b> = (&'b str, i64, SpanType, SpanStatus, &'b str, &'b str, &'b str, &'b str, bool, ErrorClass);
+        let mut hourly: BTreeMap<Borrowed<'a>, (SpanView<'a>, Stats)> = BTreeMap::new();
         let mut slots: BTreeMap<(&str, i64, SlotDims), Stats> = BTreeMap::new();
         for s in spans {
-            let bucket = RollupKind::Hourly.bucket(s.started_at);
-            hourly.entry((s.project, bucket, Dims::of(&s))).or_default().add(&s, false);
+            let key = (
+                s.project,
+                RollupKind::Hourly.bucket(s.started_at),
+                s.span_type,
+                s.status,
+                s.agent.unwrap_or_default(),
+                s.server,
+                s.tool,
+                s.model.unwrap_or_default(),
+                s.input_tokens.is_some() && s.output_tokens.is_some(),
+                ErrorClass::of(s.status, s.error),
+            );
+            hourly.entry(key).or_insert_with(|| (s, Stats::default())).1.add(&s, false);
             if s.session.is_some_and(|id| !id.is_empty()) {
                 let slot = RollupKind::Slot.bucket(s.started_at);
                 slots.entry((s.project, slot, SlotDims::of(&s))).or_default().add(&s, true);
             }
         }
         let mut out = BTreeMap::new();
-        for ((p, b, d), st) in hourly {
-            out.insert((RollupKind::Hourly, p.to_string(), b, d.encode()), st);
+        for ((p, b, ..), (first, st)) in hourly {
+            out.insert((RollupKind::Hourly, p.to_string(), b, Dims::of(&first).encode()), st);
         }
         for ((p, b, d), st) in slots {
             out.insert((RollupKind::Slot, p.to_string(), b, d.encode()), st);
