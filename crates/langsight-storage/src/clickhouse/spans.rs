@@ -295,7 +295,7 @@ impl SpanStore for DualSpans {
             .ch
             .query(&format!(
                 "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
-                 target_agent_name, started_at, ended_at, latency_ms, status, substringUTF8(error, 1, 300) AS error, \
+                 target_agent_name, started_at, ended_at, latency_ms, status, substring(error, 1, 1200) AS error, \
                  model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM {db}.spans \
                  WHERE started_at >= {} AND started_at < {}{project}{after} ORDER BY started_at, span_id LIMIT {} \
                  FORMAT JSONEachRow",
@@ -320,7 +320,11 @@ impl SpanStore for DualSpans {
                     ended_at: int(m, "ended_at"),
                     latency_ms: m.get("latency_ms").and_then(Value::as_f64).unwrap_or_default(),
                     status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
-                    error: opt_text(m, "error"),
+                    // Cut to the fact length here: ClickHouse 18.16's substringUTF8 counts a 4-byte character
+                    // as four, so the cut is made on 1,200 bytes (≥ 300 characters) and then by characters.
+                    error: opt_text(m, "error").map(|e| {
+                        langsight_core::rollup::error_head(Some(&e)).unwrap_or_default().to_string()
+                    }),
                     model_id: opt_text(m, "model_id"),
                     input_tokens: opt_int(m, "input_tokens"),
                     output_tokens: opt_int(m, "output_tokens"),
