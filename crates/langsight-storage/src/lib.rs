@@ -337,9 +337,11 @@ pub trait Closer: Send + Sync {
 }
 
 impl Storage {
+    /// PostgreSQL for everything; concurrent ingests share transactions through [`group_commit`] (needs a
+    /// Tokio runtime).
     pub fn postgres(db: Arc<postgres::PgStorage>) -> Self {
         Storage {
-            spans: db.clone(),
+            spans: group_commit::GroupCommit::spawn(db.clone()),
             keys: db.clone(),
             projects: db.clone(),
             health: db.clone(),
