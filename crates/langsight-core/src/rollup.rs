@@ -328,7 +328,8 @@ pub struct Stats {
     pub output_tokens: i64,
     pub thinking_tokens: i64,
     pub latency: LatencySketch,
-    /// Distinct sessions (a span without one counts as the session `""`, as the span-scan folds did).
+    /// Distinct sessions (a span without one counts as the session `""`, as the span-scan folds did): kept by
+    /// slot rows and by hourly rows of tool calls and hand-offs (see [`keeps_sessions`]); empty elsewhere.
     pub sessions: DistinctSketch,
     /// Distinct agent names (slot rows only; spans without an agent add none).
     pub agents: DistinctSketch,
@@ -337,7 +338,9 @@ pub struct Stats {
 const STATS_VERSION: u8 = 1;
 
 impl Stats {
-    fn add(&mut self, s: &SpanView, with_agents: bool) {
+    /// Adds one span; `sessions` and `agents` say whether this row keeps those distinct counts (each costs up to
+    /// 4 KB per row, rewritten on every commit that touches it, so only rows that are read for them keep them).
+    fn add(&mut self, s: &SpanView, sessions: bool, with_agents: bool) {
         self.spans += 1;
         self.latency_sum += s.latency_ms;
         self.latency_max = self.latency_max.max(s.latency_ms);
@@ -345,7 +348,9 @@ impl Stats {
         self.output_tokens = self.output_tokens.saturating_add(s.output_tokens.unwrap_or(0));
         self.thinking_tokens = self.thinking_tokens.saturating_add(s.thinking_tokens.unwrap_or(0));
         self.latency.add(s.latency_ms);
-        self.sessions.add_hash(hash_str(s.session.unwrap_or("")));
+        if sessions {
+            self.sessions.add_hash(hash_str(s.session.unwrap_or("")));
+        }
         if with_agents {
             if let Some(a) = s.agent.filter(|a| !a.is_empty()) {
                 self.agents.add_str(a);
@@ -463,6 +468,12 @@ impl From<SketchError> for RollupError {
     }
 }
 
+/// Whether hourly rows of this span type keep distinct sessions: the tools list reads them for tool calls
+/// (calls per session), and lineage will for tool calls and hand-offs; no figure reads them for other types.
+pub fn keeps_sessions(span_type: SpanType) -> bool {
+    matches!(span_type, SpanType::ToolCall | SpanType::Handoff)
+}
+
 /// Where a delta goes: kind, project (`""` for spans sent without one), bucket and encoded dims.
 pub type RollupKey = (RollupKind, String, i64, String);
 
@@ -495,10 +506,10 @@ impl RollupBatch {
                 s.input_tokens.is_some() && s.output_tokens.is_some(),
                 ErrorClass::of(s.status, s.error),
             );
-            hourly.entry(key).or_insert_with(|| (s, Stats::default())).1.add(&s, false);
+            hourly.entry(key).or_insert_with(|| (s, Stats::default())).1.add(&s, keeps_sessions(s.span_type), false);
             if s.session.is_some_and(|id| !id.is_empty()) {
                 let slot = RollupKind::Slot.bucket(s.started_at);
-                slots.entry((s.project, slot, SlotDims::of(&s))).or_default().add(&s, true);
+                slots.entry((s.project, slot, SlotDims::of(&s))).or_default().add(&s, true, true);
             }
         }
         let mut out = BTreeMap::new();
