@@ -180,6 +180,15 @@ impl SpanStore for GroupCommit {
         self.inner.get_session(project_id, session_id).await
     }
 
+    async fn session_costs(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionCost>, StorageError> {
+        self.inner.session_costs(project_id, active_since, limit).await
+    }
+
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.inner.rollups(query).await
     }

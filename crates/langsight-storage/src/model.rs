@@ -345,6 +345,18 @@ pub struct Member {
     pub added_at: Micros,
 }
 
+/// A session's token figures (from its rollup), for ranking sessions by cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionCost {
+    pub session_id: String,
+    pub agent_name: Option<String>,
+    pub model_id: String,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub thinking_tokens: Option<i64>,
+    pub span_count: i64,
+}
+
 /// Which rollup rows [`crate::SpanStore::rollups`] returns: one kind, buckets in `[since, until)`, of one
 /// project (with or without the rows of spans sent without one) or of all.
 #[derive(Debug, Clone)]

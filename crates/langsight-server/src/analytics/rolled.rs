@@ -356,27 +356,22 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
             groups
         }
     };
-    let sessions = state
-        .storage
-        .spans
-        .list_sessions(langsight_storage::SessionQuery {
-            project_id: w.project_id.clone(),
-            active_since: w.since,
-            agent_name: None,
-            health_tag: None,
-            limit: COST_SESSIONS_READ,
-        })
-        .await?;
+    let sessions = state.storage.spans.session_costs(w.project_id.as_deref(), w.since, COST_SESSIONS_READ).await?;
     let mut ranked: Vec<(f64, Value)> = sessions
         .iter()
         .filter_map(|row| {
-            let cost = crate::routes::sessions::est_cost(&row.rollup, &prices)?;
+            if row.input_tokens.is_none() && row.output_tokens.is_none() {
+                return None;
+            }
+            let (i, o, t) =
+                (row.input_tokens.unwrap_or(0), row.output_tokens.unwrap_or(0), row.thinking_tokens.unwrap_or(0));
+            let cost = super::round(prices.cost(&row.model_id, i, o, t)?, 6);
             Some((
                 cost,
                 serde_json::json!({
                     "session_id": row.session_id,
-                    "agent_name": row.rollup.agent_name,
-                    "total_calls": row.rollup.span_count,
+                    "agent_name": row.agent_name,
+                    "total_calls": row.span_count,
                     "total_cost_usd": cost,
                 }),
             ))

@@ -265,6 +265,15 @@ impl SpanStore for DualSpans {
         self.pg.get_session(project_id, session_id).await
     }
 
+    async fn session_costs(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionCost>, StorageError> {
+        self.pg.session_costs(project_id, active_since, limit).await
+    }
+
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.pg.rollups(query).await
     }
@@ -322,9 +331,8 @@ impl SpanStore for DualSpans {
                     status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
                     // Cut to the fact length here: ClickHouse 18.16's substringUTF8 counts a 4-byte character
                     // as four, so the cut is made on 1,200 bytes (≥ 300 characters) and then by characters.
-                    error: opt_text(m, "error").map(|e| {
-                        langsight_core::rollup::error_head(Some(&e)).unwrap_or_default().to_string()
-                    }),
+                    error: opt_text(m, "error")
+                        .map(|e| langsight_core::rollup::error_head(Some(&e)).unwrap_or_default().to_string()),
                     model_id: opt_text(m, "model_id"),
                     input_tokens: opt_int(m, "input_tokens"),
                     output_tokens: opt_int(m, "output_tokens"),

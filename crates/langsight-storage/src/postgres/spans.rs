@@ -461,6 +461,38 @@ impl SpanStore for PgStorage {
         rows.iter().map(fact_from_row).collect()
     }
 
+    async fn session_costs(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionCost>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT session_id, r->>'agent_name', r->>'model_id', (r->>'total_input_tokens')::bigint, \
+                 (r->>'total_output_tokens')::bigint, (r->>'total_thinking_tokens')::bigint, \
+                 coalesce((r->>'span_count')::bigint, 0) \
+                 FROM (SELECT session_id, first_call_at, rollup::jsonb AS r FROM sessions WHERE last_call_at >= $1 \
+                 AND rollup <> '' AND ($2::text IS NULL OR project_id = $2)) s \
+                 WHERE r->>'model_id' IS NOT NULL ORDER BY first_call_at DESC LIMIT $3",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&active_since, &project_id, &(limit as i64)]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| SessionCost {
+                session_id: r.get(0),
+                agent_name: r.get(1),
+                model_id: r.get(2),
+                input_tokens: r.get(3),
+                output_tokens: r.get(4),
+                thinking_tokens: r.get(5),
+                span_count: r.get(6),
+            })
+            .collect())
+    }
+
     async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         super::rollups::read(&self.client().await?, &q).await
     }

@@ -358,6 +358,37 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
+    async fn session_costs(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+        limit: usize,
+    ) -> Result<Vec<SessionCost>, StorageError> {
+        let project_id = project_id.map(str::to_string);
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT session_id, json_extract(rollup, '$.agent_name'), json_extract(rollup, '$.model_id') AS m, \
+                 json_extract(rollup, '$.total_input_tokens'), json_extract(rollup, '$.total_output_tokens'), \
+                 json_extract(rollup, '$.total_thinking_tokens'), json_extract(rollup, '$.span_count') \
+                 FROM sessions WHERE last_call_at >= ?1 AND rollup <> '' AND (?2 IS NULL OR project_id = ?2) \
+                 AND m IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![active_since, project_id, limit as i64], |r| {
+                Ok(SessionCost {
+                    session_id: r.get(0)?,
+                    agent_name: r.get(1)?,
+                    model_id: r.get(2)?,
+                    input_tokens: r.get(3)?,
+                    output_tokens: r.get(4)?,
+                    thinking_tokens: r.get(5)?,
+                    span_count: r.get::<_, Option<i64>>(6)?.unwrap_or(0),
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.read(move |conn| super::rollups::read(conn, &q)).await
     }
