@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (9, include_str!("migrations/009_security_scans.sql")),
     (10, include_str!("migrations/010_catalog_seen.sql")),
     (11, include_str!("migrations/011_rollups.sql")),
+    (12, include_str!("migrations/012_session_costs.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

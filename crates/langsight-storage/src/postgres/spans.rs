@@ -207,8 +207,9 @@ pub(crate) async fn fold(
         tx.prepare_cached("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
     let update = tx
         .prepare_cached(
-            "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7 \
-                 WHERE project_id = $1 AND session_id = $2",
+            "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7, \
+                 model_id = $8, input_tokens = $9, output_tokens = $10, thinking_tokens = $11, span_count = $12, \
+                 agent_name = $13 WHERE project_id = $1 AND session_id = $2",
         )
         .await?;
     let mut updates = Vec::with_capacity(groups.len());
@@ -233,6 +234,12 @@ pub(crate) async fn fold(
                 &current.as_str(),
                 &agents,
                 &serde_json::to_string(&rollup)?,
+                &rollup.model_id,
+                &rollup.total_input_tokens,
+                &rollup.total_output_tokens,
+                &rollup.total_thinking_tokens,
+                &(rollup.span_count as i64),
+                &rollup.agent_name,
             ],
         )
         .await?;
@@ -470,12 +477,9 @@ impl SpanStore for PgStorage {
         let client = self.client().await?;
         let statement = client
             .prepare_cached(
-                "SELECT session_id, r->>'agent_name', r->>'model_id', (r->>'total_input_tokens')::bigint, \
-                 (r->>'total_output_tokens')::bigint, (r->>'total_thinking_tokens')::bigint, \
-                 coalesce((r->>'span_count')::bigint, 0) \
-                 FROM (SELECT session_id, first_call_at, rollup::jsonb AS r FROM sessions WHERE last_call_at >= $1 \
-                 AND rollup <> '' AND ($2::text IS NULL OR project_id = $2)) s \
-                 WHERE r->>'model_id' IS NOT NULL ORDER BY first_call_at DESC LIMIT $3",
+                "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
+                 FROM sessions WHERE last_call_at >= $1 AND rollup <> '' AND ($2::text IS NULL OR project_id = $2) \
+                 AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT $3",
             )
             .await?;
         let rows = client.query(&statement, &[&active_since, &project_id, &(limit as i64)]).await?;

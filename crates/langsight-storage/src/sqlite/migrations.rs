@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/012_security_scans.sql")),
     (13, include_str!("migrations/013_catalog_seen.sql")),
     (14, include_str!("migrations/014_rollups.sql")),
+    (15, include_str!("migrations/015_session_costs.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -169,10 +169,14 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
     }
     let mut select = conn.prepare_cached("SELECT rollup FROM sessions WHERE project_id = ?1 AND session_id = ?2")?;
     let mut upsert = conn.prepare_cached(
-        "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, session_id) DO UPDATE SET \
+        "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup, model_id, \
+         input_tokens, output_tokens, thinking_tokens, span_count, agent_name) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (project_id, session_id) DO UPDATE SET \
          first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at, \
-         health_tag = excluded.health_tag, rollup = excluded.rollup",
+         health_tag = excluded.health_tag, rollup = excluded.rollup, model_id = excluded.model_id, \
+         input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
+         thinking_tokens = excluded.thinking_tokens, span_count = excluded.span_count, \
+         agent_name = excluded.agent_name",
     )?;
     let mut updates = Vec::with_capacity(groups.len());
     for ((project, session), members) in groups {
@@ -193,6 +197,12 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
             rollup.last_call_at,
             current.as_str(),
             serde_json::to_string(&rollup)?,
+            rollup.model_id,
+            rollup.total_input_tokens,
+            rollup.total_output_tokens,
+            rollup.total_thinking_tokens,
+            rollup.span_count as i64,
+            rollup.agent_name,
         ])?;
         updates.push(SessionTagUpdate {
             project_id: project.to_string(),
@@ -367,11 +377,9 @@ impl SpanStore for SqliteStorage {
         let project_id = project_id.map(str::to_string);
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT session_id, json_extract(rollup, '$.agent_name'), json_extract(rollup, '$.model_id') AS m, \
-                 json_extract(rollup, '$.total_input_tokens'), json_extract(rollup, '$.total_output_tokens'), \
-                 json_extract(rollup, '$.total_thinking_tokens'), json_extract(rollup, '$.span_count') \
+                "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
                  FROM sessions WHERE last_call_at >= ?1 AND rollup <> '' AND (?2 IS NULL OR project_id = ?2) \
-                 AND m IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3",
+                 AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![active_since, project_id, limit as i64], |r| {
                 Ok(SessionCost {
