@@ -478,7 +478,7 @@ impl SpanStore for PgStorage {
         let statement = client
             .prepare_cached(
                 "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
-                 FROM sessions WHERE last_call_at >= $1 AND rollup <> '' AND ($2::text IS NULL OR project_id = $2) \
+                 FROM sessions WHERE last_call_at >= $1 AND ($2::text IS NULL OR project_id = $2) \
                  AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT $3",
             )
             .await?;

@@ -378,7 +378,7 @@ impl SpanStore for SqliteStorage {
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
-                 FROM sessions WHERE last_call_at >= ?1 AND rollup <> '' AND (?2 IS NULL OR project_id = ?2) \
+                 FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
                  AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![active_since, project_id, limit as i64], |r| {
