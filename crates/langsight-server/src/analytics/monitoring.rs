@@ -381,19 +381,17 @@ impl Errors {
 
 /// Error categories with (count, on agent spans, on tool calls), most frequent first.
 pub fn render_errors(rows: HashMap<&'static str, (u64, u64, u64)>) -> Value {
-    {
-        let total: u64 = rows.values().map(|e| e.0).sum();
-        let mut rows: Vec<_> = rows.into_iter().collect();
-        rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
-        Value::Array(
-            rows.into_iter()
-                .map(|(category, (count, llm, tool))| {
-                    json!({
-                        "category": category, "count": count, "llm_errors": llm, "tool_errors": tool,
-                        "pct": round(count as f64 / total.max(1) as f64 * 100.0, 1),
-                    })
+    let total: u64 = rows.values().map(|e| e.0).sum();
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(b.0)));
+    Value::Array(
+        rows.into_iter()
+            .map(|(category, (count, llm, tool))| {
+                json!({
+                    "category": category, "count": count, "llm_errors": llm, "tool_errors": tool,
+                    "pct": round(count as f64 / total.max(1) as f64 * 100.0, 1),
                 })
-                .collect(),
-        )
-    }
+            })
+            .collect(),
+    )
 }

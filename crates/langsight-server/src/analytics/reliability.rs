@@ -142,11 +142,9 @@ impl LoopCounts {
 
 /// Stopped loops per agent, most first.
 pub fn render_loop_counts(rows: HashMap<String, u64>) -> Value {
-    {
-        let mut rows: Vec<_> = rows.into_iter().collect();
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Value::Array(rows.into_iter().map(|(a, n)| json!({"agent_name": a, "loop_count": n})).collect())
-    }
+    let mut rows: Vec<_> = rows.into_iter().collect();
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Value::Array(rows.into_iter().map(|(a, n)| json!({"agent_name": a, "loop_count": n})).collect())
 }
 
 #[derive(Default)]

@@ -13,7 +13,7 @@ mod projects;
 mod query;
 mod security;
 mod servers;
-pub(crate) mod sessions;
+mod sessions;
 mod settings;
 mod setup;
 mod slos;

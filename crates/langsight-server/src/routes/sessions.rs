@@ -108,10 +108,7 @@ impl<'a> AgentSession<'a> {
     }
 }
 
-pub(crate) fn est_cost(
-    r: &langsight_core::session::SessionRollup,
-    prices: &crate::analytics::pricing::Prices,
-) -> Option<f64> {
+fn est_cost(r: &langsight_core::session::SessionRollup, prices: &crate::analytics::pricing::Prices) -> Option<f64> {
     let model = r.model_id.as_deref()?;
     if r.total_input_tokens.is_none() && r.total_output_tokens.is_none() {
         return None;
