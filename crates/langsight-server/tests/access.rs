@@ -146,11 +146,8 @@ async fn login_lockout_invites_and_password_changes() {
     let users = s.admin().get("/api/users").await.body;
     assert_eq!(users.as_array().unwrap().len(), 3);
 
-    // The audit log saw all of it.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let log = s.admin().get("/api/audit/logs?limit=500").await.body;
-    let events: Vec<&str> = log["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    for e in [
+    // The audit log saw all of it (its rows are written off the request path: wait for them, not for time).
+    let expected = [
         "login.success",
         "login.failed",
         "login.lockout",
@@ -160,9 +157,19 @@ async fn login_lockout_invites_and_password_changes() {
         "user.password_changed",
         "user.role_changed",
         "user.deactivated",
-    ] {
-        assert!(events.contains(&e), "{e} in {events:?}");
-    }
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = s.admin().get("/api/audit/logs?limit=500").await.body;
+        let events: Vec<&str> =
+            log["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+        let missing: Vec<&&str> = expected.iter().filter(|e| !events.contains(e)).collect();
+        if missing.is_empty() {
+            break log;
+        }
+        assert!(std::time::Instant::now() < deadline, "{missing:?} in {events:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let first_login =
         log["events"].as_array().unwrap().iter().rev().find(|e| e["event"] == json!("login.success")).unwrap();
     assert_eq!(first_login["user_id"], json!(admin_id));

@@ -94,7 +94,16 @@ async fn monitor_checks_stores_and_respects_the_circuit_breaker() {
         .read_until(Duration::from_secs(10), |f| f.iter().any(|f| f.event.as_deref() == Some("health:check")))
         .await;
     let hc = ev.iter().find(|f| f.event.as_deref() == Some("health:check")).expect("health:check event").json();
+    // docs/live.md's fields, each with its type, and no other.
+    let mut fields: Vec<&str> = hc.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(fields, ["checked_at", "circuit_state", "error", "latency_ms", "project_id", "server_name", "status"]);
     assert_eq!((hc["server_name"].clone(), hc["circuit_state"].clone()), (json!("fx"), json!("closed")));
+    assert_eq!((hc["status"].clone(), hc["error"].clone()), (json!("up"), Value::Null), "{hc}");
+    assert_eq!(hc["project_id"], Value::Null, "a server from the configuration: {hc}");
+    assert!(hc["latency_ms"].as_f64().is_some_and(|l| l >= 0.0), "{hc}");
+    let at = hc["checked_at"].as_str().unwrap_or_default();
+    assert!(chrono::DateTime::parse_from_rfc3339(at).is_ok(), "ISO 8601: {hc}");
 
     // The server starts failing: down, and after 2 failures the circuit opens.
     write_state(&state, &["search", "read_file"], "fail");

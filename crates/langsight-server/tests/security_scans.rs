@@ -1,6 +1,7 @@
 //! Security scans that count: a scan is stored, the newest grades the scorecard's security dimension (the
-//! critical/high cap, A+ after a clean scan), the monitor leader scans on its own schedule, and
-//! `GET /api/security/findings` shows each server's newest scan to its project only.
+//! critical/high cap, A+ after a clean scan), the monitor leader scans on its own schedule,
+//! `GET /api/security/findings` shows each server's newest scan to its project only, and the CVE check asks a
+//! local stand-in for the OSV API over HTTP and grades what it answers.
 
 use langsight_monitor::{ServerSpec, Transport};
 use langsight_server::config::{MonitoredServer, Secret};
@@ -257,5 +258,128 @@ async fn findings_are_shown_to_their_project_only() {
     assert!(other.status == 403 || other.body == json!([]), "a bound key asking for another project: {}", other.text);
     // The scan itself is for admins.
     assert_eq!(srv.client(Some(&key_a)).post("/api/security/scan", &json!({})).await.status, 403);
+    srv.stop().await;
+}
+
+/// One OSV query the stand-in received.
+#[derive(Debug, Clone)]
+struct OsvQuery {
+    path: String,
+    content_type: Option<String>,
+    body: Value,
+}
+
+type OsvLog = std::sync::Arc<std::sync::Mutex<Vec<OsvQuery>>>;
+type OsvAnswer = std::sync::Arc<std::sync::Mutex<(u16, Value)>>;
+
+/// A local stand-in for the OSV API: records every request and answers each with the status and body it is
+/// told to (the format of OSV's `POST /v1/query`).
+async fn osv_stand_in() -> (String, OsvLog, OsvAnswer) {
+    use axum::extract::{Request, State};
+    use axum::response::IntoResponse;
+    async fn answer(State((log, reply)): State<(OsvLog, OsvAnswer)>, req: Request) -> axum::response::Response {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
+        let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        log.lock().unwrap().push(OsvQuery { path: parts.uri.path().to_string(), content_type, body });
+        let (status, json) = reply.lock().unwrap().clone();
+        let status = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+        (status, axum::Json(json)).into_response()
+    }
+    let (log, reply): (OsvLog, OsvAnswer) = (Default::default(), std::sync::Arc::new((200, json!({})).into()));
+    let app = axum::Router::new().fallback(answer).with_state((log.clone(), reply.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, log, reply)
+}
+
+/// The fixture launched the way `npx -y fixture-mcp-server@1.4.2` launches a published server: a program
+/// named `npx` (here a script that starts the fixture), so the scan knows the package and its version.
+fn npx_server(dir: &Path, name: &str) -> MonitoredServer {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let npx = bin.join("npx");
+    std::fs::write(&npx, format!("#!/bin/sh\nexec '{}' --stdio\n", fixture().display())).unwrap();
+    std::fs::set_permissions(&npx, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut server = stdio_server(dir, name, clean_tools(), &[("MCP_FIXTURE_TOKEN", "t")]);
+    if let Transport::Stdio { command, args, .. } = &mut server.spec.transport {
+        *command = npx.display().to_string();
+        *args = vec!["-y".into(), "fixture-mcp-server@1.4.2".into()];
+    }
+    server
+}
+
+/// The CVE check asks OSV over HTTP about the package the server runs from, and what OSV answers is what the
+/// scan stores and the scorecard grades: no known vulnerability keeps A+; one critical one costs exactly the
+/// points that still make an A (90), so only the cap keeps the grade at B; an OSV that fails is a finding too
+/// ("not checked"), never a silent pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn osv_is_asked_about_the_servers_package_and_its_answer_is_graded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (osv, queries, reply) = osv_stand_in().await;
+    let srv = TestServer::start_with(|c| {
+        c.api_keys = vec![Secret(ADMIN_KEY.into())];
+        c.monitor_enabled = false;
+        c.osv_url = osv.clone();
+        c.servers = vec![npx_server(dir.path(), "published")];
+    })
+    .await;
+    let admin = srv.admin();
+    check(&admin, 1).await;
+
+    // OSV knows no vulnerability of this version.
+    let r = admin.post("/api/security/scan", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let asked = queries.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1, "one OSV query per scan: {asked:?}");
+    assert_eq!(asked[0].path, "/v1/query");
+    assert_eq!(asked[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(
+        asked[0].body,
+        json!({"package": {"name": "fixture-mcp-server", "ecosystem": "npm"}, "version": "1.4.2"}),
+        "the package and version from the launch command"
+    );
+    let findings = r.body[0]["findings"].as_array().unwrap().clone();
+    assert!(findings.iter().all(|f| f["category"] != "CVE"), "no known vulnerability, no CVE finding: {findings:?}");
+    let card = scorecard(&admin, "published").await;
+    assert_eq!(card["grade"], "A+", "{card}");
+
+    // OSV answers one critical advisory: a stored critical finding naming the CVE, and the grade capped.
+    *reply.lock().unwrap() = (
+        200,
+        json!({"vulns": [{"id": "GHSA-abcd-1234-wxyz", "aliases": ["CVE-2026-12345"],
+            "summary": "Path traversal in read_file.", "database_specific": {"severity": "CRITICAL"}}]}),
+    );
+    let r = admin.post("/api/security/scan", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(queries.lock().unwrap().len(), 2);
+    let stored = admin.get("/api/security/findings?server_name=published").await.body;
+    let scan = &stored[0];
+    assert_eq!((scan["critical_count"].clone(), scan["highest_severity"].clone()), (json!(1), json!("critical")));
+    let cve = scan["findings"].as_array().unwrap().iter().find(|f| f["category"] == "CVE").cloned();
+    let cve = cve.unwrap_or_else(|| panic!("a CVE finding: {scan}"));
+    assert_eq!(cve["severity"], "critical");
+    assert_eq!(cve["cve_id"], "CVE-2026-12345");
+    assert_eq!(cve["title"], "CVE in dependency 'fixture-mcp-server': CVE-2026-12345");
+    assert!(cve["description"].as_str().unwrap().contains("GHSA-abcd-1234-wxyz"), "{cve}");
+    let card = scorecard(&admin, "published").await;
+    assert_eq!(card["score"].as_f64(), Some(90.0), "one critical finding costs 40 security points: {card}");
+    assert_eq!(card["grade"], "B", "the points make an A; the cap does not: {card}");
+    assert_eq!(card["cap_applied"], "Critical/high security finding present");
+    assert_eq!(security_notes(&card), json!(["1 critical finding(s)"]), "{card}");
+
+    // OSV fails: the scan says the CVEs were not checked (a medium finding), instead of passing as clean.
+    *reply.lock().unwrap() = (503, json!({"error": "unavailable"}));
+    let r = admin.post("/api/security/scan", &json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let findings = r.body[0]["findings"].as_array().unwrap().clone();
+    let unreachable = findings.iter().find(|f| f["title"] == "CVE source unreachable");
+    let unreachable = unreachable.unwrap_or_else(|| panic!("OSV's failure is a finding: {findings:?}"));
+    assert_eq!(unreachable["severity"], "medium");
+    assert!(unreachable["description"].as_str().unwrap().contains("HTTP 503"), "{unreachable}");
+    assert_eq!(security_notes(&scorecard(&admin, "published").await), json!(["1 medium finding(s)"]));
     srv.stop().await;
 }
