@@ -38,6 +38,8 @@ async fn the_dashboard_works_in_a_real_browser() {
     let server = TestServer::start_with(|c| {
         c.api_keys = vec![Secret(ADMIN_KEY.into())];
         c.monitor_enabled = false;
+        // Security scans look CVEs up here: a closed port, so the scan never leaves the machine.
+        c.osv_url = format!("http://127.0.0.1:{}", test_support::redis::free_port());
         c.users.admin_email = Some("admin@example.com".into());
         c.users.admin_password = Some(Secret("correct horse battery staple".into()));
         c.servers = vec![MonitoredServer {
@@ -87,6 +89,18 @@ async fn the_dashboard_works_in_a_real_browser() {
         "error": "boom", "project_id": project}]);
     assert_eq!(admin.ingest(&in_team).await.status, 202);
 
+    // The project's own run (for the viewer and the project-bound admin), with a hand-off for the lineage graph.
+    let team_session = session_id();
+    assert_eq!(admin.ingest(&agent_run(&team_session, 8, Some(&project))).await.status, 202);
+    let handoff = json!([{"span_id": "h1", "span_type": "handoff", "session_id": sid, "server_name": "crewai",
+        "tool_name": "writer", "agent_name": "researcher", "target_agent_name": "writer", "started_at": now, "ended_at": now,
+        "status": "success"}]);
+    assert_eq!(admin.ingest(&handoff).await.status, 202);
+    // An admin key bound to the project: the browser sends it as X-API-Key (a CI dashboard, a team admin).
+    let bound =
+        admin.post("/api/auth/api-keys", &json!({"name": "team-admin", "role": "admin", "project_id": project})).await;
+    assert_eq!(bound.status, 201, "{}", bound.text);
+
     let shots = std::env::var("LANGSIGHT_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|_| {
         exe.parent().and_then(|d| d.parent()).and_then(|d| d.parent()).unwrap().join("dashboard-screenshots")
     });
@@ -104,11 +118,13 @@ async fn the_dashboard_works_in_a_real_browser() {
         .env("SESSION", &sid)
         .env("FAILING_SESSION", &failing_session)
         .env("PROJECT", &project)
+        .env("TEAM_SESSION", &team_session)
+        .env("BOUND_KEY", bound.body["key"].as_str().unwrap())
         .env("FIXTURE_STATE", &state)
         .env("SHOTS", &shots)
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(180), out)
+    let out = tokio::time::timeout(Duration::from_secs(360), out)
         .await
         .expect("the browser test finishes")
         .expect("node runs");
@@ -116,10 +132,40 @@ async fn the_dashboard_works_in_a_real_browser() {
     println!("{stdout}");
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("dashboard: all steps passed"), "{stdout}");
-    for page in
-        ["overview", "sessions", "session", "live", "servers", "server", "alerts", "keys", "costs", "slos", "projects"]
-    {
-        assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
+    // Every page, in both themes, for each role that walks it.
+    let pages = [
+        "overview",
+        "sessions",
+        "session",
+        "live",
+        "agents",
+        "agent",
+        "lineage",
+        "servers",
+        "server",
+        "security",
+        "alerts",
+        "costs",
+        "slos",
+        "projects",
+        "keys",
+        "settings-users",
+        "settings-audit",
+        "settings-pricing",
+        "settings-providers",
+        "settings-instance",
+    ];
+    for page in pages {
+        for theme in ["", "-light"] {
+            assert!(shots.join(format!("{page}{theme}.png")).exists(), "screenshot of {page}{theme}");
+        }
+    }
+    for role in ["viewer", "bound"] {
+        for page in
+            ["overview", "sessions", "session", "live", "agents", "agent", "lineage", "servers", "costs", "security"]
+        {
+            assert!(shots.join(format!("{role}-{page}.png")).exists(), "screenshot of {role}-{page}");
+        }
     }
     server.stop().await;
 }

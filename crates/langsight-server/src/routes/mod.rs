@@ -204,13 +204,8 @@ fn api() -> Api {
 
 pub fn router(state: AppState) -> Router {
     let protected = api().router.route_layer(from_fn_with_state(state.clone(), authenticate));
-    let public = Router::new()
-        .route("/", get(crate::dashboard::index))
-        .route("/app.js", get(crate::dashboard::app_js))
-        .route("/app.css", get(crate::dashboard::app_css))
-        .route("/favicon.svg", get(crate::dashboard::favicon))
-        // The invitation link of `POST /api/users/invite`: the dashboard's page, which sets the password.
-        .route("/accept-invite", get(crate::dashboard::index))
+    // The dashboard's page, modules, style and icon (also the invitation link's page).
+    let public = crate::dashboard::routes()
         .route("/api/setup/status", get(setup::status))
         .route("/api/setup/admin", post(setup::create_admin))
         .route("/api/status", get(probes::status))

@@ -1,0 +1,32 @@
+// Security: are my MCP servers safe to call? The newest scan of each server — findings by severity, with
+// remediation — and (admins) a new scan of every server or one.
+import { h, fill, badge, cards, enc, empty } from '../dom.js';
+import { api, isAdmin, state, writeError } from '../api.js';
+import { fmtNum, when, ago } from '../format.js';
+
+const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
+
+export default async function security(main) {
+  const scans = await api('GET', '/api/security/findings');
+  const all = scans.flatMap((s) => (s.findings || []).map((f) => ({ ...f, server_name: s.server_name })));
+  const count = (sev) => all.filter((f) => f.severity === sev).length;
+  const msg = h('span', { class: 'dim', role: 'status', id: 'scan-status' });
+  const run = (server) => async (e) => {
+    e.target.disabled = true; msg.textContent = server ? `Scanning ${server}…` : 'Scanning every server…';
+    try { const r = await api('POST', `/api/security/scan${server ? `?server_name=${enc(server)}` : ''}`); msg.textContent = `Scanned ${r.length} server${r.length === 1 ? '' : 's'}.`; state.rerender(); }
+    catch (x) { msg.textContent = writeError(x); e.target.disabled = false; }
+  };
+  fill(main, h('div', { class: 'page-head' }, h('h1', {}, 'Security'), isAdmin() ? h('button', { id: 'run-scan', onclick: run('') }, 'Run a scan') : null, msg),
+    cards([['Servers scanned', fmtNum(scans.length)], ...SEVERITIES.slice(0, 4).map((s) => [s[0].toUpperCase() + s.slice(1), fmtNum(count(s))]),
+      ['Last scan', scans.length ? ago(scans.map((s) => s.scanned_at).sort().pop()) : '—']]),
+    scans.length ? null : empty(isAdmin() ? 'No scan yet: run one to check every MCP server for known vulnerabilities, risky tools and weak auth.' : 'No scan yet: an admin can run one.'),
+    scans.map((s) => h('section', { class: 'scan', 'data-scan': s.server_name },
+      h('h2', {}, h('a', { href: `#/servers/${enc(s.server_name)}` }, s.server_name), ' ', badge(s.highest_severity || (s.error ? 'error' : 'clean'), s.highest_severity || (s.error ? 'warn' : 'ok')),
+        h('span', { class: 'dim small' }, ` · ${fmtNum(s.findings_count)} findings · scanned ${when(s.scanned_at)}`),
+        isAdmin() ? h('button', { class: 'secondary small', onclick: run(s.server_name) }, 'Rescan') : null),
+      s.error ? h('p', { class: 'dim' }, s.error) : null,
+      (s.findings || []).length ? h('table', {}, h('thead', {}, h('tr', {}, ['Severity', 'Category', 'Finding', 'Tool', 'Remediation'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, s.findings.map((f) => h('tr', { 'data-severity': f.severity }, h('td', {}, badge(f.severity)), h('td', {}, f.category),
+          h('td', {}, h('div', {}, f.title, f.cve_id ? h('span', { class: 'mono dim' }, ` ${f.cve_id}`) : null), h('div', { class: 'dim small' }, f.description)),
+          h('td', { class: 'mono' }, f.tool_name || '—'), h('td', { class: 'small' }, f.remediation || '—'))))) : s.error ? null : h('p', { class: 'dim small' }, 'No findings.'))));
+}
