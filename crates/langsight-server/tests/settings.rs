@@ -21,6 +21,7 @@ use test_support::ADMIN_KEY;
 const OLD_SESSION: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN_EMAIL: &str = "owner@example.com";
 const ADMIN_PASSWORD: &str = "a-long-and-unusual-passphrase";
+const PROXY_SECRET: &str = "proxy-hmac-key";
 
 /// One entry: the variable, the value to set, and variables set in both runs (the context the effect needs).
 struct Entry {
@@ -93,7 +94,7 @@ const ENTRIES: &[Entry] = &[
     e("LANGSIGHT_ANOMALY_Z_THRESHOLD", "3.5"),
     with("LANGSIGHT_ADMIN_EMAIL", ADMIN_EMAIL, &[("LANGSIGHT_ADMIN_PASSWORD", ADMIN_PASSWORD)]),
     with("LANGSIGHT_ADMIN_PASSWORD", ADMIN_PASSWORD, &[("LANGSIGHT_ADMIN_EMAIL", ADMIN_EMAIL)]),
-    e("LANGSIGHT_PROXY_SECRET", "proxy-hmac-key"),
+    with("LANGSIGHT_PROXY_SECRET", PROXY_SECRET, ADMIN),
     with("LANGSIGHT_LOGIN_MAX_FAILURES", "1", ADMIN),
     e("LANGSIGHT_LOGIN_WINDOW_SECONDS", "30"),
     e("LANGSIGHT_LOGIN_LOCK_SECONDS", "30"),
@@ -129,12 +130,10 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS",
     "LANGSIGHT_ANOMALY_INTERVAL_SECONDS",
     "LANGSIGHT_ANOMALY_Z_THRESHOLD",
-    "LANGSIGHT_PROXY_SECRET",
     "LANGSIGHT_LOGIN_WINDOW_SECONDS",
     "LANGSIGHT_LOGIN_LOCK_SECONDS",
     "LANGSIGHT_LOG_LEVEL",
     "LANGSIGHT_SECRET_KEY",
-    "LANGSIGHT_REDACT_PAYLOADS",
     "LANGSIGHT_OSV_URL",
     // Its schedule is proven by security_scans.rs (the leader scans on its interval).
     "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS",
@@ -409,12 +408,47 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
         "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.alerts.slo_interval)),
         "LANGSIGHT_ANOMALY_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.alerts.anomaly_interval)),
         "LANGSIGHT_ANOMALY_Z_THRESHOLD" => field(&|c| c.alerts.anomaly_z_threshold.to_string()),
-        "LANGSIGHT_PROXY_SECRET" => field(&|c| format!("{:?}", c.users.proxy_secret.as_ref().map(|s| &s.0))),
+        "LANGSIGHT_PROXY_SECRET" => {
+            // The dashboard proxy's signed identity of the first admin: believed only with the secret set.
+            let verified = test_support::http()
+                .post(format!("{}/api/users/verify", run.url()))
+                .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
+                .send()
+                .await
+                .ok()?;
+            let id = verified.json::<serde_json::Value>().await.ok()?["id"].as_str()?.to_string();
+            let ts = chrono::Utc::now().timestamp().to_string();
+            let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(PROXY_SECRET.as_bytes()).ok()?;
+            hmac::Mac::update(&mut mac, format!("{id}:admin:{ts}").as_bytes());
+            let signature = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+            let identity = [
+                ("X-User-Id", id.as_str()),
+                ("X-User-Role", "admin"),
+                ("X-Proxy-Timestamp", &ts),
+                ("X-Proxy-Signature", &signature),
+            ];
+            status(run, "GET", "/api/auth/me", None, &identity, "").await
+        }
         "LANGSIGHT_LOGIN_WINDOW_SECONDS" => field(&|c| c.users.lockout.window_micros.to_string()),
         "LANGSIGHT_LOGIN_LOCK_SECONDS" => field(&|c| c.users.lockout.lock_micros.to_string()),
         "LANGSIGHT_LOG_LEVEL" => field(&|c| c.log_level.clone()),
         "LANGSIGHT_SECRET_KEY" => field(&|c| format!("{:?}", c.secret_key.as_ref().map(|s| &s.0))),
-        "LANGSIGHT_REDACT_PAYLOADS" => field(&|c| c.redact_payloads.to_string()),
+        "LANGSIGHT_REDACT_PAYLOADS" => {
+            // A run with arguments, results and prompts: how many of its spans kept their arguments.
+            let sid = test_support::session_id();
+            let r = test_support::http()
+                .post(format!("{}/api/traces/spans", run.url()))
+                .header("X-API-Key", ADMIN_KEY)
+                .json(&test_support::agent_run(&sid, 5, None))
+                .send()
+                .await
+                .ok()?;
+            assert_eq!(r.status(), 202);
+            let trace = body(run, &format!("/api/agents/sessions/{sid}")).await;
+            let spans = trace["spans_flat"].as_array()?;
+            let kept = spans.iter().filter(|s| !s["input_json"].is_null()).count();
+            format!("{kept} of {} spans kept their arguments", spans.len())
+        }
         "LANGSIGHT_OSV_URL" => field(&|c| c.osv_url.clone()),
         "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.security_scan_interval)),
         "LANGSIGHT_HEADER_READ_TIMEOUT_SECONDS" => field(&|c| format!("{:?}", c.header_read_timeout)),
