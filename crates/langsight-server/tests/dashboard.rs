@@ -301,7 +301,9 @@ async fn every_role_gets_in() {
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("access: all steps passed"), "{stdout}");
     for page in ["viewer-overview", "accept-invite", "invite-landed", "setup", "welcome"] {
-        assert!(shots.join(format!("{page}.png")).exists(), "screenshot of {page}");
+        for theme in ["", "-light"] {
+            assert!(shots.join(format!("{page}{theme}.png")).exists(), "screenshot of {page}{theme}");
+        }
     }
     fresh.stop().await;
     server.stop().await;

@@ -12,9 +12,13 @@ const step = (name) => console.log(`step: ${name}`);
 const fail = (msg) => { throw new Error(msg); };
 const RAW_ERRORS = ['project_id query parameter is required', 'HTTP 4', 'HTTP 5', '"detail"'];
 
+// The page in the dark theme (`name.png`) and the light one (`name-light.png`).
 async function shot(page, name) {
-  await page.waitForTimeout(150);
-  await page.screenshot({ path: path.join(E.SHOTS, `${name}.png`), fullPage: false });
+  for (const [scheme, suffix] of [['dark', ''], ['light', '-light']]) {
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: path.join(E.SHOTS, `${name}${suffix}.png`), fullPage: false });
+  }
 }
 
 async function newPage(browser) {

@@ -26,6 +26,7 @@ async function shot(page, name) {
 // The same page in the dark theme (`name.png`) and the light one (`name-light.png`), switched the way a
 // user's system switches it.
 async function shots(page, name) {
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.emulateMedia({ colorScheme: 'dark' });
   await shot(page, name);
   await page.emulateMedia({ colorScheme: 'light' });
@@ -253,6 +254,8 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     const page = await login(browser, E.ADMIN_EMAIL, E.ADMIN_PASSWORD);
     await page.waitForSelector('.cards .card');
     console.log(`first meaningful paint after login: ${Date.now() - t0} ms`);
+    const slow = await page.evaluate(() => performance.getEntriesByType('resource').map((r) => [Math.round(r.duration), r.name.replace(location.origin, '')]).sort((a, b) => b[0] - a[0]).slice(0, 6));
+    console.log(`slowest requests: ${JSON.stringify(slow)}`);
 
     step('theme: follows the system, the toggle is remembered');
     const bg = () => getComputedStyle(document.body).backgroundColor;
@@ -337,7 +340,7 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.locator('details.tool summary').first().click();
     await expectText(page, 'details.tool[open] .json', '"q"', 'tool schema');
     await page.locator('tr[data-drift="param_type_changed"] .impact button').first().click();
-    await expectText(page, 'tr[data-drift="param_type_changed"] .impact', 'writer', 'drift impact');
+    await expectText(page, 'tr[data-drift="param_type_changed"] + tr.impact-row', 'writer', 'drift impact');
     await clean(page, 'server page');
     await shots(page, 'server');
 

@@ -23,17 +23,16 @@ export default async function server(main, name) {
   const toolList = (listed ? listed.tools : tools.map((t) => ({ name: t.tool_name, description: t.description, input_schema: t.input_schema })));
   const sessions = [...new Map(logs.filter((l) => l.session_id).map((l) => [l.session_id, l])).values()];
 
-  // Drift impact: the agents that called a changed tool (loaded per tool on demand).
+  // Drift impact: the agents that called a changed tool, loaded on demand into a row under the change.
   const impact = (tool) => {
-    const box = h('div', { class: 'impact' });
-    const btn = h('button', { class: 'secondary small', onclick: async () => {
+    const btn = h('button', { class: 'secondary small view', onclick: async () => {
       btn.disabled = true;
       const rows = await maybe(`/api/health/servers/${n}/drift-impact?tool_name=${enc(tool)}&hours=168`, []);
-      fill(box, rows.length ? h('ul', { class: 'plain' }, rows.map((r) => h('li', {}, h('a', { href: `#/agents/${enc(r.agent_name || '')}` }, r.agent_name || '—'), ` · ${fmtNum(r.call_count)} calls, ${fmtNum(r.error_count)} errors · `, r.session_id ? sessionLink(r.session_id, true) : null)))
-        : h('span', { class: 'dim small' }, 'No agent called this tool in the last 7 days.'));
+      btn.closest('tr').after(h('tr', { class: 'impact-row' }, h('td', { colspan: 5 }, h('span', { class: 'dim small' }, `Agents that called ${tool} in the last 7 days: `),
+        rows.length ? h('ul', { class: 'plain' }, rows.map((r) => h('li', {}, h('a', { href: `#/agents/${enc(r.agent_name || '')}` }, r.agent_name || '—'), ` · ${fmtNum(r.call_count)} calls, ${fmtNum(r.error_count)} errors · `, r.session_id ? sessionLink(r.session_id, true) : null)))
+          : h('span', { class: 'dim small' }, 'none.'))));
     } }, 'affected agents');
-    box.append(btn);
-    return box;
+    return h('span', { class: 'impact' }, btn);
   };
 
   const report = h('div', { id: 'investigation' });

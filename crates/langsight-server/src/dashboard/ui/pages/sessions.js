@@ -56,7 +56,7 @@ export default async function sessions(main) {
       h('label', { class: 'inline', for: 'auto-refresh' }, auto, ' Auto-refresh (10 s)'), stamp),
     summary, holder);
   draw();
-  const refresh = async () => { if (!auto.checked || document.hidden) return; try { rows = await api('GET', url); draw(); } catch (_) { /* keep what is shown */ } };
+  const refresh = async () => { if (!auto.checked || document.hidden || (holder.contains(document.activeElement) && document.activeElement.matches('input'))) return; try { rows = await api('GET', url); draw(); } catch (_) { /* keep what is shown */ } };
   auto.addEventListener('change', () => { localStorage.setItem('ls.sessions.auto', auto.checked ? '1' : '0'); refresh(); });
   every(10000, refresh);
 }
