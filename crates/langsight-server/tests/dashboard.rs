@@ -153,6 +153,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         "settings-audit",
         "settings-pricing",
         "settings-providers",
+        "settings-channels",
         "settings-instance",
     ];
     for page in pages {

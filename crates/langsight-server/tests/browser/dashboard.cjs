@@ -228,6 +228,7 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.click('#run-scan');
     await page.waitForSelector('section.scan', { timeout: 20000 });
     if (instanceAdmin) await page.waitForSelector('section.scan[data-scan="docs"]', { timeout: 5000 });
+    if (instanceAdmin) await expectText(page, '#scan-summary', 'docs', 'the scan summary');
     if (!(num(await cardValue(page, 'Servers scanned')) >= 1)) fail(`${who} security: nothing scanned`);
   } else if (await page.locator('#run-scan').count()) fail(`${who} security: a viewer can run a scan`);
   await clean(page, `${who} security after the scan`);
@@ -416,6 +417,9 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await visit(page, 'settings?tab=providers', 'settings providers');
     await page.waitForSelector('tr[data-provider="anthropic"]');
     await shots(page, 'settings-providers');
+    await visit(page, 'settings?tab=channels', 'settings alert channels');
+    await page.waitForSelector('#slack-webhook');
+    await shots(page, 'settings-channels');
     await visit(page, 'settings?tab=instance', 'settings instance');
     await shots(page, 'settings-instance');
 

@@ -27,7 +27,10 @@ export default async function agent(main, name) {
   const servers = edges.filter((e) => e.source === id && e.type === 'calls').map((e) => ({ server: e.target.replace(/^server:/, ''), ...e.metrics }));
   // Sessions per day (or hour in short ranges), from the session list.
   const bucketMs = hours <= 24 ? 3600e3 : 86400e3;
+  // Every bucket of the range, so quiet hours or days show as zero rather than being skipped.
   const buckets = new Map();
+  const first = Math.floor((Date.now() - hours * 3600e3) / bucketMs) * bucketMs;
+  for (let t = first; t <= Date.now(); t += bucketMs) buckets.set(t, { at: new Date(t).toISOString(), sessions: 0, failed: 0 });
   for (const r of sessions) { const t = Math.floor(parseTime(r.first_call_at) / bucketMs) * bucketMs; if (Number.isNaN(t)) continue; const b = buckets.get(t) || { at: new Date(t).toISOString(), sessions: 0, failed: 0 }; b.sessions++; if (r.failed_calls > 0) b.failed++; buckets.set(t, b); }
   const series = [...buckets.entries()].sort((a, b) => a[0] - b[0]).map(([, b]) => b);
   const override = prevention.find((p) => p.agent_name === name);
@@ -49,7 +52,7 @@ export default async function agent(main, name) {
   fill(main, back('#/agents', 'Agents'), h('div', { class: 'page-head' }, h('h1', {}, name, ' ', meta ? badge(meta.status) : null), rangePicker(hours)),
     cards([['Sessions', fmtNum(sessions.length), `${fmtNum(failed)} with failures`], ['Tool calls', fmtNum(calls)], ['Error rate', calls ? fmtPct(fails / calls * 100) : '—'],
       ['Tokens', compact(tokens)], ['Cost', fmtUsd(cost)], ['Last seen', sessions.length ? ago(sessions.map((r) => r.last_call_at).sort().pop()) : '—']]),
-    series.length ? h('div', { class: 'charts' }, chart({ title: `Sessions per ${hours <= 24 ? 'hour' : 'day'}`, points: series, at: 'at', series: [{ key: 'sessions', label: 'sessions', fmt: compact }, { key: 'failed', label: 'failed', fmt: compact }] })) : null,
+    sessions.length ? h('div', { class: 'charts' }, chart({ title: `Sessions per ${hours <= 24 ? 'hour' : 'day'}`, points: series, at: 'at', series: [{ key: 'sessions', label: 'sessions', fmt: compact }, { key: 'failed', label: 'failed', fmt: compact }] })) : null,
     h('div', { class: 'split' },
       h('section', {}, h('h2', {}, 'Servers'), table({ id: 'agent-servers', rows: servers, sortKey: 'call_count', emptyText: 'No MCP calls in this range.', columns: [
         { key: 'server', label: 'Server', render: (r) => h('a', { href: `#/servers/${enc(r.server)}` }, r.server) }, { key: 'call_count', label: 'Calls', num: true },

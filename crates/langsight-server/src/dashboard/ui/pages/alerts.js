@@ -28,7 +28,7 @@ export default async function alerts(main) {
     isAdmin() ? await alertSettings() : null);
 }
 
-async function alertSettings() {
+export async function alertSettings() {
   const cfg = await api('GET', '/api/alerts/config');
   const hook = h('input', { id: 'slack-webhook', type: 'url', placeholder: cfg.webhook_configured ? '(configured — leave empty to keep)' : 'https://hooks.slack.com/services/…' });
   const boxes = Object.entries(cfg.alert_types).map(([k, v]) => h('label', { class: 'small' }, h('span', {}, h('input', { type: 'checkbox', name: k, checked: v }), ` ${k}`)));

@@ -49,6 +49,6 @@ export default async function costs(main) {
         { key: 'total_calls', label: 'Calls', num: true }, { key: 'total_cost_usd', label: 'Cost', num: true, render: (r) => fmtUsd(r.total_cost_usd) }] })),
       h('section', {}, h('h2', {}, 'Top sessions'), table({ id: 'cost-sessions', rows: sessions, sortKey: 'total_cost_usd', emptyText: 'No priced sessions.', columns: [
         { key: 'session_id', label: 'Session', render: (r) => sessionLink(r.session_id, true) }, { key: 'agent_name', label: 'Agent' },
-        { key: 'model_id', label: 'Model', cls: 'mono small' },
-        { key: 'total_calls', label: 'Calls', num: true }, { key: 'total_cost_usd', label: 'Cost', num: true, render: (r) => fmtUsd(r.total_cost_usd) }] }))));
+        sessions.some((r) => r.model_id) ? { key: 'model_id', label: 'Model', cls: 'mono small' } : null,
+        { key: 'total_calls', label: 'Calls', num: true }, { key: 'total_cost_usd', label: 'Cost', num: true, render: (r) => fmtUsd(r.total_cost_usd) }].filter(Boolean) }))));
 }

@@ -3,6 +3,7 @@
 import { h, fill, badge, cards, enc, empty } from '../dom.js';
 import { api, isAdmin, state, writeError } from '../api.js';
 import { fmtNum, when, ago } from '../format.js';
+import { table } from '../table.js';
 
 const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'];
 
@@ -20,6 +21,11 @@ export default async function security(main) {
     cards([['Servers scanned', fmtNum(scans.length)], ...SEVERITIES.slice(0, 4).map((s) => [s[0].toUpperCase() + s.slice(1), fmtNum(count(s))]),
       ['Last scan', scans.length ? ago(scans.map((s) => s.scanned_at).sort().pop()) : '—']]),
     scans.length ? null : empty(isAdmin() ? 'No scan yet: run one to check every MCP server for known vulnerabilities, risky tools and weak auth.' : 'No scan yet: an admin can run one.'),
+    scans.length ? [h('h2', {}, 'By server'), table({ id: 'scan-summary', rows: scans.map((s) => ({ ...s, ...Object.fromEntries(SEVERITIES.map((v) => [v, (s.findings || []).filter((f) => f.severity === v).length])) })),
+      sortKey: 'critical', columns: [
+        { key: 'server_name', label: 'Server', render: (s) => h('a', { href: `#/servers/${enc(s.server_name)}` }, s.server_name) },
+        ...SEVERITIES.map((v) => ({ key: v, label: v, num: true, render: (s) => (s[v] ? badge(String(s[v]), v) : h('span', { class: 'dim' }, '0')) })),
+        { key: 'scanned_at', label: 'Scanned', render: (s) => ago(s.scanned_at) }] })] : null,
     scans.map((s) => h('section', { class: 'scan', 'data-scan': s.server_name },
       h('h2', {}, h('a', { href: `#/servers/${enc(s.server_name)}` }, s.server_name), ' ', badge(s.highest_severity || (s.error ? 'error' : 'clean'), s.highest_severity || (s.error ? 'warn' : 'ok')),
         h('span', { class: 'dim small' }, ` · ${fmtNum(s.findings_count)} findings · scanned ${when(s.scanned_at)}`),

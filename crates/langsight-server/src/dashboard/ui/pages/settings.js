@@ -5,8 +5,9 @@ import { h, fill, badge, cards, empty } from '../dom.js';
 import { api, maybe, isAdmin, seesAllProjects, query, setQuery, state, writeError } from '../api.js';
 import { fmtNum, when, ago } from '../format.js';
 import { table } from '../table.js';
+import { alertSettings } from './alerts.js';
 
-const TABS = [['users', 'Users'], ['audit', 'Audit log'], ['pricing', 'Model pricing'], ['providers', 'AI providers & redaction'], ['instance', 'Instance']];
+const TABS = [['users', 'Users'], ['audit', 'Audit log'], ['pricing', 'Model pricing'], ['providers', 'AI providers & redaction'], ['channels', 'Alert channels'], ['instance', 'Instance']];
 
 export default async function settings(main) {
   const admin = seesAllProjects();
@@ -16,7 +17,7 @@ export default async function settings(main) {
   fill(main, h('h1', {}, 'Settings'),
     h('div', { class: 'tabs', role: 'tablist' }, tabs.map(([t, label]) => h('a', { href: `#/settings?tab=${t}`, role: 'tab', class: t === tab ? 'on' : '', 'aria-selected': String(t === tab), 'data-tab': t }, label))),
     body);
-  await { users, audit, pricing, providers, instance }[tab](body);
+  await { users, audit, pricing, providers, channels, instance }[tab](body);
 }
 
 async function users(box) {
@@ -103,6 +104,11 @@ async function providers(box) {
       h('td', {}, h('input', { name: `${p}-model`, value: v.model || '', 'aria-label': `${p} model` })),
       h('td', {}, p === 'ollama' ? h('input', { name: `${p}-url`, value: v.base_url || '', 'aria-label': 'Ollama base URL' }) : h('span', { class: 'dim' }, '—')))))),
   h('p', {}, h('button', { type: 'submit' }, 'Save settings'), ' ', msg)));
+}
+
+// Where alerts go (Slack) and which kinds fire: the same form as under Alerts.
+async function channels(box) {
+  fill(box, await alertSettings(), h('p', { class: 'dim small' }, 'The alert feed itself is under ', h('a', { href: '#/alerts' }, 'Alerts'), '.'));
 }
 
 async function instance(box) {
