@@ -59,10 +59,14 @@ async function postSpans(spans) {
 
 // A page is done when its heading is there and nothing is "Loading…"; then it must show no raw error and no
 // failure message.
+// How long each page took from navigation to its data (debug build, shared machine: a trend, not a target).
+const timings = [];
 async function visit(page, hash, where) {
+  const t0 = Date.now();
   await page.goto(`${URL}/#/${hash}`);
   await page.waitForSelector('main h1, main .friendly-error', { timeout: 8000 });
   await page.waitForFunction(() => !document.querySelector('main > p.dim') || document.querySelector('main > p.dim').textContent !== 'Loading…', null, { timeout: 8000 });
+  timings.push(`${where.trim()} ${Date.now() - t0} ms`);
   await clean(page, where);
 }
 
@@ -191,6 +195,8 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   await atLeast(page, 'svg.lineage .node.agent', 1, `${who} lineage agents`);
   await atLeast(page, 'svg.lineage .node.server', 1, `${who} lineage servers`);
   await expectText(page, '#lineage-edges', 'github', `${who} lineage edges`);
+  if (!who && !(await page.locator('svg.lineage').textContent()).includes('<script>window.__pwne')) fail('the hostile agent name is not shown as text in the graph');
+  if (await page.evaluate(() => window.__pwned !== undefined || document.querySelectorAll('main script').length > 0)) fail('a name ran as HTML in the lineage page');
   await page.fill('#lineage-search', 'github');
   await page.waitForSelector('svg.lineage .node.hit', { timeout: 3000 });
   await page.click('#failures-only');
@@ -498,6 +504,7 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     if (await bound.locator('.tabs a[data-tab="users"], .tabs a[data-tab="audit"]').count()) fail('a project-bound admin is offered instance-wide settings');
 
     if (pageErrors.length) fail(`page errors: ${JSON.stringify(pageErrors)}`);
+    console.log(`page load times: ${timings.join(', ')}`);
     console.log('dashboard: all steps passed');
   } finally {
     await browser.close();

@@ -31,7 +31,7 @@ export function table(opts) {
     body.replaceChildren(...shown.map((r) => h('tr', rowAttrs ? rowAttrs(r) : {}, columns.map((c) => h('td', { class: c.num ? 'num' : c.cls || null }, c.render ? c.render(r) : r[c.key] == null ? '—' : String(r[c.key]))))));
     for (const th of head.children) th.setAttribute('aria-sort', th.dataset.key === sortKey ? (desc ? 'descending' : 'ascending') : 'none');
     fill(pager,
-      h('span', { class: 'dim small count' }, list.length === rows.length ? `${rows.length} rows` : `${list.length} of ${rows.length} rows`),
+      h('span', { class: 'dim small count' }, list.length === rows.length ? `${rows.length} row${rows.length === 1 ? '' : 's'}` : `${list.length} of ${rows.length} rows`),
       pageSize && pages > 1 ? [
         h('button', { class: 'secondary small view', disabled: page === 0, onclick: () => { page--; if (opts.onPage) opts.onPage(page); draw(); } }, '← Prev'),
         h('span', { class: 'small page-no' }, `page ${page + 1} of ${pages}`),
