@@ -71,6 +71,32 @@ async fn circuit_states(url: &str) -> BTreeSet<String> {
     states
 }
 
+/// Waits until `n` checks of `fx` are stored, and returns their times, oldest first.
+async fn stored_checks(url: &str, n: usize) -> Vec<chrono::DateTime<chrono::FixedOffset>> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = test_support::http()
+            .get(format!("{url}/api/health/servers/fx/history?limit=100"))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        let body: Value = r.json().await.unwrap_or_default();
+        let mut times: Vec<_> = body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| chrono::DateTime::parse_from_rfc3339(c["checked_at"].as_str()?).ok())
+            .collect();
+        if times.len() >= n {
+            times.sort();
+            return times;
+        }
+        assert!(Instant::now() < deadline, "{n} stored checks: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_leader_checks_once_per_interval_and_leadership_moves() {
     let topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
@@ -81,12 +107,13 @@ async fn one_leader_checks_once_per_interval_and_leadership_moves() {
     let server = tokio::task::spawn_blocking(move || start(&d, &url)).await.unwrap();
     let log = dir.path().join("checks.log");
 
-    // Over ~5 s at a 1 s interval: about 5 checks in all, not 4 × 5.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = checks(&log);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let in_window = checks(&log) - before;
-    assert!((3..=8).contains(&in_window), "{in_window} checks in 5 s with 4 workers");
+    // Wait for six stored checks (the event), then look at their times: one leader checks once per 1 s
+    // interval, so consecutive checks are about a second apart; four workers checking on their own would
+    // put four checks in every interval, most of them far closer together.
+    let times = stored_checks(&server.url, 6).await;
+    let gaps: Vec<i64> = times.windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect();
+    assert!(gaps.iter().all(|g| *g >= 500), "checks {gaps:?} ms apart with 4 workers");
+    assert!(checks(&log) >= 6, "each stored check reached the server");
 
     // Kill the leader: another worker takes over within about one lease.
     let pid = leader_pid(&server).expect("a leader announced itself");
