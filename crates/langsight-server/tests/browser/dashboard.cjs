@@ -388,6 +388,14 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await shots(page, 'keys');
     await page.locator('tr[data-key="browser-key"] button', { hasText: 'Revoke' }).click();
     await page.waitForSelector('tr[data-key="browser-key"] .badge.revoked', { timeout: 5000 });
+    step('a viewer key bound to the project');
+    await page.fill('#key-name', 'team-reader');
+    await page.selectOption('#key-role', 'viewer');
+    await page.selectOption('#key-project', E.PROJECT);
+    await page.click('#create-key');
+    await page.waitForSelector('#new-key-value');
+    await expectText(page, 'tr[data-key="team-reader"]', 'viewer', 'the new key\'s role');
+    await expectText(page, 'tr[data-key="team-reader"]', 'Team', 'the new key\'s project');
 
     for (const p of ['slos', 'projects']) {
       await visit(page, p, p);
@@ -401,9 +409,14 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.click('#invite button[type=submit]');
     await expectText(page, '#invite-url', '/accept-invite?token=', 'an invitation link');
     await shots(page, 'settings-users');
+    await page.locator('tr[data-user="viewer@example.com"] button', { hasText: 'Make admin' }).click();
+    await expectText(page, 'tr[data-user="viewer@example.com"]', 'Make viewer', 'a role change');
+    await page.locator('tr[data-user="viewer@example.com"] button', { hasText: 'Make viewer' }).click();
+    await expectText(page, 'tr[data-user="viewer@example.com"]', 'Make admin', 'a role change back');
     await visit(page, 'settings?tab=audit', 'settings audit');
     await atLeast(page, '#audit tbody tr', 2, 'audit log');
     await expectText(page, '#audit', 'user.invite_created', 'audit log events');
+    await expectText(page, '#audit', 'user.role_changed', 'audit log role changes');
     await shots(page, 'settings-audit');
     await visit(page, 'settings?tab=pricing', 'settings pricing');
     await page.fill('.price-form input[name=provider]', 'acme');
@@ -447,6 +460,23 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.waitForSelector('main table >> text=project default', { timeout: 5000 });
     if (!(await page.textContent('main')).includes('4 × → terminate')) fail('the saved default is not shown');
     await shot(page, 'agents-prevention');
+    step('agent and server metadata');
+    await page.goto(`${URL}/#/agents/researcher`);
+    await page.waitForSelector('#agent-meta');
+    await page.fill('#agent-meta input[name=owner]', 'research-team');
+    await page.click('#agent-meta button[type=submit]');
+    await expectText(page, '#agent-meta', 'Saved.', 'agent metadata saved');
+    await page.goto(`${URL}/#/agents`);
+    await expectText(page, 'tr[data-agent="researcher"]', 'research-team', 'the agent owner');
+    await page.goto(`${URL}/#/servers/docs`);
+    await page.waitForSelector('#server-meta');
+    await page.fill('#server-meta input[name=owner]', 'platform');
+    await page.fill('#server-meta input[name=tags]', 'docs, search');
+    await page.click('#server-meta button[type=submit]');
+    await expectText(page, '#server-meta', 'Saved.', 'server metadata saved');
+    await page.reload();
+    await page.waitForSelector('#server-meta');
+    if ((await page.inputValue('#server-meta input[name=owner]')) !== 'platform') fail('the server owner was not kept');
     step('an agent override of the project default');
     await page.goto(`${URL}/#/agents/researcher`);
     await page.waitForSelector('form.prevention input[name="loop_threshold"]');
