@@ -434,8 +434,9 @@ pub fn api_key(
 }
 
 /// `langsight scan`: checks every configured server and scans it, with no server and no database needed;
-/// schema drift is reported against the previous scan when a local database exists. Exit 1 when a server is
-/// down or a critical finding exists.
+/// schema drift is reported against the previous scan when a local database exists, and the check and the
+/// security scan are recorded there (the scorecard grades them). Exit 1 when a server is down or a critical
+/// finding exists.
 pub fn scan(config: Option<PathBuf>, json_out: bool) -> ExitCode {
     use langsight_monitor::security::{scan as scan_one, Severity};
     let cfg = match langsight_server::config::Config::load(langsight_server::config::Flags {
@@ -557,12 +558,13 @@ pub fn scan(config: Option<PathBuf>, json_out: bool) -> ExitCode {
 }
 
 /// Per report: `"unchanged"`, `"first scan"`, or what changed since the last scan recorded in the local SQLite
-/// database (which this scan then records). `null` when there is no local database to compare with.
+/// database (which this scan then records, with its security scan). `null` when there is no local database to
+/// compare with.
 fn previous_tools(
     cfg: &langsight_server::config::Config,
     reports: &[langsight_monitor::security::ScanReport],
 ) -> Vec<Value> {
-    use langsight_storage::HealthStore;
+    use langsight_storage::{HealthStore, SecurityStore};
     let Ok(db) = langsight_storage::sqlite::SqliteStorage::open(&cfg.sqlite_path) else {
         return vec![Value::Null; reports.len()];
     };
@@ -573,6 +575,13 @@ fn previous_tools(
     rt.block_on(async {
         let mut out = Vec::new();
         for r in reports {
+            // The security scan is stored as `security-scan` stores it, so the scorecard's security dimension
+            // (and `serve` on this database) grades what this scan found. A scan of a down server is stored
+            // with its error; the scorecard reads only completed scans.
+            let scan = langsight_server::scans::record("", r, langsight_core::time::now_micros());
+            if let Err(e) = db.save_scan(scan).await {
+                eprintln!("langsight: the security scan of {} was not stored: {e}", r.server_name);
+            }
             if r.check.status == langsight_monitor::Status::Down {
                 out.push(Value::Null);
                 continue;

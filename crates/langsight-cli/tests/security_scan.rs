@@ -1,5 +1,6 @@
 //! `langsight security-scan` stores its scans: through the server at `LANGSIGHT_URL` (which then shows them at
-//! `GET /api/security/findings`), or in the local database when no URL is set.
+//! `GET /api/security/findings`), or in the local database when no URL is set; `langsight scan` records its
+//! security scan in the local database, where the scorecard reads it.
 
 use langsight_monitor::{ServerSpec, Transport};
 use langsight_server::config::{MonitoredServer, Secret};
@@ -117,4 +118,48 @@ async fn without_a_server_the_scan_is_stored_in_the_local_database() {
     assert_eq!(scans.len(), 1, "{scans:?}");
     assert_eq!((scans[0].server_name.as_str(), scans[0].critical), ("local-fx", 1));
     assert!(scans[0].scanner_version.starts_with("langsight-rs "), "{scans:?}");
+}
+
+/// `langsight scan` (the zero-infra check) records its security scan in the local database too, so the
+/// scorecard of that database grades the findings it printed instead of saying "no scan data".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn langsight_scan_stores_its_security_scan_for_the_scorecard() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = poisoned_state(dir.path());
+    let yaml = dir.path().join("langsight.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "servers:\n  - name: local-fx\n    transport: stdio\n    command: {}\n    args: [\"--stdio\"]\n    env:\n      MCP_FIXTURE_STATE: {}\n",
+            fixture().display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let db = dir.path().join("langsight.db");
+    let closed = format!("http://127.0.0.1:{}", test_support::redis::free_port());
+    let env = [("LANGSIGHT_SQLITE_PATH", db.to_str().unwrap()), ("LANGSIGHT_OSV_URL", closed.as_str())];
+    let config = yaml.to_str().unwrap();
+
+    let out = cli(dir.path(), &["scorecard", "--config", config, "--json"], &env);
+    let cards: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let security_notes = |cards: &Value| -> Value {
+        let card = cards.as_array().and_then(|c| c.iter().find(|c| c["server_name"] == "local-fx")).cloned();
+        let card = card.unwrap_or_else(|| panic!("a scorecard of local-fx: {cards}"));
+        card["dimensions"].as_array().and_then(|d| d.iter().find(|d| d["name"] == "security")).unwrap()["notes"].clone()
+    };
+    assert_eq!(security_notes(&cards), json!(["No scan data — run langsight security-scan"]), "before any scan");
+
+    let out = cli(dir.path(), &["scan", "--config", config, "--json"], &env);
+    assert_eq!(out.status.code(), Some(1), "a critical finding: {}", String::from_utf8_lossy(&out.stderr));
+    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(printed[0]["security"]["critical_count"], 1, "{printed}");
+
+    let storage = langsight_storage::sqlite::SqliteStorage::open(&db).unwrap();
+    let scans = storage.latest_scans("", None, true).await.unwrap();
+    assert_eq!(scans.len(), 1, "{scans:?}");
+    assert_eq!((scans[0].server_name.as_str(), scans[0].critical), ("local-fx", 1));
+    let out = cli(dir.path(), &["scorecard", "--config", config, "--json"], &env);
+    let cards: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(security_notes(&cards), json!(["1 critical finding(s)", "1 medium finding(s)"]), "{cards}");
 }
