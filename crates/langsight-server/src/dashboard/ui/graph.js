@@ -16,13 +16,28 @@ export function graph(data, opts = {}) {
   const cols = [[], [], []];
   nodes.forEach((n) => cols[col(n)].push(n));
   cols.forEach((c) => c.sort((a, b) => String(a.label).localeCompare(String(b.label))));
+  // Fewer crossings: order each column by the mean position of its neighbours (a few sweeps of the
+  // barycentre heuristic), so an agent sits beside the servers it calls.
+  const nbrs = new Map(nodes.map((n) => [n.id, []]));
+  for (const e of edges) { if (nbrs.has(e.source) && nbrs.has(e.target)) { nbrs.get(e.source).push(e.target); nbrs.get(e.target).push(e.source); } }
+  const rank = () => new Map(cols.flatMap((c) => c.map((n, i) => [n.id, i / Math.max(1, c.length - 1)])));
+  for (let sweep = 0; sweep < 4; sweep++) {
+    const r = rank();
+    for (const c of sweep % 2 ? [...cols].reverse() : cols) {
+      const bary = new Map(c.map((n) => { const ns = nbrs.get(n.id); return [n.id, ns.length ? ns.reduce((a, id) => a + r.get(id), 0) / ns.length : r.get(n.id)]; }));
+      c.sort((a, b) => bary.get(a.id) - bary.get(b.id));
+    }
+  }
   const NW = 180, NH = 44, GX = 140, GY = 22, PAD = 20;
   const usedCols = cols.map((c, i) => (c.length ? i : -1)).filter((i) => i >= 0);
   const colX = (i) => PAD + usedCols.indexOf(i) * (NW + GX);
   const rows = Math.max(...cols.map((c) => c.length));
-  const width = PAD * 2 + usedCols.length * NW + (usedCols.length - 1) * GX, height = PAD * 2 + rows * NH + (rows - 1) * GY;
+  const width = PAD * 2 + usedCols.length * NW + (usedCols.length - 1) * GX, height = PAD * 2 + rows * NH + (rows - 1) * GY + (usedCols.length === 3 ? (NH + GY) / 2 : 0);
   const pos = new Map();
-  cols.forEach((c, i) => { const off = (rows - c.length) * (NH + GY) / 2; c.forEach((n, j) => pos.set(n.id, { x: colX(i), y: PAD + off + j * (NH + GY) })); });
+  // With three columns the middle one sits half a row lower, so edges from agents to servers that skip it
+  // run through the gaps between its nodes instead of behind them.
+  const shift = usedCols.length === 3 ? (NH + GY) / 2 : 0;
+  cols.forEach((c, i) => { const off = Math.floor((rows - c.length) / 2) * (NH + GY) + (i === 1 ? shift : 0); c.forEach((n, j) => pos.set(n.id, { x: colX(i), y: PAD + off + j * (NH + GY) })); });
   const maxCalls = Math.max(1, ...edges.map((e) => Number((e.metrics || {}).call_count || (e.metrics || {}).handoff_count || 0)));
   const zoom = opts.zoom || 1;
   const svg = s('svg', { class: 'lineage', viewBox: `0 0 ${width} ${height}`, width: Math.round(width * zoom), height: Math.round(height * zoom), role: 'img', 'aria-label': 'Agents, hand-offs and servers' });
