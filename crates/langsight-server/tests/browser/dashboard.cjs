@@ -111,6 +111,10 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   const plot = page.locator('.chart .plot').first();
   await plot.scrollIntoViewIfNeeded();
   const box = await plot.boundingBox();
+  await plot.focus();
+  await page.keyboard.press('Home');
+  await page.waitForSelector('.chart .tip:not([hidden])', { timeout: 3000 });
+  await page.keyboard.press('ArrowRight');
   await page.mouse.move(box.x + box.width * 0.98, box.y + box.height / 2);
   await page.waitForSelector('.chart .tip:not([hidden])', { timeout: 3000 }).catch(async (e) => {
     await shot(page, `failed-tooltip${who}`);
@@ -403,6 +407,12 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
       await visit(page, p, p);
       await shots(page, p);
     }
+    step('a project member\'s role');
+    await page.selectOption('tr[data-member="viewer@example.com"] select', 'member');
+    await page.waitForFunction(() => document.querySelector('tr[data-member="viewer@example.com"] select')?.value === 'member', null, { timeout: 5000 });
+    await page.selectOption('tr[data-member="viewer@example.com"] select', 'viewer');
+    await page.waitForFunction(() => document.querySelector('tr[data-member="viewer@example.com"] select')?.value === 'viewer', null, { timeout: 5000 });
+    await clean(page, 'member roles');
 
     step('settings: users, audit log, pricing, providers, instance');
     await visit(page, 'settings?tab=users', 'settings users');

@@ -44,13 +44,11 @@ export function chart({ title, points, series, at, gapLabel = 'without a value',
   const xaxis = n && at ? h('div', { class: 'xaxis' }, h('span', {}, short(points[0][at])), n > 2 ? h('span', {}, short(points[Math.floor(n / 2)][at])) : null, n > 1 ? h('span', {}, short(points[n - 1][at])) : null) : null;
   const cursor = h('div', { class: 'cursor', hidden: true });
   const tip = h('div', { class: 'tip', hidden: true, role: 'status' });
-  const plot = h('div', { class: 'plot' }, svg, cursor, tip);
-  // Hover: the nearest point's time and every series' value.
-  plot.addEventListener('mousemove', (e) => {
-    if (!n) return;
-    const box = plot.getBoundingClientRect();
-    const frac = Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));
-    const i = n > 1 ? Math.round(frac * (n - 1)) : 0, p = points[i];
+  const plot = h('div', { class: 'plot', tabindex: n ? 0 : null, 'aria-label': `${title}: hover, or focus and use the arrow keys, to read values` }, svg, cursor, tip);
+  let at_i = n - 1;
+  // Hover (or arrow keys when focused): the nearest point's time and every series' value.
+  const show = (i) => {
+    at_i = i; const p = points[i];
     const px = n > 1 ? i / (n - 1) : 0.5;
     cursor.hidden = false; cursor.style.left = `${(px * 100).toFixed(2)}%`;
     fill(tip, h('div', { class: 'when' }, at ? full(p[at]) : `#${i + 1}`),
@@ -58,8 +56,22 @@ export function chart({ title, points, series, at, gapLabel = 'without a value',
     tip.hidden = false;
     tip.style.left = px > 0.6 ? '' : `${(px * 100).toFixed(2)}%`;
     tip.style.right = px > 0.6 ? `${((1 - px) * 100).toFixed(2)}%` : '';
+  };
+  plot.addEventListener('mousemove', (e) => {
+    if (!n) return;
+    const box = plot.getBoundingClientRect();
+    const frac = Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));
+    show(n > 1 ? Math.round(frac * (n - 1)) : 0);
   });
-  plot.addEventListener('mouseleave', () => { cursor.hidden = true; tip.hidden = true; });
+  plot.addEventListener('keydown', (e) => {
+    if (!n || !['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) return;
+    e.preventDefault();
+    show(e.key === 'Home' ? 0 : e.key === 'End' ? n - 1 : Math.min(n - 1, Math.max(0, at_i + (e.key === 'ArrowLeft' ? -1 : 1))));
+  });
+  plot.addEventListener('focus', () => { if (n) show(at_i); });
+  const hide = () => { cursor.hidden = true; tip.hidden = true; };
+  plot.addEventListener('mouseleave', hide);
+  plot.addEventListener('blur', hide);
 
   const last = [...points].reverse().find((p) => val(p, series[0].key) !== null);
   const peak = all.length ? Math.max(...all) : 0;

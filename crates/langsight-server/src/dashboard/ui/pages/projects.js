@@ -27,7 +27,10 @@ export default async function projects(main) {
     } }, h('label', {}, 'Name', h('input', { name: 'pname', value: p.name, required: true, maxlength: 80 })), h('button', { type: 'submit', class: 'secondary' }, 'Rename'),
     h('button', { type: 'button', class: 'danger', onclick: async () => { if (!confirm(`Delete project ${p.name}? Its data stays stored but is no longer reachable from the dashboard.`)) return; try { await api('DELETE', `/api/projects/${pid}`); done(); } catch (err) { msg.textContent = writeError(err); } } }, 'Delete project')) : null;
     return h('section', { 'data-project': p.id }, h('h2', {}, `${p.name} `, h('span', { class: 'dim small' }, `${p.slug} · you: ${p.your_role || '—'}`)), manage, add,
-      h('table', {}, h('tbody', {}, members.map((m) => h('tr', {}, h('td', {}, email(m.user_id)), h('td', {}, badge(m.role)), h('td', {}, when(m.added_at)),
+      h('table', {}, h('tbody', {}, members.map((m) => h('tr', { 'data-member': email(m.user_id) }, h('td', {}, email(m.user_id)),
+        h('td', {}, owner ? h('select', { 'aria-label': `Role of ${email(m.user_id)}`, onchange: async (e) => {
+          try { await api('PATCH', `/api/projects/${pid}/members/${enc(m.user_id)}`, { role: e.target.value }); state.rerender(); } catch (err) { msg.textContent = writeError(err); }
+        } }, ['owner', 'member', 'viewer'].map((r) => h('option', { value: r, selected: r === m.role }, r))) : badge(m.role)), h('td', {}, when(m.added_at)),
         h('td', {}, owner ? h('button', { class: 'secondary', onclick: async () => { await api('DELETE', `/api/projects/${pid}/members/${enc(m.user_id)}`); state.rerender(); } }, 'Remove') : null))))));
   }));
   const create = isAdmin() ? h('form', { class: 'filters', onsubmit: async (e) => {
