@@ -334,7 +334,7 @@ async fn revocation_revokes_keys_sessions_and_streams() {
         stream.read_until(Duration::from_secs(20), |f| f.iter().any(|f| f.event.as_deref() == Some("error"))).await;
     let last = frames.iter().find(|f| f.event.as_deref() == Some("error"));
     assert!(last.is_some(), "the stream told the client its credential was revoked: {frames:?}");
-    assert!(stream.next(Duration::from_secs(10)).await.is_none(), "and ended");
+    assert_eq!(stream.end_within(Duration::from_secs(10)).await, Some(vec![]), "and ended");
     let again = test_support::sse::SseStream::connect(&stream_url, None, None).await;
     assert_eq!(again.status, 401, "the token opens no new stream");
 }

@@ -2,12 +2,23 @@
 
 use langsight_server::config::Secret;
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::time::Duration;
 use test_support::sse::{Frame, SseStream};
 use test_support::{agent_run, session_id, TestServer, ADMIN_KEY};
 
 const WAIT: Duration = Duration::from_secs(5);
+
+/// Reads until the root span of `marker` (a session ingested last) arrives, and returns the span ids before
+/// it. Events reach a stream in the order they were stored, so anything the stream was going to carry from
+/// earlier batches — a leak from another project, a duplicate — is among them: the marker proves the stream
+/// had its chance, with no waiting for silence.
+async fn spans_before(s: &mut SseStream, marker: &str) -> Vec<String> {
+    let root = format!("{marker}-root");
+    let frames = s.read_until(WAIT, |f| spans_of(f).contains(&root)).await;
+    let spans = spans_of(&frames);
+    let at = spans.iter().position(|id| *id == root).unwrap_or_else(|| panic!("the marker {root} arrived: {spans:?}"));
+    spans[..at].to_vec()
+}
 
 fn spans_of(frames: &[Frame]) -> Vec<String> {
     frames
@@ -77,14 +88,18 @@ async fn projects_see_only_their_events_admins_see_all_and_unscoped_go_to_admins
     admin.ingest(&agent_run(&sa, 5, Some(&a))).await;
     admin.ingest(&agent_run(&sb, 4, Some(&b))).await;
     admin.ingest(&agent_run(&sn, 3, None)).await;
-    let all = spans_of(&s_admin.read_until(WAIT, has_span_count(12)).await);
-    assert_eq!(all.len(), 12);
-    let only_a = spans_of(&s_a.read_until(Duration::from_secs(2), has_span_count(6)).await);
-    assert_eq!(only_a.len(), 5);
-    assert!(only_a.iter().all(|s| s.starts_with(&sa)));
-    let only_b = spans_of(&s_b.read_until(Duration::from_secs(2), has_span_count(5)).await);
-    assert_eq!(only_b.len(), 4);
-    assert!(only_b.iter().all(|s| s.starts_with(&sb)));
+    // Markers, one per project, stored after everything else.
+    let (ma, mb) = (session_id(), session_id());
+    admin.ingest(&agent_run(&ma, 1, Some(&a))).await;
+    admin.ingest(&agent_run(&mb, 1, Some(&b))).await;
+    let all = spans_before(&mut s_admin, &mb).await;
+    assert_eq!(all.len(), 13, "every project's and the unscoped events: {all:?}");
+    let only_a = spans_before(&mut s_a, &ma).await;
+    assert_eq!(only_a.len(), 5, "{only_a:?}");
+    assert!(only_a.iter().all(|s| s.starts_with(&sa)), "{only_a:?}");
+    let only_b = spans_before(&mut s_b, &mb).await;
+    assert_eq!(only_b.len(), 4, "{only_b:?}");
+    assert!(only_b.iter().all(|s| s.starts_with(&sb)), "{only_b:?}");
 }
 
 #[tokio::test]
@@ -127,8 +142,10 @@ async fn a_reconnecting_client_resumes_with_no_gap_and_no_duplicate() {
         (0..10).map(|i| if i == 0 { format!("{first}-root") } else { format!("{first}-{i}") }).collect();
     expected.extend((0..7).map(|i| if i == 0 { format!("{second}-root") } else { format!("{second}-{i}") }));
     assert_eq!(all, expected, "every event exactly once, in order");
-    // Nothing more arrives: no duplicates trailing behind.
-    assert!(spans_of(&again.drain(Duration::from_millis(300)).await).is_empty());
+    // Nothing more arrives before a batch stored afterwards: no duplicates trailing behind.
+    let marker = session_id();
+    admin.ingest(&agent_run(&marker, 1, None)).await;
+    assert_eq!(spans_before(&mut again, &marker).await, Vec::<String>::new(), "no duplicate trails behind");
 }
 
 #[tokio::test]
@@ -187,7 +204,8 @@ async fn a_slow_client_is_told_what_it_missed_and_does_not_slow_others() {
         t.await.unwrap();
     }
     assert_eq!(reader.await.unwrap(), 1500 * 30, "the fast client got every event");
-    let frames = slow.drain(Duration::from_millis(500)).await;
+    let told = |f: &[Frame]| f.iter().any(|f| f.event.as_deref() == Some("missed"));
+    let frames = slow.read_until(Duration::from_secs(60), told).await;
     let missed: Vec<&Frame> = frames.iter().filter(|f| f.event.as_deref() == Some("missed")).collect();
     assert!(!missed.is_empty(), "the slow client is told it missed messages");
     assert_eq!(missed[0].json()["reason"], json!("slow_client"));
@@ -220,8 +238,10 @@ async fn keepalive_max_clients_and_browser_tokens() {
     let (sp, so) = (session_id(), session_id());
     admin.ingest(&agent_run(&sp, 2, Some(&p))).await;
     admin.ingest(&agent_run(&so, 2, None)).await;
-    let got = spans_of(&browser.read_until(Duration::from_secs(2), has_span_count(3)).await);
-    assert_eq!(got, vec![format!("{sp}-root"), format!("{sp}-1")]);
+    let marker = session_id();
+    admin.ingest(&agent_run(&marker, 1, Some(&p))).await;
+    let got = spans_before(&mut browser, &marker).await;
+    assert_eq!(got, vec![format!("{sp}-root"), format!("{sp}-1")], "P's events only");
 
     // Third stream on a worker capped at 2: the original's error frame, then the stream ends.
     let mut third = SseStream::connect(&format!("{}/api/live/events", server.url), Some(ADMIN_KEY), None).await;
@@ -229,9 +249,8 @@ async fn keepalive_max_clients_and_browser_tokens() {
     let f = third.next(WAIT).await.unwrap();
     assert_eq!(f.event.as_deref(), Some("error"));
     assert_eq!(f.json(), json!({"message": "Too many connections", "max": 2}));
-    assert!(third.next(Duration::from_millis(500)).await.is_none());
+    assert_eq!(third.end_within(WAIT).await, Some(vec![]), "the stream ends after its error frame");
 
     let bad = SseStream::connect(&format!("{}/api/live/events?token=forged.123.abc", server.url), None, None).await;
     assert_eq!(bad.status, 401);
-    let _ = BTreeMap::<u8, u8>::new();
 }

@@ -59,6 +59,27 @@ impl SseStream {
         }
     }
 
+    /// Reads until the server ends the stream, and returns the frames read on the way; `None` when the stream
+    /// is still open after `limit` (an upper bound for a failing server, not a wait: an ended stream returns
+    /// at once). Unlike [`SseStream::next`] returning `None`, this tells an ended stream from a silent one.
+    pub async fn end_within(&mut self, limit: Duration) -> Option<Vec<Frame>> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut out = Vec::new();
+        loop {
+            if let Some(i) = self.buf[self.pos..].find("\n\n") {
+                out.push(parse(&self.buf[self.pos..self.pos + i + 2]));
+                self.pos += i + 2;
+                continue;
+            }
+            match tokio::time::timeout_at(deadline, self.resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                // The body ended (or broke off): the server closed the stream.
+                Ok(Ok(None)) | Ok(Err(_)) => return Some(out),
+                Err(_) => return None,
+            }
+        }
+    }
+
     /// Reads frames until `wait` passes without one.
     pub async fn drain(&mut self, wait: Duration) -> Vec<Frame> {
         let mut out = Vec::new();
