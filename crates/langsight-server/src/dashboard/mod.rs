@@ -169,6 +169,17 @@ mod tests {
         }
     }
 
+    /// What the page itself names (script, style, icon, preloaded modules) is served too.
+    #[test]
+    fn the_page_names_only_served_files() {
+        let page = std::str::from_utf8(ASSETS[0].body).unwrap();
+        let named: Vec<&str> = page.split(['"']).filter(|s| s.starts_with('/') && s.len() > 1).collect();
+        assert!(named.len() >= 4, "{named:?}");
+        for path in named {
+            assert!(ASSETS.iter().any(|a| a.path == &path[1..]), "index.html names {path}, which is not served");
+        }
+    }
+
     #[test]
     fn assets_revalidate_with_their_etag() {
         let first = serve("ui/dom.js", &HeaderMap::new());
