@@ -157,21 +157,29 @@ async fn four_workers_page_once_per_failure() {
         .as_str()
         .unwrap()
         .to_string();
-    receiver.wait_for("/slack", 1, 10).await;
+    // The delivery's outcome is recorded after its send: once it is, the receiver has all it will get.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let deliveries = loop {
+        let deliveries: Value = test_support::http()
+            .get(format!("{}/api/alerts/{id}/deliveries", server.url))
+            .header("X-API-Key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if deliveries.as_array().is_some_and(|d| !d.is_empty()) {
+            break deliveries;
+        }
+        assert!(Instant::now() < deadline, "the delivery was recorded: {deliveries}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert_eq!(slack_texts(&receiver, "Agent session failed"), 1, "exactly one delivery");
     let dedup: Vec<(String, i64)> = topo.keys_with_ttl("langsight:alerts:dedup:*");
     let key = format!("langsight:alerts:dedup::agent_failure:{sid}");
     let ttl = dedup.iter().find(|(k, _)| k == &key).map(|(_, t)| *t).unwrap_or_else(|| panic!("{key} in {dedup:?}"));
     assert!((3_500_000..=3_600_000).contains(&ttl), "TTL {ttl} ms");
-    let deliveries: Value = test_support::http()
-        .get(format!("{}/api/alerts/{id}/deliveries", server.url))
-        .header("X-API-Key", KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert_eq!(deliveries.as_array().map(Vec::len), Some(1), "one delivery attempt: {deliveries}");
 
     // The MCP server goes down: one server_down page, even when the leader dies mid-outage.
