@@ -44,11 +44,17 @@ async function context(browser, extra) {
 
 async function login(browser, email, password) {
   const page = await context(browser);
+  const t0 = Date.now();
   await page.goto(`${URL}/`);
+  await page.waitForSelector('#email');
+  const form = Date.now() - t0;
   await page.fill('#email', email);
   await page.fill('#password', password);
+  const t1 = Date.now();
   await page.click('button[type=submit]');
   await page.waitForSelector('nav.main', { timeout: 5000 });
+  await page.waitForSelector('main .card', { timeout: 5000 });
+  console.log(`login form shown in ${form} ms; overview with data ${Date.now() - t1} ms after submitting`);
   return page;
 }
 
