@@ -357,38 +357,35 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
         }
     };
     let sessions = state.storage.spans.session_costs(w.project_id.as_deref(), w.since, COST_SESSIONS_READ).await?;
-    let mut ranked: Vec<(f64, Value)> = sessions
+    // Ranked by index and cost; JSON is built for the few shown, not for every session read.
+    let mut ranked: Vec<(f64, usize)> = sessions
         .iter()
-        .filter_map(|row| {
+        .enumerate()
+        .filter_map(|(n, row)| {
             if row.input_tokens.is_none() && row.output_tokens.is_none() {
                 return None;
             }
             let (i, o, t) =
                 (row.input_tokens.unwrap_or(0), row.output_tokens.unwrap_or(0), row.thinking_tokens.unwrap_or(0));
-            let cost = super::round(prices.cost(&row.model_id, i, o, t)?, 6);
-            Some((
-                cost,
-                serde_json::json!({
-                    "session_id": row.session_id,
-                    "agent_name": row.agent_name,
-                    "total_calls": row.span_count,
-                    "total_cost_usd": cost,
-                }),
-            ))
+            Some((super::round(prices.cost(&row.model_id, i, o, t)?, 6), n))
         })
         .collect();
-    ranked
-        .sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1["session_id"].as_str().cmp(&b.1["session_id"].as_str())));
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| sessions[a.1].session_id.cmp(&sessions[b.1].session_id)));
     ranked.truncate(COST_SESSIONS);
+    let ranked: Vec<Value> = ranked
+        .into_iter()
+        .map(|(cost, n)| {
+            let row = &sessions[n];
+            serde_json::json!({
+                "session_id": row.session_id,
+                "agent_name": row.agent_name,
+                "total_calls": row.span_count,
+                "total_cost_usd": cost,
+            })
+        })
+        .collect();
     let mode = crate::routes::costs::storage_mode(state);
-    Ok(costs::render(
-        groups,
-        &prices,
-        &state.config.cost_rules,
-        hours,
-        mode,
-        ranked.into_iter().map(|(_, v)| v).collect(),
-    ))
+    Ok(costs::render(groups, &prices, &state.config.cost_rules, hours, mode, ranked))
 }
 
 /// Spans folded per backfill transaction: short enough not to hold the writer for long.

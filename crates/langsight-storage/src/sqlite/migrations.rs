@@ -24,10 +24,16 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("migrations/013_catalog_seen.sql")),
     (14, include_str!("migrations/014_rollups.sql")),
     (15, include_str!("migrations/015_session_costs.sql")),
+    (16, include_str!("migrations/016_session_costs_index.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
-    for (version, sql) in MIGRATIONS {
+    run_until(conn, i64::MAX)
+}
+
+/// Applies the migrations up to `last` (tests upgrade a database written by an older schema).
+fn run_until(conn: &mut Connection, last: i64) -> Result<i64, StorageError> {
+    for (version, sql) in MIGRATIONS.iter().take_while(|m| m.0 <= last) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if current >= *version {
@@ -51,4 +57,49 @@ fn latest_known(conn: &Connection) -> Result<i64, StorageError> {
         )));
     }
     Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database written before migration 15 holds sessions whose token figures live only in the rollup text:
+    /// the upgrade copies them into the columns the cost ranking reads, and that ranking uses its covering index.
+    #[test]
+    fn the_upgrade_fills_session_cost_columns_from_stored_rollups() {
+        let mut conn = Connection::open_in_memory().expect("memory database");
+        run_until(&mut conn, 14).expect("schema 14");
+        let rollup = r#"{"agent_name":"planner","first_call_at":1,"last_call_at":2,"span_count":7,"tool_calls":3,
+            "failed_calls":0,"total_latency_ms":1.5,"total_input_tokens":120,"total_output_tokens":30,
+            "total_thinking_tokens":null,"model_id":"gpt-4o","has_prompt":false,"prevented_tag":null,
+            "has_schema_drift":false,"has_timeout":false,"has_error":false,"health_tag":"success"}"#;
+        conn.execute(
+            "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
+             VALUES ('p', 's1', 1, 2, 'success', ?1), ('p', 'placeholder', 1, 2, NULL, '')",
+            [rollup],
+        )
+        .expect("old sessions");
+        assert_eq!(run(&mut conn).expect("upgrade"), MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
+        let row: (Option<String>, Option<i64>, Option<i64>, Option<i64>, i64, Option<String>) = conn
+            .query_row(
+                "SELECT model_id, input_tokens, output_tokens, thinking_tokens, span_count, agent_name \
+                 FROM sessions WHERE session_id = 's1'",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .expect("upgraded session");
+        assert_eq!(row, (Some("gpt-4o".into()), Some(120), Some(30), None, 7, Some("planner".into())));
+        let placeholder: Option<String> = conn
+            .query_row("SELECT model_id FROM sessions WHERE session_id = 'placeholder'", [], |r| r.get(0))
+            .expect("placeholder session");
+        assert_eq!(placeholder, None, "a session without a rollup has no model to rank by");
+        let plan: String = conn
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {}", crate::sqlite::queries::SESSION_COSTS),
+                rusqlite::params![0, None::<String>, 5000],
+                |r| r.get(3),
+            )
+            .expect("plan");
+        assert!(plan.contains("COVERING INDEX sessions_costs"), "the cost ranking reads its index only: {plan}");
+    }
 }

@@ -214,6 +214,11 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
     Ok(updates)
 }
 
+/// The cost ranking's read: answered from the `sessions_costs` covering index (migration 16).
+pub(crate) const SESSION_COSTS: &str = "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, \
+     thinking_tokens, span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
+     AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3";
+
 #[async_trait]
 impl SpanStore for SqliteStorage {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
@@ -376,11 +381,7 @@ impl SpanStore for SqliteStorage {
     ) -> Result<Vec<SessionCost>, StorageError> {
         let project_id = project_id.map(str::to_string);
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
-                 FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
-                 AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3",
-            )?;
+            let mut stmt = conn.prepare_cached(SESSION_COSTS)?;
             let rows = stmt.query_map(params![active_since, project_id, limit as i64], |r| {
                 Ok(SessionCost {
                     session_id: r.get(0)?,
