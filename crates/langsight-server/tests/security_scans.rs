@@ -156,6 +156,8 @@ async fn the_monitor_leader_scans_on_its_schedule() {
         c.monitor_enabled = true;
         c.monitor_interval = Duration::from_millis(300);
         c.security_scan_interval = Some(Duration::from_secs(1));
+        // The wait below polls; a missing scan must fail on its own message, not on the poll's rate limit.
+        c.rate_limits.enabled = false;
         c.servers = vec![stdio_server(dir.path(), "poisoned", poisoned_tools(), &[])];
     })
     .await;
