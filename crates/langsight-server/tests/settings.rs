@@ -16,6 +16,7 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use test_support::receiver::Receiver;
 use test_support::ADMIN_KEY;
 
 const OLD_SESSION: &str = "0123456789abcdef0123456789abcdef";
@@ -42,7 +43,7 @@ const LIMIT_1: &[(&str, &str)] = &[("LANGSIGHT_RATE_LIMIT_DEFAULT", "1/minute")]
 const NO_KEYS: &[(&str, &str)] = &[("LANGSIGHT_API_KEYS", "")];
 const ADMIN: &[(&str, &str)] = &[("LANGSIGHT_ADMIN_EMAIL", ADMIN_EMAIL), ("LANGSIGHT_ADMIN_PASSWORD", ADMIN_PASSWORD)];
 
-/// `{dir}` is the run's private directory, `{port}` a free port.
+/// `{dir}` is the run's private directory, `{port}` a free port, `{hook}` the local webhook receiver.
 const ENTRIES: &[Entry] = &[
     e("LANGSIGHT_HOST", "127.0.0.2"),
     e("LANGSIGHT_PORT", "{port}"),
@@ -82,7 +83,7 @@ const ENTRIES: &[Entry] = &[
     e("LANGSIGHT_ALLOW_PRIVATE_MCP_URLS", "true"),
     e("LANGSIGHT_SLACK_WEBHOOK", "https://hooks.slack.com/services/T0/B0/x"),
     e("LANGSIGHT_ALERT_WEBHOOK_URL", "https://hooks.example.com/langsight"),
-    e("LANGSIGHT_WEBHOOK_SECRET", "signing-secret"),
+    with("LANGSIGHT_WEBHOOK_SECRET", "signing-secret", &[("LANGSIGHT_ALERT_WEBHOOK_URL", "{hook}/signed")]),
     e("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS", "true"),
     e("LANGSIGHT_ALERT_DEDUP_SECONDS", "60"),
     e("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES", "5"),
@@ -121,7 +122,6 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_MAX_CONCURRENT_TRACE_READS",
     "LANGSIGHT_MONITOR_INTERVAL_SECONDS",
     "LANGSIGHT_MONITOR_ENABLED",
-    "LANGSIGHT_WEBHOOK_SECRET",
     "LANGSIGHT_ALERT_DEDUP_SECONDS",
     "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES",
     "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
@@ -133,7 +133,6 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_LOGIN_WINDOW_SECONDS",
     "LANGSIGHT_LOGIN_LOCK_SECONDS",
     "LANGSIGHT_LOG_LEVEL",
-    "LANGSIGHT_SECRET_KEY",
     "LANGSIGHT_OSV_URL",
     // Its schedule is proven by security_scans.rs (the leader scans on its interval).
     "LANGSIGHT_SECURITY_SCAN_INTERVAL_SECONDS",
@@ -186,6 +185,13 @@ fn documented() -> Vec<String> {
     out
 }
 
+/// A local webhook receiver shared by the runs (each run posts to its own path).
+static RECEIVER: std::sync::OnceLock<Receiver> = std::sync::OnceLock::new();
+
+fn receiver() -> &'static Receiver {
+    RECEIVER.get().expect("the receiver is started first")
+}
+
 /// One start of the server from an environment, in its own directory.
 struct Run {
     dir: tempfile::TempDir,
@@ -212,7 +218,11 @@ impl Run {
 async fn launch(entry: &Entry, set: bool) -> Run {
     let dir = tempfile::tempdir().expect("a directory per run");
     let port = test_support::redis::free_port();
-    let fill = |v: &str| v.replace("{dir}", &dir.path().display().to_string()).replace("{port}", &port.to_string());
+    let fill = |v: &str| {
+        v.replace("{dir}", &dir.path().display().to_string())
+            .replace("{port}", &port.to_string())
+            .replace("{hook}", &receiver().url)
+    };
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("HOME".into(), dir.path().display().to_string());
     env.insert("LANGSIGHT_SQLITE_PATH".into(), dir.path().join("langsight.db").display().to_string());
@@ -399,7 +409,14 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
         "LANGSIGHT_MAX_CONCURRENT_TRACE_READS" => field(&|c| c.max_concurrent_trace_reads.to_string()),
         "LANGSIGHT_MONITOR_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.monitor_interval)),
         "LANGSIGHT_MONITOR_ENABLED" => field(&|c| c.monitor_enabled.to_string()),
-        "LANGSIGHT_WEBHOOK_SECRET" => field(&|c| format!("{:?}", c.alerts.webhook_secret.as_ref().map(|s| &s.0))),
+        "LANGSIGHT_WEBHOOK_SECRET" => {
+            // A test notification to the operator's webhook: signed only with the secret.
+            let before = receiver().requests("/signed").len();
+            let sent = status(run, "POST", "/api/alerts/test", Some(ADMIN_KEY), &[], "{}").await;
+            let got = receiver().requests("/signed");
+            let signed = got.get(before).map(|r| r.headers.contains_key("x-langsight-signature"));
+            format!("{sent}, signed: {signed:?}")
+        }
         "LANGSIGHT_ALERT_DEDUP_SECONDS" => field(&|c| c.alerts.dedup_seconds.to_string()),
         "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES" => field(&|c| c.alerts.consecutive_failures.to_string()),
         "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER" => field(&|c| c.alerts.latency_spike_multiplier.to_string()),
@@ -432,7 +449,18 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
         "LANGSIGHT_LOGIN_WINDOW_SECONDS" => field(&|c| c.users.lockout.window_micros.to_string()),
         "LANGSIGHT_LOGIN_LOCK_SECONDS" => field(&|c| c.users.lockout.lock_micros.to_string()),
         "LANGSIGHT_LOG_LEVEL" => field(&|c| c.log_level.clone()),
-        "LANGSIGHT_SECRET_KEY" => field(&|c| format!("{:?}", c.secret_key.as_ref().map(|s| &s.0))),
+        "LANGSIGHT_SECRET_KEY" => {
+            // A provider key saved through the API: in the database file as written, or encrypted.
+            let key = "sk-ant-settings-test-plaintext-0123456789";
+            let b = json!({"redact_payloads": false, "ai_providers": {"anthropic": {"api_key": key}}}).to_string();
+            let saved = status(run, "PUT", "/api/settings", Some(ADMIN_KEY), &[], &b).await;
+            let mut bytes = Vec::new();
+            for file in ["langsight.db", "langsight.db-wal"] {
+                bytes.extend(std::fs::read(run.dir().join(file)).unwrap_or_default());
+            }
+            let plain = bytes.windows(key.len()).any(|w| w == key.as_bytes());
+            format!("{saved}, key readable in the database file: {plain}")
+        }
         "LANGSIGHT_REDACT_PAYLOADS" => {
             // A run with arguments, results and prompts: how many of its spans kept their arguments.
             let sid = test_support::session_id();
@@ -460,6 +488,7 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_setting_changes_what_the_server_does() {
+    let _ = RECEIVER.set(Receiver::start().await);
     let documented = documented();
     assert!(documented.len() >= 50, "the README's settings table was read: {documented:?}");
     let mut failures = Vec::new();
