@@ -41,6 +41,9 @@ const fn with(var: &'static str, value: &'static str, context: &'static [(&'stat
 
 const LIMIT_1: &[(&str, &str)] = &[("LANGSIGHT_RATE_LIMIT_DEFAULT", "1/minute")];
 const NO_KEYS: &[(&str, &str)] = &[("LANGSIGHT_API_KEYS", "")];
+/// A configuration file naming one MCP server that cannot start (checked on demand, the monitor off).
+const FAILING_SERVER: &[(&str, &str)] =
+    &[("LANGSIGHT_CONFIG_PATH", "{dir}/failing.yaml"), ("LANGSIGHT_MONITOR_ENABLED", "false")];
 const ADMIN: &[(&str, &str)] = &[("LANGSIGHT_ADMIN_EMAIL", ADMIN_EMAIL), ("LANGSIGHT_ADMIN_PASSWORD", ADMIN_PASSWORD)];
 
 /// `{dir}` is the run's private directory, `{port}` a free port, `{hook}` the local webhook receiver.
@@ -86,7 +89,7 @@ const ENTRIES: &[Entry] = &[
     with("LANGSIGHT_WEBHOOK_SECRET", "signing-secret", &[("LANGSIGHT_ALERT_WEBHOOK_URL", "{hook}/signed")]),
     e("LANGSIGHT_ALLOW_PRIVATE_WEBHOOK_URLS", "true"),
     e("LANGSIGHT_ALERT_DEDUP_SECONDS", "60"),
-    e("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES", "5"),
+    with("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES", "5", FAILING_SERVER),
     e("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER", "4.5"),
     e("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", "2"),
     e("LANGSIGHT_ALERT_RETRY_BASE_MS", "50"),
@@ -123,7 +126,6 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_MONITOR_INTERVAL_SECONDS",
     "LANGSIGHT_MONITOR_ENABLED",
     "LANGSIGHT_ALERT_DEDUP_SECONDS",
-    "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES",
     "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
     "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS",
     "LANGSIGHT_ALERT_RETRY_BASE_MS",
@@ -232,6 +234,8 @@ async fn launch(entry: &Entry, set: bool) -> Run {
         env.insert(k.to_string(), fill(v));
     }
     std::fs::write(dir.path().join("settings.yaml"), "auth_disabled: true\n").expect("yaml");
+    let failing = "servers:\n  - name: gone\n    transport: stdio\n    command: /nonexistent/mcp-server\n";
+    std::fs::write(dir.path().join("failing.yaml"), failing).expect("yaml");
     if entry.var == "LANGSIGHT_RETENTION_DAYS" {
         seed_old_span(&env).await;
     }
@@ -418,7 +422,16 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
             format!("{sent}, signed: {signed:?}")
         }
         "LANGSIGHT_ALERT_DEDUP_SECONDS" => field(&|c| c.alerts.dedup_seconds.to_string()),
-        "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES" => field(&|c| c.alerts.consecutive_failures.to_string()),
+        "LANGSIGHT_ALERT_CONSECUTIVE_FAILURES" => {
+            // Three failed checks, each through the alert rules before its answer: a page at the default of 3.
+            for _ in 0..3 {
+                status(run, "POST", "/api/health/check", Some(ADMIN_KEY), &[], "{}").await;
+            }
+            let feed = body(run, "/api/alerts/feed?status=all").await;
+            let alerts = feed["alerts"].as_array().cloned().unwrap_or_default();
+            let down = alerts.iter().filter(|a| a["alert_type"] == "server_down").count();
+            format!("{down} server_down after 3 failed checks")
+        }
         "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER" => field(&|c| c.alerts.latency_spike_multiplier.to_string()),
         "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS" => field(&|c| c.alerts.delivery_attempts.to_string()),
         "LANGSIGHT_ALERT_RETRY_BASE_MS" => field(&|c| format!("{:?}", c.alerts.retry_base)),
