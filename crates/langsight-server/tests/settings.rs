@@ -44,6 +44,11 @@ const NO_KEYS: &[(&str, &str)] = &[("LANGSIGHT_API_KEYS", "")];
 /// A configuration file naming one MCP server that cannot start (checked on demand, the monitor off).
 const FAILING_SERVER: &[(&str, &str)] =
     &[("LANGSIGHT_CONFIG_PATH", "{dir}/failing.yaml"), ("LANGSIGHT_MONITOR_ENABLED", "false")];
+/// The operator's webhook at a receiver that answers 500, so every delivery is retried to the end.
+const DOWN_HOOK_FAST_RETRIES: &[(&str, &str)] =
+    &[("LANGSIGHT_ALERT_WEBHOOK_URL", "{down}/attempts"), ("LANGSIGHT_ALERT_RETRY_BASE_MS", "10")];
+const DOWN_HOOK_TWO_ATTEMPTS: &[(&str, &str)] =
+    &[("LANGSIGHT_ALERT_WEBHOOK_URL", "{down}/retry"), ("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", "2")];
 const ADMIN: &[(&str, &str)] = &[("LANGSIGHT_ADMIN_EMAIL", ADMIN_EMAIL), ("LANGSIGHT_ADMIN_PASSWORD", ADMIN_PASSWORD)];
 
 /// `{dir}` is the run's private directory, `{port}` a free port, `{hook}` the local webhook receiver.
@@ -91,8 +96,8 @@ const ENTRIES: &[Entry] = &[
     e("LANGSIGHT_ALERT_DEDUP_SECONDS", "60"),
     with("LANGSIGHT_ALERT_CONSECUTIVE_FAILURES", "5", FAILING_SERVER),
     e("LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER", "4.5"),
-    e("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", "2"),
-    e("LANGSIGHT_ALERT_RETRY_BASE_MS", "50"),
+    with("LANGSIGHT_ALERT_DELIVERY_ATTEMPTS", "2", DOWN_HOOK_FAST_RETRIES),
+    with("LANGSIGHT_ALERT_RETRY_BASE_MS", "50", DOWN_HOOK_TWO_ATTEMPTS),
     e("LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS", "5"),
     e("LANGSIGHT_ANOMALY_INTERVAL_SECONDS", "9"),
     e("LANGSIGHT_ANOMALY_Z_THRESHOLD", "3.5"),
@@ -127,8 +132,6 @@ const FIELD_ONLY: &[&str] = &[
     "LANGSIGHT_MONITOR_ENABLED",
     "LANGSIGHT_ALERT_DEDUP_SECONDS",
     "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER",
-    "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS",
-    "LANGSIGHT_ALERT_RETRY_BASE_MS",
     "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS",
     "LANGSIGHT_ANOMALY_INTERVAL_SECONDS",
     "LANGSIGHT_ANOMALY_Z_THRESHOLD",
@@ -194,6 +197,42 @@ fn receiver() -> &'static Receiver {
     RECEIVER.get().expect("the receiver is started first")
 }
 
+/// A receiver that answers every request with HTTP 500.
+static DOWN_RECEIVER: std::sync::OnceLock<Receiver> = std::sync::OnceLock::new();
+
+fn down_receiver() -> &'static Receiver {
+    DOWN_RECEIVER.get().expect("the failing receiver is started first")
+}
+
+/// Ingests a session whose tool call failed (one `agent_failure` alert, raised before the 202) and returns
+/// the alert with its delivery record once that is written (after the channel's last attempt).
+async fn failed_delivery(run: &Run) -> Option<(serde_json::Value, serde_json::Value)> {
+    let sid = test_support::session_id();
+    let now = chrono::Utc::now().to_rfc3339();
+    let span = json!([{"span_id": "f", "session_id": sid, "server_name": "github", "tool_name": "create_issue",
+        "agent_name": "triager", "started_at": now, "ended_at": now, "status": "error", "error": "HTTP 500"}]);
+    let r = test_support::http()
+        .post(format!("{}/api/traces/spans", run.url()))
+        .header("X-API-Key", ADMIN_KEY)
+        .json(&span)
+        .send()
+        .await
+        .ok()?;
+    assert_eq!(r.status(), 202);
+    let feed = body(run, "/api/alerts/feed?status=all").await;
+    let alert = feed["alerts"].as_array()?.iter().find(|a| a["session_id"] == json!(sid))?.clone();
+    let id = alert["id"].as_str()?.to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = body(run, &format!("/api/alerts/{id}/deliveries")).await;
+        if let Some(row) = rows.as_array().and_then(|r| r.first()) {
+            return Some((alert, row.clone()));
+        }
+        assert!(Instant::now() < deadline, "the delivery of {id} was recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// One start of the server from an environment, in its own directory.
 struct Run {
     dir: tempfile::TempDir,
@@ -224,6 +263,7 @@ async fn launch(entry: &Entry, set: bool) -> Run {
         v.replace("{dir}", &dir.path().display().to_string())
             .replace("{port}", &port.to_string())
             .replace("{hook}", &receiver().url)
+            .replace("{down}", &down_receiver().url)
     };
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("HOME".into(), dir.path().display().to_string());
@@ -433,8 +473,22 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
             format!("{down} server_down after 3 failed checks")
         }
         "LANGSIGHT_ALERT_LATENCY_SPIKE_MULTIPLIER" => field(&|c| c.alerts.latency_spike_multiplier.to_string()),
-        "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS" => field(&|c| c.alerts.delivery_attempts.to_string()),
-        "LANGSIGHT_ALERT_RETRY_BASE_MS" => field(&|c| format!("{:?}", c.alerts.retry_base)),
+        "LANGSIGHT_ALERT_DELIVERY_ATTEMPTS" => {
+            let (_, row) = failed_delivery(run).await?;
+            format!("{} after {} attempts", row["status"], row["attempts"])
+        }
+        "LANGSIGHT_ALERT_RETRY_BASE_MS" => {
+            // Two attempts, one delay between them: the record is written that delay after the alert.
+            let (alert, row) = failed_delivery(run).await?;
+            let at = |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default()).ok();
+            let took = at(&row["at"])? - at(&alert["fired_at"])?;
+            format!(
+                "{} after {} attempts, one second or more: {}",
+                row["status"],
+                row["attempts"],
+                took.num_milliseconds() >= 1000
+            )
+        }
         "LANGSIGHT_SLO_EVAL_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.alerts.slo_interval)),
         "LANGSIGHT_ANOMALY_INTERVAL_SECONDS" => field(&|c| format!("{:?}", c.alerts.anomaly_interval)),
         "LANGSIGHT_ANOMALY_Z_THRESHOLD" => field(&|c| c.alerts.anomaly_z_threshold.to_string()),
@@ -502,6 +556,9 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_setting_changes_what_the_server_does() {
     let _ = RECEIVER.set(Receiver::start().await);
+    let down = Receiver::start().await;
+    down.answer(500);
+    let _ = DOWN_RECEIVER.set(down);
     let documented = documented();
     assert!(documented.len() >= 50, "the README's settings table was read: {documented:?}");
     let mut failures = Vec::new();
