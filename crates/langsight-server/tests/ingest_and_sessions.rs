@@ -132,6 +132,67 @@ async fn list_filters_and_limits() {
     }
 }
 
+/// Ours: search, sort, offset paging, the failed / clean choice and counts on the sessions list, all
+/// optional (the original's parameters alone give the original's list).
+#[tokio::test]
+async fn list_searches_sorts_pages_and_counts_on_the_server() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let now = chrono::Utc::now();
+    let at = |ms: i64| (now + chrono::Duration::milliseconds(ms)).to_rfc3339();
+    // Three sessions, oldest first: "Planner" (3 spans, 4 s), "coder" (1 failed span, 1 s), "coder" (2 spans, 2 s).
+    let mut ids = Vec::new();
+    for (i, (agent, n, secs, status)) in
+        [("Planner", 3, 4, "success"), ("coder", 1, 1, "error"), ("coder", 2, 2, "success")].into_iter().enumerate()
+    {
+        let sid = session_id();
+        let start = -60_000 + i as i64 * 10_000;
+        let batch: Vec<Value> = (0..n)
+            .map(|k| {
+                json!({"session_id": sid, "span_id": format!("{sid}-{k}"), "server_name": "s", "tool_name": "t",
+                "status": status, "error": if status == "error" { json!("boom") } else { Value::Null },
+                "agent_name": agent, "started_at": at(start + k), "ended_at": at(start + secs * 1000)})
+            })
+            .collect();
+        assert_eq!(admin.ingest(&Value::Array(batch)).await.status, 202);
+        ids.push(sid);
+    }
+    let order = |r: &test_support::Reply| -> Vec<usize> {
+        let rows = r.body.as_array().unwrap_or_else(|| panic!("{}", r.text));
+        rows.iter().map(|s| ids.iter().position(|id| s["session_id"] == json!(id)).unwrap()).collect()
+    };
+    let get = |q: &'static str| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/api/agents/sessions?{q}")).await }
+    };
+    assert_eq!(order(&get("").await), [2, 1, 0], "newest first by default");
+    assert_eq!(order(&get("limit=1&offset=1").await), [1]);
+    assert_eq!(order(&get("limit=2&offset=2").await), [0]);
+    assert_eq!(order(&get("sort=started&order=asc").await), [0, 1, 2]);
+    assert_eq!(order(&get("sort=duration").await), [0, 2, 1], "longest first");
+    assert_eq!(order(&get("sort=spans&order=asc").await), [1, 2, 0]);
+    assert_eq!(order(&get("sort=health").await)[0], 1, "the failure first");
+    assert_eq!(order(&get("q=planner").await), [0], "any case");
+    assert_eq!(order(&get("q=CODER&sort=duration&order=asc").await), [1, 2]);
+    assert_eq!(order(&get("outcome=failed").await), [1]);
+    assert_eq!(order(&get("outcome=clean&sort=spans").await), [0, 2]);
+    let first = &ids[0][..10];
+    assert_eq!(order(&admin.get(&format!("/api/agents/sessions?q={first}")).await), [0], "by session id");
+    // Counts: every match (ignoring outcome and paging), and of them the failed.
+    let counted = get("counts=true&limit=1&outcome=clean").await;
+    assert_eq!(order(&counted), [2]);
+    let header = |name: &str| counted.headers.get(name).and_then(|v| v.to_str().ok()).map(String::from);
+    assert_eq!((header("x-total-count"), header("x-failed-count")), (Some("3".into()), Some("1".into())));
+    let coders = get("counts=true&q=coder").await;
+    assert_eq!(coders.headers.get("x-total-count").unwrap(), "2");
+    assert!(get("").await.headers.get("x-total-count").is_none(), "counts only when asked");
+    for bad in ["sort=cost", "order=up", "outcome=maybe", "offset=-1", "offset=10001"] {
+        let r = admin.get(&format!("/api/agents/sessions?{bad}")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+        assert_eq!(r.body["detail"][0]["loc"][0], json!("query"), "{bad}: {}", r.text);
+    }
+}
+
 #[tokio::test]
 async fn concurrent_batches_are_all_committed() {
     let server = TestServer::start().await;

@@ -413,6 +413,7 @@ async fn spans_conform(b: &Backend) {
         agent_name: agent.map(String::from),
         health_tag: None,
         limit: 50,
+        ..Default::default()
     };
     let p1 = b.spans.list_sessions(q(Some("p1"), None)).await.unwrap();
     assert_eq!(p1.len(), 1, "{n}");
@@ -540,8 +541,14 @@ async fn concurrent_ingest_conforms(b: &Backend) {
         }
     }
     assert_eq!(announced_shared, 1, "{n}: the shared session's first tag is announced once");
-    let all =
-        SessionQuery { project_id: Some("pc".into()), active_since: 0, agent_name: None, health_tag: None, limit: 100 };
+    let all = SessionQuery {
+        project_id: Some("pc".into()),
+        active_since: 0,
+        agent_name: None,
+        health_tag: None,
+        limit: 100,
+        ..Default::default()
+    };
     let rows = b.spans.list_sessions(all.clone()).await.unwrap();
     assert_eq!(rows.len(), 21, "{n}: one shared session and twenty others");
     let shared_row = rows.iter().find(|r| r.session_id == shared).unwrap();
@@ -863,6 +870,76 @@ async fn sightings_conform(b: &Backend) {
     assert!(b.servers.delete_server("sp1", "gh").await.unwrap(), "{n}");
 }
 
+/// The sessions list's paging, search, sort and counts (ours): the same rows in the same order on every
+/// backend, the plain request included.
+async fn session_listing_conforms(b: &Backend) {
+    let n = b.name;
+    let tag = test_support::session_id();
+    let now = chrono::Utc::now();
+    let at = |ms: i64| (now + chrono::Duration::milliseconds(ms)).to_rfc3339();
+    // Session i starts 100 - 10·i s ago (so 4 is the newest), has i + 1 spans and lasts (5 - i) s; session 2
+    // fails; session 1's agent is the only one whose name contains "planner".
+    let ids: Vec<String> = (0..5).map(|i| format!("{i}{}", &tag[1..])).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let i = i as i64;
+        let start = -100_000 + i * 10_000;
+        let agent = if i == 1 { "Alpha-Planner" } else { "worker" };
+        let batch: Vec<serde_json::Value> = (0..=i)
+            .map(|k| {
+                let last = k == i;
+                serde_json::json!({
+                    "span_id": format!("{id}-{k}"), "span_type": "tool_call", "session_id": id, "server_name": "gh",
+                    "tool_name": "read", "agent_name": agent, "project_id": "plist",
+                    "started_at": at(start + k), "ended_at": at(if last { start + (5 - i) * 1000 } else { start + k + 1 }),
+                    "status": if i == 2 && last { "error" } else { "success" },
+                    "error": if i == 2 && last { serde_json::json!("boom") } else { serde_json::Value::Null },
+                })
+            })
+            .collect();
+        b.spans.ingest(spans(serde_json::Value::Array(batch))).await.unwrap();
+    }
+    let base = SessionQuery {
+        project_id: Some("plist".into()),
+        active_since: now_micros() - 3_600_000_000,
+        limit: 2,
+        ..Default::default()
+    };
+    let ids = &ids;
+    let list = |q: SessionQuery| async move {
+        let rows = b.spans.list_sessions(q).await.unwrap();
+        rows.into_iter().map(|r| ids.iter().position(|id| *id == r.session_id).unwrap()).collect::<Vec<_>>()
+    };
+    // The plain request pages newest first.
+    assert_eq!(list(base.clone()).await, [4, 3], "{n}");
+    assert_eq!(list(SessionQuery { offset: 2, ..base.clone() }).await, [2, 1], "{n}");
+    assert_eq!(list(SessionQuery { offset: 4, ..base.clone() }).await, [0], "{n}");
+    let all = SessionQuery { limit: 10, ..base.clone() };
+    let sorted = |sort: SessionSort, ascending: bool| SessionQuery { sort, ascending, ..all.clone() };
+    assert_eq!(list(sorted(SessionSort::Started, true)).await, [0, 1, 2, 3, 4], "{n}: oldest first");
+    assert_eq!(list(sorted(SessionSort::Spans, false)).await, [4, 3, 2, 1, 0], "{n}: most spans first");
+    assert_eq!(list(sorted(SessionSort::Duration, false)).await, [0, 1, 2, 3, 4], "{n}: longest first");
+    assert_eq!(list(sorted(SessionSort::Duration, true)).await, [4, 3, 2, 1, 0], "{n}: shortest first");
+    assert_eq!(list(sorted(SessionSort::Session, true)).await, [0, 1, 2, 3, 4], "{n}: by id");
+    assert_eq!(list(sorted(SessionSort::Health, false)).await[0], 2, "{n}: the failure first");
+    assert_eq!(list(sorted(SessionSort::Agent, true)).await[0], 1, "{n}: Alpha-Planner before worker");
+    // A sorted page: offset and limit apply after the sort.
+    assert_eq!(list(SessionQuery { offset: 1, limit: 2, ..sorted(SessionSort::Spans, true) }).await, [1, 2], "{n}");
+    // Search: the agent name or the session id, any case; a filter and the search together.
+    let search = |s: &str| SessionQuery { search: Some(s.into()), ..all.clone() };
+    assert_eq!(list(search("PLANNER")).await, [1], "{n}");
+    assert_eq!(list(search(&format!("3{}", &tag[1..12]).to_uppercase())).await, [3], "{n}");
+    assert_eq!(list(search("worker")).await, [4, 3, 2, 0], "{n}");
+    assert_eq!(list(SessionQuery { failed: Some(true), ..search("worker") }).await, [2], "{n}");
+    assert_eq!(list(SessionQuery { failed: Some(false), ..all.clone() }).await, [4, 3, 1, 0], "{n}");
+    assert!(list(search("%")).await.is_empty(), "{n}: no wildcard");
+    assert_eq!(list(search("  ")).await, [4, 3, 2, 1, 0], "{n}: a blank search is no search");
+    // Counts, over the filters and the search.
+    assert_eq!(b.spans.count_sessions(all.clone()).await.unwrap(), SessionCounts { total: 5, failed: 1 }, "{n}");
+    assert_eq!(b.spans.count_sessions(search("planner")).await.unwrap(), SessionCounts { total: 1, failed: 0 }, "{n}");
+    let other = SessionQuery { project_id: Some("nobody".into()), ..all.clone() };
+    assert_eq!(b.spans.count_sessions(other).await.unwrap(), SessionCounts::default(), "{n}");
+}
+
 async fn conform(b: Backend) {
     agents_conform(&b).await;
     sightings_conform(&b).await;
@@ -874,6 +951,7 @@ async fn conform(b: Backend) {
     users_conform(&b).await;
     servers_conform(&b).await;
     alerts_conform(&b).await;
+    session_listing_conforms(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -927,7 +1005,14 @@ async fn postgres_group_commit_isolates_a_bad_batch() {
     let results = db.ingest_group(vec![good(), bad, good()]).await;
     assert!(results[0].is_ok() && results[2].is_ok(), "the good batches commit: {results:?}");
     assert!(results[1].is_err(), "the bad batch fails on its own");
-    let all = SessionQuery { project_id: None, active_since: 0, agent_name: None, health_tag: None, limit: 10 };
+    let all = SessionQuery {
+        project_id: None,
+        active_since: 0,
+        agent_name: None,
+        health_tag: None,
+        limit: 10,
+        ..Default::default()
+    };
     assert_eq!(db.list_sessions(all).await.unwrap().len(), 2);
 }
 

@@ -129,6 +129,10 @@ impl SpanStore for GroupCommit {
         self.inner.list_sessions(query).await
     }
 
+    async fn count_sessions(&self, query: SessionQuery) -> Result<SessionCounts, StorageError> {
+        self.inner.count_sessions(query).await
+    }
+
     async fn server_invocations(
         &self,
         project_id: Option<&str>,

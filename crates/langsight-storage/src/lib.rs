@@ -41,6 +41,10 @@ pub trait SpanStore: Send + Sync {
     /// Sessions active within the window, newest first.
     async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError>;
 
+    /// How many sessions match the query's filters and search, and how many failed; over the newest
+    /// [`MAX_SESSIONS_SCANNED`] sessions of the window (`sort`, `offset` and `limit` are ignored).
+    async fn count_sessions(&self, query: SessionQuery) -> Result<SessionCounts, StorageError>;
+
     /// Tool calls per server since `since` (optionally one project), most recently called first.
     async fn server_invocations(
         &self,

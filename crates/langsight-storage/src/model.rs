@@ -20,7 +20,7 @@ pub struct SessionTagUpdate {
     pub current: HealthTag,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SessionQuery {
     /// `None` = all projects (admin view).
     pub project_id: Option<String>,
@@ -28,7 +28,93 @@ pub struct SessionQuery {
     pub active_since: Micros,
     pub agent_name: Option<String>,
     pub health_tag: Option<HealthTag>,
+    /// Only failed (`Some(true)`: a health tag other than `success`) or clean sessions (`Some(false)`).
+    pub failed: Option<bool>,
+    /// Case-insensitive text that the session id or the agent name contains. With a search or a sort other
+    /// than the default, only the newest [`MAX_SESSIONS_SCANNED`] sessions of the window are considered.
+    pub search: Option<String>,
+    pub sort: SessionSort,
+    /// Ascending instead of the default descending order.
+    pub ascending: bool,
+    /// Rows skipped before the first returned (offset paging).
+    pub offset: usize,
     pub limit: usize,
+}
+
+/// The most sessions a search or a non-default sort looks at: the newest of the window, read in index order,
+/// so the cost of a request has a bound whatever the window holds.
+pub const MAX_SESSIONS_SCANNED: usize = 10_000;
+
+/// What the sessions list is ordered by. Every key is a column of the sessions table (no rollup parsing);
+/// ties are broken by the start time, newest first, then the session id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionSort {
+    /// `first_call_at`: the default, read straight from the start-time index.
+    #[default]
+    Started,
+    Ended,
+    Duration,
+    Spans,
+    Tokens,
+    /// By severity: success, success with fallback, incomplete, then the failures (loops worst).
+    Health,
+    Session,
+    Agent,
+}
+
+impl SessionSort {
+    pub const ALL: [(&'static str, SessionSort); 8] = [
+        ("started", SessionSort::Started),
+        ("ended", SessionSort::Ended),
+        ("duration", SessionSort::Duration),
+        ("spans", SessionSort::Spans),
+        ("tokens", SessionSort::Tokens),
+        ("health", SessionSort::Health),
+        ("session", SessionSort::Session),
+        ("agent", SessionSort::Agent),
+    ];
+
+    pub fn parse(s: &str) -> Option<SessionSort> {
+        SessionSort::ALL.iter().find(|(n, _)| *n == s).map(|(_, v)| *v)
+    }
+
+    /// The SQL expression (the same text on SQLite and PostgreSQL) over the sessions table's columns.
+    pub fn sql(self) -> &'static str {
+        match self {
+            SessionSort::Started => "first_call_at",
+            SessionSort::Ended => "last_call_at",
+            SessionSort::Duration => "(last_call_at - first_call_at)",
+            SessionSort::Spans => "span_count",
+            SessionSort::Tokens => "(coalesce(input_tokens, 0) + coalesce(output_tokens, 0))",
+            SessionSort::Health => {
+                "(CASE health_tag WHEN 'success' THEN 1 WHEN 'success_with_fallback' THEN 2 \
+                 WHEN 'incomplete' THEN 3 WHEN 'schema_drift' THEN 4 WHEN 'timeout' THEN 5 WHEN 'tool_failure' THEN 6 \
+                 WHEN 'circuit_breaker_open' THEN 7 WHEN 'budget_exceeded' THEN 8 WHEN 'loop_detected' THEN 9 ELSE 0 END)"
+            }
+            SessionSort::Session => "session_id",
+            SessionSort::Agent => "coalesce(agent_name, '')",
+        }
+    }
+}
+
+impl SessionQuery {
+    /// The common request — no search, newest first — which reads the start-time index in order.
+    pub fn is_plain(&self) -> bool {
+        self.needle().is_none() && self.sort == SessionSort::Started && !self.ascending
+    }
+
+    /// The search text, lower-cased, for a `contains` test on lower-cased columns.
+    pub fn needle(&self) -> Option<String> {
+        self.search.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_lowercase)
+    }
+}
+
+/// How many sessions match a query's filters and search, and how many of them failed (see
+/// [`SessionQuery::failed`]); both over at most [`MAX_SESSIONS_SCANNED`] sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionCounts {
+    pub total: u64,
+    pub failed: u64,
 }
 
 #[derive(Debug, Clone)]

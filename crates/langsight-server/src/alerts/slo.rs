@@ -26,6 +26,7 @@ pub async fn evaluate(state: &AppState, slo: &Slo) -> Result<SloStatus, StorageE
         agent_name: Some(slo.agent_name.clone()),
         health_tag: None,
         limit: MAX_SESSIONS,
+        ..SessionQuery::default()
     };
     let sessions = state.storage.spans.list_sessions(query).await?;
     if sessions.is_empty() {

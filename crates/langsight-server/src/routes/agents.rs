@@ -152,6 +152,7 @@ pub async fn discover(
             agent_name: None,
             health_tag: None,
             limit: 10_000,
+            ..SessionQuery::default()
         })
         .await?;
     let seen: std::collections::BTreeSet<&String> = sessions.iter().flat_map(|s| s.rollup.agents_used.keys()).collect();

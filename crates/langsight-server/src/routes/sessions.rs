@@ -10,7 +10,7 @@ use langsight_core::health::HealthTag;
 use langsight_core::span::{Span, SpanStatus};
 use langsight_core::time::{now_micros, str_datetime};
 use langsight_core::tree::{self, Step};
-use langsight_storage::{SessionQuery, SessionRow};
+use langsight_storage::{SessionQuery, SessionRow, SessionSort, MAX_SESSIONS_SCANNED};
 use serde_json::{json, Map, Value};
 
 /// Most spans returned for one trace (the original's cap).
@@ -31,18 +31,53 @@ pub async fn list(
         })?),
         None => None,
     };
+    // Ours, all optional (absent = the original's list): `q` searches the session id and agent name, `sort`
+    // orders by a column (`order=asc|desc`, default desc), `offset` pages, `outcome=failed|clean` keeps one
+    // kind, and `counts=true` adds `X-Total-Count` / `X-Failed-Count` (matching sessions, of them failed).
+    let invalid = |name: &str, msg: &str, input: &str| {
+        ApiError::Unprocessable(json!([{ "type": "enum", "loc": ["query", name], "msg": msg, "input": input }]))
+    };
+    let sort = match p.text("sort").filter(|t| !t.is_empty()) {
+        Some(t) => SessionSort::parse(t).ok_or_else(|| {
+            let names: Vec<&str> = SessionSort::ALL.iter().map(|(n, _)| *n).collect();
+            invalid("sort", &format!("Input should be one of {}", names.join(", ")), t)
+        })?,
+        None => SessionSort::Started,
+    };
+    let ascending = match p.text("order").filter(|t| !t.is_empty()) {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(t) => return Err(invalid("order", "Input should be 'asc' or 'desc'", t)),
+    };
+    let failed = match p.text("outcome").filter(|t| !t.is_empty()) {
+        None => None,
+        Some("failed") => Some(true),
+        Some("clean") => Some(false),
+        Some(t) => return Err(invalid("outcome", "Input should be 'failed' or 'clean'", t)),
+    };
+    let offset = p.int("offset", 0, 0, MAX_SESSIONS_SCANNED as i64)?;
+    let search = p.text("q").map(str::trim).filter(|t| !t.is_empty()).map(|t| t.chars().take(200).collect());
+    let counts = matches!(p.text("counts"), Some("true" | "1"));
     let project = principal.scope(&state, p.text("project_id")).await?;
-    let rows = state
-        .storage
-        .spans
-        .list_sessions(SessionQuery {
-            project_id: project,
-            active_since: now_micros() - hours * 3_600_000_000,
-            agent_name: p.text("agent_name").filter(|a| !a.is_empty()).map(String::from),
-            health_tag,
-            limit: limit as usize,
-        })
-        .await?;
+    let query = SessionQuery {
+        project_id: project,
+        active_since: now_micros() - hours * 3_600_000_000,
+        agent_name: p.text("agent_name").filter(|a| !a.is_empty()).map(String::from),
+        health_tag,
+        failed,
+        search,
+        sort,
+        ascending,
+        offset: offset as usize,
+        limit: limit as usize,
+    };
+    let tally = if counts {
+        // The counts ignore `outcome`: they are what the failed / clean choice chooses between.
+        Some(state.storage.spans.count_sessions(SessionQuery { failed: None, ..query.clone() }).await?)
+    } else {
+        None
+    };
+    let rows = state.storage.spans.list_sessions(query).await?;
     let prices = state.prices.get(&state).await?;
     // Serialised straight from the rows (the busiest read: no intermediate JSON tree).
     let sessions: Vec<AgentSession> = rows.iter().map(|r| AgentSession::new(r, &prices)).collect();
@@ -50,7 +85,13 @@ pub async fn list(
         tracing::error!(error = %e, "sessions list could not be serialised");
         ApiError::Internal
     })?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    let mut response = ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+    if let Some(t) = tally {
+        let h = response.headers_mut();
+        h.insert("x-total-count", axum::http::HeaderValue::from(t.total));
+        h.insert("x-failed-count", axum::http::HeaderValue::from(t.failed));
+    }
+    Ok(response)
 }
 
 /// The original's `AgentSession`; the cost is the session's tokens at its model's active price (null when

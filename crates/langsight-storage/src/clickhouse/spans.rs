@@ -167,6 +167,10 @@ impl SpanStore for DualSpans {
         self.pg.list_sessions(query).await
     }
 
+    async fn count_sessions(&self, query: SessionQuery) -> Result<SessionCounts, StorageError> {
+        self.pg.count_sessions(query).await
+    }
+
     async fn server_invocations(
         &self,
         project_id: Option<&str>,

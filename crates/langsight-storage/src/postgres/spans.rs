@@ -258,6 +258,34 @@ fn spans_from_rows(rows: &[Row]) -> Result<Vec<Span>, StorageError> {
     rows.iter().map(span_from_row).collect()
 }
 
+/// The sessions list's filters: `$1` window start, `$2` project, `$3` health tag, `$4` agent, `failed` failed
+/// or clean.
+fn pg_session_filters(failed: &str) -> String {
+    format!(
+        "last_call_at >= $1 AND rollup <> '' AND ($2::text IS NULL OR project_id = $2) \
+         AND ($3::text IS NULL OR health_tag = $3) AND ($4::text IS NULL OR $4 = ANY(agents)) \
+         AND ({failed}::bool IS NULL OR (coalesce(health_tag, 'success') <> 'success') = {failed})"
+    )
+}
+
+/// The newest `cap` sessions of the window that pass the filters, with the sort key `key` and the columns a
+/// search looks at: a bounded, index-ordered read of columns only.
+fn pg_session_window(key: &str, failed: &str, cap: &str) -> String {
+    format!(
+        "SELECT project_id, session_id, first_call_at, agent_name, health_tag, {key} AS k FROM sessions \
+         WHERE {} ORDER BY first_call_at DESC LIMIT {cap}",
+        pg_session_filters(failed)
+    )
+}
+
+/// Lower-cased text the session id or the agent name contains (null = every row).
+fn pg_session_search(needle: &str) -> String {
+    format!(
+        "({needle}::text IS NULL OR strpos(lower(session_id), {needle}) > 0 \
+         OR strpos(lower(coalesce(agent_name, '')), {needle}) > 0)"
+    )
+}
+
 #[async_trait]
 impl SpanStore for PgStorage {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
@@ -292,31 +320,62 @@ impl SpanStore for PgStorage {
     async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
         // The hottest read: prepared once per connection, not parsed and planned on every request.
         let client = self.client().await?;
-        let statement = client
-            .prepare_cached(
-                "SELECT project_id, session_id, rollup FROM sessions WHERE last_call_at >= $1 AND rollup <> '' \
-                 AND ($2::text IS NULL OR project_id = $2) AND ($3::text IS NULL OR health_tag = $3) \
-                 AND ($4::text IS NULL OR $4 = ANY(agents)) ORDER BY first_call_at DESC LIMIT $5",
-            )
-            .await?;
-        let rows = client
-            .query(
-                &statement,
-                &[
-                    &q.active_since,
-                    &q.project_id,
-                    &q.health_tag.map(HealthTag::as_str),
-                    &q.agent_name,
-                    &(q.limit as i64),
-                ],
-            )
-            .await?;
+        let (tag, limit, offset) = (q.health_tag.map(HealthTag::as_str), q.limit as i64, q.offset as i64);
+        let rows = if q.is_plain() {
+            // The common request: the start-time index read backwards, stopping after the page.
+            let sql = format!(
+                "SELECT project_id, session_id, rollup FROM sessions WHERE {} ORDER BY first_call_at DESC \
+                 LIMIT $5 OFFSET $6",
+                pg_session_filters("$7")
+            );
+            let statement = client.prepare_cached(&sql).await?;
+            client
+                .query(&statement, &[&q.active_since, &q.project_id, &tag, &q.agent_name, &limit, &offset, &q.failed])
+                .await?
+        } else {
+            // Search or another order: the newest MAX_SESSIONS_SCANNED sessions of the window (index order,
+            // columns only), searched and sorted; only the page's rows are then read in full.
+            let dir = if q.ascending { "ASC" } else { "DESC" };
+            let sql = format!(
+                "SELECT s.project_id, s.session_id, s.rollup FROM (SELECT project_id, session_id, first_call_at, k \
+                 FROM ({}) w WHERE {} ORDER BY k {dir}, first_call_at DESC, session_id LIMIT $5 OFFSET $6) p \
+                 JOIN sessions s ON s.project_id = p.project_id AND s.session_id = p.session_id \
+                 ORDER BY p.k {dir}, p.first_call_at DESC, p.session_id",
+                pg_session_window(q.sort.sql(), "$7", "$9"),
+                pg_session_search("$8")
+            );
+            let statement = client.prepare_cached(&sql).await?;
+            let (needle, cap) = (q.needle(), MAX_SESSIONS_SCANNED as i64);
+            client
+                .query(
+                    &statement,
+                    &[&q.active_since, &q.project_id, &tag, &q.agent_name, &limit, &offset, &q.failed, &needle, &cap],
+                )
+                .await?
+        };
         rows.iter()
             .map(|r| {
                 let json: String = r.get(2);
                 Ok(SessionRow { project_id: r.get(0), session_id: r.get(1), rollup: serde_json::from_str(&json)? })
             })
             .collect()
+    }
+
+    async fn count_sessions(&self, q: SessionQuery) -> Result<SessionCounts, StorageError> {
+        let client = self.client().await?;
+        let sql = format!(
+            "SELECT count(*), count(*) FILTER (WHERE coalesce(health_tag, 'success') <> 'success') FROM ({}) w \
+             WHERE {}",
+            pg_session_window("0", "$5", "$7"),
+            pg_session_search("$6")
+        );
+        let statement = client.prepare_cached(&sql).await?;
+        let (tag, needle, cap) = (q.health_tag.map(HealthTag::as_str), q.needle(), MAX_SESSIONS_SCANNED as i64);
+        let row = client
+            .query_one(&statement, &[&q.active_since, &q.project_id, &tag, &q.agent_name, &q.failed, &needle, &cap])
+            .await?;
+        let (total, failed): (i64, i64) = (row.get(0), row.get(1));
+        Ok(SessionCounts { total: total.max(0) as u64, failed: failed.max(0) as u64 })
     }
 
     async fn server_invocations(

@@ -219,6 +219,24 @@ pub(crate) const SESSION_COSTS: &str = "SELECT session_id, agent_name, model_id,
      thinking_tokens, span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
      AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3";
 
+/// The sessions list's filters (`?1` window start, `?2` project, `?3` health tag, `?4` agent, `?7` failed or
+/// clean), over `sessions s`.
+const SESSION_FILTERS: &str = "last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
+     AND (?3 IS NULL OR health_tag = ?3) AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') \
+     WHERE key = ?4 OR value = ?4)) AND (?7 IS NULL OR (coalesce(health_tag, 'success') <> 'success') = ?7)";
+
+/// The newest `?9` sessions of the window that pass the filters, with the sort key `{KEY}` and the columns a
+/// search looks at: a bounded, index-ordered read of columns only.
+const SESSION_WINDOW: &str = "SELECT project_id, session_id, first_call_at, agent_name, health_tag, {KEY} AS k \
+     FROM sessions s WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
+     AND (?3 IS NULL OR health_tag = ?3) AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') \
+     WHERE key = ?4 OR value = ?4)) AND (?7 IS NULL OR (coalesce(health_tag, 'success') <> 'success') = ?7) \
+     ORDER BY first_call_at DESC LIMIT ?9";
+
+/// `?8`: lower-cased text the session id or the agent name contains (none = every row).
+const SESSION_SEARCH: &str =
+    "(?8 IS NULL OR instr(lower(session_id), ?8) > 0 OR instr(lower(coalesce(agent_name, '')), ?8) > 0)";
+
 #[async_trait]
 impl SpanStore for SqliteStorage {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
@@ -239,30 +257,67 @@ impl SpanStore for SqliteStorage {
 
     async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
         self.read(move |conn| {
-            let mut sql = String::from(
-                "SELECT project_id, session_id, rollup FROM sessions s WHERE last_call_at >= ?1 \
-                 AND (?2 IS NULL OR project_id = ?2) AND (?3 IS NULL OR health_tag = ?3) \
-                 AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') \
-                 WHERE key = ?4 OR value = ?4)) ",
-            );
-            sql.push_str("ORDER BY first_call_at DESC LIMIT ?5");
+            let needle = q.needle();
+            let sql = if q.is_plain() {
+                // The common request: the start-time index read backwards, stopping after the page.
+                format!("SELECT project_id, session_id, rollup FROM sessions s WHERE {SESSION_FILTERS} \
+                     ORDER BY first_call_at DESC LIMIT ?5 OFFSET ?6")
+            } else {
+                // Search or another order: the newest MAX_SESSIONS_SCANNED sessions of the window (same index
+                // order, no rollup read), searched and sorted; only the page's rows are then read in full.
+                let (key, dir) = (q.sort.sql(), if q.ascending { "ASC" } else { "DESC" });
+                format!(
+                    "SELECT s.project_id, s.session_id, s.rollup FROM (SELECT project_id, session_id, first_call_at, k \
+                     FROM ({SESSION_WINDOW}) WHERE {SESSION_SEARCH} ORDER BY k {dir}, first_call_at DESC, session_id \
+                     LIMIT ?5 OFFSET ?6) p JOIN sessions s ON s.project_id = p.project_id AND s.session_id = p.session_id \
+                     ORDER BY p.k {dir}, p.first_call_at DESC, p.session_id"
+                )
+                .replace("{KEY}", key)
+            };
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
-                params![
-                    q.active_since,
-                    q.project_id,
-                    q.health_tag.map(HealthTag::as_str),
-                    q.agent_name,
-                    q.limit as i64
-                ],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
-            )?;
+            let (tag, limit, offset) = (q.health_tag.map(HealthTag::as_str), q.limit as i64, q.offset as i64);
+            let base = params![q.active_since, q.project_id, tag, q.agent_name, limit, offset, q.failed];
+            let extra = params![needle, MAX_SESSIONS_SCANNED as i64];
+            // The plain statement has no search or cap parameter (SQLite refuses surplus values).
+            let all: Vec<&dyn rusqlite::ToSql> =
+                base.iter().chain(if q.is_plain() { &[][..] } else { extra }).copied().collect();
+            let rows = stmt.query_map(&all[..], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })?;
             let mut out = Vec::new();
             for row in rows {
                 let (project_id, session_id, json) = row?;
                 out.push(SessionRow { project_id, session_id, rollup: serde_json::from_str(&json)? });
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn count_sessions(&self, q: SessionQuery) -> Result<SessionCounts, StorageError> {
+        self.read(move |conn| {
+            let sql = format!(
+                "SELECT count(*), coalesce(sum(coalesce(health_tag, 'success') <> 'success'), 0) \
+                 FROM ({SESSION_WINDOW}) WHERE {SESSION_SEARCH}"
+            )
+            .replace("{KEY}", "0");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let needle = q.needle();
+            let (total, failed): (i64, i64) = stmt.query_row(
+                params![
+                    q.active_since,
+                    q.project_id,
+                    q.health_tag.map(HealthTag::as_str),
+                    q.agent_name,
+                    0i64,
+                    0i64,
+                    q.failed,
+                    needle,
+                    MAX_SESSIONS_SCANNED as i64,
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(SessionCounts { total: total.max(0) as u64, failed: failed.max(0) as u64 })
         })
         .await
     }
