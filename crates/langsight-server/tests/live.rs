@@ -61,11 +61,25 @@ async fn streams_span_events_with_ids_and_the_original_headers_and_payload() {
     let f = &frames[0];
     assert!(f.id.as_deref().unwrap().contains(':'), "every event has an id: {f:?}");
     let data = f.json();
-    for field in
-        ["project_id", "session_id", "agent_name", "server_name", "tool_name", "status", "latency_ms", "started_at"]
-    {
-        assert!(data.get(field).is_some(), "{field} in {data}");
-    }
+    // docs/live.md's fields (the original's, and span_id), and no other.
+    let mut fields: Vec<&str> = data.as_object().unwrap().keys().map(String::as_str).collect();
+    fields.sort();
+    assert_eq!(
+        fields,
+        [
+            "agent_name",
+            "latency_ms",
+            "project_id",
+            "server_name",
+            "session_id",
+            "span_id",
+            "started_at",
+            "status",
+            "tool_name"
+        ],
+        "{data}"
+    );
+    assert_eq!(data["span_id"], json!(format!("{sid}-root")));
     assert_eq!(data["session_id"], json!(sid));
     assert_eq!(data["status"], json!("success"));
 }
