@@ -95,3 +95,47 @@ async fn the_schema_works_on_the_oldest_supported_clickhouse() {
     let e = ClickHouse::open("http://127.0.0.1:1", "x", "default", "").await.err().unwrap().to_string();
     assert!(e.contains("LANGSIGHT_CLICKHOUSE_URL"), "{e}");
 }
+
+/// A spans table created before `ingested_at` existed (an upgrade) gets the column on open, with 0 for the rows
+/// it held (the rollup backfill's backlog).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_spans_table_gains_ingested_at_with_zero_for_its_rows() {
+    langsight_server::install_tls();
+    let server = tokio::task::spawn_blocking(ClickHouseServer::start).await.unwrap();
+    let http = reqwest::Client::new();
+    let sql = |q: &'static str| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            let r = http.post(&url).body(q).send().await.unwrap();
+            let (ok, body) = (r.status().is_success(), r.text().await.unwrap());
+            assert!(ok, "{q}: {body}");
+            body
+        }
+    };
+    sql("CREATE DATABASE langsight_old").await;
+    // The spans table as the releases before rollups created it.
+    sql("CREATE TABLE langsight_old.spans (span_id String, parent_span_id Nullable(String), span_type String, \
+         trace_id Nullable(String), session_id Nullable(String), server_name String, tool_name String, \
+         started_at Int64, ended_at Int64, latency_ms Float64, status String, error Nullable(String), \
+         agent_name Nullable(String), input_json Nullable(String), output_json Nullable(String), \
+         llm_input Nullable(String), llm_output Nullable(String), replay_of Nullable(String), project_id String, \
+         input_tokens Nullable(Int64), output_tokens Nullable(Int64), model_id Nullable(String), \
+         finish_reason Nullable(String), cache_read_tokens Nullable(Int64), cache_creation_tokens Nullable(Int64), \
+         thinking_tokens Nullable(Int64), target_agent_name Nullable(String), lineage_provenance String, \
+         lineage_status String, schema_version String) ENGINE = MergeTree() \
+         PARTITION BY toYYYYMM(toDateTime(intDiv(started_at, 1000000))) ORDER BY (project_id, started_at, span_id)")
+    .await;
+    sql("INSERT INTO langsight_old.spans (span_id, span_type, server_name, tool_name, started_at, ended_at, \
+         latency_ms, status, project_id, lineage_provenance, lineage_status, schema_version) \
+         VALUES ('old', 'tool_call', 'pg', 'query', 1, 2, 1.0, 'success', 'p1', 'explicit', 'complete', '1.0')")
+    .await;
+    let ch = ClickHouse::open(&server.url, "langsight_old", "default", "").await.expect("opened and upgraded");
+    ClickHouse::open(&server.url, "langsight_old", "default", "").await.expect("a second open finds the column");
+    let old = ch.query("SELECT ingested_at FROM langsight_old.spans WHERE span_id = 'old'").await.unwrap();
+    assert_eq!(old.trim(), "0", "rows from before the column are the backlog");
+    let columns = ch
+        .query("SELECT count() FROM system.columns WHERE database = 'langsight_old' AND name = 'ingested_at'")
+        .await
+        .unwrap();
+    assert_eq!(columns.trim(), "1");
+}

@@ -846,3 +846,92 @@ async fn sqlite_backfilled_rollups_match_the_span_scan() {
         started.elapsed()
     );
 }
+
+/// dual: spans written to ClickHouse before rollups were kept (`ingested_at = 0`) are folded by the backfill into
+/// the PostgreSQL rollups, once each — re-sent spans (the same sort key) included — and the figures equal the
+/// span scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dual_backfilled_rollups_match_the_span_scan() {
+    langsight_server::install_tls();
+    let started = Instant::now();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pg_url = cluster.database("rollups_dual_backfill");
+    let mut config = Config::for_database(&dir.path().join("unused.db"));
+    config.storage_mode = StorageMode::Dual;
+    config.postgres_url = Some(Secret(pg_url.clone()));
+    config.pg_pool_max = 8;
+    config.clickhouse.url = ch.url.clone();
+    config.clickhouse.database = "langsight_backfill".into();
+    config.clickhouse.spool_dir = dir.path().join("spool");
+    let storage = langsight_server::open_storage(&config).await.unwrap();
+    let shared = langsight_server::open_shared(&config).await.unwrap();
+    let state = AppState::new(config, storage, shared);
+    let data = dataset(0x5eed_1234_abcd_0003, true);
+    ingest_all(&state, &data).await;
+    // Nothing to backfill yet: every row was written with its ingest time and folded at ingest.
+    assert!(state.storage.spans.backfill_rollups(1000).await.unwrap().is_none(), "no backlog after ingest");
+
+    // Make the stored spans look like a pre-rollup deployment's: ingested_at 0, no rollups, cursor reset.
+    let http = reqwest::Client::new();
+    let ch_sql = |sql: String| {
+        let (http, url) = (http.clone(), ch.url.clone());
+        async move {
+            let r = http.post(&url).body(sql.clone()).send().await.unwrap();
+            let status = r.status();
+            let body = r.text().await.unwrap();
+            assert!(status.is_success(), "{sql}: {body}");
+            body
+        }
+    };
+    ch_sql("ALTER TABLE langsight_backfill.spans UPDATE ingested_at = 0 WHERE 1".into()).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pending = ch_sql(
+            "SELECT count() FROM system.mutations WHERE database = 'langsight_backfill' AND table = 'spans' \
+             AND is_done = 0"
+                .into(),
+        )
+        .await;
+        if pending.trim() == "0" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the ClickHouse mutation finishes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = ch_sql("SELECT count() FROM langsight_backfill.spans WHERE ingested_at = 0".into()).await;
+    assert_eq!(stored.trim(), data.total().to_string(), "every span (re-sent ones too) is in the backlog");
+    let psql = std::process::Command::new("psql")
+        .arg(&pg_url)
+        .args(["-v", "ON_ERROR_STOP=1", "-qc"])
+        .arg(
+            "DELETE FROM rollups; UPDATE rollup_backfill_clickhouse SET cutoff = 9223372036854775807, \
+             after_project = NULL, after_started = NULL, after_span = NULL, done = 0, total = NULL, \
+             finished = false",
+        )
+        .output()
+        .unwrap();
+    assert!(psql.status.success(), "{}", String::from_utf8_lossy(&psql.stderr));
+    let empty = rolled::tools(&state, &Window::last_hours(None, 24), Source::Rollups).await.unwrap();
+    assert_eq!(empty, json!([]), "the rollups really are gone");
+
+    // Small pages, so that page ends fall inside runs of one re-sent span.
+    let (mut pages, mut last) = (0, None);
+    while let Some(p) = state.storage.spans.backfill_rollups(97).await.unwrap() {
+        pages += 1;
+        assert!(pages < 5_000, "the backfill ends");
+        last = Some(p);
+    }
+    let last = last.expect("the backfill had work");
+    assert_eq!((last.done, last.total), (data.total() as u64, data.total() as u64), "every span folded once");
+    assert!(state.storage.spans.backfill_rollups(97).await.unwrap().is_none(), "finished stays finished");
+    check_big_group(&state).await;
+    let compared = compare_all(&state, "dual, after backfill", Windows::All).await;
+    eprintln!(
+        "rollup conformance dual backfill: {} spans in {pages} pages; {compared} endpoint comparisons; total {:.2?}",
+        data.total(),
+        started.elapsed()
+    );
+    drop(ch);
+}

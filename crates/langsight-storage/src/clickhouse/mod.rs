@@ -51,7 +51,33 @@ impl ClickHouse {
         for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             ch.query(&stmt.replace("{db}", &ch.database)).await?;
         }
+        ch.ensure_ingested_at().await?;
         Ok(ch)
+    }
+
+    /// Tables created before `spans.ingested_at` existed get it, with 0 for the rows they hold: those rows were
+    /// written before rollups were kept, and the rollup backfill folds exactly them. Several workers may start
+    /// at once: a second ALTER failing because the column now exists is success.
+    async fn ensure_ingested_at(&self) -> Result<(), StorageError> {
+        let has = || async {
+            let n = self
+                .query(&format!(
+                    "SELECT count() FROM system.columns WHERE database = {} AND table = 'spans' AND name = 'ingested_at'",
+                    quote(&self.database)
+                ))
+                .await?;
+            Ok::<bool, StorageError>(n.trim() != "0")
+        };
+        if has().await? {
+            return Ok(());
+        }
+        let added =
+            self.query(&format!("ALTER TABLE {}.spans ADD COLUMN ingested_at Int64 DEFAULT 0", self.database)).await;
+        match added {
+            Ok(_) => Ok(()),
+            Err(_) if has().await? => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Runs a statement and returns the response body (use `FORMAT JSONEachRow` for rows).

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS {db}.spans (
     target_agent_name Nullable(String),
     lineage_provenance String,
     lineage_status String,
-    schema_version String
+    schema_version String,
+    ingested_at Int64 DEFAULT 0
 ) ENGINE = MergeTree()
 PARTITION BY toYYYYMM(toDateTime(intDiv(started_at, 1000000)))
 ORDER BY (project_id, started_at, span_id);

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::postgres::PgStorage;
 use crate::{SpanStore, StorageError};
 use async_trait::async_trait;
+use langsight_core::rollup::RollupBatch;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
@@ -24,7 +25,9 @@ const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id,
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
-fn span_row(s: &Span) -> Value {
+/// A span as its ClickHouse row; `ingested_at` (now, µs) tells the rollup backfill this row's rollups were
+/// kept at ingest (rows written before that column existed read 0).
+fn span_row(s: &Span, ingested_at: i64) -> Value {
     json!({
         "span_id": s.span_id, "parent_span_id": s.parent_span_id, "span_type": s.span_type.as_str(),
         "trace_id": s.trace_id, "session_id": s.session_id, "server_name": s.server_name, "tool_name": s.tool_name,
@@ -36,6 +39,7 @@ fn span_row(s: &Span) -> Value {
         "cache_creation_tokens": s.cache_creation_tokens, "thinking_tokens": s.thinking_tokens,
         "target_agent_name": s.target_agent_name, "lineage_provenance": s.lineage_provenance.as_str(),
         "lineage_status": s.lineage_status.as_str(), "schema_version": s.schema_version,
+        "ingested_at": ingested_at,
     })
 }
 
@@ -90,6 +94,41 @@ fn span_from(m: &Map<String, Value>) -> Result<Span, StorageError> {
     })
 }
 
+/// Columns of a span fact (analytics folds and the rollup backfill).
+const FACT_COLUMNS: &str = "span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
+    target_agent_name, started_at, ended_at, latency_ms, status, substring(error, 1, 1200) AS error, model_id, \
+    input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id";
+
+fn fact_from(m: &Map<String, Value>) -> Result<SpanFact, StorageError> {
+    let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
+    let (span_type, status) = (text(m, "span_type"), text(m, "status"));
+    Ok(SpanFact {
+        span_id: text(m, "span_id"),
+        parent_span_id: opt_text(m, "parent_span_id"),
+        span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
+        session_id: opt_text(m, "session_id"),
+        server_name: text(m, "server_name"),
+        tool_name: text(m, "tool_name"),
+        agent_name: opt_text(m, "agent_name"),
+        target_agent_name: opt_text(m, "target_agent_name"),
+        started_at: int(m, "started_at"),
+        ended_at: int(m, "ended_at"),
+        latency_ms: m.get("latency_ms").and_then(Value::as_f64).unwrap_or_default(),
+        status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
+        // Cut to the fact length here: ClickHouse 18.16's substringUTF8 counts a 4-byte character
+        // as four, so the cut is made on 1,200 bytes (≥ 300 characters) and then by characters.
+        error: opt_text(m, "error")
+            .map(|e| langsight_core::rollup::error_head(Some(&e)).unwrap_or_default().to_string()),
+        model_id: opt_text(m, "model_id"),
+        input_tokens: opt_int(m, "input_tokens"),
+        output_tokens: opt_int(m, "output_tokens"),
+        thinking_tokens: opt_int(m, "thinking_tokens"),
+        explicit_lineage: text(m, "lineage_provenance") == "explicit",
+        project_id: Some(text(m, "project_id")).filter(|p| !p.is_empty()),
+        cursor: FactCursor { started_at: int(m, "started_at"), tiebreak: text(m, "span_id") },
+    })
+}
+
 /// `AND project_id = '…'` for a project, nothing for every project.
 fn project_filter(project_id: Option<&str>, include_global: bool) -> String {
     match project_id {
@@ -103,7 +142,8 @@ impl DualSpans {
     /// The raw spans into ClickHouse, or into the durable spool while ClickHouse is unreachable (the replayer
     /// sends them later).
     async fn store_raw(&self, spans: &[Span]) -> Result<(), StorageError> {
-        let rows: Vec<Value> = spans.iter().map(span_row).collect();
+        let now = langsight_core::time::now_micros();
+        let rows: Vec<Value> = spans.iter().map(|s| span_row(s, now)).collect();
         let body = super::json_lines(&rows);
         match self.ch.insert_raw("spans", body.clone()).await {
             Ok(()) => Ok(()),
@@ -116,6 +156,89 @@ impl DualSpans {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Folds the next page of ClickHouse spans written before rollups were kept into the PostgreSQL rollups
+    /// (migration 14 explains the cursor). A page ends on a whole sort key: rows sharing the last key (an SDK's
+    /// re-sent span) are all read with it, so none is skipped or folded twice across pages.
+    async fn backfill_clickhouse(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+        let mut client = self.pg.client().await?;
+        let tx = client.transaction().await?;
+        let row = tx
+            .query_one(
+                "SELECT cutoff, after_project, after_started, after_span, done, total, finished \
+                 FROM rollup_backfill_clickhouse WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await?;
+        let (cutoff, done, finished): (i64, i64, bool) = (row.get(0), row.get(4), row.get(6));
+        if finished {
+            return Ok(None);
+        }
+        let db = self.ch.database();
+        let backlog = format!("{db}.spans WHERE ingested_at = 0 AND started_at < {cutoff}");
+        let total: i64 = match row.get::<_, Option<i64>>(5) {
+            Some(t) => t,
+            None => {
+                let n = self.ch.query(&format!("SELECT count() FROM {backlog}")).await?;
+                n.trim().parse().map_err(|e| StorageError::Backend(format!("ClickHouse count '{n}': {e}")))?
+            }
+        };
+        let after = match (row.get::<_, Option<String>>(1), row.get::<_, Option<i64>>(2), row.get::<_, Option<String>>(3))
+        {
+            (Some(p), Some(at), Some(id)) => format!(
+                " AND (project_id > {p} OR (project_id = {p} AND (started_at > {at} OR (started_at = {at} AND span_id > {id}))))",
+                p = quote(&p),
+                id = quote(&id)
+            ),
+            _ => String::new(),
+        };
+        let key = |f: &SpanFact| (f.project_id.clone().unwrap_or_default(), f.started_at, f.span_id.clone());
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT {FACT_COLUMNS} FROM {backlog}{after} ORDER BY project_id, started_at, span_id LIMIT {page} \
+                 FORMAT JSONEachRow"
+            ))
+            .await?;
+        let mut facts = rows(&out)?.iter().map(fact_from).collect::<Result<Vec<_>, _>>()?;
+        if facts.len() >= page {
+            if let Some(last) = facts.last().map(key) {
+                facts.retain(|f| key(f) != last);
+                let (p, at, id) = &last;
+                let out = self
+                    .ch
+                    .query(&format!(
+                        "SELECT {FACT_COLUMNS} FROM {backlog} AND project_id = {} AND started_at = {at} \
+                         AND span_id = {} FORMAT JSONEachRow",
+                        quote(p),
+                        quote(id)
+                    ))
+                    .await?;
+                facts.extend(rows(&out)?.iter().map(fact_from).collect::<Result<Vec<_>, _>>()?);
+            }
+        }
+        let done = done + facts.len() as i64;
+        match facts.last().map(key) {
+            Some((p, at, id)) => {
+                crate::postgres::merge_rollups(&tx, &RollupBatch::from_views(facts.iter().map(fact_view))).await?;
+                tx.execute(
+                    "UPDATE rollup_backfill_clickhouse SET after_project = $1, after_started = $2, after_span = $3, \
+                     done = $4, total = $5 WHERE id = 1",
+                    &[&p, &at, &id, &done, &total],
+                )
+                .await?;
+            }
+            None => {
+                tx.execute("UPDATE rollup_backfill_clickhouse SET finished = true, total = $1 WHERE id = 1", &[&total])
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        if facts.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(BackfillProgress { spans: facts.len() as u64, done: done as u64, total: total as u64 }))
     }
 
     /// The session rollups and hourly aggregates in PostgreSQL, in one transaction.
@@ -283,7 +406,10 @@ impl SpanStore for DualSpans {
     }
 
     async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
-        self.pg.backfill_rollups(page).await
+        if let Some(progress) = self.pg.backfill_rollups(page).await? {
+            return Ok(Some(progress));
+        }
+        self.backfill_clickhouse(page).await
     }
 
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
@@ -307,46 +433,12 @@ impl SpanStore for DualSpans {
         let out = self
             .ch
             .query(&format!(
-                "SELECT span_id, parent_span_id, span_type, session_id, server_name, tool_name, agent_name, \
-                 target_agent_name, started_at, ended_at, latency_ms, status, substring(error, 1, 1200) AS error, \
-                 model_id, input_tokens, output_tokens, thinking_tokens, lineage_provenance, project_id FROM {db}.spans \
-                 WHERE started_at >= {} AND started_at < {}{project}{after} ORDER BY started_at, span_id LIMIT {} \
+                "SELECT {FACT_COLUMNS} FROM {db}.spans WHERE started_at >= {} AND started_at < {}{project}{after} ORDER BY started_at, span_id LIMIT {} \
                  FORMAT JSONEachRow",
                 q.since, q.until, q.limit
             ))
             .await?;
-        rows(&out)?
-            .iter()
-            .map(|m| {
-                let bad = |what: &str, v: String| StorageError::Backend(format!("stored span has a bad {what} '{v}'"));
-                let (span_type, status) = (text(m, "span_type"), text(m, "status"));
-                Ok(SpanFact {
-                    span_id: text(m, "span_id"),
-                    parent_span_id: opt_text(m, "parent_span_id"),
-                    span_type: SpanType::parse(&span_type).ok_or_else(|| bad("span_type", span_type.clone()))?,
-                    session_id: opt_text(m, "session_id"),
-                    server_name: text(m, "server_name"),
-                    tool_name: text(m, "tool_name"),
-                    agent_name: opt_text(m, "agent_name"),
-                    target_agent_name: opt_text(m, "target_agent_name"),
-                    started_at: int(m, "started_at"),
-                    ended_at: int(m, "ended_at"),
-                    latency_ms: m.get("latency_ms").and_then(Value::as_f64).unwrap_or_default(),
-                    status: SpanStatus::parse(&status).ok_or_else(|| bad("status", status.clone()))?,
-                    // Cut to the fact length here: ClickHouse 18.16's substringUTF8 counts a 4-byte character
-                    // as four, so the cut is made on 1,200 bytes (≥ 300 characters) and then by characters.
-                    error: opt_text(m, "error")
-                        .map(|e| langsight_core::rollup::error_head(Some(&e)).unwrap_or_default().to_string()),
-                    model_id: opt_text(m, "model_id"),
-                    input_tokens: opt_int(m, "input_tokens"),
-                    output_tokens: opt_int(m, "output_tokens"),
-                    thinking_tokens: opt_int(m, "thinking_tokens"),
-                    explicit_lineage: text(m, "lineage_provenance") == "explicit",
-                    project_id: Some(text(m, "project_id")).filter(|p| !p.is_empty()),
-                    cursor: FactCursor { started_at: int(m, "started_at"), tiebreak: text(m, "span_id") },
-                })
-            })
-            .collect()
+        rows(&out)?.iter().map(fact_from).collect()
     }
 
     async fn session_spans(

@@ -15,6 +15,7 @@ mod security;
 mod servers;
 mod spans;
 
+pub(crate) use rollups::merge_into as merge_rollups;
 pub(crate) use spans::fold;
 mod users;
 

@@ -80,7 +80,8 @@ mod tests {
         )
         .expect("old sessions");
         assert_eq!(run(&mut conn).expect("upgrade"), MIGRATIONS.last().map(|m| m.0).unwrap_or(0));
-        let row: (Option<String>, Option<i64>, Option<i64>, Option<i64>, i64, Option<String>) = conn
+        type CostColumns = (Option<String>, Option<i64>, Option<i64>, Option<i64>, i64, Option<String>);
+        let row: CostColumns = conn
             .query_row(
                 "SELECT model_id, input_tokens, output_tokens, thinking_tokens, span_count, agent_name \
                  FROM sessions WHERE session_id = 's1'",
