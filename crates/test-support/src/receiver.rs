@@ -67,18 +67,6 @@ impl Receiver {
     pub fn answer(&self, status: u16) {
         self.shared.status.store(status, Ordering::SeqCst);
     }
-
-    /// Waits up to `secs` for `n` requests to `path`.
-    pub async fn wait_for(&self, path: &str, n: usize, secs: u64) -> Vec<Received> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-        loop {
-            let got = self.requests(path);
-            if got.len() >= n || std::time::Instant::now() > deadline {
-                return got;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
 }
 
 impl Drop for Receiver {
