@@ -260,6 +260,26 @@ async fn findings_are_shown_to_their_project_only() {
     assert!(other.status == 403 || other.body == json!([]), "a bound key asking for another project: {}", other.text);
     // The scan itself is for admins.
     assert_eq!(srv.client(Some(&key_a)).post("/api/security/scan", &json!({})).await.status, 403);
+
+    // Ours: a server's scan history, newest first, bounded, in the same scope.
+    let again = admin.post(&format!("/api/security/scan?project_id={a}"), &json!({})).await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    let history = srv.client(Some(&key_a)).get("/api/security/scans?server_name=alpha-only").await;
+    assert_eq!(history.status, 200, "{}", history.text);
+    let scans = history.body.as_array().unwrap();
+    assert_eq!(scans.len(), 2, "both scans: {}", history.text);
+    let at = |i: usize| scans[i]["scanned_at"].as_str().unwrap().to_string();
+    assert!(at(0) >= at(1), "newest first: {}", history.text);
+    assert!(scans.iter().all(|s| s["server_name"] == "alpha-only" && s["critical_count"].as_i64().unwrap() >= 1));
+    assert!(scans[0]["findings"].as_array().is_some_and(|f| !f.is_empty()), "{}", history.text);
+    let one = srv.client(Some(&key_a)).get("/api/security/scans?server_name=alpha-only&limit=1").await;
+    assert_eq!((one.body.as_array().map(Vec::len), one.body[0]["scanned_at"].clone()), (Some(1), json!(at(0))));
+    let foreign = srv.client(Some(&key_b)).get("/api/security/scans?server_name=alpha-only").await;
+    assert_eq!((foreign.status, foreign.body.clone()), (200, json!([])), "another project's scans: {}", foreign.text);
+    for bad in ["", "?server_name=", "?server_name=alpha-only&limit=0", "?server_name=alpha-only&limit=101"] {
+        let r = srv.client(Some(&key_a)).get(&format!("/api/security/scans{bad}")).await;
+        assert_eq!(r.status, 422, "{bad}: {}", r.text);
+    }
     srv.stop().await;
 }
 

@@ -252,6 +252,13 @@ pub trait SecurityStore: Send + Sync {
         server: Option<&str>,
         completed_only: bool,
     ) -> Result<Vec<SecurityScan>, StorageError>;
+    /// One server's stored scans (of the project, `""` = operator servers), newest first, at most `limit`.
+    async fn scan_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<SecurityScan>, StorageError>;
 }
 
 #[async_trait]

@@ -135,6 +135,7 @@ fn api() -> Api {
         .get("/api/auth/me", Authenticated, users::me)
         .post("/api/security/scan", ProjectAdmin, security::scan)
         .get("/api/security/findings", ProjectRead, security::findings)
+        .get("/api/security/scans", ProjectRead, security::scans)
         .post("/api/investigate", ProjectAdmin, investigate::investigate)
         .get("/api/agents/lineage", ProjectRead, monitoring::lineage)
         .get("/api/costs/models", ProjectRead, costs::list_models)

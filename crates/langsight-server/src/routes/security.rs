@@ -88,3 +88,30 @@ pub async fn findings(
     latest.sort_by(|a, b| a.server_name.cmp(&b.server_name));
     Ok(Json(latest.iter().map(scans::scan_json).collect()))
 }
+
+/// `GET /api/security/scans?server_name=…[&limit=30]` (ours): one server's stored scans, newest first (at most
+/// `limit`, 1..100: the scans kept per server), under the same scope as the findings — the project's scans of
+/// that server, or the operator's when the project has none. Each entry has the findings' shape, so counts by
+/// severity over time and what each scan found come from one read.
+pub async fn scans(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Vec<Value>>> {
+    let (params, project) = scoped(&state, &principal, raw.as_deref()).await?;
+    let limit = params.int("limit", 30, 1, langsight_storage::SCANS_KEPT_PER_SERVER as i64)? as usize;
+    let Some(server) = params.text("server_name").filter(|s| !s.is_empty()) else {
+        return Err(crate::error::ApiError::Unprocessable(serde_json::json!([{
+            "type": "missing", "loc": ["query", "server_name"], "msg": "Field required: the server whose scans to list",
+            "input": null
+        }])));
+    };
+    let mut history = match &project {
+        Some(p) => state.storage.security.scan_history(p, server, limit).await?,
+        None => Vec::new(),
+    };
+    if history.is_empty() {
+        history = state.storage.security.scan_history("", server, limit).await?;
+    }
+    Ok(Json(history.iter().map(scans::scan_json).collect()))
+}

@@ -148,8 +148,13 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   await page.fill('main input.search', session.slice(0, 8));
   await row.waitFor({ timeout: 3000 });
   await page.fill('main input.search', '');
-  await page.click('#sessions th[data-key="tool_calls"] button');
-  if ((await page.getAttribute('#sessions th[data-key="tool_calls"]', 'aria-sort')) !== 'descending') fail('sorting by calls is not shown');
+  // Search, sort and paging are the API's (one page of rows per request), and the address keeps them.
+  await page.click('#sessions th[data-key="duration_ms"] button');
+  await page.waitForFunction(() => location.hash.includes('sort=duration'), null, { timeout: 3000 }).catch(() => fail(`${who} sessions: the sort is not sent`));
+  if ((await page.getAttribute('#sessions th[data-key="duration_ms"]', 'aria-sort')) !== 'descending') fail('sorting by duration is not shown');
+  const durations = await page.$$eval('#sessions tbody tr td:nth-child(10)', (tds) => tds.map((td) => td.textContent));
+  if (!durations.length) fail(`${who} sessions: no rows sorted by duration`);
+  if (await page.locator('#sessions th[data-key="est_cost_usd"] button').count()) fail('cost is offered as a sort the API does not have');
   await page.click('#count-failed');
   await page.waitForFunction(() => location.hash.includes('outcome=failed'), null, { timeout: 3000 });
   await atLeast(page, '#sessions tbody tr.failed', 1, `${who} failed sessions`);
@@ -248,6 +253,8 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     if (instanceAdmin) await page.waitForSelector('section.scan[data-scan="docs"]', { timeout: 5000 });
     if (instanceAdmin) await expectText(page, '#scan-summary', 'docs', 'the scan summary');
     if (!(num(await cardValue(page, 'Servers scanned')) >= 1)) fail(`${who} security: nothing scanned`);
+    // The scan history under each server: the scan just run is in its table.
+    await atLeast(page, '.scan-history .scan-history-table tbody tr', 1, `${who} security: the scan history`);
   } else if (await page.locator('#run-scan').count()) fail(`${who} security: a viewer can run a scan`);
   await clean(page, `${who} security after the scan`);
   await snap('security');

@@ -82,4 +82,24 @@ impl SecurityStore for PgStorage {
             .await?;
         Ok(rows.iter().map(from_row).collect())
     }
+
+    async fn scan_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<SecurityScan>, StorageError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM security_scans WHERE project_id = $1 AND server_name = $2 \
+                     ORDER BY scanned_at DESC, id DESC LIMIT $3"
+                ),
+                &[&project_id, &server, &(limit as i64)],
+            )
+            .await?;
+        Ok(rows.iter().map(from_row).collect())
+    }
 }

@@ -82,4 +82,22 @@ impl SecurityStore for SqliteStorage {
         })
         .await
     }
+
+    async fn scan_history(
+        &self,
+        project_id: &str,
+        server: &str,
+        limit: usize,
+    ) -> Result<Vec<SecurityScan>, StorageError> {
+        let (project_id, server) = (project_id.to_string(), server.to_string());
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM security_scans WHERE project_id = ?1 AND server_name = ?2 \
+                 ORDER BY scanned_at DESC, id DESC LIMIT ?3"
+            ))?;
+            let rows = stmt.query_map(params![project_id, server, limit as i64], from_row)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
 }

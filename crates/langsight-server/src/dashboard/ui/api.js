@@ -13,6 +13,11 @@ export const seesAllProjects = () => isAdmin() && !state.me.project_id;
 const GLOBAL = ['/api/auth/', '/api/settings', '/api/users', '/api/audit', '/api/status'];
 
 export async function api(method, path, body) {
+  return (await request(method, path, body)).data;
+}
+
+// The same request, with the response's headers too (e.g. the sessions list's counts).
+export async function request(method, path, body) {
   const sep = path.includes('?') ? '&' : '?';
   const global = GLOBAL.some((p) => path.startsWith(p))
     || (path.startsWith('/api/projects') && !path.startsWith('/api/projects/prevention-config'));
@@ -28,7 +33,7 @@ export async function api(method, path, body) {
     const err = new Error(data && data.detail ? (typeof data.detail === 'string' ? data.detail : JSON.stringify(data.detail)) : `HTTP ${r.status}`);
     err.status = r.status; throw err;
   }
-  return data;
+  return { data, headers: r.headers };
 }
 
 // A read that may legitimately be unavailable (a backend without the feature, a role without access): the

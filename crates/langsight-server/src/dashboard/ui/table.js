@@ -1,5 +1,6 @@
 // A data table: sortable columns (click a header), an optional search box over the rows' text, and
-// pagination — all over rows already fetched, so it re-renders without a request.
+// pagination — all over rows already fetched, so it re-renders without a request. With `serverSort` the
+// rows come sorted from the API: a header click only reports the key (`onSort`) and marks the column.
 import { h, fill } from './dom.js';
 
 // table({ id, columns: [{ key, label, num, render(row), sort(row) }], rows, search: 'placeholder', pageSize,
@@ -17,7 +18,7 @@ export function table(opts) {
   function draw() {
     let list = needle ? rows.filter((r) => text(r).includes(needle)) : rows.slice();
     const col = columns.find((c) => c.key === sortKey);
-    if (col) {
+    if (col && !opts.serverSort) {
       list.sort((a, b) => {
         const x = value(col, a), y = value(col, b);
         if (x == null && y == null) return 0; if (x == null) return 1; if (y == null) return -1;
