@@ -20,6 +20,8 @@ use test_support::receiver::Receiver;
 use test_support::ADMIN_KEY;
 
 const OLD_SESSION: &str = "0123456789abcdef0123456789abcdef";
+/// Older than the default retention (90 days): its removal shows that a retention pass ran.
+const ANCIENT_SESSION: &str = "fedcba9876543210fedcba9876543210";
 const ADMIN_EMAIL: &str = "owner@example.com";
 const ADMIN_PASSWORD: &str = "a-long-and-unusual-passphrase";
 const PROXY_SECRET: &str = "proxy-hmac-key";
@@ -289,20 +291,22 @@ async fn launch(entry: &Entry, set: bool) -> Run {
     Run { dir, env, started, port }
 }
 
-/// A span of ten days ago in the run's database, stored by a server that is then stopped.
+/// Spans of ten and of a hundred days ago in the run's database, stored by a server that is then stopped.
 async fn seed_old_span(env: &HashMap<String, String>) {
     let config = Config::from_sources(Flags::default(), env).expect("seed configuration");
     let server = langsight_server::start(config).await.expect("seed server");
-    let at = (chrono::Utc::now() - chrono::Duration::days(10)).to_rfc3339();
-    let r = test_support::http()
-        .post(format!("http://{}/api/traces/spans", server.addr))
-        .header("X-API-Key", ADMIN_KEY)
-        .json(&json!([{"span_id": "old", "session_id": OLD_SESSION, "server_name": "s", "tool_name": "t",
-                        "started_at": at, "ended_at": at, "status": "success"}]))
-        .send()
-        .await
-        .expect("seed ingest");
-    assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    let ago = |days| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+    for (span, session, at) in [("old", OLD_SESSION, ago(10)), ("ancient", ANCIENT_SESSION, ago(100))] {
+        let r = test_support::http()
+            .post(format!("http://{}/api/traces/spans", server.addr))
+            .header("X-API-Key", ADMIN_KEY)
+            .json(&json!([{"span_id": span, "session_id": session, "server_name": "s", "tool_name": "t",
+                            "started_at": at, "ended_at": at, "status": "success"}]))
+            .send()
+            .await
+            .expect("seed ingest");
+        assert_eq!(r.status(), 202, "{:?}", r.text().await);
+    }
     server.shutdown().await;
 }
 
@@ -371,16 +375,15 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
             Err(e) => e.chars().take(60).collect(),
         },
         "LANGSIGHT_RETENTION_DAYS" => {
-            // Retention runs when the leader starts: poll until the old session is gone, for at most 10 s.
+            // Retention runs when the leader starts. The hundred-day-old session goes under any retention, so
+            // its removal is the event that shows a pass ran; then the ten-day-old one tells which retention.
             let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let s =
-                    status(run, "GET", &format!("/api/agents/sessions/{OLD_SESSION}"), Some(ADMIN_KEY), &[], "").await;
-                if s != "200" || Instant::now() > deadline {
-                    break s;
-                }
+            let ancient = format!("/api/agents/sessions/{ANCIENT_SESSION}");
+            while status(run, "GET", &ancient, Some(ADMIN_KEY), &[], "").await == "200" {
+                assert!(Instant::now() < deadline, "a retention pass ran");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
+            status(run, "GET", &format!("/api/agents/sessions/{OLD_SESSION}"), Some(ADMIN_KEY), &[], "").await
         }
         "LANGSIGHT_SQLITE_PATH" => run.dir().join("other.db").exists().to_string(),
         "LANGSIGHT_API_KEYS" => {
