@@ -175,6 +175,19 @@ async fn every_route_with_every_kind_of_caller() {
             "{method} {path} acts on instance-wide state: {rule:?}"
         );
     }
+    // Routes added for the dashboard are in the walk with the capability they were declared with: a
+    // server's scan history is project data; the instance facts (no credentials) are for any caller.
+    for (method, path, read) in [("GET", "/api/security/scans", true), ("GET", "/api/instance", false)] {
+        let rule = table.iter().find(|r| r.method == method && r.path == path);
+        let expected = |c: &Capability| {
+            if read {
+                matches!(c, Capability::ProjectRead)
+            } else {
+                matches!(c, Capability::Authenticated)
+            }
+        };
+        assert!(rule.is_some_and(|r| expected(&r.needs)), "{method} {path}: {rule:?}");
+    }
     // And every write needs an admin, but for sending spans, changing one's own password and asking for a
     // stream token (a read).
     let self_service = ["/api/users/me/change-password", "/api/live/token"];

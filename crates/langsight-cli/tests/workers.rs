@@ -121,6 +121,23 @@ async fn one_worker_without_redis_limits_exactly() {
     let server = start(dir.path(), 1, &[]);
     let (ok, limited, _) = burst(&server.url, "one-worker-client-key").await;
     assert_eq!((ok, limited), (200, 100));
+    let info = instance(&server.url).await;
+    assert_eq!(
+        (&info["workers"], &info["redis_topology"], &info["redis_nodes"]),
+        (&json!(1), &json!("none"), &json!(0))
+    );
+}
+
+/// `GET /api/instance` (what the dashboard's Settings → Instance shows) with a key.
+async fn instance(url: &str) -> Value {
+    let r = test_support::http()
+        .get(format!("{url}/api/instance"))
+        .header("X-API-Key", "wk-key-0000000000002")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
 }
 
 async fn four_workers_share_limits(kind: Kind) {
@@ -159,6 +176,22 @@ async fn four_workers_share_limits(kind: Kind) {
     let ready: Value =
         test_support::http_get(format!("{}/api/readiness", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(ready["storage"]["redis"], json!("ok"));
+    // The instance reports its workers and Redis topology, never the URL's password or hosts.
+    let info = instance(&server.url).await;
+    let topology = match kind {
+        Kind::Standalone => "standalone",
+        Kind::Tls => "tls",
+        Kind::Sentinel => "sentinel",
+        Kind::Cluster => "cluster",
+    };
+    assert_eq!((&info["workers"], &info["redis_topology"]), (&json!(4), &json!(topology)), "{info}");
+    assert!(info["redis_nodes"].as_u64().is_some_and(|n| n >= 1), "{info}");
+    let (_, after_scheme) = topo.url.split_once("://").unwrap();
+    let (userinfo, hosts) = after_scheme.split_once('@').unwrap_or(("", after_scheme));
+    let password = userinfo.rsplit(':').next().unwrap_or("");
+    let host = hosts.split([':', ',', '/']).next().unwrap_or("");
+    assert!(password.len() >= 4 && !info.to_string().contains(password), "{kind:?}: {info}");
+    assert!(!host.is_empty() && !info.to_string().contains(host), "{kind:?}: {info}");
     // Only the documented key families, each with a TTL.
     for (key, ttl) in topo.keys_with_ttl("langsight:*") {
         assert!(ttl > 0 || ttl == -2, "{key} without TTL");

@@ -7,6 +7,10 @@
 //! string that slipped past the pages' text-only rendering could not run. Every asset carries an ETag (a hash
 //! of its bytes) and `Cache-Control: no-cache`: browsers keep a copy and revalidate it with one cheap 304,
 //! so a new binary's files are never mixed with an old one's cached modules.
+//!
+//! A client that accepts gzip gets each file gzip-compressed: compressed once, on first use, and kept (about
+//! a quarter of the bytes). The compressed form has its own ETag (`"…-gz"`), either tag revalidates, and every
+//! response says `Vary: Accept-Encoding` so a shared cache keeps the two apart.
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -71,16 +75,64 @@ fn etags() -> &'static [String] {
     TAGS.get_or_init(|| ASSETS.iter().map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body))[..20])).collect())
 }
 
+/// Each asset gzip-compressed (with its ETag), in `ASSETS` order, or `None` where that would not be
+/// smaller: compressed once, on first use.
+fn gzipped() -> &'static [Option<(Vec<u8>, String)>] {
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+    static GZ: OnceLock<Vec<Option<(Vec<u8>, String)>>> = OnceLock::new();
+    GZ.get_or_init(|| {
+        ASSETS
+            .iter()
+            .zip(etags())
+            .map(|(a, tag)| {
+                let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::best());
+                // Writing to a Vec cannot fail; if it ever did, the asset is served uncompressed.
+                let bytes = gz.write_all(a.body).and_then(|()| gz.finish()).ok()?;
+                (bytes.len() < a.body.len()).then(|| (bytes, format!("{}-gz\"", tag.trim_end_matches('"'))))
+            })
+            .collect()
+    })
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (`gzip` or `*`, unless refused with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    let mut verdict = None;
+    for value in headers.get_all(header::ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()) {
+        for item in value.split(',') {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let refused = parts.any(|p| {
+                p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
+            });
+            match coding.as_str() {
+                "gzip" | "x-gzip" => verdict = Some(!refused),
+                "*" if verdict.is_none() => verdict = Some(!refused),
+                _ => {}
+            }
+        }
+    }
+    verdict.unwrap_or(false)
+}
+
 fn serve(path: &str, headers: &HeaderMap) -> Response {
     let Some(i) = ASSETS.iter().position(|a| a.path == path) else {
         return (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "Not Found")
             .into_response();
     };
-    let (asset, etag) = (&ASSETS[i], etags()[i].as_str());
-    let fresh = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let asset = &ASSETS[i];
+    let gz = if accepts_gzip(headers) { gzipped()[i].as_ref() } else { None };
+    let (body, etag): (&[u8], &str) = match gz {
+        Some((bytes, tag)) => (bytes, tag),
+        None => (asset.body, etags()[i].as_str()),
+    };
+    // Either form's tag revalidates (the bytes behind both are the same file); a proxy may have weakened it.
+    let tags = [etags()[i].as_str(), gzipped()[i].as_ref().map_or("", |(_, t)| t.as_str())];
+    let fresh = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == "*" || tags.iter().any(|x| !x.is_empty() && t == *x))
+    });
     let common = [
         (header::CONTENT_TYPE, asset.content_type),
         (header::CONTENT_SECURITY_POLICY, CSP),
@@ -88,12 +140,17 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
         (header::CACHE_CONTROL, "no-cache"),
+        (header::VARY, "Accept-Encoding"),
         (header::ETAG, etag),
     ];
     if fresh {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
-    (common, asset.body).into_response()
+    let mut response = (common, body).into_response();
+    if gz.is_some() {
+        response.headers_mut().insert(header::CONTENT_ENCODING, axum::http::HeaderValue::from_static("gzip"));
+    }
+    response
 }
 
 pub async fn index(headers: HeaderMap) -> Response {
@@ -190,5 +247,70 @@ mod tests {
         h.insert(header::IF_NONE_MATCH, etag);
         assert_eq!(serve("ui/dom.js", &h).status(), StatusCode::NOT_MODIFIED);
         assert_eq!(serve("ui/../mod.rs", &HeaderMap::new()).status(), StatusCode::NOT_FOUND);
+    }
+
+    async fn body_of(r: Response) -> Vec<u8> {
+        axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap().to_vec()
+    }
+
+    fn with(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k, v.parse().unwrap());
+        }
+        h
+    }
+
+    /// Every asset, asked for with gzip accepted, arrives compressed (decompressing to the file itself), with
+    /// `Vary: Accept-Encoding` and its own ETag that revalidates; without gzip, or with gzip refused, the
+    /// plain file. The compressed total is what the budget test counts.
+    #[tokio::test]
+    async fn assets_are_served_gzipped_to_clients_that_accept_it() {
+        use flate2::read::GzDecoder;
+        use std::io::Read;
+        let (mut plain_total, mut gz_total) = (0, 0);
+        for a in ASSETS {
+            let gz = serve(a.path, &with(&[(header::ACCEPT_ENCODING, "br, gzip;q=0.8, deflate")]));
+            assert_eq!(gz.status(), StatusCode::OK, "{}", a.path);
+            assert_eq!(gz.headers()[header::VARY], "Accept-Encoding", "{}", a.path);
+            let compressed = gz.headers().get(header::CONTENT_ENCODING).is_some();
+            let etag = gz.headers()[header::ETAG].to_str().unwrap().to_string();
+            let bytes = body_of(gz).await;
+            if a.body.len() > 1024 {
+                assert!(compressed, "{} ({} bytes) is sent uncompressed", a.path, a.body.len());
+            }
+            if compressed {
+                let mut out = Vec::new();
+                GzDecoder::new(&bytes[..]).read_to_end(&mut out).unwrap();
+                assert_eq!(out, a.body, "{}: the gzip body is the file", a.path);
+                assert!(etag.ends_with("-gz\""), "{}: {etag}", a.path);
+            }
+            gz_total += bytes.len();
+            plain_total += a.body.len();
+            // The compressed form's tag revalidates it.
+            let again = serve(a.path, &with(&[(header::ACCEPT_ENCODING, "gzip"), (header::IF_NONE_MATCH, &etag)]));
+            assert_eq!(again.status(), StatusCode::NOT_MODIFIED, "{}", a.path);
+            assert_eq!(again.headers()[header::VARY], "Accept-Encoding");
+        }
+        assert!(gz_total * 2 < plain_total, "gzip should at least halve the assets: {gz_total} of {plain_total}");
+        for refused in ["", "identity", "gzip;q=0", "br", "*;q=0", "gzip;q=0, *"] {
+            let h = if refused.is_empty() { HeaderMap::new() } else { with(&[(header::ACCEPT_ENCODING, refused)]) };
+            let r = serve("app.js", &h);
+            assert!(r.headers().get(header::CONTENT_ENCODING).is_none(), "Accept-Encoding: {refused:?}");
+            assert_eq!(r.headers()[header::VARY], "Accept-Encoding");
+            let etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+            assert!(!etag.ends_with("-gz\""), "{refused:?}: {etag}");
+            assert_eq!(body_of(r).await, ASSETS[1].body, "{refused:?}");
+        }
+        assert!(serve("app.js", &with(&[(header::ACCEPT_ENCODING, "*")]))
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .is_some());
+        // A plain copy's tag still revalidates a client that now accepts gzip (and the other way round).
+        let plain_tag = serve("app.js", &HeaderMap::new()).headers()[header::ETAG].to_str().unwrap().to_string();
+        let r = serve("app.js", &with(&[(header::ACCEPT_ENCODING, "gzip"), (header::IF_NONE_MATCH, &plain_tag)]));
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        let weak = format!("W/{plain_tag}");
+        assert_eq!(serve("app.js", &with(&[(header::IF_NONE_MATCH, &weak)])).status(), StatusCode::NOT_MODIFIED);
     }
 }

@@ -133,6 +133,7 @@ fn api() -> Api {
         .get("/api/settings", InstanceAdmin, settings::get)
         .put("/api/settings", InstanceAdmin, settings::put)
         .get("/api/auth/me", Authenticated, users::me)
+        .get("/api/instance", Authenticated, probes::instance)
         .post("/api/security/scan", ProjectAdmin, security::scan)
         .get("/api/security/findings", ProjectRead, security::findings)
         .get("/api/security/scans", ProjectRead, security::scans)

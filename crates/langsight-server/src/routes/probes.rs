@@ -13,6 +13,31 @@ pub async fn status() -> Json<Value> {
     Json(json!({"status": "ok", "version": COMPATIBLE_VERSION}))
 }
 
+/// `GET /api/instance` (ours, any authenticated caller): what this instance runs — version, storage mode, the
+/// worker count (and which worker answered) and the Redis topology (`none`, `standalone`, `tls` for standalone
+/// over TLS, `sentinel`, `cluster`; with `redis_tls` and the number of configured nodes). Never hosts,
+/// passwords or user names: the URL's credentials stay in the process.
+pub async fn instance(State(state): State<AppState>) -> Json<Value> {
+    use langsight_shared::url::Topology;
+    let c = &state.config;
+    let (topology, nodes) = match c.redis_url.as_ref().map(|u| (&u.topology, u.tls)) {
+        None => ("none", 0),
+        Some((Topology::Standalone { .. }, false)) => ("standalone", 1),
+        Some((Topology::Standalone { .. }, true)) => ("tls", 1),
+        Some((Topology::Sentinel { sentinels, .. }, _)) => ("sentinel", sentinels.len()),
+        Some((Topology::Cluster { nodes }, _)) => ("cluster", nodes.len()),
+    };
+    Json(json!({
+        "version": COMPATIBLE_VERSION,
+        "storage_mode": super::costs::storage_mode(&state),
+        "workers": c.workers,
+        "worker_id": c.worker_id,
+        "redis_topology": topology,
+        "redis_tls": c.redis_url.as_ref().is_some_and(|u| u.tls),
+        "redis_nodes": nodes,
+    }))
+}
+
 pub async fn liveness() -> Json<Value> {
     Json(json!({"status": "alive"}))
 }

@@ -262,6 +262,8 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   step(`${who || 'admin'}: settings`);
   await visit(page, 'settings?tab=instance', `${who} settings`);
   if (!(await cardValue(page, 'Version'))) fail(`${who} settings: no version`);
+  if ((await cardValue(page, 'Workers')).trim() !== '1') fail(`${who} settings: the worker count is not shown: ${await cardValue(page, 'Workers')}`);
+  await expectText(page, '#redis-topology', 'not configured', `${who} settings: Redis topology`);
   await atLeast(page, '#backends tr', 1, `${who} settings backends`);
   await visit(page, 'settings?tab=pricing', `${who} pricing`);
   await page.waitForSelector('tr[data-model="claude-sonnet-4-6"]', { timeout: 5000 });
@@ -544,8 +546,30 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
       await viewer.goto(`${URL}/#/${p}`);
       await viewer.waitForSelector('main h1');
       await viewer.waitForTimeout(100);
-      if (await viewer.locator('main form, main button:not(.view)').count()) fail(`a viewer sees write controls on ${p}`);
+      // Their own password is theirs to change (the form under Settings → Instance); nothing else is.
+      if (await viewer.locator('main form:not(#change-password), main button:not(.view):not(#change-password button)').count()) fail(`a viewer sees write controls on ${p}`);
     }
+
+    step('a viewer changes their own password');
+    await visit(viewer, 'settings?tab=instance', 'viewer password');
+    const pw = async (current, next, again) => {
+      await viewer.fill('#change-password input[name=current_password]', current);
+      await viewer.fill('#change-password input[name=new_password]', next);
+      await viewer.fill('#change-password input[name=confirm]', again);
+      await viewer.click('#change-password button[type=submit]');
+    };
+    const NEW_PASSWORD = 'viewer passphrase 43 renewed';
+    await pw('not the password at all', NEW_PASSWORD, NEW_PASSWORD);
+    await expectText(viewer, '#password-status', 'not right', 'a wrong current password');
+    if (!(await viewer.locator('nav.main').count())) fail('a wrong current password logged the viewer out');
+    await pw(E.VIEWER_PASSWORD, NEW_PASSWORD, 'something else entirely');
+    await expectText(viewer, '#password-status', 'do not match', 'mismatched new passwords');
+    await pw(E.VIEWER_PASSWORD, NEW_PASSWORD, NEW_PASSWORD);
+    await expectText(viewer, '#password-status', 'Password changed', 'a password change');
+    await viewer.reload();
+    await viewer.waitForSelector('nav.main', { timeout: 5000 }).catch(() => fail('the session that changed the password ended'));
+    const renewed = await login(browser, E.VIEWER_EMAIL, NEW_PASSWORD);
+    await renewed.close();
 
     step('a project-bound admin (an API key bound to the project)');
     const bound = await context(browser, { extraHTTPHeaders: { 'X-API-Key': E.BOUND_KEY } });

@@ -10,7 +10,7 @@ export const isAdmin = () => Boolean(state.me && state.me.role === 'admin');
 export const seesAllProjects = () => isAdmin() && !state.me.project_id;
 
 // Paths that are account- or instance-level: the chosen project is not added to them.
-const GLOBAL = ['/api/auth/', '/api/settings', '/api/users', '/api/audit', '/api/status'];
+const GLOBAL = ['/api/auth/', '/api/settings', '/api/users', '/api/audit', '/api/status', '/api/instance'];
 
 export async function api(method, path, body) {
   return (await request(method, path, body)).data;

@@ -112,11 +112,44 @@ async function channels(box) {
 }
 
 async function instance(box) {
-  const [status, ready, costs] = await Promise.all([maybe('/api/status', {}), fetch('/api/readiness', { credentials: 'same-origin' }).then((r) => r.json()).catch(() => ({})), maybe('/api/costs/breakdown?hours=1', {})]);
+  const [info, ready] = await Promise.all([maybe('/api/instance', {}), fetch('/api/readiness', { credentials: 'same-origin' }).then((r) => r.json()).catch(() => ({}))]);
   const storage = Object.entries(ready.storage || {});
-  fill(box, cards([['Version', status.version || '—'], ['Readiness', ready.status ? badge(ready.status === 'ready' ? 'ready' : 'not ready', ready.status === 'ready' ? 'ok' : 'bad') : '—'],
-    ['Storage mode', costs.storage_mode || '—'], ['Redis', ready.storage && ready.storage.redis ? badge(ready.storage.redis, ready.storage.redis === 'ok' ? 'ok' : 'warn') : 'not configured']]),
+  const topology = { none: 'not configured', standalone: 'standalone', tls: 'standalone over TLS', sentinel: 'Sentinel', cluster: 'cluster' }[info.redis_topology];
+  const redisText = !info.redis_topology ? '—' : info.redis_topology === 'none' ? topology
+    : `${topology}${info.redis_tls && info.redis_topology !== 'tls' ? ' over TLS' : ''}${info.redis_nodes > 1 ? ` · ${info.redis_nodes} nodes` : ''}`;
+  fill(box, cards([['Version', info.version || ready.version || '—'], ['Readiness', ready.status ? badge(ready.status === 'ready' ? 'ready' : 'not ready', ready.status === 'ready' ? 'ok' : 'bad') : '—'],
+    ['Storage mode', info.storage_mode || '—'], ['Workers', info.workers ? `${fmtNum(info.workers)}${info.worker_id != null ? ` (this is #${info.worker_id + 1})` : ''}` : '—'],
+    ['Redis', h('span', { id: 'redis-topology' }, redisText, ' ', ready.storage && ready.storage.redis ? badge(ready.storage.redis, ready.storage.redis === 'ok' ? 'ok' : 'warn') : null)]]),
   h('h2', {}, 'Backends'), storage.length ? h('table', { id: 'backends' }, h('tbody', {}, storage.map(([k, v]) => h('tr', {}, h('td', {}, k), h('td', {}, badge(v, v === 'ok' ? 'ok' : 'bad')))))) : empty('No backend report.'),
   h('h2', {}, 'You'), h('dl', { class: 'facts' }, h('dt', {}, 'Signed in as'), h('dd', {}, state.me.email || 'API key'), h('dt', {}, 'Role'), h('dd', {}, state.me.role),
-    h('dt', {}, 'Project'), h('dd', {}, state.me.project_id ? `bound to ${(state.projects.find((p) => p.id === state.me.project_id) || {}).name || state.me.project_id}` : isAdmin() ? 'every project' : 'your projects')));
+    h('dt', {}, 'Project'), h('dd', {}, state.me.project_id ? `bound to ${(state.projects.find((p) => p.id === state.me.project_id) || {}).name || state.me.project_id}` : isAdmin() ? 'every project' : 'your projects')),
+  state.me.email ? passwordForm() : null);
+}
+
+// Your own password (`POST /api/users/me/change-password`): the other sessions of your account end, this one
+// stays. Sent with fetch rather than `api()`, whose 401 means "logged out": here it means a wrong current
+// password, and the session is still good.
+function passwordForm() {
+  const msg = h('span', { class: 'dim', role: 'status', id: 'password-status' });
+  const field = (name, label, auto) => h('label', {}, label, h('input', { name, type: 'password', autocomplete: auto, required: true, maxlength: 128, ...(auto === 'new-password' ? { minlength: 12 } : {}) }));
+  return [h('h2', {}, 'Change your password'),
+    h('form', { id: 'change-password', class: 'filters', onsubmit: async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      if (f.new_password.value !== f.confirm.value) { msg.textContent = 'The new passwords do not match.'; return; }
+      msg.textContent = 'Saving…';
+      try {
+        const r = await fetch('/api/users/me/change-password', { method: 'POST', credentials: 'same-origin',
+          headers: { 'Content-Type': 'application/json', 'X-LangSight-CSRF': '1' },
+          body: JSON.stringify({ current_password: f.current_password.value, new_password: f.new_password.value }) });
+        msg.textContent = r.ok ? 'Password changed. Your other sessions were signed out.'
+          : r.status === 401 ? 'The current password is not right.'
+          : r.status === 422 ? 'The new password is too weak: use 12 to 128 characters and avoid common passwords.'
+          : r.status === 429 ? 'Too many attempts just now. Wait a minute, then try again.'
+          : 'That did not work. Try again in a moment.';
+        if (r.ok) f.reset();
+      } catch (_) { msg.textContent = 'That did not work. Try again in a moment.'; }
+    } },
+    field('current_password', 'Current password', 'current-password'), field('new_password', 'New password', 'new-password'),
+    field('confirm', 'Repeat the new password', 'new-password'), h('button', { type: 'submit' }, 'Change password'), msg)];
 }
