@@ -237,6 +237,28 @@ const SESSION_WINDOW: &str = "SELECT project_id, session_id, first_call_at, agen
 const SESSION_SEARCH: &str =
     "(?8 IS NULL OR instr(lower(session_id), ?8) > 0 OR instr(lower(coalesce(agent_name, '')), ?8) > 0)";
 
+/// The sessions list's statement: the plain request (no search, newest first) reads the start-time index
+/// backwards and stops after the page; a search or another order reads the newest MAX_SESSIONS_SCANNED
+/// sessions of the window (same index order, columns only, no rollup), searches and sorts them, and reads only
+/// the page's rows in full.
+fn session_list_sql(q: &SessionQuery) -> String {
+    if q.is_plain() {
+        format!(
+            "SELECT project_id, session_id, rollup FROM sessions s WHERE {SESSION_FILTERS} \
+             ORDER BY first_call_at DESC LIMIT ?5 OFFSET ?6"
+        )
+    } else {
+        let (key, dir) = (q.sort.sql(), if q.ascending { "ASC" } else { "DESC" });
+        format!(
+            "SELECT s.project_id, s.session_id, s.rollup FROM (SELECT project_id, session_id, first_call_at, k \
+             FROM ({SESSION_WINDOW}) WHERE {SESSION_SEARCH} ORDER BY k {dir}, first_call_at DESC, session_id \
+             LIMIT ?5 OFFSET ?6) p JOIN sessions s ON s.project_id = p.project_id AND s.session_id = p.session_id \
+             ORDER BY p.k {dir}, p.first_call_at DESC, p.session_id"
+        )
+        .replace("{KEY}", key)
+    }
+}
+
 #[async_trait]
 impl SpanStore for SqliteStorage {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
@@ -258,22 +280,7 @@ impl SpanStore for SqliteStorage {
     async fn list_sessions(&self, q: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
         self.read(move |conn| {
             let needle = q.needle();
-            let sql = if q.is_plain() {
-                // The common request: the start-time index read backwards, stopping after the page.
-                format!("SELECT project_id, session_id, rollup FROM sessions s WHERE {SESSION_FILTERS} \
-                     ORDER BY first_call_at DESC LIMIT ?5 OFFSET ?6")
-            } else {
-                // Search or another order: the newest MAX_SESSIONS_SCANNED sessions of the window (same index
-                // order, no rollup read), searched and sorted; only the page's rows are then read in full.
-                let (key, dir) = (q.sort.sql(), if q.ascending { "ASC" } else { "DESC" });
-                format!(
-                    "SELECT s.project_id, s.session_id, s.rollup FROM (SELECT project_id, session_id, first_call_at, k \
-                     FROM ({SESSION_WINDOW}) WHERE {SESSION_SEARCH} ORDER BY k {dir}, first_call_at DESC, session_id \
-                     LIMIT ?5 OFFSET ?6) p JOIN sessions s ON s.project_id = p.project_id AND s.session_id = p.session_id \
-                     ORDER BY p.k {dir}, p.first_call_at DESC, p.session_id"
-                )
-                .replace("{KEY}", key)
-            };
+            let sql = session_list_sql(&q);
             let mut stmt = conn.prepare_cached(&sql)?;
             let (tag, limit, offset) = (q.health_tag.map(HealthTag::as_str), q.limit as i64, q.offset as i64);
             let base = params![q.active_since, q.project_id, tag, q.agent_name, limit, offset, q.failed];
@@ -964,5 +971,37 @@ impl HealthStore for SqliteStorage {
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The plan of each form of the sessions list: the plain request walks a start-time index with no sort
+    /// step (so it stops after the page), and the bounded window of a search or sort is read in that index's
+    /// order too, not by sorting every session of the window.
+    #[test]
+    fn the_plain_sessions_list_reads_the_start_index_in_order() {
+        let mut conn = Connection::open_in_memory().expect("memory database");
+        crate::sqlite::migrations::run(&mut conn).expect("schema");
+        let plan = |q: &SessionQuery| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", session_list_sql(q))).expect("plan");
+            let p = params![0, q.project_id, None::<String>, None::<String>, 50, 0, None::<bool>];
+            let extra = params![None::<String>, 10_000];
+            let all: Vec<&dyn rusqlite::ToSql> =
+                p.iter().chain(if q.is_plain() { &[][..] } else { extra }).copied().collect();
+            let rows = stmt.query_map(&all[..], |r| r.get::<_, String>(3)).expect("plan rows");
+            rows.map(|r| r.expect("plan row")).collect::<Vec<_>>().join(" | ")
+        };
+        for project in [None, Some("p".to_string())] {
+            let plain = SessionQuery { project_id: project.clone(), limit: 50, ..Default::default() };
+            let p = plan(&plain);
+            assert!(p.contains("INDEX sessions_by"), "{project:?}: {p}");
+            assert!(!p.contains("TEMP B-TREE"), "the plain list sorts nothing ({project:?}): {p}");
+            let sorted = SessionQuery { sort: SessionSort::Duration, search: Some("x".into()), ..plain };
+            let p = plan(&sorted);
+            assert!(p.contains("INDEX sessions_by"), "{project:?}: {p}");
+        }
     }
 }
