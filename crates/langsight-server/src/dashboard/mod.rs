@@ -226,6 +226,19 @@ mod tests {
         }
     }
 
+    /// The README describes what is served: the number of files (it said "three static files" when there
+    /// were 28) and that they go out gzip-compressed.
+    #[test]
+    fn the_readme_counts_the_served_files() {
+        let readme = include_str!("../../../../README.md");
+        let section = &readme[readme.find("## Dashboard").unwrap()..];
+        let section = &section[..section[3..].find("\n## ").map_or(section.len(), |i| i + 3)];
+        let flat = section.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains(&format!("{} files", ASSETS.len())), "README's dashboard section: {flat}");
+        assert!(flat.contains("gzip"), "{flat}");
+        assert!(!flat.contains("three static files"), "{flat}");
+    }
+
     /// What the page itself names (script, style, icon, preloaded modules) is served too.
     #[test]
     fn the_page_names_only_served_files() {

@@ -142,7 +142,7 @@ function passwordForm() {
         const r = await fetch('/api/users/me/change-password', { method: 'POST', credentials: 'same-origin',
           headers: { 'Content-Type': 'application/json', 'X-LangSight-CSRF': '1' },
           body: JSON.stringify({ current_password: f.current_password.value, new_password: f.new_password.value }) });
-        msg.textContent = r.ok ? 'Password changed. Your other sessions were signed out.'
+        msg.textContent = r.ok ? 'Password changed. Your other sessions were signed out and the API keys you created were revoked.'
           : r.status === 401 ? 'The current password is not right.'
           : r.status === 422 ? 'The new password is too weak: use 12 to 128 characters and avoid common passwords.'
           : r.status === 429 ? 'Too many attempts just now. Wait a minute, then try again.'
