@@ -75,12 +75,15 @@ fn etags() -> &'static [String] {
     TAGS.get_or_init(|| ASSETS.iter().map(|a| format!("\"{}\"", &hex::encode(Sha256::digest(a.body))[..20])).collect())
 }
 
+/// An asset's gzip-compressed bytes and their ETag.
+type Gzipped = Option<(Vec<u8>, String)>;
+
 /// Each asset gzip-compressed (with its ETag), in `ASSETS` order, or `None` where that would not be
 /// smaller: compressed once, on first use.
-fn gzipped() -> &'static [Option<(Vec<u8>, String)>] {
+fn gzipped() -> &'static [Gzipped] {
     use flate2::write::GzEncoder;
     use std::io::Write;
-    static GZ: OnceLock<Vec<Option<(Vec<u8>, String)>>> = OnceLock::new();
+    static GZ: OnceLock<Vec<Gzipped>> = OnceLock::new();
     GZ.get_or_init(|| {
         ASSETS
             .iter()
