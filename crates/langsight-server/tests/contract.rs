@@ -216,6 +216,10 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     std::fs::write(&fixture_state, tools(true)).unwrap();
     w.call(&a, M::POST, "/api/health/check", None, 200, json!([health.clone()])).await;
     w.call(&a, M::GET, "/api/status", None, 200, json!({"status": "str"})).await;
+    // Ours, for the dashboard's instance facts.
+    let instance = json!({"version": "str", "storage_mode": "str", "workers": "int", "worker_id": "int?",
+        "redis_topology": "str", "redis_tls": "bool", "redis_nodes": "int"});
+    w.call(&a, M::GET, "/api/instance", None, 200, instance).await;
 
     // --- Health.
     w.call(&a, M::GET, "/api/health/servers", None, 200, json!([health.clone()])).await;
@@ -305,6 +309,11 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
             "tool_name": "str?", "cve_id": "str?"}]}]),
     )
     .await;
+    // Ours: the server's stored scans, in the findings' shape.
+    let scan = json!({"server_name": "str", "project_id": "str?", "scanned_at": "str", "scanner_version": "str",
+        "error": "str?", "findings_count": "int", "critical_count": "int", "high_count": "int", "medium_count": "int",
+        "low_count": "int", "info_count": "int", "highest_severity": "str?", "findings": "arr"});
+    w.call(&a, M::GET, "/api/security/scans?server_name=docs", None, 200, json!([scan])).await;
 
     // --- API keys.
     let key = w
@@ -344,6 +353,9 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
         "health_tag": "str?", "total_input_tokens": "int?", "total_output_tokens": "int?", "model_id": "str?",
         "est_cost_usd": "num?", "has_prompt": "bool"});
     w.call(&a, M::GET, &format!("/api/agents/sessions?{q}"), None, 200, json!([session])).await;
+    // Ours: searched, sorted and paged, the same shape.
+    let sorted = format!("/api/agents/sessions?{q}&q=a&sort=duration&order=asc&offset=0&counts=true");
+    w.call(&a, M::GET, &sorted, None, 200, json!([session.clone()])).await;
     let span = json!({"span_id": "str", "parent_span_id": "str?", "span_type": "str", "server_name": "str", "tool_name": "str",
         "agent_name": "str?", "started_at": "str", "ended_at": "str", "latency_ms": "num", "status": "str", "error": "str?",
         "trace_id": "str?", "project_id": "str?", "lineage_provenance": "str", "lineage_status": "str", "schema_version": "str"});
@@ -690,6 +702,6 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     w.call(&a, M::DELETE, &format!("/api/projects/{p}"), None, 204, Value::Null).await;
 
     assert!(w.errors.is_empty(), "{} of {} calls deviate:\n{}", w.errors.len(), w.seen, w.errors.join("\n"));
-    assert_eq!(w.seen, 81, "every call of the walk was made");
+    assert_eq!(w.seen, 84, "every call of the walk was made");
     srv.stop().await;
 }
