@@ -25,6 +25,7 @@ struct Backend {
     health: Arc<dyn HealthStore>,
     pricing: Arc<dyn PricingStore>,
     agents: Arc<dyn AgentStore>,
+    security: Arc<dyn SecurityStore>,
 }
 
 fn user(id: &str, email: &str, role: &str) -> User {
@@ -660,6 +661,7 @@ async fn dual_conforms_on(start: fn() -> test_support::clickhouse::ClickHouseSer
     let spans = Storage::dual(pg.clone(), ch.clone(), None).spans;
     let pg_pricing: Arc<dyn PricingStore> = pg.clone();
     let pg_agents: Arc<dyn AgentStore> = pg.clone();
+    let pg_security: Arc<dyn SecurityStore> = pg.clone();
     conform(Backend {
         name: "dual",
         keys: pg.clone(),
@@ -671,6 +673,7 @@ async fn dual_conforms_on(start: fn() -> test_support::clickhouse::ClickHouseSer
         health: ch,
         pricing: pg_pricing,
         agents: pg_agents,
+        security: pg_security,
     })
     .await;
 }
@@ -702,6 +705,7 @@ async fn clickhouse_health_conforms_on(start: fn() -> test_support::clickhouse::
         spans: db.clone(),
         health: Arc::new(ch),
         pricing: db.clone(),
+        security: db.clone(),
         agents: db,
     })
     .await;
@@ -940,6 +944,41 @@ async fn session_listing_conforms(b: &Backend) {
     assert_eq!(b.spans.count_sessions(other).await.unwrap(), SessionCounts::default(), "{n}");
 }
 
+/// A server's scan history (ours): newest first, bounded, per project and server.
+async fn security_conform(b: &Backend) {
+    let n = b.name;
+    let scan = |id: &str, project: &str, server: &str, at: i64| SecurityScan {
+        id: format!("{id}-{n}"),
+        project_id: project.into(),
+        server_name: server.into(),
+        scanned_at: at,
+        scanner_version: "test".into(),
+        error: (at == 20).then(|| "unreachable".to_string()),
+        critical: at / 10,
+        high: 0,
+        medium: 0,
+        low: 0,
+        info: 0,
+        findings_json: "[]".into(),
+    };
+    for s in [
+        scan("s1", "psec", "gh", 10),
+        scan("s3", "psec", "gh", 30),
+        scan("s2", "psec", "gh", 20),
+        scan("o1", "psec", "other", 40),
+        scan("x1", "pelse", "gh", 50),
+    ] {
+        b.security.save_scan(s).await.unwrap();
+    }
+    let times = |v: Vec<SecurityScan>| v.into_iter().map(|s| s.scanned_at).collect::<Vec<_>>();
+    assert_eq!(times(b.security.scan_history("psec", "gh", 10).await.unwrap()), [30, 20, 10], "{n}: newest first");
+    assert_eq!(times(b.security.scan_history("psec", "gh", 2).await.unwrap()), [30, 20], "{n}: at most the limit");
+    let failed = b.security.scan_history("psec", "gh", 10).await.unwrap();
+    assert_eq!(failed[1].error.as_deref(), Some("unreachable"), "{n}: scans that could not run are listed too");
+    assert_eq!(times(b.security.scan_history("pelse", "gh", 10).await.unwrap()), [50], "{n}: per project");
+    assert!(b.security.scan_history("", "gh", 10).await.unwrap().is_empty(), "{n}: operator servers apart");
+}
+
 async fn conform(b: Backend) {
     agents_conform(&b).await;
     sightings_conform(&b).await;
@@ -952,6 +991,7 @@ async fn conform(b: Backend) {
     servers_conform(&b).await;
     alerts_conform(&b).await;
     session_listing_conforms(&b).await;
+    security_conform(&b).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -968,6 +1008,7 @@ async fn sqlite_conforms() {
         spans: db.clone(),
         health: db.clone(),
         pricing: db.clone(),
+        security: db.clone(),
         agents: db,
     })
     .await;
@@ -988,6 +1029,7 @@ async fn postgres_conforms() {
         spans: Storage::postgres(db.clone()).spans,
         health: db.clone(),
         pricing: db.clone(),
+        security: db.clone(),
         agents: db,
     })
     .await;
