@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (14, include_str!("migrations/014_rollups.sql")),
     (15, include_str!("migrations/015_session_costs.sql")),
     (16, include_str!("migrations/016_session_costs_index.sql")),
+    (17, include_str!("migrations/017_sessions_window.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -226,12 +226,22 @@ const SESSION_FILTERS: &str = "last_call_at >= ?1 AND (?2 IS NULL OR project_id 
      WHERE key = ?4 OR value = ?4)) AND (?7 IS NULL OR (coalesce(health_tag, 'success') <> 'success') = ?7)";
 
 /// The newest `?9` sessions of the window that pass the filters, with the sort key `{KEY}` and the columns a
-/// search looks at: a bounded, index-ordered read of columns only.
+/// search looks at: a bounded, index-ordered read of the `sessions_window` index alone. `{AGENT}` is the agent
+/// filter when there is one (it reads the rollup's agent list, so only then is the table read); `?4` is always
+/// bound.
 const SESSION_WINDOW: &str = "SELECT project_id, session_id, first_call_at, agent_name, health_tag, {KEY} AS k \
      FROM sessions s WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
-     AND (?3 IS NULL OR health_tag = ?3) AND (?4 IS NULL OR EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') \
-     WHERE key = ?4 OR value = ?4)) AND (?7 IS NULL OR (coalesce(health_tag, 'success') <> 'success') = ?7) \
+     AND (?3 IS NULL OR health_tag = ?3) AND {AGENT} AND (?7 IS NULL OR (coalesce(health_tag, 'success') <> 'success') = ?7) \
      ORDER BY first_call_at DESC LIMIT ?9";
+
+/// The agent filter of [`SESSION_WINDOW`].
+fn window_agent(q: &SessionQuery) -> &'static str {
+    if q.agent_name.is_some() {
+        "EXISTS (SELECT 1 FROM json_each(s.rollup, '$.agents_used') WHERE key = ?4 OR value = ?4)"
+    } else {
+        "(?4 IS NULL)"
+    }
+}
 
 /// `?8`: lower-cased text the session id or the agent name contains (none = every row).
 const SESSION_SEARCH: &str =
@@ -256,6 +266,7 @@ fn session_list_sql(q: &SessionQuery) -> String {
              ORDER BY p.k {dir}, p.first_call_at DESC, p.session_id"
         )
         .replace("{KEY}", key)
+        .replace("{AGENT}", window_agent(q))
     }
 }
 
@@ -307,7 +318,8 @@ impl SpanStore for SqliteStorage {
                 "SELECT count(*), coalesce(sum(coalesce(health_tag, 'success') <> 'success'), 0) \
                  FROM ({SESSION_WINDOW}) WHERE {SESSION_SEARCH}"
             )
-            .replace("{KEY}", "0");
+            .replace("{KEY}", "0")
+            .replace("{AGENT}", window_agent(&q));
             let mut stmt = conn.prepare_cached(&sql)?;
             let needle = q.needle();
             let (total, failed): (i64, i64) = stmt.query_row(
@@ -997,11 +1009,12 @@ mod tests {
         for project in [None, Some("p".to_string())] {
             let plain = SessionQuery { project_id: project.clone(), limit: 50, ..Default::default() };
             let p = plan(&plain);
-            assert!(p.contains("INDEX sessions_by"), "{project:?}: {p}");
+            assert!(p.contains("USING INDEX sessions_"), "{project:?}: {p}");
             assert!(!p.contains("TEMP B-TREE"), "the plain list sorts nothing ({project:?}): {p}");
             let sorted = SessionQuery { sort: SessionSort::Duration, search: Some("x".into()), ..plain };
             let p = plan(&sorted);
-            assert!(p.contains("INDEX sessions_by"), "{project:?}: {p}");
+            // The window comes from one index alone (no rollup read); only the page's rows are looked up.
+            assert!(p.contains("COVERING INDEX sessions_window"), "{project:?}: {p}");
         }
     }
 }
