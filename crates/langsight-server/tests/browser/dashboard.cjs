@@ -162,6 +162,22 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   await page.goto(`${URL}/#/sessions`);
   await row.waitFor({ timeout: 5000 });
   await snap('sessions');
+  if (!who) {
+    // 30 sessions of one agent: the API finds them by name, counts them and pages them 25 at a time.
+    const now = new Date().toISOString();
+    const ids = Array.from({ length: 30 }, () => require('crypto').randomUUID().replace(/-/g, ''));
+    await postSpans(ids.map((sid) => ({ span_id: `${sid}-p`, span_type: 'tool_call', session_id: sid, server_name: 'github', tool_name: 'read_file', agent_name: 'Pager-Agent', started_at: now, ended_at: now, status: 'success' })));
+    await visit(page, 'sessions?q=pager-agent', 'sessions search and pages');
+    await atLeast(page, '#sessions tbody tr', 25, 'the first page of a search');
+    if ((await page.locator('#sessions tbody tr').count()) !== 25) fail('a page of sessions is not 25 rows');
+    await expectText(page, '#session-counts', '30', 'the count of a search');
+    await expectText(page, '#sessions-pager', 'page 1 of 2', 'the pager of a search');
+    await page.click('#sessions-pager button.next');
+    await page.waitForFunction(() => document.querySelectorAll('#sessions tbody tr').length === 5, null, { timeout: 5000 }).catch(() => fail('the second page does not hold the last 5 sessions'));
+    if (!(await page.evaluate(() => location.hash.includes('page=1')))) fail('the page is not kept in the address');
+    const agents = await page.$$eval('#sessions tbody tr td:nth-child(2)', (tds) => tds.map((td) => td.textContent));
+    if (agents.some((a) => a !== 'Pager-Agent')) fail(`a search row of another agent: ${agents}`);
+  }
 
   step(`${who || 'admin'}: one session — summary, LLM tokens and model, inline errors, JSON payloads`);
   await visit(page, `sessions/${encodeURIComponent(session)}`, `${who} session`);
