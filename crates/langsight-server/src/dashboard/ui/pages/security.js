@@ -38,8 +38,12 @@ export default async function security(main) {
         h('tbody', {}, s.findings.map((f) => h('tr', { 'data-severity': f.severity }, h('td', {}, badge(f.severity)), h('td', {}, f.category),
           h('td', {}, h('div', {}, f.title, f.cve_id ? h('span', { class: 'mono dim' }, ` ${f.cve_id}`) : null), h('div', { class: 'dim small' }, f.description)),
           h('td', { class: 'mono' }, f.tool_name || '—'), h('td', { class: 'small' }, f.remediation || '—'))))) : s.error ? null : h('p', { class: 'dim small' }, 'No findings.'))));
-  // Each server's history fills in after the page: one bounded request per server (at most 30 scans).
-  for (const box of main.querySelectorAll('.scan-history')) history(box, box.dataset.history);
+  // Each server's history fills in after the page: one bounded request per server (at most 30 scans), for the
+  // first ten servers; further down, on request.
+  [...main.querySelectorAll('.scan-history')].forEach((box, i) => {
+    if (i < 10) history(box, box.dataset.history);
+    else fill(box, h('button', { class: 'secondary small view', type: 'button', onclick: () => history(box, box.dataset.history) }, 'Show the scan history'));
+  });
 }
 
 // Findings by severity over a server's stored scans: a chart of critical and high, and every scan in a table.
