@@ -774,6 +774,18 @@ async fn postgres_rollups_match_the_span_scan() {
     report("postgres", &t, started.elapsed());
 }
 
+/// A `dual` configuration: PostgreSQL at `pg_url`, ClickHouse at `ch_url` in database `ch_database`.
+fn dual_config(dir: &std::path::Path, pg_url: String, ch_url: &str, ch_database: &str) -> Config {
+    let mut config = Config::for_database(&dir.join("unused.db"));
+    config.storage_mode = StorageMode::Dual;
+    config.postgres_url = Some(Secret(pg_url));
+    config.pg_pool_max = 8;
+    config.clickhouse.url = ch_url.to_string();
+    config.clickhouse.database = ch_database.into();
+    config.clickhouse.spool_dir = dir.join("spool");
+    config
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dual_rollups_match_the_span_scan() {
     langsight_server::install_tls();
@@ -781,13 +793,7 @@ async fn dual_rollups_match_the_span_scan() {
     let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
     let ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config::for_database(&dir.path().join("unused.db"));
-    config.storage_mode = StorageMode::Dual;
-    config.postgres_url = Some(Secret(cluster.database("rollups_dual")));
-    config.pg_pool_max = 8;
-    config.clickhouse.url = ch.url.clone();
-    config.clickhouse.database = "langsight_rollups".into();
-    config.clickhouse.spool_dir = dir.path().join("spool");
+    let config = dual_config(dir.path(), cluster.database("rollups_dual"), &ch.url, "langsight_rollups");
     let t = conforms(config, "dual").await;
     report("dual", &t, started.elapsed());
     drop(ch);
@@ -858,13 +864,7 @@ async fn dual_backfilled_rollups_match_the_span_scan() {
     let ch = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pg_url = cluster.database("rollups_dual_backfill");
-    let mut config = Config::for_database(&dir.path().join("unused.db"));
-    config.storage_mode = StorageMode::Dual;
-    config.postgres_url = Some(Secret(pg_url.clone()));
-    config.pg_pool_max = 8;
-    config.clickhouse.url = ch.url.clone();
-    config.clickhouse.database = "langsight_backfill".into();
-    config.clickhouse.spool_dir = dir.path().join("spool");
+    let config = dual_config(dir.path(), pg_url.clone(), &ch.url, "langsight_backfill");
     let storage = langsight_server::open_storage(&config).await.unwrap();
     let shared = langsight_server::open_shared(&config).await.unwrap();
     let state = AppState::new(config, storage, shared);
