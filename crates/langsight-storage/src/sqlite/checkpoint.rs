@@ -17,6 +17,11 @@ use std::time::Duration;
 /// start over. Under sustained load passive checkpoints rarely catch the WAL's very end, and without this
 /// it would grow without bound.
 const RESTART_PAGES: i64 = 16_384;
+/// A `RESTART` holds the writer while it copies what the passive checkpoint has not: it is run only when that
+/// remainder is this small (a few milliseconds of copying), so it never stalls commits for long…
+const RESTART_GAP_PAGES: i64 = 512;
+/// …unless the WAL keeps outgrowing the passive checkpoints: past this size it restarts whatever the remainder.
+const FORCE_RESTART_PAGES: i64 = 4 * RESTART_PAGES;
 const POLL: Duration = Duration::from_millis(100);
 
 pub(crate) struct Checkpointer {
@@ -58,7 +63,7 @@ fn run(conn: Connection, stop: Arc<AtomicBool>) {
             conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| Ok((r.get(1)?, r.get(2)?)))
         };
         match checkpoint("PASSIVE") {
-            Ok((log, _)) if log > RESTART_PAGES => {
+            Ok((log, copied)) if restart_due(log, copied) => {
                 if let Err(e) = checkpoint("RESTART") {
                     tracing::warn!(error = %e, log, "storage.checkpoint_restart_failed");
                 }
@@ -66,5 +71,24 @@ fn run(conn: Connection, stop: Arc<AtomicBool>) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "storage.checkpoint_failed"),
         }
+    }
+}
+
+/// Whether to restart the WAL after a passive checkpoint that left `log` frames of which `copied` are in the
+/// database file.
+fn restart_due(log: i64, copied: i64) -> bool {
+    (log > RESTART_PAGES && log - copied <= RESTART_GAP_PAGES) || log > FORCE_RESTART_PAGES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_waits_for_the_passive_checkpoint_to_catch_up_unless_the_wal_runs_away() {
+        assert!(!restart_due(RESTART_PAGES, RESTART_PAGES), "a small WAL is left to passive checkpoints");
+        assert!(restart_due(RESTART_PAGES + 1, RESTART_PAGES + 1 - RESTART_GAP_PAGES), "caught up: restart");
+        assert!(!restart_due(RESTART_PAGES + 1, 0), "a big remainder would hold the writer: not yet");
+        assert!(restart_due(FORCE_RESTART_PAGES + 1, 0), "a runaway WAL restarts anyway");
     }
 }
