@@ -191,11 +191,7 @@ const ENTRIES: &[Entry] = &[
 /// Entries observed only through their configuration field (see the module docs). `LANGSIGHT_LOG_LEVEL` is
 /// observed on the binary's log in crates/langsight-cli/tests/log_level.rs (the level is applied by the
 /// binary's logger, which this in-process server does not install).
-const FIELD_ONLY: &[&str] = &[
-    "LANGSIGHT_LOG_LEVEL",
-    // Proven by security_slow_clients.rs (an idle client pins at most this).
-    "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES",
-];
+const FIELD_ONLY: &[&str] = &["LANGSIGHT_LOG_LEVEL"];
 
 /// The `LANGSIGHT_*` variables of the README's settings table: the first column's names (`_REST` continues
 /// the first name's `LANGSIGHT_WORD`; `…_*` takes the upper-case names of the meaning column), plus variables
@@ -1084,7 +1080,47 @@ async fn observe(var: &str, run: &Run) -> Option<String> {
             keepalive(run).await;
             connection_state(conn)
         }
-        "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES" => field(&|c| c.sse.client_buffer_bytes.to_string()),
+        "LANGSIGHT_SSE_CLIENT_BUFFER_BYTES" => {
+            // One ingest request whose span events are about 120 KB: queued for a live-view client as one
+            // message, more than a 64 KiB budget lets it fall behind (the client is told it missed it), well
+            // within 4 MiB (the client gets the events). Either frame ends the wait.
+            let mut r = test_support::http()
+                .get(format!("{}/api/live/events", run.url()))
+                .header("X-API-Key", ADMIN_KEY)
+                .send()
+                .await
+                .ok()?;
+            let mut got = Vec::new();
+            // The first frame (`: connected`): the subscription exists.
+            while got.is_empty() {
+                got.extend_from_slice(&r.chunk().await.ok()??);
+            }
+            let sid = test_support::session_id();
+            let now = chrono::Utc::now().to_rfc3339();
+            let spans: Vec<_> = (0..100)
+                .map(|i| {
+                    json!({"span_id": format!("big-{i}"), "session_id": sid, "server_name": "s".repeat(250),
+                    "tool_name": "t".repeat(500), "agent_name": "a".repeat(250), "started_at": now,
+                    "ended_at": now, "status": "success"})
+                })
+                .collect();
+            ingest(run, json!(spans)).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let text = String::from_utf8_lossy(&got);
+                if text.contains("event: missed") {
+                    break if text.contains("slow_client") { "missed (slow_client)" } else { "missed" }.to_string();
+                }
+                if text.contains(&sid) {
+                    break "delivered".to_string();
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                match tokio::time::timeout(left, r.chunk()).await {
+                    Ok(Ok(Some(c))) => got.extend_from_slice(&c),
+                    other => panic!("neither the events nor a missed notice: {other:?}"),
+                }
+            }
+        }
         _ => return None,
     })
 }
