@@ -3,7 +3,7 @@
 // and no framework: every module is served as written from the binary, and every user-supplied string
 // reaches the page through textContent (ui/dom.js), never as HTML.
 import { h, fill, badge } from './ui/dom.js';
-import { state, api, seesAllProjects, friendlyError } from './ui/api.js';
+import { state, api, seesAllProjects, friendlyError, forgetProjects } from './ui/api.js';
 import { signedOutView, acceptInviteView, pickProject, noProjectView } from './ui/access.js';
 
 // Navigation: [route, label, module]. A route with an argument (#/sessions/<id>) goes to the detail module.
@@ -52,12 +52,19 @@ async function render() {
   if (state.live) { state.live.close(); state.live = null; }
   state.timers.splice(0).forEach(clearInterval);
   if (!state.me) {
+    // Whoever logs in next may see other projects: their list is read afresh.
+    forgetProjects();
     try { state.me = await (await fetch('/api/auth/me', { credentials: 'same-origin' })).json(); if (!state.me.role) state.me = null; }
     catch (_) { state.me = null; }
   }
   if (location.pathname === '/accept-invite') { app.replaceChildren(acceptInviteView()); return; }
   if (!state.me) { app.replaceChildren(await signedOutView()); return; }
-  if (!state.projects.length && !state.me.project_id) { try { state.projects = await api('GET', '/api/projects'); } catch (_) { state.projects = []; } }
+  // Read once per login, not on every navigation (an admin with no project would otherwise ask each time);
+  // the Projects page forgets it after creating, renaming or deleting a project.
+  if (!state.projectsLoaded && !state.me.project_id) {
+    try { state.projects = await api('GET', '/api/projects'); state.projectsLoaded = true; }
+    catch (e) { state.projects = []; state.projectsLoaded = Boolean(e && e.status >= 400 && e.status < 500); }
+  }
   // A project-bound key may not list projects: it reads its own by id (for its name in the picker).
   if (state.me.project_id && !state.projects.some((p) => p.id === state.me.project_id)) {
     try { state.projects = [await api('GET', `/api/projects/${encodeURIComponent(state.me.project_id)}`)]; } catch (_) { /* pickProject names it by id */ }
@@ -100,7 +107,7 @@ function notFound(main) {
 
 async function logout() {
   await fetch('/api/auth/logout', { method: 'POST', headers: { 'X-LangSight-CSRF': '1' }, credentials: 'same-origin' });
-  state.me = null; state.projects = []; render();
+  state.me = null; forgetProjects(); render();
 }
 
 applyTheme();

@@ -125,6 +125,39 @@ async function noRawError(page, where) {
     if (sent.status !== 202) fail(`the snippet's span was answered ${sent.status}: ${await sent.text()}`);
     await fresh.click('text=I sent it: show my session');
     await fresh.waitForSelector('#tree .row', { timeout: 5000 });
+    step('an admin with no project reads the project list once per login, and again after a create, rename or delete');
+    const listed = [];
+    fresh.on('request', (r) => { if (r.method() === 'GET' && new URL(r.url()).pathname === '/api/projects') listed.push(r.url()); });
+    const go = async (p) => {
+      await fresh.goto(`${E.FRESH_URL}/#/${p}`);
+      await fresh.waitForSelector(`nav.main a.on[href="#/${p.split('?')[0]}"]`, { timeout: 5000 });
+      await fresh.waitForSelector('main h1, main .friendly-error', { timeout: 5000 });
+      await noRawError(fresh, `the first admin's ${p} page`);
+    };
+    for (const p of ['overview', 'sessions', 'agents', 'costs', 'slos', 'keys', 'overview']) await go(p);
+    await fresh.waitForTimeout(200);
+    if (listed.length) fail(`the project list was requested again on navigation: ${listed.length} × ${listed[0]}`);
+    const picker = () => fresh.locator('select[aria-label="Project"] option').evaluateAll((o) => o.map((x) => x.textContent));
+    await go('projects');
+    await fresh.fill('input[name=name]', 'Scratch');
+    await fresh.click('main form button:text-is("Create")');
+    await fresh.waitForFunction(() => [...document.querySelectorAll('select[aria-label="Project"] option')].some((o) => o.textContent === 'Scratch'), null, { timeout: 5000 })
+      .catch(async () => fail(`a created project is not in the picker: ${JSON.stringify(await picker())}`));
+    await fresh.fill('input[name=pname]', 'Scratch renamed');
+    await fresh.click('main form button:text-is("Rename")');
+    await fresh.waitForFunction(() => [...document.querySelectorAll('select[aria-label="Project"] option')].some((o) => o.textContent === 'Scratch renamed'), null, { timeout: 5000 })
+      .catch(async () => fail(`a renamed project keeps its old name in the picker: ${JSON.stringify(await picker())}`));
+    fresh.once('dialog', (d) => d.accept());
+    await fresh.click('main form button:text-is("Delete project")');
+    await fresh.waitForFunction(() => ![...document.querySelectorAll('select[aria-label="Project"] option')].some((o) => o.textContent.startsWith('Scratch')), null, { timeout: 5000 })
+      .catch(async () => fail(`a deleted project stays in the picker: ${JSON.stringify(await picker())}`));
+    // The Projects page's own list (drawn after the shell's) is in before counting again.
+    await fresh.waitForSelector('main p.dim:text-is("No projects.")', { timeout: 5000 });
+    listed.length = 0;
+    for (const p of ['overview', 'sessions']) await go(p);
+    await fresh.waitForTimeout(200);
+    if (listed.length) fail(`the project list was requested again on navigation after a delete: ${listed.length}`);
+
     // Set up now: the form is gone for good.
     const later = await newPage(browser);
     await later.goto(`${E.FRESH_URL}/`);

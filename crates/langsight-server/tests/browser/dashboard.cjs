@@ -99,6 +99,26 @@ async function atLeast(page, selector, n, where) {
     .catch(async () => fail(`${where}: fewer than ${n} × ${selector} (${await page.locator(selector).count()})`));
 }
 
+// Holds every request matching `re` until the returned function is called: a slow API call, on demand.
+async function hold(page, re) {
+  let open; const gate = new Promise((r) => { open = r; });
+  const handler = async (route) => { await gate; await route.continue().catch(() => {}); };
+  await page.route(re, handler);
+  return async () => { open(); await page.unroute(re, handler); };
+}
+// Answers every request matching `re` with a 500 whose detail must never reach the page.
+async function breakApi(page, re) {
+  const handler = (route) => route.fulfill({ status: 500, contentType: 'application/json', body: JSON.stringify({ detail: 'internal span scan exploded' }) });
+  await page.route(re, handler);
+  return () => page.unroute(re, handler);
+}
+async function apiCount(query) {
+  const r = await fetch(`${URL}/api/agents/sessions?${query}&limit=1&counts=true`, { headers: { 'X-API-Key': E.ADMIN_KEY } });
+  const v = r.headers.get('x-total-count');
+  if (r.status !== 200 || v === null) fail(`the sessions counts answered ${r.status} without X-Total-Count`);
+  return Number(v);
+}
+
 // The walk every role makes; `session` is a session the role may read, `who` names the screenshots.
 async function walk(page, who, { session, admin, instanceAdmin }) {
   const name = (p) => (who ? `${who}-${p}` : p);
@@ -220,6 +240,29 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
   if (admin && !(await page.locator('#agent-meta').count())) fail(`${who} agent: an admin cannot edit metadata`);
   if (!admin && (await page.locator('main form, main button:not(.view)').count())) fail(`${who} agent: a viewer sees write controls`);
   await snap('agent');
+  if (!who) {
+    step('agent page: drawn before the lineage (a slow span scan) arrives; servers and topology fill in after');
+    const release = await hold(page, /\/api\/agents\/lineage\?/);
+    await visit(page, 'overview', 'overview before a slow lineage');
+    await page.goto(`${URL}/#/agents/researcher`);
+    await page.waitForSelector(`#agent-sessions a[href="#/sessions/${session}"]`, { timeout: 5000 })
+      .catch(async () => fail(`the agent page waits for the lineage before showing its sessions: ${(await page.textContent('main')).slice(0, 200)}`));
+    if (!(num(await cardValue(page, 'Sessions')) >= 1)) fail('agent page before the lineage: no sessions card');
+    await expectText(page, '#agent-topology', 'loading topology…', 'the topology placeholder');
+    if (await page.locator('#agent-topology svg.lineage').count()) fail('the topology is drawn before the lineage arrived');
+    await release();
+    await atLeast(page, '#agent-topology svg.lineage .node', 2, 'the topology once the lineage arrived');
+    await expectText(page, '#agent-servers', 'github', 'the agent servers once the lineage arrived');
+    step('agent page: a failed lineage is a message inside its sections, the rest of the page stays');
+    const mend = await breakApi(page, /\/api\/agents\/lineage\?/);
+    await visit(page, 'overview', 'overview before a failing lineage');
+    await visit(page, 'agents/researcher', 'agent page with a failing lineage');
+    await expectText(page, '#agent-topology', 'could not be loaded', 'the topology section after a failed lineage');
+    await page.waitForSelector(`#agent-sessions a[href="#/sessions/${session}"]`, { timeout: 5000 });
+    if ((await page.textContent('main')).includes('exploded')) fail('the lineage error detail reached the page');
+    await clean(page, 'agent page with a failing lineage');
+    await mend();
+  }
 
   step(`${who || 'admin'}: lineage graph`);
   await visit(page, 'lineage', `${who} lineage`);
@@ -387,6 +430,32 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await expectText(page, 'tr[data-drift="param_type_changed"] + tr.impact-row', 'writer', 'drift impact');
     await clean(page, 'server page');
     await shots(page, 'server');
+    step('server page: drawn before the blast radius (a span scan) arrives; its card and consumers fill in after');
+    const releaseBlast = await hold(page, /\/blast-radius\?/);
+    await visit(page, 'servers', 'servers before a slow blast radius');
+    await page.goto(`${URL}/#/servers/docs`);
+    await page.waitForSelector('#checks tbody tr', { timeout: 5000 })
+      .catch(async () => fail(`the server page waits for the blast radius: ${(await page.textContent('main')).slice(0, 200)}`));
+    await expectText(page, '#consumers-box', 'loading consumers…', 'the consumers placeholder');
+    await expectText(page, '#logs', 'boom', 'server logs before the blast radius');
+    await releaseBlast();
+    await expectText(page, '#consumers', 'writer', 'the consumers once the blast radius arrived');
+    await expectText(page, '#blast-value', 'agents', 'the blast radius card once it arrived');
+    const mendBlast = await breakApi(page, /\/blast-radius\?/);
+    await visit(page, 'servers', 'servers before a failing blast radius');
+    await visit(page, 'servers/docs', 'server page with a failing blast radius');
+    await expectText(page, '#consumers-box', 'could not be loaded', 'the consumers section after a failed blast radius');
+    if ((await page.textContent('main')).includes('exploded')) fail('the blast radius error detail reached the page');
+    await clean(page, 'server page with a failing blast radius');
+    await mendBlast();
+    step('servers: the list is drawn before the 7-day calls (a span scan) arrive');
+    const releaseCalls = await hold(page, /\/api\/health\/servers\/invocations\?/);
+    await visit(page, 'overview', 'overview before slow server calls');
+    await page.goto(`${URL}/#/servers`);
+    await page.waitForSelector('tr[data-server="docs"]', { timeout: 5000 }).catch(() => fail('the servers list waits for the 7-day calls'));
+    await releaseCalls();
+    await page.waitForFunction(() => /^\d/.test(document.querySelector('tr[data-server="docs"] td:nth-child(6)')?.textContent || ''), null, { timeout: 5000 })
+      .catch(async () => fail(`the calls column does not fill in: ${await page.textContent('tr[data-server="docs"]')}`));
 
     step('ack an alert');
     await page.goto(`${URL}/#/alerts`);
@@ -528,6 +597,28 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.waitForSelector('text=Remove override', { timeout: 5000 });
     if (!(await page.textContent('#prevention')).includes('6 × → terminate')) fail('the agent override is not shown');
     await page.selectOption('select[aria-label="Project"]', '');
+
+    step('counts beyond the 1,000-session list: the overview card, the agents page, the agent page');
+    // Last in the admin's walk (the newest 1,000 sessions are these from here on); the viewer and the bound
+    // admin read the Team project, which holds none of them.
+    const bulkAt = new Date().toISOString();
+    const bulk = Array.from({ length: 1005 }, (_, i) => ({ span_id: `bulk-${i}-${bulkAt}`, span_type: 'tool_call', session_id: require('crypto').randomUUID().replace(/-/g, ''),
+      server_name: 'github', tool_name: 'read_file', agent_name: 'Bulk-Agent', started_at: bulkAt, ended_at: bulkAt, status: 'success' }));
+    for (let i = 0; i < bulk.length; i += 500) await postSpans(bulk.slice(i, i + 500));
+    await visit(page, 'overview?hours=24', 'overview beyond the list');
+    const total24 = await apiCount('hours=24');
+    if (!(total24 > 1005)) fail(`the API counts ${total24} sessions in 24 h`);
+    const shown24 = num(await cardValue(page, 'Sessions'));
+    if (shown24 !== total24) fail(`the overview's Sessions card shows ${shown24}, the API counts ${total24}`);
+    await expectText(page, '#agents-capped', 'at least', 'the overview agents table says its figures are a floor');
+    await visit(page, 'agents', 'agents beyond the list');
+    await expectText(page, 'tr[data-agent="Bulk-Agent"]', '≥ 1,000', 'an agent counted from a cut list is a floor');
+    await expectText(page, '#agents-capped', (await apiCount('hours=168')).toLocaleString('en-US'), 'the agents page names the real total');
+    await visit(page, 'agents/Bulk-Agent', 'an agent beyond the list');
+    const agentTotal = await apiCount('hours=168&agent_name=Bulk-Agent');
+    if (agentTotal !== 1005) fail(`the API counts ${agentTotal} Bulk-Agent sessions`);
+    if (num(await cardValue(page, 'Sessions')) !== agentTotal) fail(`the agent page's Sessions card shows ${await cardValue(page, 'Sessions')}, the API counts ${agentTotal}`);
+    if (!(await cardValue(page, 'Tool calls')).startsWith('≥')) fail(`the agent page's calls, from a cut list, are not marked: ${await cardValue(page, 'Tool calls')}`);
 
     step('unknown routes show a not-found page; the favicon is served');
     await page.goto(`${URL}/#/no-such-page`);

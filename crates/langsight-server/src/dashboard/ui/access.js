@@ -1,7 +1,7 @@
 // Getting in: the login form, the first-run form (no user exists yet), the invitation page, and which
 // project a user who cannot see every project starts in.
 import { h } from './dom.js';
-import { state, seesAllProjects } from './api.js';
+import { state, seesAllProjects, forgetProjects } from './api.js';
 
 export function loginView() {
   const err = h('p', { class: 'error', role: 'alert' });
@@ -77,7 +77,7 @@ function setupView(setup) {
       if (!r.ok) throw new Error(await answerText(r, 'The admin could not be created. Reload the page and try again.'));
       await loginWith(email.value, pw.password.value);
       history.replaceState(null, '', '/#/welcome');
-      state.me = null; state.projects = []; state.rerender();
+      state.me = null; forgetProjects(); state.rerender();
     } catch (x) { err.textContent = x.message; busy.disabled = false; }
   } },
   h('h1', {}, 'Lang', h('span', {}, 'Sight')),
@@ -109,7 +109,7 @@ export function acceptInviteView() {
       const user = await r.json();
       await loginWith(user.email, pw.password.value);
       history.replaceState(null, '', '/#/overview');
-      state.me = null; state.projects = []; state.rerender();
+      state.me = null; forgetProjects(); state.rerender();
     } catch (x) { err.textContent = x.message; busy.disabled = false; }
   } }, head, h('p', {}, 'You were invited to LangSight. Choose a password to finish creating your account.'), pw.labels, busy, err);
 }

@@ -2,7 +2,10 @@
 // the CSRF header (a cross-site form cannot send it).
 import { h } from './dom.js';
 
-export const state = { me: null, project: localStorage.getItem('ls.project') || '', projects: [], live: null, timers: [], rerender: () => {} };
+// `projects` is read once per login (`projectsLoaded`): an admin with no project does not ask again on every
+// navigation. forgetProjects() drops it after a project is created, renamed or deleted.
+export const state = { me: null, project: localStorage.getItem('ls.project') || '', projects: [], projectsLoaded: false, live: null, timers: [], rerender: () => {} };
+export function forgetProjects() { state.projects = []; state.projectsLoaded = false; }
 
 export const isAdmin = () => Boolean(state.me && state.me.role === 'admin');
 // Instance admins may look across projects; everyone else (viewers, members, project-bound keys) reads one
@@ -34,6 +37,16 @@ export async function request(method, path, body) {
     err.status = r.status; throw err;
   }
   return { data, headers: r.headers };
+}
+
+// The sessions list (`path` has a query string) with the API's counts (`counts=true`): `rows` (at most the
+// list's limit) and `total` / `failed`, the sessions of the range that match. The API counts the newest
+// 10,000 sessions of a window, so a total of COUNT_CAP means "at least" (fmtCount shows "≥ 10,000").
+export async function sessionsWithCounts(path) {
+  const { data, headers } = await request('GET', `${path}&counts=true`);
+  const rows = data || [];
+  const n = (k) => { const v = headers.get(k); return v === null || v === '' || Number.isNaN(Number(v)) ? null : Number(v); };
+  return { rows, total: n('X-Total-Count') ?? rows.length, failed: n('X-Failed-Count') };
 }
 
 // A read that may legitimately be unavailable (a backend without the feature, a role without access): the

@@ -2,8 +2,8 @@
 // failures, servers and topology, SLOs, prevention settings (its override of the project default) and
 // metadata.
 import { h, fill, badge, cards, enc, back, sessionLink, empty } from '../dom.js';
-import { api, maybe, isAdmin, state, writeError } from '../api.js';
-import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, when, ago, rangeLabel, parseTime } from '../format.js';
+import { api, maybe, isAdmin, state, writeError, sessionsWithCounts } from '../api.js';
+import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, when, ago, rangeLabel, parseTime, fmtCount, atLeast } from '../format.js';
 import { table } from '../table.js';
 import { graph } from '../graph.js';
 import { chart } from '../chart.js';
@@ -13,18 +13,37 @@ import { rangePicker, hoursFrom } from './overview.js';
 export default async function agent(main, name) {
   const hours = hoursFrom(168);
   const n = enc(name);
-  const [sessions, lineage, slos, meta, prevention] = await Promise.all([
-    api('GET', `/api/agents/sessions?hours=${hours}&limit=1000&agent_name=${n}`), maybe(`/api/agents/lineage?hours=${hours}`, { nodes: [], edges: [] }),
+  // The lineage (a span scan: seconds at a million spans) feeds only the servers and topology sections: the
+  // page is drawn from its other reads at once and those two sections fill in when it arrives.
+  const lineage = api('GET', `/api/agents/lineage?hours=${hours}`);
+  lineage.catch(() => {});
+  const [list, slos, meta, prevention] = await Promise.all([
+    sessionsWithCounts(`/api/agents/sessions?hours=${hours}&limit=1000&agent_name=${n}`),
     maybe('/api/slos/status', []), maybe(`/api/agents/metadata/${n}`, null), state.project ? maybe('/api/agents/prevention-configs', []) : Promise.resolve([])]);
   const id = `agent:${name}`;
-  const edges = lineage.edges.filter((e) => e.source === id || e.target === id);
-  const near = new Set(edges.flatMap((e) => [e.source, e.target]).concat(id));
-  const sub = { nodes: lineage.nodes.filter((x) => near.has(x.id)), edges };
-  const failed = sessions.filter((r) => r.failed_calls > 0).length;
+  // The Sessions card is the API's count; the other figures add up the newest 1,000 sessions ("≥" beyond).
+  const sessions = list.rows, capped = list.total > sessions.length;
   const calls = sessions.reduce((a, r) => a + r.tool_calls, 0), fails = sessions.reduce((a, r) => a + r.failed_calls, 0);
   const tokens = sessions.reduce((a, r) => a + (r.total_input_tokens || 0) + (r.total_output_tokens || 0), 0);
   const cost = sessions.reduce((a, r) => a + (r.est_cost_usd || 0), 0);
-  const servers = edges.filter((e) => e.source === id && e.type === 'calls').map((e) => ({ server: e.target.replace(/^server:/, ''), ...e.metrics }));
+  const serversBox = h('div', { id: 'agent-servers-box' }, h('p', { class: 'dim loading-part' }, 'loading servers…'));
+  const topology = h('div', { id: 'agent-topology' }, h('p', { class: 'dim loading-part' }, 'loading topology…'));
+  lineage.then((g) => {
+    const edges = (g.edges || []).filter((e) => e.source === id || e.target === id);
+    const near = new Set(edges.flatMap((e) => [e.source, e.target]).concat(id));
+    const sub = { nodes: (g.nodes || []).filter((x) => near.has(x.id)), edges };
+    const servers = edges.filter((e) => e.source === id && e.type === 'calls').map((e) => ({ server: e.target.replace(/^server:/, ''), ...e.metrics }));
+    fill(serversBox, table({ id: 'agent-servers', rows: servers, sortKey: 'call_count', emptyText: 'No MCP calls in this range.', columns: [
+      { key: 'server', label: 'Server', render: (r) => h('a', { href: `#/servers/${enc(r.server)}` }, r.server) }, { key: 'call_count', label: 'Calls', num: true },
+      { key: 'error_count', label: 'Errors', num: true }, { key: 'avg_latency_ms', label: 'Avg', num: true, render: (r) => fmtMs(r.avg_latency_ms) }] }));
+    fill(topology, sub.edges.length ? graph(sub) : empty('No hand-offs or server calls in this range.'));
+  }, (e) => {
+    // Only these sections failed: they say so in words (the detail goes to the console), the page stays.
+    console.warn('LangSight API', '/api/agents/lineage', e && e.status, e && e.message);
+    const text = 'could not be loaded right now. Reload the page to try again, or see the Lineage page.';
+    fill(serversBox, h('p', { class: 'dim part-error' }, `The servers this agent calls ${text}`));
+    fill(topology, h('p', { class: 'dim part-error' }, `The topology ${text}`));
+  });
   // Sessions per day (or hour in short ranges), from the session list.
   const bucketMs = hours <= 24 ? 3600e3 : 86400e3;
   // Every bucket of the range, so quiet hours or days show as zero rather than being skipped.
@@ -50,15 +69,14 @@ export default async function agent(main, name) {
     : h('dl', { class: 'facts' }, ['description', 'owner', 'status', 'runbook_url'].map((k) => [h('dt', {}, k), h('dd', {}, m[k] || '—')]), h('dt', {}, 'tags'), h('dd', {}, (m.tags || []).join(', ') || '—'));
 
   fill(main, back('#/agents', 'Agents'), h('div', { class: 'page-head' }, h('h1', {}, name, ' ', meta ? badge(meta.status) : null), rangePicker(hours)),
-    cards([['Sessions', fmtNum(sessions.length), `${fmtNum(failed)} with failures`], ['Tool calls', fmtNum(calls)], ['Error rate', calls ? fmtPct(fails / calls * 100) : '—'],
-      ['Tokens', compact(tokens)], ['Cost', fmtUsd(cost)], ['Last seen', sessions.length ? ago(sessions.map((r) => r.last_call_at).sort().pop()) : '—']]),
+    cards([['Sessions', h('span', { id: 'sessions-total', 'data-total': list.total }, fmtCount(list.total)), `${fmtCount(list.failed)} with failures`], ['Tool calls', atLeast(calls, capped)], ['Error rate', calls ? fmtPct(fails / calls * 100) : '—'],
+      ['Tokens', `${capped ? '≥ ' : ''}${compact(tokens)}`], ['Cost', `${capped ? '≥ ' : ''}${fmtUsd(cost)}`], ['Last seen', sessions.length ? ago(sessions.map((r) => r.last_call_at).sort().pop()) : '—']]),
     sessions.length ? h('div', { class: 'charts' }, chart({ title: `Sessions per ${hours <= 24 ? 'hour' : 'day'}`, points: series, at: 'at', series: [{ key: 'sessions', label: 'sessions', fmt: compact }, { key: 'failed', label: 'failed', fmt: compact }] })) : null,
     h('div', { class: 'split' },
-      h('section', {}, h('h2', {}, 'Servers'), table({ id: 'agent-servers', rows: servers, sortKey: 'call_count', emptyText: 'No MCP calls in this range.', columns: [
-        { key: 'server', label: 'Server', render: (r) => h('a', { href: `#/servers/${enc(r.server)}` }, r.server) }, { key: 'call_count', label: 'Calls', num: true },
-        { key: 'error_count', label: 'Errors', num: true }, { key: 'avg_latency_ms', label: 'Avg', num: true, render: (r) => fmtMs(r.avg_latency_ms) }] })),
+      h('section', {}, h('h2', {}, 'Servers'), serversBox),
       h('section', {}, h('h2', {}, 'SLOs'), (() => { const mine = slos.filter((x) => x.agent_name === name); return mine.length ? h('table', {}, h('tbody', {}, mine.map((x) => h('tr', {}, h('td', {}, x.metric), h('td', { class: 'num' }, `target ${x.target}`), h('td', { class: 'num' }, x.current_value == null ? '—' : Number(x.current_value).toFixed(2)), h('td', {}, badge(x.status)))))) : empty('No SLOs for this agent (add one under SLOs).'); })())),
-    h('h2', {}, 'Topology'), sub.edges.length ? graph(sub) : empty('No hand-offs or server calls in this range.'),
+    h('h2', {}, 'Topology'), topology,
+    capped ? h('p', { class: 'dim small', id: 'agent-capped' }, `Calls, tokens, cost and the chart add up the newest ${fmtNum(sessions.length)} of ${fmtCount(list.total)} sessions; the table lists those.`) : null,
     h('h2', {}, `Sessions · last ${rangeLabel(hours)}`), table({ id: 'agent-sessions', rows: sessions, pageSize: 15, sortKey: 'first_call_at', search: 'search sessions…', emptyText: 'No sessions in this range.', columns: [
       { key: 'session_id', label: 'Session', render: (r) => sessionLink(r.session_id) }, { key: 'health_tag', label: 'Health', render: (r) => badge(r.health_tag) },
       { key: 'tool_calls', label: 'Calls', num: true }, { key: 'failed_calls', label: 'Failed', num: true },

@@ -1,8 +1,8 @@
 // Overview: how are my agents and MCP servers doing in the chosen range? Figures come from the rollup
 // analytics (timeseries, models, tools, errors), so the page stays instant at millions of spans.
 import { h, fill, badge, cards, enc, sessionLink, empty } from '../dom.js';
-import { api, maybe, query, setQuery } from '../api.js';
-import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, RANGES, rangeLabel, ago } from '../format.js';
+import { api, maybe, query, setQuery, sessionsWithCounts } from '../api.js';
+import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, RANGES, rangeLabel, ago, fmtCount, atLeast } from '../format.js';
 import { chart, shareBar } from '../chart.js';
 import { table } from '../table.js';
 
@@ -15,15 +15,17 @@ export const hoursFrom = (dflt = 24) => { const v = Number(query().get('hours') 
 
 export default async function overview(main) {
   const hours = hoursFrom(24);
-  const [ts, sessions, breakdown, counts, servers, models, tools, errors, trends] = await Promise.all([
-    api('GET', `/api/monitoring/timeseries?hours=${hours}`), api('GET', `/api/agents/sessions?hours=${hours}&limit=1000`),
+  const [ts, list, breakdown, counts, servers, models, tools, errors, trends] = await Promise.all([
+    api('GET', `/api/monitoring/timeseries?hours=${hours}`), sessionsWithCounts(`/api/agents/sessions?hours=${hours}&limit=1000`),
     api('GET', `/api/costs/breakdown?hours=${hours}`), maybe('/api/alerts/counts', { total: 0 }), maybe('/api/health/servers', []),
     maybe(`/api/monitoring/models?hours=${hours}`, []), maybe(`/api/monitoring/tools?hours=${hours}`, []), maybe(`/api/monitoring/errors?hours=${hours}`, []),
     maybe('/api/monitoring/trends', null)]);
   const calls = ts.reduce((a, b) => a + b.tool_calls, 0), errs = ts.reduce((a, b) => a + b.errors, 0);
   const tokIn = ts.reduce((a, b) => a + b.input_tokens, 0), tokOut = ts.reduce((a, b) => a + b.output_tokens, 0);
   const p99 = Math.max(0, ...ts.map((b) => b.p99_latency_ms));
-  const failed = sessions.filter((r) => r.failed_calls > 0 || (r.health_tag && !['success', 'success_with_fallback'].includes(r.health_tag))).length;
+  // The Sessions card counts every session of the range (the API's counts); the list itself stops at 1,000,
+  // so the agents table drawn from it is marked "≥" when the range holds more.
+  const sessions = list.rows, capped = list.total > sessions.length;
   const delta = (v) => (v == null ? null : `${v > 0 ? '▲' : v < 0 ? '▼' : '='} ${Math.abs(v).toFixed(0)} % vs previous 7 d`);
 
   // Agents, from the sessions of the range.
@@ -39,7 +41,7 @@ export default async function overview(main) {
 
   fill(main,
     h('div', { class: 'page-head' }, h('h1', {}, `Overview · last ${rangeLabel(hours)}`), rangePicker(hours)),
-    cards([['Sessions', fmtNum(sessions.length), hours === 168 && trends ? delta(trends.sessions_delta_pct) : `${fmtNum(failed)} with failures`],
+    cards([['Sessions', h('span', { id: 'sessions-total', 'data-total': list.total }, fmtCount(list.total)), hours === 168 && trends ? delta(trends.sessions_delta_pct) : `${fmtCount(list.failed)} with failures`],
       ['Tool calls', fmtNum(calls)], ['Error rate', calls ? fmtPct(errs / calls * 100) : '—', `${fmtNum(errs)} errors`], ['p99 latency', fmtMs(p99)],
       ['Tokens', compact(tokIn + tokOut), `${compact(tokIn)} in · ${compact(tokOut)} out`], ['Cost', fmtUsd(breakdown.total_cost_usd)],
       ['Active alerts', fmtNum(counts.total)]]),
@@ -54,9 +56,11 @@ export default async function overview(main) {
       chart({ title: 'Tokens', points: ts, at: 'bucket', series: [{ key: 'input_tokens', label: 'in', fmt: compact }, { key: 'output_tokens', label: 'out', fmt: compact }] })),
     ts.length ? null : empty(`No spans in the last ${rangeLabel(hours)} yet.`),
     h('div', { class: 'split' },
-      h('section', {}, h('h2', {}, 'Agents'), table({ id: 'overview-agents', rows: [...byAgent.values()], sortKey: 'sessions', emptyText: 'No agent sessions in this range.', columns: [
+      h('section', {}, h('h2', {}, 'Agents'),
+        capped ? h('p', { class: 'dim small', id: 'agents-capped' }, `Counted from the newest ${fmtNum(sessions.length)} of ${fmtCount(list.total)} sessions in this range: each agent has at least these.`) : null,
+        table({ id: 'overview-agents', rows: [...byAgent.values()], sortKey: 'sessions', emptyText: 'No agent sessions in this range.', columns: [
         { key: 'agent_name', label: 'Agent', render: (a) => a.agent_name === '—' ? '—' : h('a', { href: `#/agents/${enc(a.agent_name)}` }, a.agent_name) },
-        { key: 'sessions', label: 'Sessions', num: true }, { key: 'failed', label: 'Failed', num: true }, { key: 'tokens', label: 'Tokens', num: true, render: (a) => compact(a.tokens) },
+        { key: 'sessions', label: 'Sessions', num: true, render: (a) => atLeast(a.sessions, capped) }, { key: 'failed', label: 'Failed', num: true, render: (a) => atLeast(a.failed, capped) }, { key: 'tokens', label: 'Tokens', num: true, render: (a) => compact(a.tokens) },
         { key: 'cost', label: 'Cost', num: true, render: (a) => fmtUsd(a.cost) }, { key: 'last', label: 'Last seen', render: (a) => ago(a.last) }] })),
       h('section', {}, h('h2', {}, 'Latest sessions'), table({ id: 'overview-sessions', rows: sessions.slice(0, 8), emptyText: 'No sessions in this range.', columns: [
         { key: 'session_id', label: 'Session', render: (r) => sessionLink(r.session_id, true) }, { key: 'agent_name', label: 'Agent' },

@@ -1,7 +1,7 @@
 // Projects: who can see which data? Each project with its members; owners and admins add and remove
 // members, rename or delete the project; admins create projects.
 import { h, fill, badge, enc } from '../dom.js';
-import { api, isAdmin, state, writeError } from '../api.js';
+import { api, isAdmin, state, writeError, forgetProjects } from '../api.js';
 import { when } from '../format.js';
 
 export default async function projects(main) {
@@ -11,7 +11,8 @@ export default async function projects(main) {
   const users = isAdmin() ? await api('GET', '/api/users').catch(() => []) : [];
   const email = (id) => (users.find((u) => u.id === id) || {}).email || id;
   const msg = h('span', { class: 'error', role: 'alert' });
-  const done = () => { state.projects = []; state.rerender(); };
+  // The shell's cached project list (the picker) is stale after a create, rename or delete.
+  const done = () => { forgetProjects(); state.rerender(); };
   const blocks = await Promise.all(list.map(async (p) => {
     const pid = enc(p.id);
     const members = await api('GET', `/api/projects/${pid}/members`).catch(() => []);

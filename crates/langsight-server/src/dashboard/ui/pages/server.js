@@ -10,9 +10,13 @@ import { uptime } from './servers.js';
 
 export default async function server(main, name) {
   const n = enc(name);
-  const [history, drift, card, blast, tools, logs, meta] = await Promise.all([
+  // The blast radius reads the window's spans (1–2 s at a million spans) and feeds only its card and the
+  // consumers section: the page is drawn without waiting and those two fill in when it arrives.
+  const blastRead = api('GET', `/api/health/servers/${n}/blast-radius?hours=168`).catch((e) => { if (e && e.status === 404) return null; throw e; });
+  blastRead.catch(() => {});
+  const [history, drift, card, tools, logs, meta] = await Promise.all([
     api('GET', `/api/health/servers/${n}/history?limit=100`), maybe(`/api/health/servers/${n}/drift-history`, []),
-    maybe(`/api/health/servers/${n}/scorecard`, null), maybe(`/api/health/servers/${n}/blast-radius?hours=168`, null),
+    maybe(`/api/health/servers/${n}/scorecard`, null),
     maybe(`/api/servers/${n}/tools`, []), maybe(`/api/health/servers/${n}/logs?hours=168&limit=500`, []), maybe(`/api/servers/metadata/${n}`, null)]);
   const latest = history[0] || {};
   // A down check has no latency: a gap in the chart, never a zero.
@@ -21,6 +25,22 @@ export default async function server(main, name) {
   // The tools of the newest check that listed any (a down server lists none), else those the SDK reported.
   const listed = history.find((r) => r.tools && r.tools.length);
   const toolList = (listed ? listed.tools : tools.map((t) => ({ name: t.tool_name, description: t.description, input_schema: t.input_schema })));
+  const blastValue = h('span', { id: 'blast-value', class: 'dim' }, 'loading…'), blastSub = h('span', { id: 'blast-sub' });
+  const consumers = h('div', { id: 'consumers-box' }, h('p', { class: 'dim loading-part' }, 'loading consumers…'));
+  blastRead.then((blast) => {
+    blastValue.className = '';
+    blastValue.textContent = blast ? `${blast.severity} · ${blast.total_agents_affected} agents` : '—';
+    blastSub.textContent = blast ? `${fmtNum(blast.total_sessions_at_risk)} sessions at risk` : '';
+    fill(consumers, blast && blast.affected_agents.length ? table({ id: 'consumers', rows: blast.affected_agents, sortKey: 'call_count', columns: [
+      { key: 'agent_name', label: 'Agent', render: (a) => h('a', { href: `#/agents/${enc(a.agent_name)}` }, a.agent_name) }, { key: 'call_count', label: 'Calls', num: true },
+      { key: 'session_count', label: 'Sessions', num: true }, { key: 'error_rate_pct', label: 'Errors', num: true, render: (a) => fmtPct(a.error_rate_pct) },
+      { key: 'avg_latency_ms', label: 'Avg', num: true, render: (a) => fmtMs(a.avg_latency_ms) }, { key: 'last_called_at', label: 'Last call', render: (a) => ago(a.last_called_at) }] }) : empty('No agent called this server in the last 7 days.'));
+  }, (e) => {
+    // Only these parts failed: they say so in words (the detail goes to the console), the page stays.
+    console.warn('LangSight API', 'blast-radius', e && e.status, e && e.message);
+    blastValue.textContent = '—'; blastSub.textContent = 'not available right now';
+    fill(consumers, h('p', { class: 'dim part-error' }, 'The agents that call this server could not be loaded right now. Reload the page to try again.'));
+  });
   const sessions = [...new Map(logs.filter((l) => l.session_id).map((l) => [l.session_id, l])).values()];
 
   // Drift impact: the agents that called a changed tool, loaded on demand into a row under the change.
@@ -61,13 +81,10 @@ export default async function server(main, name) {
   fill(main, back('#/servers', 'MCP servers'), h('div', { class: 'page-head' }, h('h1', {}, name), investigate), report,
     cards([['Status', badge(latest.status)], ['Circuit', badge(latest.circuit_state || 'closed')], ['Uptime', fmtPct(uptime(history)), `last ${history.length} checks`],
       ['Latency', fmtMs(latest.latency_ms)], ['Grade', card ? `${card.grade} (${Number(card.score).toFixed(0)})` : '—'],
-      ['Blast radius', blast ? `${blast.severity} · ${blast.total_agents_affected} agents` : '—', blast ? `${fmtNum(blast.total_sessions_at_risk)} sessions at risk` : null], ['Tools', fmtNum(toolList.length)]]),
+      ['Blast radius', blastValue, blastSub], ['Tools', fmtNum(toolList.length)]]),
     h('div', { class: 'charts' }, chart({ title: 'Latency history', points, at: 'at', gapLabel: 'checks down (no latency)', series: [{ key: 'latency', label: 'latency', fmt: fmtMs }] })),
     h('div', { class: 'split' },
-      h('section', {}, h('h2', {}, 'Consumers (7 days)'), blast && blast.affected_agents.length ? table({ id: 'consumers', rows: blast.affected_agents, sortKey: 'call_count', columns: [
-        { key: 'agent_name', label: 'Agent', render: (a) => h('a', { href: `#/agents/${enc(a.agent_name)}` }, a.agent_name) }, { key: 'call_count', label: 'Calls', num: true },
-        { key: 'session_count', label: 'Sessions', num: true }, { key: 'error_rate_pct', label: 'Errors', num: true, render: (a) => fmtPct(a.error_rate_pct) },
-        { key: 'avg_latency_ms', label: 'Avg', num: true, render: (a) => fmtMs(a.avg_latency_ms) }, { key: 'last_called_at', label: 'Last call', render: (a) => ago(a.last_called_at) }] }) : empty('No agent called this server in the last 7 days.'),
+      h('section', {}, h('h2', {}, 'Consumers (7 days)'), consumers,
         sessions.length ? h('p', { class: 'small' }, 'Recent sessions: ', sessions.slice(0, 8).map((l) => [sessionLink(l.session_id, true), ' '])) : null),
       h('section', {}, h('h2', {}, 'Check history'), table({ id: 'checks', rows: history, pageSize: 10, emptyText: 'Not checked yet.', columns: [
         { key: 'checked_at', label: 'Checked', render: (r) => when(r.checked_at) }, { key: 'status', label: 'Status', render: (r) => badge(r.status) },

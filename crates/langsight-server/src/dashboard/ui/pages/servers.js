@@ -9,12 +9,28 @@ import { table } from '../table.js';
 export const uptime = (history) => { const known = history.filter((r) => r.status && r.status !== 'unknown'); return known.length ? known.filter((r) => r.status !== 'down').length / known.length * 100 : null; };
 
 export default async function servers(main) {
-  const [rows, calls] = await Promise.all([api('GET', '/api/health/servers'), maybe('/api/health/servers/invocations?hours=168', [])]);
+  // Calls over 7 days read the window's tool-call spans (seconds at a million spans): the list is drawn
+  // from the checks at once and the calls column fills in when they arrive.
+  const invocations = maybe('/api/health/servers/invocations?hours=168', null);
+  const rows = await api('GET', '/api/health/servers');
   const histories = await Promise.all(rows.slice(0, 50).map((r) => maybe(`/api/health/servers/${enc(r.server_name)}/history?limit=100`, [])));
   const up = new Map(rows.map((r, i) => [r.server_name, histories[i] ? uptime(histories[i]) : null]));
-  const use = new Map(calls.map((c) => [c.server_name, c]));
+  let use = null; // server name → its calls, once they arrive
+  const pending = new Map(); // server name → the calls cells drawn before that
+  const callsText = (name) => { const c = use && use.get(name); return !c || c.total_calls == null ? '—' : `${fmtNum(c.total_calls)}${c.success_rate_pct != null ? ` · ${fmtPct(c.success_rate_pct, 0)} ok` : ''}`; };
+  const callsCell = (r) => {
+    if (use) return callsText(r.server_name);
+    const cell = h('span', { class: 'dim calls-pending' }, '…');
+    pending.set(r.server_name, [...(pending.get(r.server_name) || []), cell]);
+    return cell;
+  };
+  invocations.then((calls) => {
+    use = new Map((calls || []).map((c) => [c.server_name, c]));
+    for (const [name, cells] of pending) for (const cell of cells) { cell.className = ''; cell.textContent = calls ? callsText(name) : 'not available'; }
+    pending.clear();
+  });
   const filter = query().get('status') || '';
-  const list = rows.map((r) => ({ ...r, uptime: up.get(r.server_name), calls: (use.get(r.server_name) || {}).total_calls ?? null, success: (use.get(r.server_name) || {}).success_rate_pct ?? null }))
+  const list = rows.map((r) => ({ ...r, uptime: up.get(r.server_name) }))
     .filter((r) => !filter || r.status === filter);
   const counts = ['up', 'degraded', 'down', 'unknown'].map((s) => [s, rows.filter((r) => r.status === s).length]);
   const check = isAdmin() ? h('button', { id: 'check-now', onclick: async (e) => { e.target.disabled = true; try { await api('POST', '/api/health/check'); } finally { state.rerender(); } } }, 'Check now') : null;
@@ -29,7 +45,7 @@ export default async function servers(main) {
         { key: 'circuit_state', label: 'Circuit', cls: 'circuit', render: (r) => badge(r.circuit_state || 'closed') },
         { key: 'latency_ms', label: 'Latency', num: true, render: (r) => fmtMs(r.latency_ms) },
         { key: 'uptime', label: 'Uptime', num: true, render: (r) => h('span', { class: r.uptime != null && r.uptime < 99 ? 'warn-text' : null }, fmtPct(r.uptime)) },
-        { key: 'calls', label: 'Calls (7 d)', num: true, render: (r) => r.calls == null ? '—' : `${fmtNum(r.calls)}${r.success != null ? ` · ${fmtPct(r.success, 0)} ok` : ''}` },
+        { key: 'calls', label: 'Calls (7 d)', num: true, cls: 'calls', sort: (r) => (use && use.get(r.server_name) ? use.get(r.server_name).total_calls ?? null : null), render: callsCell },
         { key: 'tools_count', label: 'Tools', num: true },
         { key: 'checked_at', label: 'Checked', render: (r) => ago(r.checked_at) },
         { key: 'error', label: 'Error', cls: 'dim', render: (r) => r.error || '' }] }));
