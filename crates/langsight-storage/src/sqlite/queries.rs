@@ -214,7 +214,8 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
     Ok(updates)
 }
 
-/// The cost ranking's read: answered from the `sessions_costs` covering index (migration 16).
+/// The cost ranking's read: answered from the `sessions_window` index alone (migration 18 added the model and
+/// thinking tokens to it).
 pub(crate) const SESSION_COSTS: &str = "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, \
      thinking_tokens, span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
      AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3";
