@@ -376,8 +376,11 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.waitForFunction(() => document.getElementById('live-status') && document.getElementById('live-status').textContent === 'live', null, { timeout: 5000 });
     await page.click('#live-pause');
     const held = `held-${Date.now()}`, at = new Date().toISOString();
+    const spansOf = (s) => { const td = document.querySelector(`tr[data-live-session="${s}"] td:nth-child(4)`); return td ? td.textContent : null; };
+    const before = await page.evaluate(spansOf, E.SESSION);
     await postSpans([{ span_id: held, span_type: 'tool_call', session_id: E.SESSION, server_name: 'docs', tool_name: 'search', agent_name: 'researcher', started_at: at, ended_at: at, status: 'success' }]);
-    await page.waitForTimeout(500);
+    // The span reached the paused page: the per-session view, updated whatever the pause, counts it.
+    await page.waitForFunction(([s, b]) => { const td = document.querySelector(`tr[data-live-session="${s}"] td:nth-child(4)`); return (td ? td.textContent : null) !== b; }, [E.SESSION, before], { timeout: 5000 });
     if (await page.locator(`tr[data-span="${held}"]`).count()) fail('a paused stream shows a new span');
     await page.click('#live-pause');
     await page.waitForSelector(`tr[data-span="${held}"]`, { timeout: 2000 });
@@ -651,8 +654,10 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await shot(viewer, 'viewer-servers');
     for (const p of ['slos', 'projects', 'agents', 'security', 'settings']) {
       await viewer.goto(`${URL}/#/${p}`);
-      await viewer.waitForSelector('main h1');
-      await viewer.waitForTimeout(100);
+      // Rendered: this page's shell (its navigation entry current) with its heading, Settings' tab filled, nothing still loading.
+      await viewer.waitForFunction((p) => document.querySelector(`nav.main a[aria-current=page][href="#/${p}"]`) && document.querySelector('main h1')
+        && [...document.querySelectorAll('main [id^="settings-"]')].every((b) => b.children.length)
+        && ![...document.querySelectorAll('main p.dim')].some((e) => e.textContent.startsWith('Loading')), p, { timeout: 8000 });
       // Their own password is theirs to change (the form under Settings → Instance); nothing else is.
       if (await viewer.locator('main form:not(#change-password), main button:not(.view):not(#change-password button)').count()) fail(`a viewer sees write controls on ${p}`);
     }
