@@ -91,29 +91,48 @@ async fn a_scan_through_the_api_is_stored_and_shown() {
     srv.stop().await;
 }
 
+/// A local database and a config naming the poisoned fixture as `local-fx`, with OSV at a closed port: what a
+/// scan without a server reads and writes.
+struct LocalSetup {
+    yaml: PathBuf,
+    db: PathBuf,
+    osv: String,
+}
+
+impl LocalSetup {
+    fn new(dir: &Path) -> LocalSetup {
+        let state = poisoned_state(dir);
+        let yaml = dir.join("langsight.yaml");
+        std::fs::write(
+            &yaml,
+            format!(
+                "servers:\n  - name: local-fx\n    transport: stdio\n    command: {}\n    args: [\"--stdio\"]\n    env:\n      MCP_FIXTURE_STATE: {}\n",
+                fixture().display(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        let osv = format!("http://127.0.0.1:{}", test_support::redis::free_port());
+        LocalSetup { yaml, db: dir.join("langsight.db"), osv }
+    }
+
+    fn env(&self) -> [(&str, &str); 2] {
+        [("LANGSIGHT_SQLITE_PATH", self.db.to_str().unwrap()), ("LANGSIGHT_OSV_URL", self.osv.as_str())]
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_server_the_scan_is_stored_in_the_local_database() {
     let dir = tempfile::tempdir().unwrap();
-    let state = poisoned_state(dir.path());
-    let yaml = dir.path().join("langsight.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "servers:\n  - name: local-fx\n    transport: stdio\n    command: {}\n    args: [\"--stdio\"]\n    env:\n      MCP_FIXTURE_STATE: {}\n",
-            fixture().display(),
-            state.display()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("langsight.db");
-    let closed = format!("http://127.0.0.1:{}", test_support::redis::free_port());
-    let env = [("LANGSIGHT_SQLITE_PATH", db.to_str().unwrap()), ("LANGSIGHT_OSV_URL", closed.as_str())];
+    let local = LocalSetup::new(dir.path());
+    let (yaml, db) = (&local.yaml, &local.db);
+    let env = local.env();
     let out = cli(dir.path(), &["security-scan", "--config", yaml.to_str().unwrap()], &env);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("CRITICAL") && table.contains("local-fx"), "{table}");
 
-    let storage = langsight_storage::sqlite::SqliteStorage::open(&db).unwrap();
+    let storage = langsight_storage::sqlite::SqliteStorage::open(db).unwrap();
     let scans = storage.latest_scans("", None, false).await.unwrap();
     assert_eq!(scans.len(), 1, "{scans:?}");
     assert_eq!((scans[0].server_name.as_str(), scans[0].critical), ("local-fx", 1));
@@ -125,20 +144,9 @@ async fn without_a_server_the_scan_is_stored_in_the_local_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn langsight_scan_stores_its_security_scan_for_the_scorecard() {
     let dir = tempfile::tempdir().unwrap();
-    let state = poisoned_state(dir.path());
-    let yaml = dir.path().join("langsight.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "servers:\n  - name: local-fx\n    transport: stdio\n    command: {}\n    args: [\"--stdio\"]\n    env:\n      MCP_FIXTURE_STATE: {}\n",
-            fixture().display(),
-            state.display()
-        ),
-    )
-    .unwrap();
-    let db = dir.path().join("langsight.db");
-    let closed = format!("http://127.0.0.1:{}", test_support::redis::free_port());
-    let env = [("LANGSIGHT_SQLITE_PATH", db.to_str().unwrap()), ("LANGSIGHT_OSV_URL", closed.as_str())];
+    let local = LocalSetup::new(dir.path());
+    let (yaml, db) = (&local.yaml, &local.db);
+    let env = local.env();
     let config = yaml.to_str().unwrap();
 
     let out = cli(dir.path(), &["scorecard", "--config", config, "--json"], &env);
@@ -155,7 +163,7 @@ async fn langsight_scan_stores_its_security_scan_for_the_scorecard() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed[0]["security"]["critical_count"], 1, "{printed}");
 
-    let storage = langsight_storage::sqlite::SqliteStorage::open(&db).unwrap();
+    let storage = langsight_storage::sqlite::SqliteStorage::open(db).unwrap();
     let scans = storage.latest_scans("", None, true).await.unwrap();
     assert_eq!(scans.len(), 1, "{scans:?}");
     assert_eq!((scans[0].server_name.as_str(), scans[0].critical), ("local-fx", 1));
