@@ -29,13 +29,16 @@ pub const ERROR_CHARS: usize = 300;
 pub enum RollupKind {
     Hourly = 1,
     Slot = 2,
+    /// Per hour × (parent agent, child agent): spans of one agent under a span of another, found by the link
+    /// pass after both are stored ([`delegation_dims`]); the lineage graph's delegation edges.
+    Delegation = 3,
 }
 
 impl RollupKind {
     /// The bucket width in microseconds.
     pub fn width(self) -> i64 {
         match self {
-            RollupKind::Hourly => HOUR,
+            RollupKind::Hourly | RollupKind::Delegation => HOUR,
             RollupKind::Slot => SLOT,
         }
     }
@@ -194,6 +197,8 @@ pub struct SpanView<'a> {
     pub latency_ms: f64,
     pub error: Option<&'a str>,
     pub session: Option<&'a str>,
+    /// The agent a hand-off names (`target_agent_name`).
+    pub target: Option<&'a str>,
 }
 
 impl<'a> From<&'a Span> for SpanView<'a> {
@@ -213,7 +218,38 @@ impl<'a> From<&'a Span> for SpanView<'a> {
             latency_ms: s.latency_ms,
             error: s.error.as_deref(),
             session: s.session_id.as_deref(),
+            target: s.target_agent_name.as_deref(),
         }
+    }
+}
+
+/// The agent a hand-off hands to: its `target_agent_name`, else its tool name without the SDK's `→ ` prefix
+/// (what the original's lineage reads); `""` for other spans.
+pub fn handoff_target<'a>(span_type: SpanType, target: Option<&'a str>, tool: &'a str) -> std::borrow::Cow<'a, str> {
+    if span_type != SpanType::Handoff {
+        return "".into();
+    }
+    match target.filter(|t| !t.is_empty()) {
+        Some(t) => t.into(),
+        None => match tool.strip_prefix("→ ") {
+            Some(rest) => rest.into(),
+            None => tool.replacen("→ ", "", 1).into(),
+        },
+    }
+}
+
+/// The stored dims of a [`RollupKind::Delegation`] row.
+pub fn delegation_dims(parent_agent: &str, child_agent: &str) -> String {
+    serde_json::json!([parent_agent, child_agent]).to_string()
+}
+
+/// (parent agent, child agent) of a [`RollupKind::Delegation`] row.
+pub fn decode_delegation(key: &str) -> Result<(String, String), RollupError> {
+    let bad = || RollupError::BadKey(key.chars().take(80).collect());
+    let v: serde_json::Value = serde_json::from_str(key).map_err(|_| bad())?;
+    match v.as_array().map(Vec::as_slice) {
+        Some([serde_json::Value::String(a), serde_json::Value::String(b)]) => Ok((a.clone(), b.clone())),
+        _ => Err(bad()),
     }
 }
 
@@ -231,6 +267,8 @@ pub struct Dims {
     /// The span carries both input and output token counts: with a priced model it is priced by tokens.
     pub tokens: bool,
     pub error: ErrorClass,
+    /// The agent a hand-off hands to ([`handoff_target`]); `""` for other spans.
+    pub target: String,
 }
 
 impl Dims {
@@ -244,12 +282,14 @@ impl Dims {
             model: s.model.unwrap_or_default().to_string(),
             tokens: s.input_tokens.is_some() && s.output_tokens.is_some(),
             error: ErrorClass::of(s.status, s.error),
+            target: handoff_target(s.span_type, s.target, s.tool).into_owned(),
         }
     }
 
-    /// The stored key: a JSON array (names may hold any character, JSON escapes them).
+    /// The stored key: a JSON array (names may hold any character, JSON escapes them). The hand-off target is
+    /// a ninth element, present only on hand-off rows (keys written before it existed have eight).
     pub fn encode(&self) -> String {
-        serde_json::json!([
+        let mut key = serde_json::json!([
             self.span_type.as_str(),
             self.status.as_str(),
             self.agent,
@@ -258,24 +298,38 @@ impl Dims {
             self.model,
             self.tokens,
             self.error.code()
-        ])
-        .to_string()
+        ]);
+        if self.span_type == SpanType::Handoff {
+            if let Some(a) = key.as_array_mut() {
+                a.push(self.target.clone().into());
+            }
+        }
+        key.to_string()
     }
 
     pub fn decode(key: &str) -> Result<Dims, RollupError> {
         let bad = || RollupError::BadKey(key.chars().take(80).collect());
         let v: serde_json::Value = serde_json::from_str(key).map_err(|_| bad())?;
-        let a = v.as_array().filter(|a| a.len() == 8).ok_or_else(bad)?;
+        let a = v.as_array().filter(|a| a.len() == 8 || a.len() == 9).ok_or_else(bad)?;
         let text = |i: usize| a[i].as_str().map(str::to_string).ok_or_else(bad);
+        let span_type = a[0].as_str().and_then(SpanType::parse).ok_or_else(bad)?;
+        let tool = text(4)?;
+        let target = match a.get(8) {
+            Some(t) if span_type == SpanType::Handoff => t.as_str().map(str::to_string).ok_or_else(bad)?,
+            Some(_) => return Err(bad()),
+            // Written before targets were kept: the target then was at best the tool name.
+            None => handoff_target(span_type, None, &tool).into_owned(),
+        };
         Ok(Dims {
-            span_type: a[0].as_str().and_then(SpanType::parse).ok_or_else(bad)?,
+            span_type,
             status: a[1].as_str().and_then(SpanStatus::parse).ok_or_else(bad)?,
             agent: text(2)?,
             server: text(3)?,
-            tool: text(4)?,
+            tool,
             model: text(5)?,
             tokens: a[6].as_bool().ok_or_else(bad)?,
             error: a[7].as_u64().and_then(|c| u32::try_from(c).ok()).and_then(ErrorClass::from_code).ok_or_else(bad)?,
+            target,
         })
     }
 }
@@ -327,6 +381,9 @@ pub struct Stats {
     pub input_tokens: i64,
     pub output_tokens: i64,
     pub thinking_tokens: i64,
+    /// The latest `started_at` of the row's spans (0 in rows written before format 2: unknown, and the reader
+    /// then takes the bucket's start).
+    pub last_at: i64,
     pub latency: LatencySketch,
     /// Distinct sessions (a span without one counts as the session `""`, as the span-scan folds did): kept by
     /// slot rows and by hourly rows of tool calls and hand-offs (see [`keeps_sessions`]); empty elsewhere.
@@ -335,7 +392,8 @@ pub struct Stats {
     pub agents: DistinctSketch,
 }
 
-const STATS_VERSION: u8 = 1;
+/// Format 2 added `last_at`; format 1 rows are still read.
+const STATS_VERSION: u8 = 2;
 
 impl Stats {
     /// Adds one span; `sessions` and `agents` say whether this row keeps those distinct counts (each costs up to
@@ -347,6 +405,7 @@ impl Stats {
         self.input_tokens = self.input_tokens.saturating_add(s.input_tokens.unwrap_or(0));
         self.output_tokens = self.output_tokens.saturating_add(s.output_tokens.unwrap_or(0));
         self.thinking_tokens = self.thinking_tokens.saturating_add(s.thinking_tokens.unwrap_or(0));
+        self.last_at = self.last_at.max(s.started_at);
         self.latency.add(s.latency_ms);
         if sessions {
             self.sessions.add_hash(hash_str(s.session.unwrap_or("")));
@@ -365,12 +424,13 @@ impl Stats {
         self.input_tokens = self.input_tokens.saturating_add(o.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(o.output_tokens);
         self.thinking_tokens = self.thinking_tokens.saturating_add(o.thinking_tokens);
+        self.last_at = self.last_at.max(o.last_at);
         self.latency.merge(&o.latency);
         self.sessions.merge(&o.sessions);
         self.agents.merge(&o.agents);
     }
 
-    /// Version, six fixed-width numbers, then three length-prefixed sketches.
+    /// Version, seven fixed-width numbers (six in format 1), then three length-prefixed sketches.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.push(STATS_VERSION);
@@ -380,6 +440,7 @@ impl Stats {
         out.extend_from_slice(&self.input_tokens.to_le_bytes());
         out.extend_from_slice(&self.output_tokens.to_le_bytes());
         out.extend_from_slice(&self.thinking_tokens.to_le_bytes());
+        out.extend_from_slice(&self.last_at.to_le_bytes());
         for sketch in [self.latency.to_bytes(), self.sessions.to_bytes(), self.agents.to_bytes()] {
             out.extend_from_slice(&(sketch.len() as u32).to_le_bytes());
             out.extend_from_slice(&sketch);
@@ -390,7 +451,7 @@ impl Stats {
     pub fn from_bytes(bytes: &[u8]) -> Result<Stats, RollupError> {
         let mut r = Reader(bytes);
         let version = r.take(1)?[0];
-        if version != STATS_VERSION {
+        if version != 1 && version != STATS_VERSION {
             return Err(RollupError::BadValue(format!("unknown rollup version {version}")));
         }
         let spans = u64::from_le_bytes(r.array()?);
@@ -399,6 +460,7 @@ impl Stats {
         let input_tokens = i64::from_le_bytes(r.array()?);
         let output_tokens = i64::from_le_bytes(r.array()?);
         let thinking_tokens = i64::from_le_bytes(r.array()?);
+        let last_at = if version >= 2 { i64::from_le_bytes(r.array()?) } else { 0 };
         let latency = LatencySketch::from_bytes(r.sized()?)?;
         let sessions = DistinctSketch::from_bytes(r.sized()?)?;
         let agents = DistinctSketch::from_bytes(r.sized()?)?;
@@ -412,6 +474,7 @@ impl Stats {
             input_tokens,
             output_tokens,
             thinking_tokens,
+            last_at,
             latency,
             sessions,
             agents,
@@ -492,7 +555,8 @@ impl RollupBatch {
         // Group by borrowed dims first: no allocation per span, one owned key and encoding per group. A hash map
         // (std's keyed hasher: a batch's names come from the client): a B-tree compared the key's strings several
         // times per span, a third of the fold's time.
-        type Borrowed<'b> = (&'b str, i64, SpanType, SpanStatus, &'b str, &'b str, &'b str, &'b str, bool, ErrorClass);
+        type Borrowed<'b> =
+            (&'b str, i64, SpanType, SpanStatus, &'b str, &'b str, &'b str, &'b str, bool, ErrorClass, &'b str);
         let mut hourly: HashMap<Borrowed<'a>, (SpanView<'a>, Stats)> = HashMap::new();
         let mut slots: HashMap<(&str, i64, SlotDims), Stats> = HashMap::new();
         for s in spans {
@@ -507,6 +571,7 @@ impl RollupBatch {
                 s.model.unwrap_or_default(),
                 s.input_tokens.is_some() && s.output_tokens.is_some(),
                 ErrorClass::of(s.status, s.error),
+                if s.span_type == SpanType::Handoff { s.target.unwrap_or_default() } else { "" },
             );
             hourly.entry(key).or_insert_with(|| (s, Stats::default())).1.add(&s, keeps_sessions(s.span_type), false);
             if s.session.is_some_and(|id| !id.is_empty()) {

@@ -199,6 +199,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
     let _ = state.deliverer.set(alerts::deliver::Deliverer::start(std::sync::Arc::downgrade(&state.0)));
     let monitor = monitor::spawn(state.clone());
     let backfill = analytics::rolled::spawn_backfill(state.clone());
+    let links = analytics::links::spawn(state.clone());
     let timeouts = accept::Timeouts { header: state.config.header_read_timeout, body: state.config.body_read_timeout };
     let shutdown_notice = state.shutting_down.clone();
     let app = routes::router(state);
@@ -223,6 +224,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
             m.abort();
         }
         backfill.abort();
+        links.abort();
         storage.closer.close().await;
         tracing::info!("api.shutdown");
     });

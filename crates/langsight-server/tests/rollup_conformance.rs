@@ -200,7 +200,16 @@ impl Gen {
             },
         };
         let (server, tools) = *r.pick(&TOOLS);
-        let tool = *r.pick(tools);
+        let mut tool = r.pick(tools).to_string();
+        // Hand-offs name their target explicitly, by the SDK's `→ agent` tool name, or not at all.
+        let mut target = None;
+        if kind == "handoff" {
+            match r.below(4) {
+                0 | 1 => target = Some(*r.pick(&AGENTS)),
+                2 => tool = format!("→ {}", r.pick(&AGENTS)),
+                _ => {}
+            }
+        }
         let model_likely = matches!(kind, "agent" | "llm_intent");
         let model = if r.chance(if model_likely { 0.85 } else { 0.15 }) { Some(*r.pick(&MODELS)) } else { None };
         let (input, output) = match r.below(20) {
@@ -242,6 +251,9 @@ impl Gen {
         }
         if let Some(e) = error {
             set("error", json!(e));
+        }
+        if let Some(t) = target {
+            set("target_agent_name", json!(t));
         }
         if let Some(model) = model {
             set("model_id", json!(model));
@@ -305,6 +317,7 @@ fn dataset(seed: u64, four_byte_errors: bool) -> Dataset {
             old_sessions.push((project, session.clone()));
         }
         let length = g.r.range(1, 45 * MIN);
+        let mut ids: Vec<String> = Vec::new();
         for _ in 0..g.r.range(5, 76) {
             let mut at = start + g.r.range(0, length);
             if at >= g.now - SEC {
@@ -312,7 +325,15 @@ fn dataset(seed: u64, four_byte_errors: bool) -> Dataset {
             }
             // Some spans name another agent than the session's (agents per bucket are counted).
             let a = if g.r.chance(0.1) { Some(*g.r.pick(&AGENTS)) } else { agent };
-            spans.push((at, g.span(project, Some(&session), a, at)));
+            let mut span = g.span(project, Some(&session), a, at);
+            // Parents: an earlier span of the session (of another agent: a delegation), or one never sent.
+            if !ids.is_empty() && g.r.chance(0.5) {
+                span["parent_span_id"] = json!(g.r.pick(&ids).clone());
+            } else if recent && g.r.chance(0.03) {
+                span["parent_span_id"] = json!(format!("never-sent-{}", g.r.hex32()));
+            }
+            ids.push(span["span_id"].as_str().unwrap_or_default().to_string());
+            spans.push((at, span));
         }
     }
     // Spans without a session, 55 % in the last day.
@@ -440,6 +461,12 @@ fn row_key(row: &Value) -> Option<String> {
     }
     if let (Some(server), Some(tool)) = (text("server_name"), text("tool_name")) {
         return Some(format!("{server}/{tool}"));
+    }
+    if let (Some(source), Some(target)) = (text("source"), text("target")) {
+        return Some(format!("{source} → {target}"));
+    }
+    if let Some(id) = text("id").or(text("server_name")) {
+        return Some(id.to_string());
     }
     ["model_id", "category", "session_id", "agent_name"].iter().find_map(|k| text(k)).map(str::to_string)
 }
@@ -576,7 +603,9 @@ impl Diff<'_> {
         } else if ["p50", "p95", "p99"].iter().any(|q| key.contains(q)) {
             let abs = if self.rounded_quantiles { 0.005 + 1e-9 } else { 1e-9 };
             (close(x, y, 0.01, abs), "quantile beyond the sketch's 1 %".into())
-        } else if ["sessions", "agents", "failed_sessions", "cur_sessions", "prev_sessions"].contains(&key) {
+        } else if ["sessions", "agents", "failed_sessions", "cur_sessions", "prev_sessions", "session_count"]
+            .contains(&key)
+        {
             let tol = distinct_tol(y);
             (close(x, y, tol, 1e-9), format!("distinct count (true {y}) beyond {}%", tol * 100.0))
         } else if key == "session_error_rate" {
@@ -644,7 +673,62 @@ async fn compare_window(state: &AppState, w: &Window, hours: i64, out: &mut Vec<
     check("loop_counts", a, b, false, out);
     let (a, b) = both!(|s| rolled::costs(state, w, hours, s));
     check("costs", a, b, false, out);
+    if !w.include_global {
+        let (a, b) = both!(|s| async move {
+            rolled::invocations(state, w.project_id.clone(), w.since, s).await.map(|rows| invocations_json(&rows))
+        });
+        check("invocations", a, b, false, out);
+    }
+    for server in ["github", "bulk-etl", "no-such-server"] {
+        let (a, b) = both!(|s| async move {
+            rolled::server_use(state, w.project_id.clone(), server, w.since, s).await.map(|u| server_use_json(&u))
+        });
+        check(&format!("server_use({server})"), a, b, false, out);
+    }
     compared
+}
+
+fn invocations_json(rows: &[langsight_storage::ServerInvocations]) -> Value {
+    rows.iter()
+        .map(|r| {
+            json!({"server_name": r.server_name, "last_at": r.last_called_at, "last_status": r.last_call_status,
+                "total": r.total_calls, "success": r.success_calls})
+        })
+        .collect()
+}
+
+fn server_use_json(u: &rolled::ServerUse) -> Value {
+    json!({
+        "calls": u.calls,
+        "sessions": u.sessions,
+        "agents": u.agents.iter().map(|(name, a)| json!({
+            "agent_name": name, "calls": a.calls, "errors": a.errors, "latency_sum": a.latency_sum,
+            "sessions": a.sessions, "last_at": a.last_at,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Lineage over windows holding every span (a delegation is counted in its child's hour, the span scan needs
+/// the parent in the window too: they agree when no window cuts a session), before retention.
+async fn compare_lineage(state: &AppState, phase: &str) -> usize {
+    let mut out = Vec::new();
+    let scopes = [(None, false), (Some(BIG_PROJECT), false), (Some(PROJECTS[1]), true), (Some(PROJECTS[2]), false)];
+    let mut delegations = 0;
+    // Link every session first: a read links at most a bounded backlog itself (the background pass does the
+    // rest), and the big group's 5,200 sessions exceed it.
+    langsight_server::analytics::links::run(state, usize::MAX).await.expect("link pass");
+    for (project, include_global) in scopes {
+        let mut w = Window::last_hours(project.map(String::from), 720);
+        w.include_global = include_global;
+        let a = rolled::lineage(state, &w, 720, Source::Rollups).await.expect("rollups");
+        let b = rolled::lineage(state, &w, 720, Source::Spans).await.expect("spans");
+        let context = format!("[{project:?}{} lineage]", if include_global { "+global" } else { "" });
+        Diff { context: &context, out: &mut out, rounded_quantiles: false }.value("$", "", &a, &b, None);
+        delegations += b["edges"].as_array().map_or(0, |e| e.iter().filter(|e| e["type"] == "handoff").count());
+    }
+    assert!(delegations > 20, "{phase}: hand-off and delegation edges were generated ({delegations})");
+    assert!(out.is_empty(), "{phase}: lineage differs ({}):\n{}", out.len(), out.join("\n"));
+    4
 }
 
 /// Which windows to compare.
@@ -732,6 +816,7 @@ async fn conforms(config: Config, mode: &str) -> Timings {
 
     let started = Instant::now();
     let mut compared = compare_all(&state, &format!("{mode}, after ingest"), Windows::All).await;
+    compared += compare_lineage(&state, &format!("{mode}, after ingest")).await;
     let compare = started.elapsed();
 
     // Retention on an hour boundary five days back, then everything again.

@@ -200,6 +200,23 @@ impl SpanStore for GroupCommit {
     async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
         self.inner.backfill_rollups(page).await
     }
+
+    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+        self.inner.unlinked_sessions(limit).await
+    }
+
+    async fn link_spans(
+        &self,
+        project_id: &str,
+        session_ids: &[String],
+        since: i64,
+    ) -> Result<Vec<LinkSpan>, StorageError> {
+        self.inner.link_spans(project_id, session_ids, since).await
+    }
+
+    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
+        self.inner.commit_links(updates).await
+    }
 }
 
 #[cfg(test)]

@@ -103,6 +103,22 @@ pub trait SpanStore: Send + Sync {
     /// Builds rollups for one page of the spans stored before rollups existed (in one transaction with the
     /// progress, so an interrupted build resumes where it stopped). `None` when nothing is left.
     async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError>;
+
+    /// Up to `limit` sessions whose spans changed since the link pass recorded them.
+    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError>;
+
+    /// The spans of some sessions of one project, narrowly (`since`: no span of them started earlier).
+    async fn link_spans(
+        &self,
+        project_id: &str,
+        session_ids: &[String],
+        since: i64,
+    ) -> Result<Vec<LinkSpan>, StorageError>;
+
+    /// Records the pass's results in one transaction: each update whose session still holds its
+    /// `expect_linked` is written with its delta; the others (another pass got there first) are skipped.
+    /// Returns how many were applied.
+    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError>;
 }
 
 #[async_trait]

@@ -491,6 +491,7 @@ pub fn fact_view(f: &SpanFact) -> langsight_core::rollup::SpanView<'_> {
         latency_ms: f.latency_ms,
         error: f.error.as_deref(),
         session: f.session_id.as_deref(),
+        target: f.target_agent_name.as_deref(),
     }
 }
 
@@ -653,4 +654,45 @@ pub struct SecurityScan {
     pub info: i64,
     /// JSON array of the original's findings: `{severity, category, title, description, remediation, tool_name, cve_id}`.
     pub findings_json: String,
+}
+
+/// A session whose spans changed since the link pass last read them (its span count differs from the count the
+/// pass recorded): the pass recomputes its delegation edges and missing parents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnlinkedSession {
+    /// `""` for spans sent without a project.
+    pub project_id: String,
+    pub session_id: String,
+    /// The earliest `started_at` of its spans: a lower bound for stores that read spans by time.
+    pub first_call_at: i64,
+    pub span_count: i64,
+    /// The span count the pass last recorded: the compare-and-set value of [`LinkUpdate`].
+    pub linked_count: i64,
+    /// What the pass last added to the delegation rollups for this session (its encoding is the pass's).
+    pub links: Vec<u8>,
+}
+
+/// What the link pass reads of a span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkSpan {
+    pub session_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub agent_name: Option<String>,
+    pub started_at: i64,
+}
+
+/// The link pass's result for one session, applied only if no other pass recorded it meanwhile.
+#[derive(Debug, Clone)]
+pub struct LinkUpdate {
+    pub project_id: String,
+    pub session_id: String,
+    /// The [`UnlinkedSession::linked_count`] read: the update applies only if it is still stored.
+    pub expect_linked: i64,
+    pub linked_count: i64,
+    pub links: Vec<u8>,
+    /// Some span names a parent the session does not hold (the run is unfinished or lost spans).
+    pub missing_parents: bool,
+    /// The delegation rollup deltas of this session, merged with the update.
+    pub delta: langsight_core::rollup::RollupBatch,
 }

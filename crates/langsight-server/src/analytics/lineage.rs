@@ -88,20 +88,53 @@ impl Lineage {
                 }
             }
         }
-        for (k, (count, sessions)) in delegations {
-            self.handoffs
-                .entry(k)
-                .or_insert(HandoffEdge { count, sessions: sessions.into_iter().map(|s| s.to_string()).collect() });
+        let mut graph = Graph::default();
+        for (k, e) in self.calls {
+            graph.calls.insert(
+                k,
+                Call { calls: e.calls, errors: e.errors, latency: e.latency, sessions: e.sessions.len() as u64 },
+            );
         }
+        for (k, e) in self.handoffs {
+            graph.handoffs.insert(k, (e.count, e.sessions.len() as u64));
+        }
+        for (k, (count, sessions)) in delegations {
+            graph.handoffs.entry(k).or_insert((count, sessions.len() as u64));
+        }
+        graph.render(hours)
+    }
+}
+
+/// One agent → server edge.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Call {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency: f64,
+    pub sessions: u64,
+}
+
+/// The lineage graph's edges, however they were counted (a span scan or the rollups).
+#[derive(Debug, Default)]
+pub struct Graph {
+    /// (agent, server) → its calls.
+    pub calls: BTreeMap<(String, String), Call>,
+    /// (from agent, to agent) → (hand-offs, sessions): explicit hand-offs, then delegations where no hand-off
+    /// edge exists.
+    pub handoffs: BTreeMap<(String, String), (u64, u64)>,
+}
+
+impl Graph {
+    pub fn render(self, hours: i64) -> Value {
         // Nodes: (total calls, errors, latency sum, max session count).
-        let mut agents: BTreeMap<String, (u64, u64, f64, usize)> = BTreeMap::new();
+        let mut agents: BTreeMap<String, (u64, u64, f64, u64)> = BTreeMap::new();
         let mut servers: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
         for ((agent, server), e) in &self.calls {
             let a = agents.entry(agent.clone()).or_default();
             a.0 += e.calls;
             a.1 += e.errors;
             a.2 += e.latency;
-            a.3 = a.3.max(e.sessions.len());
+            a.3 = a.3.max(e.sessions);
             let s = servers.entry(server.clone()).or_default();
             s.0 += e.calls;
             s.1 += e.errors;
@@ -131,12 +164,12 @@ impl Lineage {
             .map(|((agent, server), e)| {
                 json!({"source": format!("agent:{agent}"), "target": format!("server:{server}"), "type": "calls",
                     "metrics": {"call_count": e.calls, "error_count": e.errors,
-                        "avg_latency_ms": round(mean(e.latency, e.calls), 2), "session_count": e.sessions.len()}})
+                        "avg_latency_ms": round(mean(e.latency, e.calls), 2), "session_count": e.sessions}})
             })
             .collect();
-        edges.extend(self.handoffs.iter().map(|((from, to), e)| {
+        edges.extend(self.handoffs.iter().map(|((from, to), (count, sessions))| {
             json!({"source": format!("agent:{from}"), "target": format!("agent:{to}"), "type": "handoff",
-                "metrics": {"handoff_count": e.count, "session_count": e.sessions.len()}})
+                "metrics": {"handoff_count": count, "session_count": sessions}})
         }));
         json!({"window_hours": hours, "nodes": nodes, "edges": edges})
     }

@@ -6,6 +6,7 @@
 
 pub mod costs;
 pub mod lineage;
+pub mod links;
 pub mod monitoring;
 pub mod pricing;
 pub mod reliability;

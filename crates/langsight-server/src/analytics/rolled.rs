@@ -388,6 +388,178 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
     Ok(costs::render(groups, &prices, &state.config.cost_rules, hours, mode, ranked))
 }
 
+/// `GET /api/agents/lineage`: call edges and hand-offs from the hourly rows, delegations from the link pass's
+/// rows (run first, so spans committed before the request are linked). Session counts come from the distinct
+/// sketches (merging an edge's hours merges its sessions exactly, up to the sketch's error).
+pub async fn lineage(state: &AppState, w: &Window, hours: i64, source: Source) -> ApiResult<Value> {
+    if source == Source::Spans {
+        let mut l = super::lineage::Lineage::default();
+        scan_whole(state, w, |f| l.add(f)).await?;
+        return Ok(l.finish(hours));
+    }
+    super::links::catch_up(state).await?;
+    let mut calls: BTreeMap<(String, String), (Stats, u64)> = BTreeMap::new();
+    let mut handoffs: BTreeMap<(String, String), Stats> = BTreeMap::new();
+    for (_, d, s) in hourly(state, w).await? {
+        if d.agent.is_empty() {
+            continue;
+        }
+        match d.span_type {
+            SpanType::ToolCall => {
+                let e = calls.entry((d.agent.clone(), d.server.clone())).or_default();
+                e.0.merge(&s);
+                e.1 += if failed(&d) { s.spans } else { 0 };
+            }
+            SpanType::Handoff => handoffs.entry((d.agent.clone(), d.target.clone())).or_default().merge(&s),
+            _ => {}
+        }
+    }
+    let mut delegations: BTreeMap<(String, String), Stats> = BTreeMap::new();
+    for (_, dims, s) in rows(state, w, RollupKind::Delegation).await? {
+        let key = langsight_core::rollup::decode_delegation(&dims).map_err(unreadable)?;
+        delegations.entry(key).or_default().merge(&s);
+    }
+    let mut graph = super::lineage::Graph::default();
+    for (k, (s, errors)) in calls {
+        let call =
+            super::lineage::Call { calls: s.spans, errors, latency: s.latency_sum, sessions: s.sessions.estimate() };
+        graph.calls.insert(k, call);
+    }
+    for (k, s) in handoffs {
+        graph.handoffs.insert(k, (s.spans, s.sessions.estimate()));
+    }
+    for (k, s) in delegations {
+        graph.handoffs.entry(k).or_insert((s.spans, s.sessions.estimate()));
+    }
+    Ok(graph.render(hours))
+}
+
+/// A row's latest span start: rows written before format 2 do not know it, and give their bucket's start.
+fn last_at(bucket: i64, s: &Stats) -> i64 {
+    if s.last_at != 0 {
+        s.last_at
+    } else {
+        bucket * HOUR
+    }
+}
+
+/// `GET /api/health/servers/invocations`: tool calls per server — counts from the hourly rows, the last call's
+/// time and status from the row holding the latest span (status is one of the row's dims). Latest first.
+pub async fn invocations(
+    state: &AppState,
+    project: Option<String>,
+    since: i64,
+    source: Source,
+) -> ApiResult<Vec<langsight_storage::ServerInvocations>> {
+    let w = Window::since(project, since);
+    if source == Source::Spans {
+        return Ok(state.storage.spans.server_invocations(w.project_id.as_deref(), w.since).await?);
+    }
+    let mut by_server: BTreeMap<String, langsight_storage::ServerInvocations> = BTreeMap::new();
+    for (bucket, d, s) in hourly(state, &w).await? {
+        if d.span_type != SpanType::ToolCall || d.server.is_empty() {
+            continue;
+        }
+        let at = last_at(bucket, &s);
+        let e = by_server.entry(d.server.clone()).or_insert_with(|| langsight_storage::ServerInvocations {
+            server_name: d.server.clone(),
+            last_called_at: i64::MIN,
+            last_call_status: String::new(),
+            total_calls: 0,
+            success_calls: 0,
+        });
+        e.total_calls += s.spans as i64;
+        e.success_calls += if d.status == SpanStatus::Success { s.spans as i64 } else { 0 };
+        if at > e.last_called_at {
+            e.last_called_at = at;
+            e.last_call_status = d.status.as_str().to_string();
+        }
+    }
+    let mut out: Vec<_> = by_server.into_values().collect();
+    out.sort_by(|a, b| b.last_called_at.cmp(&a.last_called_at).then_with(|| a.server_name.cmp(&b.server_name)));
+    Ok(out)
+}
+
+/// One agent's use of a server.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AgentUse {
+    pub calls: u64,
+    pub errors: u64,
+    pub latency_sum: f64,
+    pub sessions: u64,
+    pub last_at: i64,
+}
+
+/// Who depends on a server: per agent (`""` for calls naming none), and distinct sessions over all of them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ServerUse {
+    pub agents: BTreeMap<String, AgentUse>,
+    pub sessions: u64,
+    pub calls: u64,
+}
+
+/// The tool calls of one server since `since` (with the spans sent without a project, as the original's
+/// server views): from the hourly rows, or from the spans themselves.
+pub async fn server_use(
+    state: &AppState,
+    project: Option<String>,
+    server: &str,
+    since: i64,
+    source: Source,
+) -> ApiResult<ServerUse> {
+    let w = Window { include_global: true, ..Window::since(project, since) };
+    let mut out = ServerUse::default();
+    if source == Source::Spans {
+        let spans = state.storage.spans.server_calls(server, w.project_id.as_deref(), w.since, usize::MAX >> 1).await?;
+        let mut sessions: BTreeMap<String, std::collections::BTreeSet<&str>> = BTreeMap::new();
+        let mut all = std::collections::BTreeSet::new();
+        for s in &spans {
+            let agent = s.agent_name.clone().unwrap_or_default();
+            let session = s.session_id.as_deref().unwrap_or_default();
+            all.insert(session);
+            sessions.entry(agent.clone()).or_default().insert(session);
+            let a = out.agents.entry(agent).or_default();
+            a.calls += 1;
+            a.errors += u64::from(s.status != SpanStatus::Success);
+            a.latency_sum += s.latency_ms;
+            a.last_at = a.last_at.max(s.started_at);
+        }
+        for (agent, set) in sessions {
+            if let Some(a) = out.agents.get_mut(&agent) {
+                a.sessions = set.len() as u64;
+            }
+        }
+        out.sessions = all.len() as u64;
+        out.calls = spans.len() as u64;
+        return Ok(out);
+    }
+    let mut merged: BTreeMap<String, (Stats, u64, i64)> = BTreeMap::new();
+    let mut all = Stats::default();
+    for (bucket, d, s) in hourly(state, &w).await? {
+        if d.span_type != SpanType::ToolCall || d.server != server {
+            continue;
+        }
+        let e = merged.entry(d.agent.clone()).or_insert_with(|| (Stats::default(), 0, i64::MIN));
+        e.0.merge(&s);
+        e.1 += if failed(&d) { s.spans } else { 0 };
+        e.2 = e.2.max(last_at(bucket, &s));
+        all.sessions.merge(&s.sessions);
+        out.calls += s.spans;
+    }
+    out.sessions = all.sessions.estimate();
+    for (agent, (s, errors, last)) in merged {
+        let a = AgentUse {
+            calls: s.spans,
+            errors,
+            latency_sum: s.latency_sum,
+            sessions: s.sessions.estimate(),
+            last_at: last,
+        };
+        out.agents.insert(agent, a);
+    }
+    Ok(out)
+}
+
 /// Spans folded per backfill transaction: short enough not to hold the writer for long.
 const BACKFILL_PAGE: usize = 5_000;
 

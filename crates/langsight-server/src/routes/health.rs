@@ -4,6 +4,7 @@
 //! operator server of the same name within its project.
 
 use super::query::scoped;
+use crate::analytics::rolled::{self, Source};
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::monitor::{breaker_key, result_json, run_round, unknown_json};
@@ -151,7 +152,7 @@ pub async fn invocations(
 ) -> ApiResult<Json<Vec<Value>>> {
     let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let since = window_start(p.int("hours", 168, 1, 720)?);
-    let rows = state.storage.spans.server_invocations(project.as_deref(), since).await?;
+    let rows = rolled::invocations(&state, project, since, Source::Rollups).await?;
     Ok(Json(
         rows.iter()
             .map(|r| {
@@ -240,18 +241,11 @@ pub async fn blast_radius(
 ) -> ApiResult<Json<Value>> {
     let (p, project) = scoped(&state, &principal, raw.as_deref()).await?;
     let hours = p.int("hours", 24, 1, 168)?;
-    let since = window_start(hours);
-    let spans = state.storage.spans.server_calls(&name, project.as_deref(), since, IMPACT_SCAN).await?;
-    let mut agents: std::collections::BTreeMap<String, AgentAgg> = Default::default();
-    let mut sessions = std::collections::BTreeSet::new();
-    for s in &spans {
-        sessions.insert(s.session_id.clone().unwrap_or_default());
-        agents.entry(s.agent_name.clone().unwrap_or_default()).or_default().add(s);
-    }
-    let mut affected: Vec<(&String, &AgentAgg)> = agents.iter().collect();
+    let used = rolled::server_use(&state, project.clone(), &name, window_start(hours), Source::Rollups).await?;
+    let mut affected: Vec<(&String, &rolled::AgentUse)> = used.agents.iter().collect();
     affected.sort_by(|a, b| b.1.calls.cmp(&a.1.calls).then(a.0.cmp(b.0)));
     affected.truncate(50);
-    let (n_agents, n_sessions) = (affected.len(), sessions.len());
+    let (n_agents, n_sessions) = (affected.len(), used.sessions as usize);
     let severity = if n_agents > 5 || n_sessions > 100 {
         "critical"
     } else if n_agents > 2 || n_sessions > 20 {
@@ -270,15 +264,15 @@ pub async fn blast_radius(
         "severity": severity,
         "total_sessions_at_risk": n_sessions,
         "total_agents_affected": n_agents,
-        "total_calls": spans.len(),
+        "total_calls": used.calls,
         "affected_agents": affected.iter().map(|(agent, a)| serde_json::json!({
             "agent_name": agent,
             "call_count": a.calls,
-            "session_count": a.sessions.len(),
+            "session_count": a.sessions,
             "error_count": a.errors,
             "error_rate_pct": (a.errors as f64 * 1000.0 / a.calls.max(1) as f64).round() / 10.0,
-            "avg_latency_ms": a.avg_latency(),
-            "last_called_at": langsight_core::time::str_datetime(a.last),
+            "avg_latency_ms": if a.calls == 0 { 0.0 } else { (a.latency_sum / a.calls as f64 * 100.0).round() / 100.0 },
+            "last_called_at": langsight_core::time::str_datetime(a.last_at),
         })).collect::<Vec<_>>(),
     })))
 }

@@ -3,7 +3,7 @@
 
 use super::query::scoped;
 use crate::analytics::rolled::{self, Source};
-use crate::analytics::{lineage, reliability, scan, Window};
+use crate::analytics::{reliability, scan, Window};
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -97,9 +97,7 @@ pub async fn lineage(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let (_, w, hours) = window(&state, &principal, raw, 168, 720).await?;
-    let mut l = lineage::Lineage::default();
-    scan(&state, &w, |f| l.add(f)).await?;
-    Ok(Json(l.finish(hours)))
+    Ok(Json(rolled::lineage(&state, &w, hours, Source::Rollups).await?))
 }
 
 /// `GET /api/reliability/anomalies`: reading never fires alerts (the monitor leader's rule does that).

@@ -412,6 +412,47 @@ impl SpanStore for DualSpans {
         self.backfill_clickhouse(page).await
     }
 
+    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+        self.pg.unlinked_sessions(limit).await
+    }
+
+    /// One ClickHouse read for all the sessions, bounded below by their earliest start: the table's sort key
+    /// begins (project, started_at), so recent sessions read only recent parts.
+    async fn link_spans(
+        &self,
+        project_id: &str,
+        session_ids: &[String],
+        since: i64,
+    ) -> Result<Vec<LinkSpan>, StorageError> {
+        if session_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = self.ch.database();
+        let list = session_ids.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+        let out = self
+            .ch
+            .query(&format!(
+                "SELECT session_id, span_id, parent_span_id, agent_name, started_at FROM {db}.spans \
+                 WHERE project_id = {} AND started_at >= {since} AND session_id IN ({list}) FORMAT JSONEachRow",
+                quote(project_id)
+            ))
+            .await?;
+        Ok(rows(&out)?
+            .iter()
+            .map(|m| LinkSpan {
+                session_id: text(m, "session_id"),
+                span_id: text(m, "span_id"),
+                parent_span_id: opt_text(m, "parent_span_id"),
+                agent_name: opt_text(m, "agent_name"),
+                started_at: int(m, "started_at"),
+            })
+            .collect())
+    }
+
+    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
+        self.pg.commit_links(updates).await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         self.pg.mark_incomplete(project_id, session_id).await
     }

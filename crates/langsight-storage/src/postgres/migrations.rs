@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (12, include_str!("migrations/012_session_costs.sql")),
     (13, include_str!("migrations/013_session_costs_index.sql")),
     (14, include_str!("migrations/014_rollup_backfill_clickhouse.sql")),
+    (15, include_str!("migrations/015_session_links.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.

@@ -89,7 +89,7 @@ pub(crate) async fn read(client: &deadpool_postgres::Object, q: &RollupQuery) ->
 
 /// Deletes rollup buckets that ended before `before` (whole buckets: the bucket holding `before` stays).
 pub(crate) async fn prune(tx: &deadpool_postgres::Transaction<'_>, before: i64) -> Result<(), StorageError> {
-    for kind in [RollupKind::Hourly, RollupKind::Slot] {
+    for kind in [RollupKind::Hourly, RollupKind::Slot, RollupKind::Delegation] {
         tx.execute("DELETE FROM rollups WHERE kind = $1 AND bucket < $2", &[&(kind as i16), &kind.bucket(before)])
             .await?;
     }
@@ -121,4 +121,85 @@ pub(crate) async fn backfill(
     let done = done + facts.len() as i64;
     tx.execute("UPDATE rollup_backfill SET after = $1, done = $2 WHERE id = 1", &[&last, &done]).await?;
     Ok(Some(BackfillProgress { spans: facts.len() as u64, done: done as u64, total: total as u64 }))
+}
+
+/// Sessions due for the link pass (read through the partial index of due sessions).
+pub(crate) async fn unlinked(
+    client: &deadpool_postgres::Object,
+    limit: usize,
+) -> Result<Vec<UnlinkedSession>, StorageError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT project_id, session_id, first_call_at, span_count, linked_count, links FROM sessions \
+             WHERE span_count <> linked_count LIMIT $1",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&(limit as i64)]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| UnlinkedSession {
+            project_id: r.get(0),
+            session_id: r.get(1),
+            first_call_at: r.get(2),
+            span_count: r.get(3),
+            linked_count: r.get(4),
+            links: r.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+        })
+        .collect())
+}
+
+/// The spans of some sessions of one project, by the session index.
+pub(crate) async fn link_spans(
+    client: &deadpool_postgres::Object,
+    project: &str,
+    sessions: &[String],
+) -> Result<Vec<LinkSpan>, StorageError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT session_id, span_id, parent_span_id, agent_name, started_at FROM spans \
+             WHERE session_id = ANY($1) AND project_id = $2 ORDER BY seq",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&sessions, &project]).await?;
+    Ok(rows
+        .iter()
+        .map(|r| LinkSpan {
+            session_id: r.get(0),
+            span_id: r.get(1),
+            parent_span_id: r.get(2),
+            agent_name: r.get(3),
+            started_at: r.get(4),
+        })
+        .collect())
+}
+
+/// Applies the link pass's updates whose sessions still hold the linked count read, then merges their deltas
+/// (caller's transaction). Sessions are updated in key order, then rollups: the order ingest locks them in.
+pub(crate) async fn commit_links(
+    tx: &deadpool_postgres::Transaction<'_>,
+    mut updates: Vec<LinkUpdate>,
+) -> Result<usize, StorageError> {
+    updates.sort_by(|a, b| (&a.project_id, &a.session_id).cmp(&(&b.project_id, &b.session_id)));
+    let update = tx
+        .prepare_cached(
+            "UPDATE sessions SET linked_count = $1, links = $2, missing_parents = $3 \
+             WHERE project_id = $4 AND session_id = $5 AND linked_count = $6",
+        )
+        .await?;
+    let mut delta = RollupBatch::default();
+    let mut applied = 0;
+    for u in updates {
+        let n = tx
+            .execute(
+                &update,
+                &[&u.linked_count, &u.links, &u.missing_parents, &u.project_id, &u.session_id, &u.expect_linked],
+            )
+            .await?;
+        if n == 1 {
+            delta.absorb(u.delta);
+            applied += 1;
+        }
+    }
+    merge_into(tx, &delta).await?;
+    Ok(applied)
 }

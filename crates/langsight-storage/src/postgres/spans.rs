@@ -568,6 +568,27 @@ impl SpanStore for PgStorage {
         Ok(progress)
     }
 
+    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+        super::rollups::unlinked(&self.client().await?, limit).await
+    }
+
+    async fn link_spans(
+        &self,
+        project_id: &str,
+        session_ids: &[String],
+        _since: i64,
+    ) -> Result<Vec<LinkSpan>, StorageError> {
+        super::rollups::link_spans(&self.client().await?, project_id, session_ids).await
+    }
+
+    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let applied = super::rollups::commit_links(&tx, updates).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,

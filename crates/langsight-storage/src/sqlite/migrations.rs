@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("migrations/016_session_costs_index.sql")),
     (17, include_str!("migrations/017_sessions_window.sql")),
     (18, include_str!("migrations/018_one_session_index.sql")),
+    (19, include_str!("migrations/019_session_links.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -496,6 +496,24 @@ impl SpanStore for SqliteStorage {
         self.write(move |conn| super::rollups::backfill(conn, page)).await
     }
 
+    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+        self.read(move |conn| super::rollups::unlinked(conn, limit)).await
+    }
+
+    async fn link_spans(
+        &self,
+        project_id: &str,
+        session_ids: &[String],
+        _since: i64,
+    ) -> Result<Vec<LinkSpan>, StorageError> {
+        let (project, sessions) = (project_id.to_string(), session_ids.to_vec());
+        self.read(move |conn| super::rollups::link_spans(conn, &project, &sessions)).await
+    }
+
+    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
+        self.write(move |conn| super::rollups::commit_links(conn, &updates)).await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         let (project_id, session_id) = (project_id.to_string(), session_id.to_string());
         self.write(move |conn| {

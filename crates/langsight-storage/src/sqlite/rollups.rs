@@ -76,7 +76,7 @@ pub(crate) fn read(conn: &Connection, q: &RollupQuery) -> Result<Vec<RollupRow>,
 
 /// Deletes rollup buckets that ended before `before` (whole buckets: the bucket holding `before` stays).
 pub(crate) fn prune(conn: &Connection, before: i64) -> Result<(), StorageError> {
-    for kind in [RollupKind::Hourly, RollupKind::Slot] {
+    for kind in [RollupKind::Hourly, RollupKind::Slot, RollupKind::Delegation] {
         conn.execute("DELETE FROM rollups WHERE kind = ?1 AND bucket < ?2", params![kind as i64, kind.bucket(before)])?;
     }
     Ok(())
@@ -103,4 +103,72 @@ pub(crate) fn backfill(conn: &Connection, page: usize) -> Result<Option<Backfill
     let done = done + facts.len() as i64;
     conn.execute("UPDATE rollup_backfill SET after = ?1, done = ?2 WHERE id = 1", params![last, done])?;
     Ok(Some(BackfillProgress { spans: facts.len() as u64, done: done as u64, total: total as u64 }))
+}
+
+/// Sessions due for the link pass (read through the partial index of due sessions).
+pub(crate) fn unlinked(conn: &Connection, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, session_id, first_call_at, span_count, linked_count, links FROM sessions \
+         INDEXED BY sessions_unlinked WHERE span_count <> linked_count LIMIT ?1",
+    )?;
+    let rows = stmt.query_map(params![limit as i64], |r| {
+        Ok(UnlinkedSession {
+            project_id: r.get(0)?,
+            session_id: r.get(1)?,
+            first_call_at: r.get(2)?,
+            span_count: r.get(3)?,
+            linked_count: r.get(4)?,
+            links: r.get::<_, Option<Vec<u8>>>(5)?.unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The spans of some sessions of one project, by the session index.
+pub(crate) fn link_spans(conn: &Connection, project: &str, sessions: &[String]) -> Result<Vec<LinkSpan>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT span_id, parent_span_id, agent_name, started_at FROM spans \
+         WHERE session_id = ?1 AND project_id = ?2 ORDER BY seq",
+    )?;
+    let mut out = Vec::new();
+    for session in sessions {
+        let rows = stmt.query_map(params![session, project], |r| {
+            Ok(LinkSpan {
+                session_id: session.clone(),
+                span_id: r.get(0)?,
+                parent_span_id: r.get(1)?,
+                agent_name: r.get(2)?,
+                started_at: r.get(3)?,
+            })
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// Applies the link pass's updates whose sessions still hold the linked count read (the caller holds the write
+/// lock, so the check and the write are one step).
+pub(crate) fn commit_links(conn: &Connection, updates: &[LinkUpdate]) -> Result<usize, StorageError> {
+    let mut update = conn.prepare_cached(
+        "UPDATE sessions SET linked_count = ?1, links = ?2, missing_parents = ?3 \
+         WHERE project_id = ?4 AND session_id = ?5 AND linked_count = ?6",
+    )?;
+    let mut applied = 0;
+    for u in updates {
+        let n = update.execute(params![
+            u.linked_count,
+            u.links,
+            u.missing_parents,
+            u.project_id,
+            u.session_id,
+            u.expect_linked
+        ])?;
+        if n == 1 {
+            merge_into(conn, &u.delta)?;
+            applied += 1;
+        }
+    }
+    Ok(applied)
 }
