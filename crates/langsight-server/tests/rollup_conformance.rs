@@ -727,6 +727,27 @@ async fn compare_lineage(state: &AppState, phase: &str) -> usize {
         delegations += b["edges"].as_array().map_or(0, |e| e.iter().filter(|e| e["type"] == "handoff").count());
     }
     assert!(delegations > 20, "{phase}: hand-off and delegation edges were generated ({delegations})");
+    // Unfinished sessions over all the data (the rows describe whole sessions, a scan only its window).
+    let now = langsight_core::time::now_micros();
+    let mut unfinished = 0;
+    for project in [None, Some(BIG_PROJECT)] {
+        let json = |rows: Vec<langsight_server::analytics::reliability::Unfinished>| -> Value {
+            rows.iter()
+                .map(|u| {
+                    json!({"session_id": u.session_id, "project": u.project_id, "last": u.last_activity,
+                        "spans": u.span_count, "llm": u.llm_calls, "tool_calls": u.tool_calls})
+                })
+                .collect()
+        };
+        let (since, idle) = (now - 30 * DAY, now - 5 * MIN);
+        let project = project.map(String::from);
+        let a = json(rolled::incomplete(state, project.clone(), since, idle, Source::Rollups).await.expect("rollups"));
+        let b = json(rolled::incomplete(state, project.clone(), since, idle, Source::Spans).await.expect("spans"));
+        unfinished += b.as_array().map_or(0, Vec::len);
+        let context = format!("[{project:?} incomplete]");
+        Diff { context: &context, out: &mut out, rounded_quantiles: false }.value("$", "", &a, &b, None);
+    }
+    assert!(unfinished > 5, "{phase}: sessions with a missing parent were generated ({unfinished})");
     assert!(out.is_empty(), "{phase}: lineage differs ({}):\n{}", out.len(), out.join("\n"));
     4
 }

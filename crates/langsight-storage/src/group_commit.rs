@@ -217,6 +217,10 @@ impl SpanStore for GroupCommit {
     async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
         self.inner.commit_links(updates).await
     }
+
+    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+        self.inner.incomplete_sessions(query).await
+    }
 }
 
 #[cfg(test)]

@@ -119,6 +119,9 @@ pub trait SpanStore: Send + Sync {
     /// `expect_linked` is written with its delta; the others (another pass got there first) are skipped.
     /// Returns how many were applied.
     async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError>;
+
+    /// Sessions with a missing parent (as the link pass last found them), latest activity first.
+    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError>;
 }
 
 #[async_trait]

@@ -680,6 +680,8 @@ pub struct LinkSpan {
     pub parent_span_id: Option<String>,
     pub agent_name: Option<String>,
     pub started_at: i64,
+    /// An agent span naming a model (what the unfinished-sessions list counts as an LLM call).
+    pub llm_call: bool,
 }
 
 /// The link pass's result for one session, applied only if no other pass recorded it meanwhile.
@@ -693,6 +695,39 @@ pub struct LinkUpdate {
     pub links: Vec<u8>,
     /// Some span names a parent the session does not hold (the run is unfinished or lost spans).
     pub missing_parents: bool,
+    pub llm_calls: i64,
     /// The delegation rollup deltas of this session, merged with the update.
     pub delta: langsight_core::rollup::RollupBatch,
+}
+
+/// A session the link pass found with a missing parent, as the unfinished-sessions list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncompleteSession {
+    pub project_id: String,
+    pub session_id: String,
+    pub agent_name: Option<String>,
+    /// Its last span's end.
+    pub last_call_at: i64,
+    pub span_count: i64,
+    pub llm_calls: i64,
+    pub tool_calls: i64,
+}
+
+/// Which sessions [`crate::SpanStore::incomplete_sessions`] returns: of one project or all, with a missing
+/// parent, last active in `[active_since, idle_before)`.
+#[derive(Debug, Clone)]
+pub struct IncompleteQuery {
+    pub project_id: Option<String>,
+    pub active_since: i64,
+    pub idle_before: i64,
+    pub limit: usize,
+}
+
+/// The calls a session's stored rollup counts (`""`: a row created before its first fold).
+pub(crate) fn session_tool_calls(rollup: &str) -> Result<i64, crate::StorageError> {
+    if rollup.is_empty() {
+        return Ok(0);
+    }
+    let r: langsight_core::session::SessionRollup = serde_json::from_str(rollup)?;
+    Ok(r.tool_calls as i64)
 }

@@ -111,6 +111,7 @@ pub async fn run(state: &AppState, limit: usize) -> ApiResult<usize> {
             for s in sessions {
                 let members = per_session.get(s.session_id.as_str()).map(Vec::as_slice).unwrap_or_default();
                 let (new, missing_parents) = session_links(members);
+                let llm_calls = members.iter().filter(|m| m.llm_call).count() as i64;
                 let old = decode(&s.links);
                 updates.push(LinkUpdate {
                     project_id: s.project_id.clone(),
@@ -119,6 +120,7 @@ pub async fn run(state: &AppState, limit: usize) -> ApiResult<usize> {
                     linked_count: s.span_count,
                     links: encode(&new),
                     missing_parents,
+                    llm_calls,
                     delta: delta(&s.project_id, &s.session_id, &old, &new),
                 });
             }
@@ -170,6 +172,7 @@ mod tests {
             parent_span_id: parent.map(String::from),
             agent_name: agent.map(String::from),
             started_at: at,
+            llm_call: false,
         }
     }
 

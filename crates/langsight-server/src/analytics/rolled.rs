@@ -560,6 +560,53 @@ pub async fn server_use(
     Ok(out)
 }
 
+/// Sessions left unfinished — a span names a parent the session does not hold — last active in
+/// `[active_since, idle_before)`, latest first. From the session rows the link pass marks (run first), or from a
+/// scan of the spans started since `active_since`. The rows describe whole sessions; the scan sees only the
+/// window's spans, so they agree for sessions inside the window (the agent is the session list's agent: the first
+/// one stored, where the scan takes the earliest span's).
+pub async fn incomplete(
+    state: &AppState,
+    project_id: Option<String>,
+    active_since: i64,
+    idle_before: i64,
+    source: Source,
+) -> ApiResult<Vec<reliability::Unfinished>> {
+    if source == Source::Spans {
+        let now = langsight_core::time::now_micros();
+        let w = Window { project_id, include_global: false, since: active_since, until: now + 1 };
+        let mut i = reliability::Incomplete::default();
+        scan(state, &w, |f| i.add(f)).await?;
+        return Ok(i.finish(idle_before));
+    }
+    super::links::catch_up(state).await?;
+    let rows = state
+        .storage
+        .spans
+        .incomplete_sessions(langsight_storage::IncompleteQuery {
+            project_id,
+            active_since,
+            idle_before,
+            limit: INCOMPLETE_LIMIT,
+        })
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| reliability::Unfinished {
+            project_id: r.project_id,
+            session_id: r.session_id,
+            agent_name: r.agent_name,
+            last_activity: r.last_call_at,
+            span_count: r.span_count as u64,
+            llm_calls: r.llm_calls as u64,
+            tool_calls: r.tool_calls as u64,
+        })
+        .collect())
+}
+
+/// Unfinished sessions listed at most (latest first).
+const INCOMPLETE_LIMIT: usize = 10_000;
+
 /// Spans folded per backfill transaction: short enough not to hold the writer for long.
 const BACKFILL_PAGE: usize = 5_000;
 

@@ -3,7 +3,7 @@
 
 use super::query::scoped;
 use crate::analytics::rolled::{self, Source};
-use crate::analytics::{reliability, scan, Window};
+use crate::analytics::Window;
 use crate::auth::Principal;
 use crate::error::ApiResult;
 use crate::state::AppState;
@@ -138,10 +138,7 @@ async fn unfinished(
     let (p, project) = scoped(state, principal, raw).await?;
     let stale = p.int("stale_minutes", 5, 1, 60)?;
     let now = now_micros();
-    let w = Window { project_id: project, include_global: false, since: now - DAY, until: now + 1 };
-    let mut i = reliability::Incomplete::default();
-    scan(state, &w, |f| i.add(f)).await?;
-    Ok(i.finish(now - stale * 60_000_000))
+    rolled::incomplete(state, project, now - DAY, now - stale * 60_000_000, Source::Rollups).await
 }
 
 /// `GET /api/reliability/incomplete-sessions`.

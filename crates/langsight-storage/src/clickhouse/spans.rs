@@ -432,7 +432,8 @@ impl SpanStore for DualSpans {
         let out = self
             .ch
             .query(&format!(
-                "SELECT session_id, span_id, parent_span_id, agent_name, started_at FROM {db}.spans \
+                "SELECT session_id, span_id, parent_span_id, agent_name, started_at, \
+                 span_type = 'agent' AND model_id IS NOT NULL AS llm_call FROM {db}.spans \
                  WHERE project_id = {} AND started_at >= {since} AND session_id IN ({list}) FORMAT JSONEachRow",
                 quote(project_id)
             ))
@@ -445,12 +446,17 @@ impl SpanStore for DualSpans {
                 parent_span_id: opt_text(m, "parent_span_id"),
                 agent_name: opt_text(m, "agent_name"),
                 started_at: int(m, "started_at"),
+                llm_call: int(m, "llm_call") != 0,
             })
             .collect())
     }
 
     async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
         self.pg.commit_links(updates).await
+    }
+
+    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+        self.pg.incomplete_sessions(query).await
     }
 
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {

@@ -156,8 +156,8 @@ pub(crate) async fn link_spans(
 ) -> Result<Vec<LinkSpan>, StorageError> {
     let statement = client
         .prepare_cached(
-            "SELECT session_id, span_id, parent_span_id, agent_name, started_at FROM spans \
-             WHERE session_id = ANY($1) AND project_id = $2 ORDER BY seq",
+            "SELECT session_id, span_id, parent_span_id, agent_name, started_at, \
+             span_type = 'agent' AND model_id IS NOT NULL FROM spans WHERE session_id = ANY($1) AND project_id = $2 ORDER BY seq",
         )
         .await?;
     let rows = client.query(&statement, &[&sessions, &project]).await?;
@@ -169,6 +169,7 @@ pub(crate) async fn link_spans(
             parent_span_id: r.get(2),
             agent_name: r.get(3),
             started_at: r.get(4),
+            llm_call: r.get(5),
         })
         .collect())
 }
@@ -182,7 +183,7 @@ pub(crate) async fn commit_links(
     updates.sort_by(|a, b| (&a.project_id, &a.session_id).cmp(&(&b.project_id, &b.session_id)));
     let update = tx
         .prepare_cached(
-            "UPDATE sessions SET linked_count = $1, links = $2, missing_parents = $3 \
+            "UPDATE sessions SET linked_count = $1, links = $2, missing_parents = $3, llm_calls = $7 \
              WHERE project_id = $4 AND session_id = $5 AND linked_count = $6",
         )
         .await?;
@@ -192,7 +193,15 @@ pub(crate) async fn commit_links(
         let n = tx
             .execute(
                 &update,
-                &[&u.linked_count, &u.links, &u.missing_parents, &u.project_id, &u.session_id, &u.expect_linked],
+                &[
+                    &u.linked_count,
+                    &u.links,
+                    &u.missing_parents,
+                    &u.project_id,
+                    &u.session_id,
+                    &u.expect_linked,
+                    &u.llm_calls,
+                ],
             )
             .await?;
         if n == 1 {
@@ -202,4 +211,32 @@ pub(crate) async fn commit_links(
     }
     merge_into(tx, &delta).await?;
     Ok(applied)
+}
+
+/// Sessions with a missing parent, through their partial index (ordered by last activity).
+pub(crate) async fn incomplete(
+    client: &deadpool_postgres::Object,
+    q: &IncompleteQuery,
+) -> Result<Vec<IncompleteSession>, StorageError> {
+    let statement = client
+        .prepare_cached(
+            "SELECT project_id, session_id, agent_name, last_call_at, span_count, llm_calls, rollup FROM sessions \
+             WHERE missing_parents AND last_call_at >= $1 AND last_call_at < $2 \
+             AND ($3::text IS NULL OR project_id = $3) ORDER BY last_call_at DESC, session_id LIMIT $4",
+        )
+        .await?;
+    let rows = client.query(&statement, &[&q.active_since, &q.idle_before, &q.project_id, &(q.limit as i64)]).await?;
+    rows.iter()
+        .map(|r| {
+            Ok(IncompleteSession {
+                project_id: r.get(0),
+                session_id: r.get(1),
+                agent_name: r.get(2),
+                last_call_at: r.get(3),
+                span_count: r.get(4),
+                llm_calls: r.get(5),
+                tool_calls: session_tool_calls(r.get::<_, &str>(6))?,
+            })
+        })
+        .collect()
 }

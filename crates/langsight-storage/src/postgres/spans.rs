@@ -589,6 +589,10 @@ impl SpanStore for PgStorage {
         Ok(applied)
     }
 
+    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+        super::rollups::incomplete(&self.client().await?, &query).await
+    }
+
     async fn session_spans(
         &self,
         session_id: &str,

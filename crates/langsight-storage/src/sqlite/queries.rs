@@ -514,6 +514,10 @@ impl SpanStore for SqliteStorage {
         self.write(move |conn| super::rollups::commit_links(conn, &updates)).await
     }
 
+    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+        self.read(move |conn| super::rollups::incomplete(conn, &query)).await
+    }
+
     async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
         let (project_id, session_id) = (project_id.to_string(), session_id.to_string());
         self.write(move |conn| {

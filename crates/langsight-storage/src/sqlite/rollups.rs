@@ -127,8 +127,8 @@ pub(crate) fn unlinked(conn: &Connection, limit: usize) -> Result<Vec<UnlinkedSe
 /// The spans of some sessions of one project, by the session index.
 pub(crate) fn link_spans(conn: &Connection, project: &str, sessions: &[String]) -> Result<Vec<LinkSpan>, StorageError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT span_id, parent_span_id, agent_name, started_at FROM spans \
-         WHERE session_id = ?1 AND project_id = ?2 ORDER BY seq",
+        "SELECT span_id, parent_span_id, agent_name, started_at, span_type = 'agent' AND model_id IS NOT NULL \
+         FROM spans WHERE session_id = ?1 AND project_id = ?2 ORDER BY seq",
     )?;
     let mut out = Vec::new();
     for session in sessions {
@@ -139,6 +139,7 @@ pub(crate) fn link_spans(conn: &Connection, project: &str, sessions: &[String]) 
                 parent_span_id: r.get(1)?,
                 agent_name: r.get(2)?,
                 started_at: r.get(3)?,
+                llm_call: r.get(4)?,
             })
         })?;
         for row in rows {
@@ -152,7 +153,7 @@ pub(crate) fn link_spans(conn: &Connection, project: &str, sessions: &[String]) 
 /// lock, so the check and the write are one step).
 pub(crate) fn commit_links(conn: &Connection, updates: &[LinkUpdate]) -> Result<usize, StorageError> {
     let mut update = conn.prepare_cached(
-        "UPDATE sessions SET linked_count = ?1, links = ?2, missing_parents = ?3 \
+        "UPDATE sessions SET linked_count = ?1, links = ?2, missing_parents = ?3, llm_calls = ?7 \
          WHERE project_id = ?4 AND session_id = ?5 AND linked_count = ?6",
     )?;
     let mut applied = 0;
@@ -163,7 +164,8 @@ pub(crate) fn commit_links(conn: &Connection, updates: &[LinkUpdate]) -> Result<
             u.missing_parents,
             u.project_id,
             u.session_id,
-            u.expect_linked
+            u.expect_linked,
+            u.llm_calls
         ])?;
         if n == 1 {
             merge_into(conn, &u.delta)?;
@@ -171,4 +173,34 @@ pub(crate) fn commit_links(conn: &Connection, updates: &[LinkUpdate]) -> Result<
         }
     }
     Ok(applied)
+}
+
+/// Sessions with a missing parent, through their partial index (ordered by last activity).
+pub(crate) fn incomplete(conn: &Connection, q: &IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT project_id, session_id, agent_name, last_call_at, span_count, llm_calls, rollup FROM sessions \
+         INDEXED BY sessions_missing_parents WHERE missing_parents = 1 AND last_call_at >= ?1 AND last_call_at < ?2 \
+         AND (?3 IS NULL OR project_id = ?3) ORDER BY last_call_at DESC, session_id LIMIT ?4",
+    )?;
+    let rows = stmt.query_map(params![q.active_since, q.idle_before, q.project_id, q.limit as i64], |r| {
+        Ok((
+            IncompleteSession {
+                project_id: r.get(0)?,
+                session_id: r.get(1)?,
+                agent_name: r.get(2)?,
+                last_call_at: r.get(3)?,
+                span_count: r.get(4)?,
+                llm_calls: r.get(5)?,
+                tool_calls: 0,
+            },
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut s, rollup) = row?;
+        s.tool_calls = session_tool_calls(&rollup)?;
+        out.push(s);
+    }
+    Ok(out)
 }

@@ -1,8 +1,10 @@
 -- The link pass (delegation edges and missing parents, which need a span's parent and so both spans stored):
 -- a session is due when its span count differs from the count the pass last recorded. The partial index holds
 -- only due sessions, so finding work never reads the linked ones; `links` is what the pass last added to the
--- delegation rollups for the session, so a recomputation adds only the difference.
+-- delegation rollups for the session, so a recomputation adds only the difference. It also counts the session's LLM calls (agent spans naming a model)
+-- for the unfinished-sessions list, which reads `missing_parents` through its own partial index.
 ALTER TABLE sessions ADD COLUMN linked_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE sessions ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE sessions ADD COLUMN links BLOB;
 ALTER TABLE sessions ADD COLUMN missing_parents INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX sessions_unlinked ON sessions (project_id, session_id) WHERE span_count <> linked_count;
