@@ -926,7 +926,8 @@ async fn sqlite_backfilled_rollups_match_the_span_scan() {
             conn.execute_batch(
                 "BEGIN IMMEDIATE; DELETE FROM rollups; \
                  UPDATE rollup_backfill SET after = 0, done = 0, upto = (SELECT max(seq) FROM spans), \
-                 total = (SELECT count(*) FROM spans); COMMIT;",
+                 total = (SELECT count(*) FROM spans); \
+                 UPDATE sessions SET linked_count = 0, links = NULL, missing_parents = 0, llm_calls = 0; COMMIT;",
             )
             .unwrap();
             let rows: i64 = conn.query_row("SELECT count(*) FROM rollups", [], |r| r.get(0)).unwrap();
@@ -951,7 +952,8 @@ async fn sqlite_backfilled_rollups_match_the_span_scan() {
     assert_eq!((last.done, last.total), (data.total() as u64, data.total() as u64), "every span folded once");
     assert_eq!(pages, data.total().div_ceil(1000), "pages of 1000");
     check_big_group(&state).await;
-    let compared = compare_all(&state, "sqlite, after backfill", Windows::All).await;
+    let compared = compare_all(&state, "sqlite, after backfill", Windows::All).await
+        + compare_lineage(&state, "sqlite, after backfill (sessions linked as after an upgrade)").await;
     eprintln!(
         "rollup conformance sqlite backfill: {} spans in {pages} pages; {compared} endpoint comparisons; total {:.2?}",
         data.total(),
