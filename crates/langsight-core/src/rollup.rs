@@ -656,6 +656,10 @@ mod tests {
             match kind {
                 RollupKind::Hourly => assert_eq!(Dims::decode(dims).unwrap().encode(), *dims),
                 RollupKind::Slot => assert_eq!(SlotDims::decode(dims).unwrap().encode(), *dims),
+                RollupKind::Delegation => {
+                    let (a, b) = decode_delegation(dims).unwrap();
+                    assert_eq!(delegation_dims(&a, &b), *dims);
+                }
             }
             assert_eq!(&Stats::from_bytes(&stats.to_bytes()).unwrap(), stats);
         }
@@ -703,6 +707,31 @@ mod tests {
         let mut extra = good.clone();
         extra.push(0);
         assert!(Stats::from_bytes(&extra).is_err());
+    }
+
+    #[test]
+    fn hand_off_targets_and_format_1_rows() {
+        let mut h = span(1);
+        h.span_type = SpanType::Handoff;
+        h.tool_name = "→ writer".into();
+        let d = Dims::of(&SpanView::from(&h));
+        assert_eq!(d.target, "writer", "the SDK's tool name names the target");
+        h.target_agent_name = Some("critic".into());
+        let d = Dims::of(&SpanView::from(&h));
+        assert_eq!((d.target.as_str(), Dims::decode(&d.encode()).unwrap()), ("critic", d.clone()));
+        // A key written before targets were kept (eight elements) derives it from the tool name.
+        let old = "[\"handoff\",\"success\",\"a\",\"s\",\"→ writer\",\"\",false,0]";
+        assert_eq!(Dims::decode(old).unwrap().target, "writer");
+        // A ninth element on a row that is not a hand-off is not ours.
+        assert!(Dims::decode("[\"tool_call\",\"success\",\"a\",\"s\",\"t\",\"\",false,0,\"x\"]").is_err());
+        // Format 1 values (no latest start) still read, as "unknown".
+        let stats = RollupBatch::from_spans(&[span(7)]).0.into_values().next().unwrap();
+        assert_eq!(stats.last_at, 7 * 60_000_000);
+        let mut v1 = stats.to_bytes();
+        v1[0] = 1;
+        v1.drain(49..57);
+        assert_eq!(Stats::from_bytes(&v1).unwrap(), Stats { last_at: 0, ..stats });
+        assert!(decode_delegation("[\"a\"]").is_err() && decode_delegation("[1,2]").is_err());
     }
 
     #[test]
