@@ -424,31 +424,37 @@ impl SpanStore for DualSpans {
         session_ids: &[String],
         since: i64,
     ) -> Result<Vec<LinkSpan>, StorageError> {
-        if session_ids.is_empty() {
-            return Ok(Vec::new());
-        }
         let db = self.ch.database();
-        let list = session_ids.iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
-        let out = self
-            .ch
-            .query(&format!(
-                "SELECT session_id, span_id, parent_span_id, agent_name, started_at, \
-                 span_type = 'agent' AND model_id IS NOT NULL AS llm_call FROM {db}.spans \
-                 WHERE project_id = {} AND started_at >= {since} AND session_id IN ({list}) FORMAT JSONEachRow",
-                quote(project_id)
-            ))
-            .await?;
-        Ok(rows(&out)?
-            .iter()
-            .map(|m| LinkSpan {
+        let mut found = Vec::new();
+        // Lists of at most 64 KiB of ids: ClickHouse refuses queries over 256 KiB by default.
+        let mut rest = session_ids;
+        while !rest.is_empty() {
+            let (mut n, mut bytes) = (0, 0);
+            while n < rest.len() && (n == 0 || bytes + rest[n].len() < 64 * 1024) {
+                bytes += rest[n].len() + 4;
+                n += 1;
+            }
+            let list = rest[..n].iter().map(|s| quote(s)).collect::<Vec<_>>().join(", ");
+            rest = &rest[n..];
+            let out = self
+                .ch
+                .query(&format!(
+                    "SELECT session_id, span_id, parent_span_id, agent_name, started_at, \
+                     span_type = 'agent' AND model_id IS NOT NULL AS llm_call FROM {db}.spans \
+                     WHERE project_id = {} AND started_at >= {since} AND session_id IN ({list}) FORMAT JSONEachRow",
+                    quote(project_id)
+                ))
+                .await?;
+            found.extend(rows(&out)?.iter().map(|m| LinkSpan {
                 session_id: text(m, "session_id"),
                 span_id: text(m, "span_id"),
                 parent_span_id: opt_text(m, "parent_span_id"),
                 agent_name: opt_text(m, "agent_name"),
                 started_at: int(m, "started_at"),
                 llm_call: int(m, "llm_call") != 0,
-            })
-            .collect())
+            }));
+        }
+        Ok(found)
     }
 
     async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
