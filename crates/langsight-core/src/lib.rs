@@ -12,6 +12,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod links;
 pub mod rollup;
 pub mod session;
 pub mod sketch;

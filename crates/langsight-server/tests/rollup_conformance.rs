@@ -405,6 +405,24 @@ fn dataset(seed: u64, four_byte_errors: bool) -> Dataset {
         rest = &rest[n..];
     }
     let concurrent = batches.split_off(batches.len() / 5);
+    // Whole sessions, each in one batch (an SDK flushing a finished run): linked at ingest, not by the pass.
+    for _ in 0..40 {
+        let project = project_of(&mut g.r);
+        let session = g.r.hex32();
+        let start = g.r.range(now - DAY, now - HOUR);
+        let mut whole: Vec<Value> = Vec::new();
+        for _ in 0..g.r.range(5, 30) {
+            let at = start + g.r.range(0, 30 * MIN);
+            let agent = Some(*g.r.pick(&AGENTS[..3]));
+            let mut span = g.span(project, Some(&session), agent, at);
+            if !whole.is_empty() && g.r.chance(0.7) {
+                let parent = g.r.pick(&whole)["span_id"].clone();
+                span["parent_span_id"] = parent;
+            }
+            whole.push(span);
+        }
+        batches.push(whole);
+    }
     Dataset { sequential: batches, concurrent, resent: resent.chunks(150).map(<[Value]>::to_vec).collect(), late }
 }
 

@@ -8,6 +8,7 @@ use crate::model::*;
 use crate::{SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::health::HealthTag;
+use langsight_core::links::{self, LinkView};
 use langsight_core::rollup::RollupBatch;
 use langsight_core::session::SessionRollup;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
@@ -209,13 +210,26 @@ pub(crate) async fn fold(
         .prepare_cached(
             "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7, \
                  model_id = $8, input_tokens = $9, output_tokens = $10, thinking_tokens = $11, span_count = $12, \
-                 agent_name = $13 WHERE project_id = $1 AND session_id = $2",
+                 agent_name = $13, linked_count = CASE WHEN $14 THEN $12 ELSE linked_count END, \
+                 links = CASE WHEN $14 THEN $15 ELSE links END, \
+                 missing_parents = CASE WHEN $14 THEN $16 ELSE missing_parents END, \
+                 llm_calls = CASE WHEN $14 THEN $17 ELSE llm_calls END \
+                 WHERE project_id = $1 AND session_id = $2",
         )
         .await?;
     let mut updates = Vec::with_capacity(groups.len());
+    let mut delegations = RollupBatch::default();
     for ((project, session), members) in groups {
         tx.execute(&placeholder, &[&project, &session]).await?;
         let stored: String = tx.query_one(&lock, &[&project, &session]).await?.get(0);
+        // A session's first batch is linked here ([`langsight_core::links`]); later ones by the link pass.
+        let first = stored.is_empty().then(|| {
+            let views: Vec<LinkView> = members.iter().map(|s| LinkView::from(*s)).collect();
+            links::session_links(&views)
+        });
+        if let Some(l) = &first {
+            delegations.absorb(links::delegation_delta(project, session, &Default::default(), &l.contribution));
+        }
         let mut rollup: SessionRollup =
             if stored.is_empty() { SessionRollup::default() } else { serde_json::from_str(&stored)? };
         let previous = rollup.health_tag;
@@ -240,6 +254,10 @@ pub(crate) async fn fold(
                 &rollup.total_thinking_tokens,
                 &(rollup.span_count as i64),
                 &rollup.agent_name,
+                &first.is_some(),
+                &first.as_ref().map(|l| links::encode(&l.contribution)),
+                &first.as_ref().is_some_and(|l| l.missing_parents),
+                &first.as_ref().map_or(0, |l| l.llm_calls),
             ],
         )
         .await?;
@@ -250,7 +268,9 @@ pub(crate) async fn fold(
             current,
         });
     }
-    super::rollups::merge_into(tx, &RollupBatch::from_spans(spans)).await?;
+    let mut rollups = RollupBatch::from_spans(spans);
+    rollups.absorb(delegations);
+    super::rollups::merge_into(tx, &rollups).await?;
     Ok(updates)
 }
 

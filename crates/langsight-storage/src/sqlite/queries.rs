@@ -5,6 +5,7 @@ use crate::model::*;
 use crate::{HealthStore, KeyStore, ProjectStore, SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::health::HealthTag;
+use langsight_core::links::{self, LinkView};
 use langsight_core::rollup::RollupBatch;
 use langsight_core::session::SessionRollup;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
@@ -160,7 +161,14 @@ fn span_from_row(r: &Row) -> rusqlite::Result<Span> {
 /// Folds the batch into the session rollups (read, absorb, write back) inside the ingest transaction.
 /// The transaction holds SQLite's write lock, so concurrent ingests — from this process or another worker
 /// on the same file — apply one after the other and no update is lost.
-fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUpdate>, StorageError> {
+///
+/// A session's first batch is linked here too ([`langsight_core::links`]: delegation deltas into `rollups`, the
+/// record on the new row), so the link pass re-reads only sessions that receive a later batch.
+fn update_sessions(
+    conn: &Connection,
+    spans: &[Span],
+    rollups: &mut RollupBatch,
+) -> Result<Vec<SessionTagUpdate>, StorageError> {
     let mut groups: HashMap<(&str, &str), Vec<&Span>> = HashMap::new();
     for s in spans {
         if let Some(session) = s.session() {
@@ -170,8 +178,9 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
     let mut select = conn.prepare_cached("SELECT rollup FROM sessions WHERE project_id = ?1 AND session_id = ?2")?;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup, model_id, \
-         input_tokens, output_tokens, thinking_tokens, span_count, agent_name) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (project_id, session_id) DO UPDATE SET \
+         input_tokens, output_tokens, thinking_tokens, span_count, agent_name, linked_count, links, missing_parents, \
+         llm_calls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         ON CONFLICT (project_id, session_id) DO UPDATE SET \
          first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at, \
          health_tag = excluded.health_tag, rollup = excluded.rollup, model_id = excluded.model_id, \
          input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
@@ -181,6 +190,15 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
     let mut updates = Vec::with_capacity(groups.len());
     for ((project, session), members) in groups {
         let stored: Option<String> = select.query_row(params![project, session], |r| r.get(0)).optional()?;
+        // A new row's link record (ignored on conflict: only a first batch is linked here).
+        let first = if stored.is_none() {
+            let views: Vec<LinkView> = members.iter().map(|s| LinkView::from(*s)).collect();
+            let l = links::session_links(&views);
+            rollups.absorb(links::delegation_delta(project, session, &Default::default(), &l.contribution));
+            Some(l)
+        } else {
+            None
+        };
         let mut rollup: SessionRollup = match stored {
             Some(json) => serde_json::from_str(&json)?,
             None => SessionRollup::default(),
@@ -203,6 +221,10 @@ fn update_sessions(conn: &Connection, spans: &[Span]) -> Result<Vec<SessionTagUp
             rollup.total_thinking_tokens,
             rollup.span_count as i64,
             rollup.agent_name,
+            if first.is_some() { rollup.span_count as i64 } else { 0 },
+            first.as_ref().map(|l| links::encode(&l.contribution)),
+            first.as_ref().is_some_and(|l| l.missing_parents),
+            first.as_ref().map_or(0, |l| l.llm_calls),
         ])?;
         updates.push(SessionTagUpdate {
             project_id: project.to_string(),
@@ -293,11 +315,11 @@ impl SpanStore for SqliteStorage {
             return Ok(IngestOutcome::default());
         }
         // Folded here, on the request's task: the writer thread only merges the deltas of its group.
-        let rollups = RollupBatch::from_spans(&spans);
+        let mut rollups = RollupBatch::from_spans(&spans);
         self.write(move |conn| {
             insert_spans(conn, &spans)?;
             update_tool_hours(conn, &spans)?;
-            let sessions = update_sessions(conn, &spans)?;
+            let sessions = update_sessions(conn, &spans, &mut rollups)?;
             super::rollups::defer(rollups);
             Ok(IngestOutcome { accepted: spans.len(), sessions })
         })
