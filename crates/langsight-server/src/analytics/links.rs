@@ -42,14 +42,35 @@ fn view(s: &LinkSpan) -> LinkView<'_> {
     }
 }
 
+/// Spans a step reads at most (whatever the sessions' number): the memory of a step is its spans'.
+const SPAN_BUDGET: i64 = 200_000;
+
+/// How many of the due sessions (in order) one step links: as many as fit in [`SPAN_BUDGET`], at least one (a
+/// session larger than the budget is read alone).
+fn within_budget(due: &[UnlinkedSession]) -> usize {
+    let mut spans = 0i64;
+    let mut n = 0;
+    for s in due {
+        spans = spans.saturating_add(s.span_count.max(0));
+        if n > 0 && spans > SPAN_BUDGET {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
 /// Links up to `limit` due sessions; returns how many were recorded (0: nothing was due).
 pub async fn run(state: &AppState, limit: usize) -> ApiResult<usize> {
     let mut done = 0;
     while done < limit {
-        let due = state.storage.spans.unlinked_sessions(STEP.min(limit - done)).await?;
+        let asked = STEP.min(limit - done);
+        let mut due = state.storage.spans.unlinked_sessions(asked).await?;
         if due.is_empty() {
             break;
         }
+        let fetched = due.len();
+        due.truncate(within_budget(&due));
         let mut by_project: BTreeMap<&str, Vec<&UnlinkedSession>> = BTreeMap::new();
         for s in &due {
             by_project.entry(&s.project_id).or_default().push(s);
@@ -79,10 +100,10 @@ pub async fn run(state: &AppState, limit: usize) -> ApiResult<usize> {
                 });
             }
         }
-        let n = updates.len();
+        done += updates.len();
         state.storage.spans.commit_links(updates).await?;
-        done += n;
-        if n < STEP {
+        // Fewer than asked and none left for the next step: nothing else is due.
+        if fetched < asked && due.len() == fetched {
             break;
         }
     }
@@ -117,4 +138,30 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             tokio::time::sleep(INTERVAL).await;
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn due(span_count: i64) -> UnlinkedSession {
+        UnlinkedSession {
+            project_id: String::new(),
+            session_id: String::new(),
+            first_call_at: 0,
+            span_count,
+            linked_count: 0,
+            links: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_step_reads_sessions_up_to_its_span_budget_and_a_huge_one_alone() {
+        let small: Vec<_> = (0..500).map(|_| due(30)).collect();
+        assert_eq!(within_budget(&small), 500);
+        let big: Vec<_> = (0..10).map(|_| due(SPAN_BUDGET / 4)).collect();
+        assert_eq!(within_budget(&big), 4);
+        assert_eq!(within_budget(&[due(SPAN_BUDGET * 10), due(1)]), 1);
+        assert_eq!(within_budget(&[]), 0);
+    }
 }

@@ -416,8 +416,8 @@ impl SpanStore for DualSpans {
         self.pg.unlinked_sessions(limit).await
     }
 
-    /// One ClickHouse read for all the sessions, bounded below by their earliest start: the table's sort key
-    /// begins (project, started_at), so recent sessions read only recent parts.
+    /// One ClickHouse read per 64 KiB of session ids, bounded below by the sessions' earliest start: the table's
+    /// sort key begins (project, started_at), so recent sessions read only recent parts.
     async fn link_spans(
         &self,
         project_id: &str,
