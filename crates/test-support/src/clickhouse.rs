@@ -123,8 +123,10 @@ fn spawn(engine: &Engine, dir: &std::path::Path, port: u16) -> Child {
     cmd.current_dir(dir).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the ClickHouse engine starts")
 }
 
+/// Waits for the engine's /ping. Generous: with the whole suite running on two cores a server (or the chDB shim's
+/// Python import) took over 30 s to answer once.
 fn wait(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(90);
     while !ping(port) {
         assert!(Instant::now() < deadline, "ClickHouse did not answer /ping on port {port}");
         std::thread::sleep(Duration::from_millis(50));
