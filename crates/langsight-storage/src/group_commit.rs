@@ -184,13 +184,8 @@ impl SpanStore for GroupCommit {
         self.inner.get_session(project_id, session_id).await
     }
 
-    async fn session_costs(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-        limit: usize,
-    ) -> Result<Vec<SessionCost>, StorageError> {
-        self.inner.session_costs(project_id, active_since, limit).await
+    async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
+        self.inner.session_costs(query).await
     }
 
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {

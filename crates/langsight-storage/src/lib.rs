@@ -88,14 +88,10 @@ pub trait SpanStore: Send + Sync {
     async fn get_session(&self, project_id: Option<&str>, session_id: &str)
         -> Result<Option<SessionRow>, StorageError>;
 
-    /// The token figures of the sessions active since `active_since` that name a model (newest first, at most
-    /// `limit`): what the cost breakdown ranks sessions by, without reading whole session rollups.
-    async fn session_costs(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-        limit: usize,
-    ) -> Result<Vec<SessionCost>, StorageError>;
+    /// The costliest sessions of [`CostRankQuery`] with their token figures: the cost breakdown's ranking,
+    /// computed where the session rows are, so that a networked store sends the few ranked rows, not the
+    /// thousands it ranks.
+    async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError>;
 
     /// The analytics rollup rows of one kind in a bucket range (kept at ingest, in the spans' commit).
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError>;

@@ -431,6 +431,31 @@ pub struct Member {
     pub added_at: Micros,
 }
 
+/// Which sessions [`crate::SpanStore::session_costs`] ranks: of those active since `active_since` (in one
+/// project, or all), the `read` most recently started that name a model; priced by `prices`, the `top`
+/// costliest are returned, costliest first (ties by session id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CostRankQuery {
+    pub project_id: Option<String>,
+    pub active_since: i64,
+    pub read: usize,
+    pub top: usize,
+    /// One row per model id as stored in sessions (a model without a row is not priced, and its sessions are
+    /// not ranked).
+    pub prices: Vec<TokenPrice>,
+}
+
+/// USD per million tokens of one model id. The store ranks by
+/// `input / 1e6 × input_per_1m + output / 1e6 × output_per_1m + thinking / 1e6 × thinking_per_1m` in double
+/// precision, missing token figures counting as 0 — the formula the server prices with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenPrice {
+    pub model_id: String,
+    pub input_per_1m: f64,
+    pub output_per_1m: f64,
+    pub thinking_per_1m: f64,
+}
+
 /// A session's token figures (from its rollup), for ranking sessions by cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionCost {

@@ -2,7 +2,7 @@
 //! briefly, since every sessions list prices its rows).
 
 use crate::state::AppState;
-use langsight_storage::{ModelPrice, StorageError};
+use langsight_storage::{ModelPrice, StorageError, TokenPrice};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +74,26 @@ impl Prices {
             .or_else(|| PREFIXES.iter().find_map(|p| model.strip_prefix(p)).and_then(|bare| self.0.get(bare)))
     }
 
+    /// Every model id [`get`](Prices::get) prices, with its price: each priced model as named and behind each
+    /// provider prefix. A store ranking sessions by a plain join on this list prices exactly as `get` does.
+    pub fn token_prices(&self) -> Vec<TokenPrice> {
+        let mut ids: Vec<String> = self.0.keys().cloned().collect();
+        ids.extend(self.0.keys().flat_map(|k| PREFIXES.iter().map(move |p| format!("{p}{k}"))));
+        ids.sort();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| {
+                let p = self.get(&id)?;
+                Some(TokenPrice {
+                    input_per_1m: p.input_per_1m_usd,
+                    output_per_1m: p.output_per_1m_usd,
+                    thinking_per_1m: p.thinking_per_1m_usd,
+                    model_id: id,
+                })
+            })
+            .collect()
+    }
+
     /// USD for these token counts (input, output and thinking; cache reads are not priced, as in the original).
     pub fn cost(&self, model: &str, input: i64, output: i64, thinking: i64) -> Option<f64> {
         self.get(model).map(|p| {
@@ -126,5 +146,33 @@ mod tests {
         assert!(p.get("unknown-model").is_none());
         // 1M input at $3, 0.5M output at $15.
         assert_eq!(p.cost("claude-sonnet-4-6", 1_000_000, 500_000, 0), Some(10.5));
+    }
+
+    #[test]
+    fn the_token_price_list_prices_every_id_as_the_lookup_does() {
+        let mut rows = seed_rows(1);
+        let mut prefixed = rows[0].clone();
+        prefixed.model_id = "anthropic/claude-sonnet-4-6".into();
+        prefixed.input_per_1m_usd = 7.0;
+        rows.push(prefixed);
+        let p = Prices::from_rows(rows);
+        let list = p.token_prices();
+        let table: HashMap<&str, f64> = list.iter().map(|t| (t.model_id.as_str(), t.input_per_1m)).collect();
+        assert_eq!(table.len(), list.len(), "one row per id");
+        for id in [
+            "gpt-4o",
+            "openai/gpt-4o",
+            "models/gpt-4o",
+            "anthropic/claude-sonnet-4-6",
+            "models/anthropic/claude-sonnet-4-6",
+            "claude-sonnet-4-6",
+            "openai/anthropic/claude-sonnet-4-6",
+            "gpt-4o-2024",
+            "unknown",
+            "anthropic/openai/gpt-4o",
+        ] {
+            assert_eq!(table.get(id).copied(), p.get(id).map(|r| r.input_per_1m_usd), "{id}");
+        }
+        assert_eq!(table["anthropic/claude-sonnet-4-6"], 7.0, "an exact id wins over the stripped one");
     }
 }

@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use langsight_core::rollup::{Dims, RollupKind, SlotDims, Stats, HOUR, SLOT};
 use langsight_core::span::{SpanStatus, SpanType};
-use langsight_storage::RollupQuery;
+use langsight_storage::{CostRankQuery, RollupQuery};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -334,6 +334,9 @@ pub async fn loop_counts(state: &AppState, w: &Window, source: Source) -> ApiRes
 pub const COST_SESSIONS: usize = 10;
 /// Sessions read for that ranking at most (the most recently started in the window).
 pub const COST_SESSIONS_READ: usize = 5_000;
+/// Ranked rows the store returns: the store orders by the unrounded cost, the breakdown by the cost rounded to
+/// six decimals and then the session id, so a margin past [`COST_SESSIONS`] keeps ties at the boundary exact.
+const COST_SESSIONS_RANKED: usize = 100;
 
 pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> ApiResult<Value> {
     let prices = state.prices.get(state).await?;
@@ -356,7 +359,16 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
             groups
         }
     };
-    let sessions = state.storage.spans.session_costs(w.project_id.as_deref(), w.since, COST_SESSIONS_READ).await?;
+    // The span-scan oracle has every candidate returned and ranks them all here.
+    let top = if source == Source::Spans { COST_SESSIONS_READ } else { COST_SESSIONS_RANKED };
+    let query = CostRankQuery {
+        project_id: w.project_id.clone(),
+        active_since: w.since,
+        read: COST_SESSIONS_READ,
+        top,
+        prices: prices.token_prices(),
+    };
+    let sessions = state.storage.spans.session_costs(query).await?;
     // Ranked by index and cost; JSON is built for the few shown, not for every session read.
     let mut ranked: Vec<(f64, usize)> = sessions
         .iter()

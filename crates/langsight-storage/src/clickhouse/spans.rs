@@ -392,13 +392,8 @@ impl SpanStore for DualSpans {
         self.pg.get_session(project_id, session_id).await
     }
 
-    async fn session_costs(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-        limit: usize,
-    ) -> Result<Vec<SessionCost>, StorageError> {
-        self.pg.session_costs(project_id, active_since, limit).await
+    async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
+        self.pg.session_costs(query).await
     }
 
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {

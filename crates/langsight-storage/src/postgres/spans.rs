@@ -547,21 +547,30 @@ impl SpanStore for PgStorage {
         rows.iter().map(fact_from_row).collect()
     }
 
-    async fn session_costs(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-        limit: usize,
-    ) -> Result<Vec<SessionCost>, StorageError> {
+    async fn session_costs(&self, q: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
         let client = self.client().await?;
+        // The newest `read` sessions come from the covering index `sessions_costs`; the prices join them as
+        // arrays (exact doubles in the binary protocol), and only the `top` rows travel back.
         let statement = client
             .prepare_cached(
-                "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count \
-                 FROM sessions WHERE last_call_at >= $1 AND ($2::text IS NULL OR project_id = $2) \
-                 AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT $3",
+                "SELECT s.session_id, s.agent_name, s.model_id, s.input_tokens, s.output_tokens, \
+                 s.thinking_tokens, s.span_count FROM (SELECT session_id, agent_name, model_id, input_tokens, \
+                 output_tokens, thinking_tokens, span_count FROM sessions WHERE last_call_at >= $1 \
+                 AND ($2::text IS NULL OR project_id = $2) AND model_id IS NOT NULL \
+                 ORDER BY first_call_at DESC LIMIT $3) s \
+                 JOIN unnest($5::text[], $6::float8[], $7::float8[], $8::float8[]) AS p(model, i, o, t) \
+                 ON p.model = s.model_id WHERE s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL \
+                 ORDER BY coalesce(s.input_tokens, 0)::float8 / 1e6 * p.i \
+                 + coalesce(s.output_tokens, 0)::float8 / 1e6 * p.o \
+                 + coalesce(s.thinking_tokens, 0)::float8 / 1e6 * p.t DESC, s.session_id LIMIT $4",
             )
             .await?;
-        let rows = client.query(&statement, &[&active_since, &project_id, &(limit as i64)]).await?;
+        let models: Vec<&str> = q.prices.iter().map(|p| p.model_id.as_str()).collect();
+        let column = |f: fn(&TokenPrice) -> f64| q.prices.iter().map(f).collect::<Vec<f64>>();
+        let (i, o, t) = (column(|p| p.input_per_1m), column(|p| p.output_per_1m), column(|p| p.thinking_per_1m));
+        let (read, top) = (q.read as i64, q.top as i64);
+        let rows =
+            client.query(&statement, &[&q.active_since, &q.project_id, &read, &top, &models, &i, &o, &t]).await?;
         Ok(rows
             .iter()
             .map(|r| SessionCost {

@@ -97,13 +97,14 @@ mod tests {
             .query_row("SELECT model_id FROM sessions WHERE session_id = 'placeholder'", [], |r| r.get(0))
             .expect("placeholder session");
         assert_eq!(placeholder, None, "a session without a rollup has no model to rank by");
-        let plan: String = conn
-            .query_row(
-                &format!("EXPLAIN QUERY PLAN {}", crate::sqlite::queries::SESSION_COSTS),
-                rusqlite::params![0, None::<String>, 5000],
-                |r| r.get(3),
-            )
-            .expect("plan");
+        let mut explain =
+            conn.prepare(&format!("EXPLAIN QUERY PLAN {}", crate::sqlite::queries::SESSION_COSTS)).expect("explain");
+        let plan: Vec<String> = explain
+            .query_map(rusqlite::params![0, None::<String>, 5000, 100, "[]"], |r| r.get(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        let plan = plan.join("; ");
         assert!(plan.contains("COVERING INDEX sessions_window"), "the cost ranking reads an index only: {plan}");
     }
 }

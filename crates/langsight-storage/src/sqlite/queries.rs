@@ -238,9 +238,18 @@ fn update_sessions(
 
 /// The cost ranking's read: answered from the `sessions_window` index alone (migration 18 added the model and
 /// thinking tokens to it).
-pub(crate) const SESSION_COSTS: &str = "SELECT session_id, agent_name, model_id, input_tokens, output_tokens, \
-     thinking_tokens, span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
-     AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3";
+/// The cost ranking (`?1` window start, `?2` project, `?3` sessions read, `?4` rows returned, `?5` the prices as
+/// a JSON array of `[model, input, output, thinking]`): the newest sessions from the covering index
+/// `sessions_window`, priced and ranked here so only the ranked rows are built.
+pub(crate) const SESSION_COSTS: &str = "WITH p(model, i, o, t) AS MATERIALIZED (SELECT value ->> 0, value ->> 1, \
+     value ->> 2, value ->> 3 FROM json_each(?5)), \
+     s AS MATERIALIZED (SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, \
+     span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
+     AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3) \
+     SELECT s.session_id, s.agent_name, s.model_id, s.input_tokens, s.output_tokens, s.thinking_tokens, s.span_count \
+     FROM s JOIN p ON p.model = s.model_id WHERE s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL \
+     ORDER BY coalesce(s.input_tokens, 0) / 1e6 * p.i + coalesce(s.output_tokens, 0) / 1e6 * p.o \
+     + coalesce(s.thinking_tokens, 0) / 1e6 * p.t DESC, s.session_id LIMIT ?4";
 
 /// The sessions list's filters (`?1` window start, `?2` project, `?3` health tag, `?4` agent, `?7` failed or
 /// clean), over `sessions s`.
@@ -485,16 +494,17 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
-    async fn session_costs(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-        limit: usize,
-    ) -> Result<Vec<SessionCost>, StorageError> {
-        let project_id = project_id.map(str::to_string);
+    async fn session_costs(&self, q: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
+        let prices: Vec<(&str, f64, f64, f64)> = q
+            .prices
+            .iter()
+            .map(|p| (p.model_id.as_str(), p.input_per_1m, p.output_per_1m, p.thinking_per_1m))
+            .collect();
+        let prices = serde_json::to_string(&prices)?;
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(SESSION_COSTS)?;
-            let rows = stmt.query_map(params![active_since, project_id, limit as i64], |r| {
+            let (read, top) = (q.read as i64, q.top as i64);
+            let rows = stmt.query_map(params![q.active_since, q.project_id, read, top, prices], |r| {
                 Ok(SessionCost {
                     session_id: r.get(0)?,
                     agent_name: r.get(1)?,
