@@ -280,6 +280,12 @@ fn init_logging(level: &str) {
         .init();
 }
 
+/// mimalloc instead of glibc's allocator: ingest moves span batches between the request tasks and the SQLite
+/// writer thread, and glibc spent a quarter of the writer's time in `malloc`/`free` and arena consolidation
+/// (perf, BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` sets up logging once its configuration (which holds the level) is read.

@@ -13,7 +13,6 @@
 //! is fixed here: the accuracy, the index range, the hash of [`hash_str`] and the byte layout. Changing any of
 //! them needs a new format version.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// Why bytes could not be decoded into a sketch.
@@ -138,8 +137,12 @@ const LATENCY_MAX_BUCKETS: u64 = (LATENCY_MAX_INDEX - LATENCY_MIN_INDEX + 1) as 
 pub struct LatencySketch {
     /// Observations at or below [`LATENCY_MIN_VALUE`], negative or NaN.
     zero_count: u64,
-    /// Non-empty buckets by index; an index is never stored with a count of zero.
-    buckets: BTreeMap<i32, u64>,
+    /// Index of `buckets[0]`.
+    offset: i32,
+    /// Counts of the buckets from `offset` on, dense: merging a stored row (hundreds of buckets) is then one
+    /// pass over two arrays instead of a tree insert per bucket. Empty, or first and last count non-zero, so
+    /// equal sketches are equal values.
+    buckets: Vec<u64>,
     /// `zero_count` plus every bucket's count; never above `u64::MAX` by construction.
     count: u64,
 }
@@ -159,7 +162,43 @@ impl LatencySketch {
         self.count += 1;
         match bucket_index(v) {
             None => self.zero_count += 1,
-            Some(i) => *self.buckets.entry(i).or_insert(0) += 1,
+            Some(i) => *self.slot(i) += 1,
+        }
+    }
+
+    /// The count of bucket `i`, the dense range grown to hold it.
+    fn slot(&mut self, i: i32) -> &mut u64 {
+        if self.buckets.is_empty() {
+            self.offset = i;
+            self.buckets.push(0);
+        } else if i < self.offset {
+            let grow = (self.offset - i) as usize;
+            self.buckets.splice(0..0, std::iter::repeat_n(0, grow));
+            self.offset = i;
+        } else if (i - self.offset) as usize >= self.buckets.len() {
+            self.buckets.resize((i - self.offset) as usize + 1, 0);
+        }
+        &mut self.buckets[(i - self.offset) as usize]
+    }
+
+    /// The non-empty buckets in increasing index order.
+    fn nonempty(&self) -> impl DoubleEndedIterator<Item = (i32, u64)> + '_ {
+        let offset = self.offset;
+        self.buckets.iter().enumerate().filter(|&(_, &n)| n != 0).map(move |(k, &n)| (offset + k as i32, n))
+    }
+
+    /// Drops empty buckets at both ends (only a saturated merge can leave them).
+    fn trim(&mut self) {
+        while self.buckets.last() == Some(&0) {
+            self.buckets.pop();
+        }
+        let lead = self.buckets.iter().take_while(|&&n| n == 0).count();
+        if lead > 0 {
+            self.buckets.drain(..lead);
+            self.offset += lead as i32;
+        }
+        if self.buckets.is_empty() {
+            self.offset = 0;
         }
     }
 
@@ -174,12 +213,20 @@ impl LatencySketch {
             *count += n;
         }
         add_bounded(&mut self.zero_count, other.zero_count, &mut self.count);
-        for (&i, &n) in &other.buckets {
+        if other.buckets.is_empty() {
+            return;
+        }
+        // Grow once to cover `other`'s range, then add slot by slot.
+        self.slot(other.offset);
+        self.slot(other.offset + other.buckets.len() as i32 - 1);
+        let start = (other.offset - self.offset) as usize;
+        for (mine, &n) in self.buckets[start..].iter_mut().zip(&other.buckets) {
             if self.count == u64::MAX {
                 break;
             }
-            add_bounded(self.buckets.entry(i).or_insert(0), n, &mut self.count);
+            add_bounded(mine, n, &mut self.count);
         }
+        self.trim();
     }
 
     /// The number of observations recorded.
@@ -209,26 +256,27 @@ impl LatencySketch {
             return Some(0.0);
         }
         let mut seen = self.zero_count;
-        for (&i, &n) in &self.buckets {
+        for (i, n) in self.nonempty() {
             seen = seen.saturating_add(n);
             if seen > rank {
                 return Some(representative(i));
             }
         }
         // Unreachable: the buckets add up to `count`. Answer the largest bucket rather than panic.
-        self.buckets.keys().next_back().map(|&i| representative(i))
+        self.nonempty().next_back().map(|(i, _)| representative(i))
     }
 
     /// Serialises the sketch: the version byte, the zero bucket's count, the number of buckets, then per
     /// bucket the zigzag varint of its index's delta to the previous index (to 0 for the first) and the varint
     /// of its count. Equal sketches give equal bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(4 + 3 * self.buckets.len());
+        let nonempty = self.nonempty().count();
+        let mut out = Vec::with_capacity(4 + 3 * nonempty);
         out.push(FORMAT_VERSION);
         put_varint(&mut out, self.zero_count);
-        put_varint(&mut out, self.buckets.len() as u64);
+        put_varint(&mut out, nonempty as u64);
         let mut prev = 0i64;
-        for (&i, &n) in &self.buckets {
+        for (i, n) in self.nonempty() {
             put_varint(&mut out, zigzag(i64::from(i) - prev));
             put_varint(&mut out, n);
             prev = i64::from(i);
@@ -256,7 +304,7 @@ impl LatencySketch {
             return Err(SketchError::Truncated);
         }
         let mut count = zero_count;
-        let mut buckets = BTreeMap::new();
+        let mut sketch = LatencySketch { zero_count, ..LatencySketch::default() };
         let mut prev: Option<i64> = None;
         for _ in 0..n {
             let delta = unzigzag(r.varint()?);
@@ -275,12 +323,13 @@ impl LatencySketch {
                 return Err(SketchError::EmptyBucket);
             }
             count = count.checked_add(c).ok_or(SketchError::CountOverflow)?;
-            // In range by the check above.
-            buckets.insert(index as i32, c);
+            // In range by the check above, and increasing, so the dense range only grows at its end.
+            *sketch.slot(index as i32) = c;
             prev = Some(index);
         }
         r.finish()?;
-        Ok(LatencySketch { zero_count, buckets, count })
+        sketch.count = count;
+        Ok(sketch)
     }
 }
 
@@ -485,7 +534,7 @@ impl DistinctSketch {
             }
             Repr::Hll(registers) => {
                 let nibble = nibble_encoded(registers);
-                if rle_len(registers) < nibble.len().min(HLL_M) {
+                if rle_len(registers, nibble.len().min(HLL_M)) < nibble.len().min(HLL_M) {
                     out.push(MODE_HLL_RLE);
                     let mut rest: &[u8] = &registers[..];
                     while let Some(&value) = rest.first() {
@@ -570,11 +619,15 @@ impl DistinctSketch {
     }
 }
 
-/// The length of the run-length form of `registers` (value byte and varint length per run).
-fn rle_len(registers: &[u8; HLL_M]) -> usize {
+/// The length of the run-length form of `registers` (value byte and varint length per run), or any value of
+/// at least `limit` once it is known to reach it: a dense sketch has thousands of runs, and the count stops early.
+fn rle_len(registers: &[u8; HLL_M], limit: usize) -> usize {
     let mut len = 0;
     let mut rest: &[u8] = &registers[..];
     while let Some(&value) = rest.first() {
+        if len >= limit {
+            return len;
+        }
         let run = rest.iter().take_while(|&&r| r == value).count();
         len += 1 + varint_len(run as u64);
         rest = &rest[run..];
@@ -976,7 +1029,7 @@ mod tests {
     fn sketch_counts_saturate_without_breaking_the_encoding() {
         let mut big = LatencySketch::new();
         big.add(5.0);
-        big.buckets.insert(bucket_index(5.0).unwrap(), u64::MAX - 1);
+        *big.slot(bucket_index(5.0).unwrap()) = u64::MAX - 1;
         big.count = u64::MAX - 1;
         let mut other = LatencySketch::new();
         other.add(0.0);
