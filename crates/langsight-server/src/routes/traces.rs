@@ -135,25 +135,35 @@ const MAX_OTLP_DECOMPRESSED: u64 = 32 * 1024 * 1024;
 /// Header naming the project of OTLP spans (collectors cannot put it in each span).
 pub const OTLP_PROJECT_HEADER: &str = "x-langsight-project-id";
 
+/// Inflates a gzip body of at most `limit` bytes decompressed (413 past it, 400 if it is not gzip), in two
+/// passes: the first only counts the bytes, the second fills a buffer of exactly that size. Decompression is
+/// cheap next to memory: a growing buffer (`read_to_end`) held up to twice the limit while it doubled, and a gzip
+/// bomb is now refused without allocating anything for its output.
+fn inflate_capped(body: &[u8], limit: usize) -> ApiResult<Vec<u8>> {
+    use std::io::Read;
+    let not_gzip = |e: std::io::Error| {
+        ApiError::BadRequest(format!("the body is not valid gzip ({e}); send it uncompressed or gzip-compressed"))
+    };
+    let mut counter = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    let size = std::io::copy(&mut counter, &mut std::io::sink()).map_err(not_gzip)?;
+    if size > limit as u64 {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let mut out = Vec::with_capacity(size as usize);
+    flate2::read::GzDecoder::new(body).take(size).read_to_end(&mut out).map_err(not_gzip)?;
+    Ok(out)
+}
+
 /// Decodes an OTLP/HTTP body (gzip or not; protobuf or JSON by `Content-Type`) into our spans. Public for
 /// the fuzz targets (`fuzz/`), which drive it with arbitrary headers and bodies.
 pub fn decode_otlp(headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<Span>, bool)> {
     let header =
         |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
-    let mut inflated = Vec::new();
+    let inflated: Vec<u8>;
     let body = match header(header::CONTENT_ENCODING).as_str() {
         "" | "identity" => body,
         "gzip" => {
-            use std::io::Read;
-            let mut reader = flate2::read::GzDecoder::new(body).take(MAX_OTLP_DECOMPRESSED + 1);
-            reader.read_to_end(&mut inflated).map_err(|e| {
-                ApiError::BadRequest(format!(
-                    "the body is not valid gzip ({e}); send it uncompressed or gzip-compressed"
-                ))
-            })?;
-            if inflated.len() as u64 > MAX_OTLP_DECOMPRESSED {
-                return Err(ApiError::PayloadTooLarge);
-            }
+            inflated = inflate_capped(body, MAX_OTLP_DECOMPRESSED as usize)?;
             &inflated
         }
         other => {
