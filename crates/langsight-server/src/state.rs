@@ -29,6 +29,9 @@ pub struct Inner {
     pub health_rules: crate::alerts::rules::HealthRules,
     /// Active model prices, cached briefly (every sessions list prices its rows).
     pub prices: crate::analytics::pricing::PriceCache,
+    /// Cost-breakdown session rankings in flight, by (project, hours): concurrent identical requests share one.
+    pub cost_rankings:
+        crate::analytics::single_flight::SingleFlight<(Option<String>, i64), Arc<Vec<langsight_storage::SessionCost>>>,
     /// The payload-redaction switch of the instance settings, cached briefly (read at every ingest).
     pub redact: crate::settings::RedactCache,
     /// Catalog names this process registered lately, so ingest writes only new or stale ones.
@@ -59,6 +62,7 @@ impl AppState {
             deliverer: std::sync::OnceLock::new(),
             health_rules: Default::default(),
             prices: Default::default(),
+            cost_rankings: Default::default(),
             redact: Default::default(),
             catalog: Default::default(),
             shutting_down: tokio::sync::watch::channel(false).0,

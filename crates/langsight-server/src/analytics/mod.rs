@@ -11,6 +11,7 @@ pub mod monitoring;
 pub mod pricing;
 pub mod reliability;
 pub mod rolled;
+pub mod single_flight;
 
 use crate::error::ApiResult;
 use crate::state::AppState;

@@ -17,6 +17,7 @@ use langsight_core::span::{SpanStatus, SpanType};
 use langsight_storage::{CostRankQuery, RollupQuery};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// Where the figures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -368,7 +369,13 @@ pub async fn costs(state: &AppState, w: &Window, hours: i64, source: Source) -> 
         top,
         prices: prices.token_prices(),
     };
-    let sessions = state.storage.spans.session_costs(query).await?;
+    let sessions = if source == Source::Spans {
+        Arc::new(state.storage.spans.session_costs(query).await?)
+    } else {
+        let key = (w.project_id.clone(), hours);
+        let read = || async { state.storage.spans.session_costs(query).await.map(Arc::new) };
+        state.cost_rankings.run(key, read).await?
+    };
     // Ranked by index and cost; JSON is built for the few shown, not for every session read.
     let mut ranked: Vec<(f64, usize)> = sessions
         .iter()

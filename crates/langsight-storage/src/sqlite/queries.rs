@@ -236,20 +236,21 @@ fn update_sessions(
     Ok(updates)
 }
 
-/// The cost ranking's read: answered from the `sessions_window` index alone (migration 18 added the model and
-/// thinking tokens to it).
 /// The cost ranking (`?1` window start, `?2` project, `?3` sessions read, `?4` rows returned, `?5` the prices as
-/// a JSON array of `[model, input, output, thinking]`): the newest sessions from the covering index
-/// `sessions_window`, priced and ranked here so only the ranked rows are built.
+/// a JSON array of `[model, input, output, thinking]`): the newest sessions stream from the covering index
+/// `sessions_window`, each priced by a lookup in the (small) price list, and only the ranked rows are built.
+/// Joining the two instead made SQLite copy the 5,000 sessions into a temporary table with an automatic index
+/// (twice the time, measured in the shell).
 pub(crate) const SESSION_COSTS: &str = "WITH p(model, i, o, t) AS MATERIALIZED (SELECT value ->> 0, value ->> 1, \
-     value ->> 2, value ->> 3 FROM json_each(?5)), \
-     s AS MATERIALIZED (SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, \
-     span_count FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
-     AND model_id IS NOT NULL ORDER BY first_call_at DESC LIMIT ?3) \
-     SELECT s.session_id, s.agent_name, s.model_id, s.input_tokens, s.output_tokens, s.thinking_tokens, s.span_count \
-     FROM s JOIN p ON p.model = s.model_id WHERE s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL \
-     ORDER BY coalesce(s.input_tokens, 0) / 1e6 * p.i + coalesce(s.output_tokens, 0) / 1e6 * p.o \
-     + coalesce(s.thinking_tokens, 0) / 1e6 * p.t DESC, s.session_id LIMIT ?4";
+     value ->> 2, value ->> 3 FROM json_each(?5)) \
+     SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count FROM ( \
+     SELECT session_id, agent_name, model_id, input_tokens, output_tokens, thinking_tokens, span_count, \
+     (SELECT coalesce(s.input_tokens, 0) / 1e6 * p.i + coalesce(s.output_tokens, 0) / 1e6 * p.o \
+     + coalesce(s.thinking_tokens, 0) / 1e6 * p.t FROM p WHERE p.model = s.model_id) AS cost \
+     FROM sessions s WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) AND model_id IS NOT NULL \
+     ORDER BY first_call_at DESC LIMIT ?3) \
+     WHERE cost IS NOT NULL AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL) \
+     ORDER BY cost DESC, session_id LIMIT ?4";
 
 /// The sessions list's filters (`?1` window start, `?2` project, `?3` health tag, `?4` agent, `?7` failed or
 /// clean), over `sessions s`.
