@@ -274,3 +274,59 @@ async fn unfinished_runs_are_listed_and_tagged_without_hiding_failures() {
     );
     server.stop().await;
 }
+
+/// Per-agent figures count every session of the window, not a page of the sessions list: 1,100 sessions of one
+/// agent (the dashboard's list reads 1,000) and the two hand-computed sessions of the fixed dataset.
+#[tokio::test]
+async fn the_agent_summary_counts_every_session() {
+    let server = TestServer::start().await;
+    let admin = server.admin();
+    let (sa, sb) = (session_id(), session_id());
+    assert_eq!(admin.ingest(&dataset(&sa, &sb)).await.status, 202);
+    let bulk: Vec<Value> = (0..1_100)
+        .map(|i| {
+            span(
+                &format!("bulk-{i}"),
+                &session_id(),
+                "tool_call",
+                ["github", "read_file"],
+                "bulk",
+                5,
+                if i % 10 == 0 { "error" } else { "success" },
+            )
+        })
+        .collect();
+    for chunk in bulk.chunks(500) {
+        assert_eq!(admin.ingest(&Value::Array(chunk.to_vec())).await.status, 202);
+    }
+    let r = admin.get("/api/agents/summary?hours=24").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let b = find(&r.body, "agent_name", "bulk");
+    // Every tenth bulk session failed its only call.
+    assert_eq!((b["sessions"].clone(), b["failed_sessions"].clone()), (json!(1_100), json!(110)), "{b}");
+    assert_eq!((b["tool_calls"].clone(), b["failed_calls"].clone()), (json!(1_100), json!(110)), "{b}");
+    // planner: its session's tokens (sonnet 1M in, 0.1M out = $4.5); 3 tool calls, 2 not successful (the
+    // session's health counts it failed). writer: gpt-4o behind "openai/" = $0.6; 2 calls, 1 prevented.
+    let p = find(&r.body, "agent_name", "planner");
+    assert_eq!(
+        (p["sessions"].clone(), p["input_tokens"].clone(), p["output_tokens"].clone()),
+        (json!(1), json!(1_000_000), json!(100_000)),
+        "{p}"
+    );
+    assert!(close(&p["est_cost_usd"], 4.5), "{p}");
+    assert_eq!((p["tool_calls"].clone(), p["failed_calls"].clone()), (json!(3), json!(2)), "{p}");
+    let w = find(&r.body, "agent_name", "writer");
+    assert!(close(&w["est_cost_usd"], 0.6), "{w}");
+    assert_eq!((w["tool_calls"].clone(), w["failed_calls"].clone()), (json!(2), json!(1)), "{w}");
+    assert_eq!(r.body[0]["agent_name"], json!("bulk"), "largest first");
+    // The failed-session count agrees with the sessions list's own.
+    let list = admin.get("/api/agents/sessions?hours=24&counts=true&limit=1").await;
+    let failed: i64 =
+        list.headers.get("x-failed-count").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    let summed: i64 = r.body.as_array().unwrap().iter().map(|a| a["failed_sessions"].as_i64().unwrap_or(0)).sum();
+    assert_eq!(summed, failed, "{}", r.body);
+    // One agent.
+    let one = admin.get("/api/agents/summary?hours=24&agent_name=writer").await.body;
+    assert_eq!(one.as_array().map(|a| a.len()), Some(1), "{one}");
+    assert_eq!(one[0]["agent_name"], json!("writer"));
+}

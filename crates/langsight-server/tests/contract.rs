@@ -381,6 +381,17 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     w.call(
         &a,
         M::GET,
+        &format!("/api/agents/summary?{q}"),
+        None,
+        200,
+        json!([{"agent_name": "str?", "sessions": "int", "failed_sessions": "int", "tool_calls": "int",
+                "failed_calls": "int", "input_tokens": "int", "output_tokens": "int", "est_cost_usd": "num",
+                "last_call_at": "str?"}]),
+    )
+    .await;
+    w.call(
+        &a,
+        M::GET,
         &format!("/api/agents/lineage?{q}"),
         None,
         200,
@@ -702,6 +713,6 @@ async fn every_endpoint_the_sdk_and_dashboard_call_answers_in_the_documented_sha
     w.call(&a, M::DELETE, &format!("/api/projects/{p}"), None, 204, Value::Null).await;
 
     assert!(w.errors.is_empty(), "{} of {} calls deviate:\n{}", w.errors.len(), w.seen, w.errors.join("\n"));
-    assert_eq!(w.seen, 84, "every call of the walk was made");
+    assert_eq!(w.seen, 85, "every call of the walk was made");
     srv.stop().await;
 }

@@ -36,6 +36,12 @@ async fn the_api_works_on_postgres() {
     assert_eq!(list.body[0]["health_tag"], json!("success_with_fallback"));
     let trace = admin.get(&format!("/api/agents/sessions/{sid}?project_id={p}")).await;
     assert_eq!(trace.body["total_spans"], json!(20), "{}", trace.text);
+    // The per-agent summary groups session rows in PostgreSQL: one session, tagged with a fallback (not failed).
+    let summary = admin.get(&format!("/api/agents/summary?project_id={p}")).await;
+    assert_eq!(summary.status, 200, "{}", summary.text);
+    let sessions: i64 = summary.body.as_array().unwrap().iter().map(|a| a["sessions"].as_i64().unwrap_or(0)).sum();
+    let failed: i64 = summary.body.as_array().unwrap().iter().map(|a| a["failed_sessions"].as_i64().unwrap_or(0)).sum();
+    assert_eq!((sessions, failed), (1, 1), "success_with_fallback is not 'success': {}", summary.text);
     // A stored key authenticates; a failing session raises one alert.
     let key = admin.post("/api/auth/api-keys", &json!({"name": "sdk", "project_id": p})).await;
     let sdk = s.client(key.body["key"].as_str());

@@ -188,6 +188,14 @@ impl SpanStore for GroupCommit {
         self.inner.session_costs(query).await
     }
 
+    async fn agent_sessions(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+    ) -> Result<Vec<AgentSessions>, StorageError> {
+        self.inner.agent_sessions(project_id, active_since).await
+    }
+
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.inner.rollups(query).await
     }

@@ -93,6 +93,14 @@ pub trait SpanStore: Send + Sync {
     /// thousands it ranks.
     async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError>;
 
+    /// The sessions active since `active_since` grouped by agent and model, every session counted (no list
+    /// cap): the dashboard's per-agent figures, read from the sessions index rather than a page of sessions.
+    async fn agent_sessions(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+    ) -> Result<Vec<AgentSessions>, StorageError>;
+
     /// The analytics rollup rows of one kind in a bucket range (kept at ingest, in the spans' commit).
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError>;
 

@@ -456,6 +456,21 @@ pub struct TokenPrice {
     pub thinking_per_1m: f64,
 }
 
+/// The sessions active in a window of one agent (the session's own `agent_name`) and model: what the dashboard's
+/// per-agent figures add up, priced by model in the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgentSessions {
+    pub agent_name: Option<String>,
+    pub model_id: Option<String>,
+    pub sessions: i64,
+    /// Sessions whose health tag is not `success` (the sessions list's "failed").
+    pub failed: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub thinking_tokens: i64,
+    pub last_call_at: i64,
+}
+
 /// A session's token figures (from its rollup), for ranking sessions by cost.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionCost {

@@ -330,6 +330,65 @@ pub async fn loop_counts(state: &AppState, w: &Window, source: Source) -> ApiRes
     Ok(reliability::render_loop_counts(rows))
 }
 
+/// `GET /api/agents/summary`: per agent, the window's sessions, failed sessions, tokens, estimated cost and last
+/// activity from the session rows (every session, grouped in the store by the session's agent and model; priced
+/// here as the sessions list prices each session, which sums exactly since cost is linear in tokens), and its
+/// tool calls and failed calls from the hourly rollups (by the calling span's agent). `agent` keeps one agent.
+pub async fn agent_summary(state: &AppState, w: &Window, agent: Option<&str>) -> ApiResult<Value> {
+    #[derive(Default)]
+    struct Agent {
+        sessions: i64,
+        failed: i64,
+        input: i64,
+        output: i64,
+        cost: f64,
+        last: i64,
+        calls: u64,
+        failed_calls: u64,
+    }
+    let prices = state.prices.get(state).await?;
+    let mut agents: BTreeMap<Option<String>, Agent> = BTreeMap::new();
+    for row in state.storage.spans.agent_sessions(w.project_id.as_deref(), w.since).await? {
+        let a = agents.entry(row.agent_name.clone()).or_default();
+        a.sessions += row.sessions;
+        a.failed += row.failed;
+        a.input += row.input_tokens;
+        a.output += row.output_tokens;
+        a.last = a.last.max(row.last_call_at);
+        if let Some(model) = &row.model_id {
+            a.cost += prices.cost(model, row.input_tokens, row.output_tokens, row.thinking_tokens).unwrap_or(0.0);
+        }
+    }
+    for (_, d, s) in hourly(state, w).await? {
+        if d.span_type != SpanType::ToolCall || d.agent.is_empty() {
+            continue;
+        }
+        let a = agents.entry(Some(d.agent.clone())).or_default();
+        a.calls += s.spans;
+        a.failed_calls += if failed(&d) { s.spans } else { 0 };
+    }
+    let mut rows: Vec<(Option<String>, Agent)> =
+        agents.into_iter().filter(|(name, _)| agent.is_none_or(|want| name.as_deref() == Some(want))).collect();
+    rows.sort_by(|a, b| b.1.sessions.cmp(&a.1.sessions).then_with(|| a.0.cmp(&b.0)));
+    Ok(Value::Array(
+        rows.into_iter()
+            .map(|(name, a)| {
+                serde_json::json!({
+                    "agent_name": name,
+                    "sessions": a.sessions,
+                    "failed_sessions": a.failed,
+                    "tool_calls": a.calls,
+                    "failed_calls": a.failed_calls,
+                    "input_tokens": a.input,
+                    "output_tokens": a.output,
+                    "est_cost_usd": super::round(a.cost, 6),
+                    "last_call_at": if a.sessions > 0 { Value::String(langsight_core::time::str_datetime(a.last)) } else { Value::Null },
+                })
+            })
+            .collect(),
+    ))
+}
+
 /// Sessions ranked in the cost breakdown: the most expensive of those active in the window, by the same
 /// estimate the sessions list shows (read from the session rollups, never from spans).
 pub const COST_SESSIONS: usize = 10;

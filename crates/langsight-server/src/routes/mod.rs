@@ -119,6 +119,7 @@ fn api() -> Api {
         .get("/api/agents/sessions/{session_id}", ProjectRead, sessions::trace)
         .get("/api/agents/sessions/{session_id}/spans/{span_id}", ProjectRead, sessions::span)
         .get("/api/agents/loop-counts", ProjectRead, monitoring::loop_counts)
+        .get("/api/agents/summary", ProjectRead, monitoring::agent_summary)
         .get("/api/agents/metadata", ProjectRead, agents::list_metadata)
         .get("/api/agents/metadata/{agent_name}", ProjectRead, agents::get_metadata)
         .put("/api/agents/metadata/{agent_name}", ProjectAdmin, agents::put_metadata)

@@ -91,6 +91,18 @@ pub async fn loop_counts(
     Ok(Json(rolled::loop_counts(&state, &w, Source::Rollups).await?))
 }
 
+/// `GET /api/agents/summary?hours=168[&agent_name=…]`: per-agent sessions, failures, calls, tokens and cost over
+/// every session of the window (ours; the dashboard's agent tables and cards).
+pub async fn agent_summary(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let (p, w, _) = window(&state, &principal, raw, 168, 720).await?;
+    let agent = p.text("agent_name").filter(|s| !s.is_empty()).map(String::from);
+    Ok(Json(rolled::agent_summary(&state, &w, agent.as_deref()).await?))
+}
+
 pub async fn lineage(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

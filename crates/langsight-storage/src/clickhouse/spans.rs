@@ -396,6 +396,14 @@ impl SpanStore for DualSpans {
         self.pg.session_costs(query).await
     }
 
+    async fn agent_sessions(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+    ) -> Result<Vec<AgentSessions>, StorageError> {
+        self.pg.agent_sessions(project_id, active_since).await
+    }
+
     async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.pg.rollups(query).await
     }

@@ -585,6 +585,37 @@ impl SpanStore for PgStorage {
             .collect())
     }
 
+    async fn agent_sessions(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+    ) -> Result<Vec<AgentSessions>, StorageError> {
+        let client = self.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT agent_name, model_id, count(*), \
+                 count(*) FILTER (WHERE coalesce(health_tag, 'success') <> 'success'), \
+                 coalesce(sum(input_tokens), 0)::bigint, coalesce(sum(output_tokens), 0)::bigint, \
+                 coalesce(sum(thinking_tokens), 0)::bigint, max(last_call_at) FROM sessions \
+                 WHERE last_call_at >= $1 AND ($2::text IS NULL OR project_id = $2) GROUP BY agent_name, model_id",
+            )
+            .await?;
+        let rows = client.query(&statement, &[&active_since, &project_id]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| AgentSessions {
+                agent_name: r.get(0),
+                model_id: r.get(1),
+                sessions: r.get(2),
+                failed: r.get(3),
+                input_tokens: r.get(4),
+                output_tokens: r.get(5),
+                thinking_tokens: r.get(6),
+                last_call_at: r.get(7),
+            })
+            .collect())
+    }
+
     async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         super::rollups::read(&self.client().await?, &q).await
     }

@@ -521,6 +521,37 @@ impl SpanStore for SqliteStorage {
         .await
     }
 
+    async fn agent_sessions(
+        &self,
+        project_id: Option<&str>,
+        active_since: i64,
+    ) -> Result<Vec<AgentSessions>, StorageError> {
+        let project_id = project_id.map(str::to_string);
+        self.read(move |conn| {
+            // Every column is in the covering index `sessions_window`.
+            let mut stmt = conn.prepare_cached(
+                "SELECT agent_name, model_id, count(*), sum(coalesce(health_tag, 'success') <> 'success'), \
+                 coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0), coalesce(sum(thinking_tokens), 0), \
+                 max(last_call_at) FROM sessions WHERE last_call_at >= ?1 AND (?2 IS NULL OR project_id = ?2) \
+                 GROUP BY agent_name, model_id",
+            )?;
+            let rows = stmt.query_map(params![active_since, project_id], |r| {
+                Ok(AgentSessions {
+                    agent_name: r.get(0)?,
+                    model_id: r.get(1)?,
+                    sessions: r.get(2)?,
+                    failed: r.get(3)?,
+                    input_tokens: r.get(4)?,
+                    output_tokens: r.get(5)?,
+                    thinking_tokens: r.get(6)?,
+                    last_call_at: r.get(7)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+
     async fn rollups(&self, q: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
         self.read(move |conn| super::rollups::read(conn, &q)).await
     }

@@ -7,7 +7,6 @@ export const fmtPct = (v, digits = 1) => v == null || Number.isNaN(Number(v)) ? 
 export const COUNT_CAP = 10000;
 export const fmtCount = (n) => n == null ? '—' : n >= COUNT_CAP ? `≥ ${fmtNum(COUNT_CAP)}` : fmtNum(n);
 // A figure counted from a list capped at its limit: "≥ n" when the list was cut, since the true figure may be higher.
-export const atLeast = (n, capped) => (capped ? `≥ ${fmtNum(n)}` : fmtNum(n));
 export const compact = (v) => v == null ? '—' : Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(1)}k` : fmtNum(Math.round(v * 100) / 100);
 export const parseTime = (t) => t ? Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(String(t)) ? String(t).replace(' ', 'T') : `${String(t).replace(' ', 'T')}Z`) : NaN;
 export const when = (t) => { const ms = parseTime(t); return Number.isNaN(ms) ? '—' : new Date(ms).toLocaleString(); };

@@ -3,7 +3,7 @@
 // metadata.
 import { h, fill, badge, cards, enc, back, sessionLink, empty } from '../dom.js';
 import { api, maybe, isAdmin, state, writeError, sessionsWithCounts } from '../api.js';
-import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, when, ago, rangeLabel, parseTime, fmtCount, atLeast } from '../format.js';
+import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, when, ago, rangeLabel, parseTime, fmtCount } from '../format.js';
 import { table } from '../table.js';
 import { graph } from '../graph.js';
 import { chart } from '../chart.js';
@@ -17,13 +17,16 @@ export default async function agent(main, name) {
   // page is drawn from its other reads at once and those two sections fill in when it arrives.
   const lineage = api('GET', `/api/agents/lineage?hours=${hours}`);
   lineage.catch(() => {});
-  const [list, slos, meta, prevention] = await Promise.all([
+  const [list, slos, meta, prevention, summary] = await Promise.all([
     sessionsWithCounts(`/api/agents/sessions?hours=${hours}&limit=1000&agent_name=${n}`),
-    maybe('/api/slos/status', []), maybe(`/api/agents/metadata/${n}`, null), state.project ? maybe('/api/agents/prevention-configs', []) : Promise.resolve([])]);
+    maybe('/api/slos/status', []), maybe(`/api/agents/metadata/${n}`, null), state.project ? maybe('/api/agents/prevention-configs', []) : Promise.resolve([]),
+    maybe(`/api/agents/summary?hours=${hours}&agent_name=${n}`, [])]);
   const id = `agent:${name}`;
-  // The Sessions card is the API's count; the other figures add up the newest 1,000 sessions ("≥" beyond).
+  // The Sessions card is the API's count and the calls are every call this agent made in the range (the summary,
+  // from the rollups); tokens, cost and the chart add up the newest 1,000 sessions it took part in ("≥" beyond).
   const sessions = list.rows, capped = list.total > sessions.length;
-  const calls = sessions.reduce((a, r) => a + r.tool_calls, 0), fails = sessions.reduce((a, r) => a + r.failed_calls, 0);
+  const mine = summary[0] || { tool_calls: 0, failed_calls: 0 };
+  const calls = mine.tool_calls, fails = mine.failed_calls;
   const tokens = sessions.reduce((a, r) => a + (r.total_input_tokens || 0) + (r.total_output_tokens || 0), 0);
   const cost = sessions.reduce((a, r) => a + (r.est_cost_usd || 0), 0);
   const serversBox = h('div', { id: 'agent-servers-box' }, h('p', { class: 'dim loading-part' }, 'loading servers…'));
@@ -69,14 +72,14 @@ export default async function agent(main, name) {
     : h('dl', { class: 'facts' }, ['description', 'owner', 'status', 'runbook_url'].map((k) => [h('dt', {}, k), h('dd', {}, m[k] || '—')]), h('dt', {}, 'tags'), h('dd', {}, (m.tags || []).join(', ') || '—'));
 
   fill(main, back('#/agents', 'Agents'), h('div', { class: 'page-head' }, h('h1', {}, name, ' ', meta ? badge(meta.status) : null), rangePicker(hours)),
-    cards([['Sessions', h('span', { id: 'sessions-total', 'data-total': list.total }, fmtCount(list.total)), `${fmtCount(list.failed)} with failures`], ['Tool calls', atLeast(calls, capped)], ['Error rate', calls ? fmtPct(fails / calls * 100) : '—'],
+    cards([['Sessions', h('span', { id: 'sessions-total', 'data-total': list.total }, fmtCount(list.total)), `${fmtCount(list.failed)} with failures`], ['Tool calls', fmtNum(calls)], ['Error rate', calls ? fmtPct(fails / calls * 100) : '—'],
       ['Tokens', `${capped ? '≥ ' : ''}${compact(tokens)}`], ['Cost', `${capped ? '≥ ' : ''}${fmtUsd(cost)}`], ['Last seen', sessions.length ? ago(sessions.map((r) => r.last_call_at).sort().pop()) : '—']]),
     sessions.length ? h('div', { class: 'charts' }, chart({ title: `Sessions per ${hours <= 24 ? 'hour' : 'day'}`, points: series, at: 'at', series: [{ key: 'sessions', label: 'sessions', fmt: compact }, { key: 'failed', label: 'failed', fmt: compact }] })) : null,
     h('div', { class: 'split' },
       h('section', {}, h('h2', {}, 'Servers'), serversBox),
       h('section', {}, h('h2', {}, 'SLOs'), (() => { const mine = slos.filter((x) => x.agent_name === name); return mine.length ? h('table', {}, h('tbody', {}, mine.map((x) => h('tr', {}, h('td', {}, x.metric), h('td', { class: 'num' }, `target ${x.target}`), h('td', { class: 'num' }, x.current_value == null ? '—' : Number(x.current_value).toFixed(2)), h('td', {}, badge(x.status)))))) : empty('No SLOs for this agent (add one under SLOs).'); })())),
     h('h2', {}, 'Topology'), topology,
-    capped ? h('p', { class: 'dim small', id: 'agent-capped' }, `Calls, tokens, cost and the chart add up the newest ${fmtNum(sessions.length)} of ${fmtCount(list.total)} sessions; the table lists those.`) : null,
+    capped ? h('p', { class: 'dim small', id: 'agent-capped' }, `Tokens, cost and the chart add up the newest ${fmtNum(sessions.length)} of ${fmtCount(list.total)} sessions; the table lists those.`) : null,
     h('h2', {}, `Sessions · last ${rangeLabel(hours)}`), table({ id: 'agent-sessions', rows: sessions, pageSize: 15, sortKey: 'first_call_at', search: 'search sessions…', emptyText: 'No sessions in this range.', columns: [
       { key: 'session_id', label: 'Session', render: (r) => sessionLink(r.session_id) }, { key: 'health_tag', label: 'Health', render: (r) => badge(r.health_tag) },
       { key: 'tool_calls', label: 'Calls', num: true }, { key: 'failed_calls', label: 'Failed', num: true },

@@ -2,8 +2,8 @@
 // wrong? Each agent's sessions and failures over 7 days with its metadata (discovered from sessions), loops
 // stopped, and the project's default prevention settings.
 import { h, fill, badge, enc, empty } from '../dom.js';
-import { api, maybe, isAdmin, state, writeError, sessionsWithCounts } from '../api.js';
-import { fmtUsd, fmtNum, when, ago, compact, fmtCount, atLeast } from '../format.js';
+import { api, maybe, isAdmin, state, writeError } from '../api.js';
+import { fmtUsd, fmtNum, when, ago, compact } from '../format.js';
 import { table } from '../table.js';
 
 const FIELDS = [['loop_threshold', 'Loop threshold'], ['max_steps', 'Max steps'], ['max_cost_usd', 'Max cost (USD)'],
@@ -28,30 +28,21 @@ export const preventionTable = (rows) => h('table', { id: 'prevention' }, h('the
     h('td', {}, `${p.cb_failure_threshold} failures, ${p.cb_cooldown_seconds} s`), h('td', {}, when(p.updated_at))))));
 
 export default async function agents(main) {
-  // Per-agent figures come from the newest 1,000 sessions (one request; a total per agent would take one
-  // request per agent): when the 7 days hold more, they are shown as "≥ n", with the range's real total.
-  const [meta, loops, prevention, list] = await Promise.all([api('GET', '/api/agents/metadata'), maybe('/api/agents/loop-counts?hours=168', []),
-    state.project ? maybe('/api/agents/prevention-configs', []) : Promise.resolve([]), sessionsWithCounts('/api/agents/sessions?hours=168&limit=1000').catch(() => ({ rows: [], total: 0, failed: 0 }))]);
-  const sessions = list.rows, capped = list.total > sessions.length;
-  const stats = new Map();
-  for (const r of sessions) {
-    if (!r.agent_name) continue;
-    const a = stats.get(r.agent_name) || { sessions: 0, failed: 0, tokens: 0, cost: 0, last: '' };
-    a.sessions++; if (r.failed_calls > 0) a.failed++; a.tokens += (r.total_input_tokens || 0) + (r.total_output_tokens || 0); a.cost += r.est_cost_usd || 0;
-    if (r.last_call_at > a.last) a.last = r.last_call_at;
-    stats.set(r.agent_name, a);
-  }
+  // Per-agent figures add up every session of the 7 days (`/api/agents/summary`, one request).
+  const [meta, loops, prevention, summary] = await Promise.all([api('GET', '/api/agents/metadata'), maybe('/api/agents/loop-counts?hours=168', []),
+    state.project ? maybe('/api/agents/prevention-configs', []) : Promise.resolve([]), maybe('/api/agents/summary?hours=168', [])]);
+  const stats = new Map(summary.filter((a) => a.agent_name).map((a) => [a.agent_name, { sessions: a.sessions, failed: a.failed_sessions,
+    tokens: a.input_tokens + a.output_tokens, cost: a.est_cost_usd, last: a.last_call_at || '' }]));
   const names = [...new Set([...meta.map((m) => m.agent_name), ...stats.keys()])];
   const byName = new Map(meta.map((m) => [m.agent_name, m]));
   const rows = names.map((n) => ({ agent_name: n, ...(byName.get(n) || { status: null }), ...(stats.get(n) || { sessions: 0, failed: 0, tokens: 0, cost: 0, last: '' }) }));
   const current = prevention.find((p) => p.agent_name === '*') || {};
   const discover = isAdmin() ? h('button', { class: 'secondary', onclick: async (e) => { e.target.disabled = true; try { await api('POST', '/api/agents/discover'); } finally { state.rerender(); } } }, 'Discover agents from sessions') : null;
   fill(main, h('div', { class: 'page-head' }, h('h1', {}, 'Agents'), discover),
-    capped ? h('p', { class: 'dim small', id: 'agents-capped' }, `${fmtCount(list.total)} sessions in 7 days; each agent's figures are counted from the newest ${fmtNum(sessions.length)}, so they are at least these.`) : null,
     table({ id: 'agents', rows, search: 'search agents, owners, tags…', sortKey: 'sessions', emptyText: 'No agents yet: they appear with their first session.', rowAttrs: (r) => ({ 'data-agent': r.agent_name }), columns: [
       { key: 'agent_name', label: 'Agent', render: (r) => h('a', { href: `#/agents/${enc(r.agent_name)}` }, r.agent_name) },
       { key: 'status', label: 'Status', render: (r) => r.status ? badge(r.status) : h('span', { class: 'dim small' }, 'not registered') },
-      { key: 'sessions', label: 'Sessions (7 d)', num: true, render: (r) => atLeast(r.sessions, capped) }, { key: 'failed', label: 'Failed', num: true, render: (r) => atLeast(r.failed, capped) },
+      { key: 'sessions', label: 'Sessions (7 d)', num: true, render: (r) => fmtNum(r.sessions) }, { key: 'failed', label: 'Failed', num: true, render: (r) => fmtNum(r.failed) },
       { key: 'tokens', label: 'Tokens', num: true, render: (r) => compact(r.tokens) }, { key: 'cost', label: 'Cost', num: true, render: (r) => fmtUsd(r.cost) },
       { key: 'last', label: 'Last seen', render: (r) => ago(r.last) }, { key: 'owner', label: 'Owner' },
       { key: 'description', label: 'Description', cls: 'dim' }, { key: 'tags', label: 'Tags', render: (r) => (r.tags || []).join(', ') }] }),

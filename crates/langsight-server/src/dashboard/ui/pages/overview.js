@@ -2,7 +2,7 @@
 // analytics (timeseries, models, tools, errors), so the page stays instant at millions of spans.
 import { h, fill, badge, cards, enc, sessionLink, empty } from '../dom.js';
 import { api, maybe, query, setQuery, sessionsWithCounts } from '../api.js';
-import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, RANGES, rangeLabel, ago, fmtCount, atLeast } from '../format.js';
+import { fmtMs, fmtUsd, fmtNum, fmtPct, compact, RANGES, rangeLabel, ago, fmtCount } from '../format.js';
 import { chart, shareBar } from '../chart.js';
 import { table } from '../table.js';
 
@@ -15,28 +15,21 @@ export const hoursFrom = (dflt = 24) => { const v = Number(query().get('hours') 
 
 export default async function overview(main) {
   const hours = hoursFrom(24);
-  const [ts, list, breakdown, counts, servers, models, tools, errors, trends] = await Promise.all([
-    api('GET', `/api/monitoring/timeseries?hours=${hours}`), sessionsWithCounts(`/api/agents/sessions?hours=${hours}&limit=1000`),
+  const [ts, list, breakdown, counts, servers, models, tools, errors, trends, summary] = await Promise.all([
+    api('GET', `/api/monitoring/timeseries?hours=${hours}`), sessionsWithCounts(`/api/agents/sessions?hours=${hours}&limit=8`),
     api('GET', `/api/costs/breakdown?hours=${hours}`), maybe('/api/alerts/counts', { total: 0 }), maybe('/api/health/servers', []),
     maybe(`/api/monitoring/models?hours=${hours}`, []), maybe(`/api/monitoring/tools?hours=${hours}`, []), maybe(`/api/monitoring/errors?hours=${hours}`, []),
-    maybe('/api/monitoring/trends', null)]);
+    maybe('/api/monitoring/trends', null), api('GET', `/api/agents/summary?hours=${hours}`)]);
   const calls = ts.reduce((a, b) => a + b.tool_calls, 0), errs = ts.reduce((a, b) => a + b.errors, 0);
   const tokIn = ts.reduce((a, b) => a + b.input_tokens, 0), tokOut = ts.reduce((a, b) => a + b.output_tokens, 0);
   const p99 = Math.max(0, ...ts.map((b) => b.p99_latency_ms));
-  // The Sessions card counts every session of the range (the API's counts); the list itself stops at 1,000,
-  // so the agents table drawn from it is marked "≥" when the range holds more.
-  const sessions = list.rows, capped = list.total > sessions.length;
+  // The Sessions card counts every session of the range (the API's counts); the agents table adds up every
+  // session of the range too (`/api/agents/summary`); the list is only the latest few.
+  const sessions = list.rows;
   const delta = (v) => (v == null ? null : `${v > 0 ? '▲' : v < 0 ? '▼' : '='} ${Math.abs(v).toFixed(0)} % vs previous 7 d`);
 
-  // Agents, from the sessions of the range.
-  const byAgent = new Map();
-  for (const r of sessions) {
-    const a = byAgent.get(r.agent_name || '—') || { agent_name: r.agent_name || '—', sessions: 0, failed: 0, calls: 0, tokens: 0, cost: 0, last: '' };
-    a.sessions++; a.calls += r.tool_calls; a.tokens += (r.total_input_tokens || 0) + (r.total_output_tokens || 0); a.cost += r.est_cost_usd || 0;
-    if (r.failed_calls > 0) a.failed++;
-    if (r.last_call_at > a.last) a.last = r.last_call_at;
-    byAgent.set(a.agent_name, a);
-  }
+  const agents = summary.map((a) => ({ agent_name: a.agent_name || '—', sessions: a.sessions, failed: a.failed_sessions, calls: a.tool_calls,
+    tokens: a.input_tokens + a.output_tokens, cost: a.est_cost_usd, last: a.last_call_at || '' }));
   const totalErrors = errors.reduce((a, b) => a + (b.count || 0), 0);
 
   fill(main,
@@ -57,10 +50,9 @@ export default async function overview(main) {
     ts.length ? null : empty(`No spans in the last ${rangeLabel(hours)} yet.`),
     h('div', { class: 'split' },
       h('section', {}, h('h2', {}, 'Agents'),
-        capped ? h('p', { class: 'dim small', id: 'agents-capped' }, `Counted from the newest ${fmtNum(sessions.length)} of ${fmtCount(list.total)} sessions in this range: each agent has at least these.`) : null,
-        table({ id: 'overview-agents', rows: [...byAgent.values()], sortKey: 'sessions', emptyText: 'No agent sessions in this range.', columns: [
+        table({ id: 'overview-agents', rows: agents, sortKey: 'sessions', emptyText: 'No agent sessions in this range.', columns: [
         { key: 'agent_name', label: 'Agent', render: (a) => a.agent_name === '—' ? '—' : h('a', { href: `#/agents/${enc(a.agent_name)}` }, a.agent_name) },
-        { key: 'sessions', label: 'Sessions', num: true, render: (a) => atLeast(a.sessions, capped) }, { key: 'failed', label: 'Failed', num: true, render: (a) => atLeast(a.failed, capped) }, { key: 'tokens', label: 'Tokens', num: true, render: (a) => compact(a.tokens) },
+        { key: 'sessions', label: 'Sessions', num: true, render: (a) => fmtNum(a.sessions) }, { key: 'failed', label: 'Failed', num: true, render: (a) => fmtNum(a.failed) }, { key: 'tokens', label: 'Tokens', num: true, render: (a) => compact(a.tokens) },
         { key: 'cost', label: 'Cost', num: true, render: (a) => fmtUsd(a.cost) }, { key: 'last', label: 'Last seen', render: (a) => ago(a.last) }] })),
       h('section', {}, h('h2', {}, 'Latest sessions'), table({ id: 'overview-sessions', rows: sessions.slice(0, 8), emptyText: 'No sessions in this range.', columns: [
         { key: 'session_id', label: 'Session', render: (r) => sessionLink(r.session_id, true) }, { key: 'agent_name', label: 'Agent' },
