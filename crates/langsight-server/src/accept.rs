@@ -9,6 +9,9 @@
 //! [`Timeouts::header`]. Per request that is two relaxed atomic stores and no timer. The request body's deadline
 //! is enforced where the body is read (`http::LimitedBody`), which finds [`BodyDeadline`] in the request's
 //! extensions.
+//!
+//! A connection that opens with a live-view stream is served by [`direct`] instead of hyper, so an idle
+//! subscriber holds no hyper buffers.
 
 use axum::body::{Body, HttpBody};
 use axum::extract::ConnectInfo;
@@ -26,6 +29,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tower::ServiceExt;
+
+mod direct;
 
 /// How long a client may take to send what it started.
 #[derive(Debug, Clone, Copy)]
@@ -76,13 +81,14 @@ pub async fn serve(
         let deadline = BodyDeadline(timeouts.body);
         let on_request = conn_state.clone();
         let on_response = conn_state.clone();
+        let on_first = conn_state.clone();
         let service = app
+            .clone()
             .map_request(move |req: hyper::Request<Incoming>| {
                 // hyper has the whole head: the header deadline no longer applies.
                 on_request.waiting_since.store(0, Ordering::Relaxed);
                 let mut req = req.map(Body::new);
-                req.extensions_mut().insert(ConnectInfo(peer));
-                req.extensions_mut().insert(deadline);
+                tag_request(&mut req, peer, deadline);
                 req
             })
             .map_response(move |res: Response| res.map(|inner| ResponseBody { inner, conn: on_response.clone() }));
@@ -90,6 +96,14 @@ pub async fn serve(
         stop_rx.mark_unchanged();
         let done_rx = done_rx.clone();
         let task = tokio::spawn(async move {
+            let stream = match direct::first_request(stream, app, peer, deadline, &on_first).await {
+                direct::First::Done => {
+                    drop(done_rx);
+                    return;
+                }
+                direct::First::Hyper(stream) => stream,
+            };
+            drop(on_first);
             let mut builder = hyper::server::conn::http1::Builder::new();
             // The sweeper keeps the header deadline (see the module docs); hyper's per-head timer stays off.
             builder.header_read_timeout(None);
@@ -114,6 +128,12 @@ pub async fn serve(
     drop(stop_tx);
     drop(done_rx);
     done_tx.closed().await;
+}
+
+/// What every request learns of its connection, however it was read.
+fn tag_request(req: &mut hyper::Request<Body>, peer: std::net::SocketAddr, deadline: BodyDeadline) {
+    req.extensions_mut().insert(ConnectInfo(peer));
+    req.extensions_mut().insert(deadline);
 }
 
 /// What the sweeper knows of one connection.
@@ -252,12 +272,74 @@ mod tests {
             Body::from_stream(chunks)
         };
         let app = Router::new()
+            .route("/api/live/events", get(live))
             .route("/ok", get(|| async { "ok" }))
             .route("/slow", get(slow))
             .route("/echo", post(|body: axum::body::Bytes| async move { body }));
         let timeouts = Timeouts { header: HEADER, body: Duration::from_secs(10) };
         tokio::spawn(serve(listener, app, timeouts, std::future::pending()));
         addr
+    }
+
+    /// A stand-in for the live view: `?deny` answers 401 with a fixed body; `?hold` streams "a", "b" and then
+    /// holds the stream open, reporting on [`HELD`] when the server drops it; otherwise "a", "b" and the end.
+    async fn live(axum::extract::RawQuery(q): axum::extract::RawQuery) -> Response {
+        use axum::response::IntoResponse;
+        let q = q.unwrap_or_default();
+        if q == "deny" {
+            return (axum::http::StatusCode::UNAUTHORIZED, "nope").into_response();
+        }
+        let hold = if q.starts_with("hold=") { Some(Dropped(q[5..].to_string())) } else { None };
+        let chunks = futures_util::stream::unfold((0u32, hold), |(i, hold)| async move {
+            match i {
+                0 => Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from("a")), (1, hold))),
+                1 => Some((Ok(axum::body::Bytes::from("b")), (2, hold))),
+                _ if hold.is_some() => std::future::pending().await,
+                _ => None,
+            }
+        });
+        let mut r = Body::from_stream(chunks).into_response();
+        r.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+        r
+    }
+
+    /// Names of the held streams the server has dropped.
+    static HELD: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static HELD_CHANGED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+    struct Dropped(String);
+
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            HELD.lock().unwrap().push(std::mem::take(&mut self.0));
+            HELD_CHANGED.notify_waiters();
+        }
+    }
+
+    /// Waits until the server dropped the held stream `name`.
+    async fn dropped(name: &str) -> bool {
+        let wait = async {
+            loop {
+                let changed = HELD_CHANGED.notified();
+                if HELD.lock().unwrap().iter().any(|n| n == name) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), wait).await.is_ok()
+    }
+
+    /// Sends `parts` with a pause between them, then reads until the server closes.
+    async fn exchange(addr: std::net::SocketAddr, parts: &[&[u8]]) -> String {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+            s.write_all(part).await.unwrap();
+        }
+        until_closed(&mut s).await.0
     }
 
     /// Reads until the server closes; returns what came and how long it took.
@@ -302,5 +384,74 @@ mod tests {
         s.write_all(b"cd").await.unwrap();
         let (got, _) = until_closed(&mut s).await;
         assert!(got.starts_with("HTTP/1.1 200") && got.ends_with("abcd"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn a_live_stream_is_written_beside_hyper_and_dropped_when_the_client_leaves() {
+        let addr = server().await;
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The request line arrives in two pieces: still recognised.
+        s.write_all(b"GET /api/li").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        s.write_all(b"ve/events?hold=left HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 512];
+        while !String::from_utf8_lossy(&got).ends_with("1\r\nb\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await.unwrap().unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&b[..n]);
+        }
+        let got = String::from_utf8_lossy(&got).into_owned();
+        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
+        // Served here (hyper would keep the connection): the stream ends the connection, chunked as it comes.
+        assert!(got.contains("\r\nconnection: close\r\n"), "{got}");
+        assert!(got.contains("\r\ntransfer-encoding: chunked\r\n"), "{got}");
+        assert!(got.contains("\r\ncontent-type: text/event-stream\r\n"), "{got}");
+        assert!(got.contains("\r\ndate: "), "{got}");
+        assert!(got.ends_with("\r\n\r\n1\r\na\r\n1\r\nb\r\n"), "{got}");
+        // The client leaves: the server notices and drops the stream (nothing would ever be written to it).
+        drop(s);
+        assert!(dropped("left").await, "the stream outlived its client");
+
+        // A stream that ends is finished with the last chunk; an exact-size answer is sent with its length.
+        let got = exchange(addr, &[b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+        assert!(got.contains("connection: close") && got.ends_with("1\r\na\r\n1\r\nb\r\n0\r\n\r\n"), "{got}");
+        let got = exchange(addr, &[b"GET /api/live/events?deny HTTP/1.1\r\nHost: x\r\n\r\n"]).await;
+        assert!(got.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{got}");
+        assert!(got.contains("\r\ncontent-length: 4\r\n") && got.ends_with("\r\n\r\nnope"), "{got}");
+    }
+
+    #[tokio::test]
+    async fn every_other_first_request_reaches_hyper_as_it_was_sent() {
+        let addr = server().await;
+        let hyper_served = |got: &str| !got.contains("connection: close") && got.starts_with("HTTP/1.1 ");
+        // Pipelined after a live-view request: hyper answers both, in order.
+        let got =
+            exchange(addr, &[b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n\r\nGET /ok HTTP/1.1\r\nHost: x\r\n\r\n"])
+                .await;
+        assert!(hyper_served(&got) && got.matches("HTTP/1.1 200").count() == 2 && got.ends_with("ok"), "{got}");
+        // A body, HTTP/1.0, an Upgrade, a longer path: hyper's.
+        for head in [
+            &b"GET /api/live/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"[..],
+            b"GET /api/live/events HTTP/1.0\r\nHost: x\r\n\r\n",
+            b"GET /api/live/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        ] {
+            let got = exchange(addr, &[head]).await;
+            assert!(got.starts_with("HTTP/1.") && got.contains(" 200 OK"), "{got}");
+        }
+        let got = exchange(addr, &[b"GET /api/live/eventsX HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]).await;
+        assert!(got.starts_with("HTTP/1.1 404"), "{got}");
+        // A request whose first bytes were read here before it turned out not to be a live stream.
+        let got = exchange(
+            addr,
+            &[b"PO", b"ST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n", b"Connection: close\r\n\r\nabcd"],
+        )
+        .await;
+        assert!(got.starts_with("HTTP/1.1 200") && got.ends_with("abcd"), "{got}");
+        // A half-sent live-view head is closed by the header deadline, like any other.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        let (got, took) = until_closed(&mut s).await;
+        assert!(got.is_empty() && took >= HEADER - Duration::from_millis(50) && took < 3 * HEADER, "{got} {took:?}");
     }
 }
