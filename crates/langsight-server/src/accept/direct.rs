@@ -169,17 +169,48 @@ async fn respond(stream: &mut TcpStream, response: axum::response::Response) -> 
         if exact.is_some() {
             stream.write_all(&data).await?;
         } else {
-            let mut chunk = Vec::with_capacity(data.len() + 20);
-            chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-            chunk.extend_from_slice(&data);
-            chunk.extend_from_slice(b"\r\n");
-            stream.write_all(&chunk).await?;
+            write_chunk(stream, &data).await?;
         }
     }
     if exact.is_none() {
         stream.write_all(b"0\r\n\r\n").await?;
     }
     stream.shutdown().await
+}
+
+/// One chunk of a chunked body, in one vectored write when the socket takes it all (the usual case: one
+/// syscall per event and subscriber, and no copy of the event).
+async fn write_chunk(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+    let mut size = [0u8; 18];
+    let head = {
+        let mut w = &mut size[..];
+        std::io::Write::write_fmt(&mut w, format_args!("{:x}\r\n", data.len()))?;
+        18 - w.len()
+    };
+    let parts: [&[u8]; 3] = [&size[..head], data, b"\r\n"];
+    let total = head + data.len() + 2;
+    let mut written = 0;
+    while written < total {
+        // The parts not yet written, the first one cut where the last write stopped.
+        let mut skip = written;
+        let mut slices = [io::IoSlice::new(&[]); 3];
+        let mut count = 0;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            slices[count] = io::IoSlice::new(&part[skip..]);
+            count += 1;
+            skip = 0;
+        }
+        let n = stream.write_vectored(&slices[..count]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        written += n;
+    }
+    Ok(())
 }
 
 /// A socket whose first bytes were already read: they are read again first, then the socket itself.
