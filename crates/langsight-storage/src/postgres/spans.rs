@@ -198,30 +198,41 @@ pub(crate) async fn fold(
             groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
         }
     }
-    let placeholder = tx
+    // Three round trips whatever the number of sessions: create the missing rows, lock and read them all, write
+    // them back. Rows are created and locked in key order (the byte order of the map, passed as the ordinality):
+    // the order the link pass locks them in too, so concurrent writers wait for each other, never deadlock.
+    let projects: Vec<&str> = groups.keys().map(|k| k.0).collect();
+    let sessions: Vec<&str> = groups.keys().map(|k| k.1).collect();
+    let create = tx
         .prepare_cached(
             "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup) \
-                 VALUES ($1, $2, 0, 0, NULL, '') ON CONFLICT (project_id, session_id) DO NOTHING",
+             SELECT p, sid, 0, 0, NULL, '' FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(p, sid, o) \
+             ORDER BY o ON CONFLICT (project_id, session_id) DO NOTHING",
         )
         .await?;
-    let lock =
-        tx.prepare_cached("SELECT rollup FROM sessions WHERE project_id = $1 AND session_id = $2 FOR UPDATE").await?;
-    let update = tx
+    tx.execute(&create, &[&projects, &sessions]).await?;
+    let lock = tx
         .prepare_cached(
-            "UPDATE sessions SET first_call_at = $3, last_call_at = $4, health_tag = $5, agents = $6, rollup = $7, \
-                 model_id = $8, input_tokens = $9, output_tokens = $10, thinking_tokens = $11, span_count = $12, \
-                 agent_name = $13, linked_count = CASE WHEN $14 THEN $12 ELSE linked_count END, \
-                 links = CASE WHEN $14 THEN $15 ELSE links END, \
-                 missing_parents = CASE WHEN $14 THEN $16 ELSE missing_parents END, \
-                 llm_calls = CASE WHEN $14 THEN $17 ELSE llm_calls END \
-                 WHERE project_id = $1 AND session_id = $2",
+            "SELECT u.o, t.rollup FROM sessions t \
+             JOIN unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(p, sid, o) \
+             ON t.project_id = u.p AND t.session_id = u.sid ORDER BY u.o FOR UPDATE OF t",
         )
         .await?;
-    let mut updates = Vec::with_capacity(groups.len());
+    let mut stored: Vec<Option<String>> = vec![None; groups.len()];
+    for r in tx.query(&lock, &[&projects, &sessions]).await? {
+        let slot = usize::try_from(r.get::<_, i64>(0) - 1).ok().and_then(|i| stored.get_mut(i));
+        if let Some(slot) = slot {
+            *slot = Some(r.get(1));
+        }
+    }
+    let n = groups.len();
+    let mut w = SessionWrites::with_capacity(n);
+    let mut updates = Vec::with_capacity(n);
     let mut delegations = RollupBatch::default();
-    for ((project, session), members) in groups {
-        tx.execute(&placeholder, &[&project, &session]).await?;
-        let stored: String = tx.query_one(&lock, &[&project, &session]).await?.get(0);
+    for (((project, session), members), stored) in groups.into_iter().zip(stored) {
+        let stored = stored.ok_or_else(|| {
+            StorageError::Backend(format!("session {project}/{session} disappeared while its batch was written"))
+        })?;
         // A session's first batch is linked here ([`langsight_core::links`]); later ones by the link pass.
         let first = stored.is_empty().then(|| {
             let views: Vec<LinkView> = members.iter().map(|s| LinkView::from(*s)).collect();
@@ -237,30 +248,22 @@ pub(crate) async fn fold(
             rollup.absorb(s);
         }
         let current = rollup.retag();
-        let agents: Vec<String> = rollup.agents_used.keys().cloned().collect();
-        tx.execute(
-            &update,
-            &[
-                &project,
-                &session,
-                &rollup.first_call_at,
-                &rollup.last_call_at,
-                &current.as_str(),
-                &agents,
-                &serde_json::to_string(&rollup)?,
-                &rollup.model_id,
-                &rollup.total_input_tokens,
-                &rollup.total_output_tokens,
-                &rollup.total_thinking_tokens,
-                &(rollup.span_count as i64),
-                &rollup.agent_name,
-                &first.is_some(),
-                &first.as_ref().map(|l| links::encode(&l.contribution)),
-                &first.as_ref().is_some_and(|l| l.missing_parents),
-                &first.as_ref().map_or(0, |l| l.llm_calls),
-            ],
-        )
-        .await?;
+        let agents: Vec<&String> = rollup.agents_used.keys().collect();
+        w.first_call_at.push(rollup.first_call_at);
+        w.last_call_at.push(rollup.last_call_at);
+        w.health_tag.push(current.as_str());
+        w.agents.push(serde_json::to_string(&agents)?);
+        w.rollup.push(serde_json::to_string(&rollup)?);
+        w.span_count.push(rollup.span_count as i64);
+        w.first.push(first.is_some());
+        w.links.push(first.as_ref().map(|l| links::encode(&l.contribution)));
+        w.missing_parents.push(first.as_ref().is_some_and(|l| l.missing_parents));
+        w.llm_calls.push(first.as_ref().map_or(0, |l| l.llm_calls));
+        w.model_id.push(rollup.model_id);
+        w.input_tokens.push(rollup.total_input_tokens);
+        w.output_tokens.push(rollup.total_output_tokens);
+        w.thinking_tokens.push(rollup.total_thinking_tokens);
+        w.agent_name.push(rollup.agent_name);
         updates.push(SessionTagUpdate {
             project_id: project.to_string(),
             session_id: session.to_string(),
@@ -268,10 +271,85 @@ pub(crate) async fn fold(
             current,
         });
     }
+    let write = tx
+        .prepare_cached(
+            "UPDATE sessions t SET first_call_at = u.f, last_call_at = u.l, health_tag = u.h, \
+             agents = ARRAY(SELECT jsonb_array_elements_text(u.a::jsonb)), rollup = u.r, model_id = u.m, \
+             input_tokens = u.it, output_tokens = u.ot, thinking_tokens = u.tt, span_count = u.n, agent_name = u.an, \
+             linked_count = CASE WHEN u.first THEN u.n ELSE t.linked_count END, \
+             links = CASE WHEN u.first THEN u.lk ELSE t.links END, \
+             missing_parents = CASE WHEN u.first THEN u.mp ELSE t.missing_parents END, \
+             llm_calls = CASE WHEN u.first THEN u.lc ELSE t.llm_calls END \
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+             $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bool[], \
+             $15::bytea[], $16::bool[], $17::bigint[]) \
+             AS u(p, sid, f, l, h, a, r, m, it, ot, tt, n, an, first, lk, mp, lc) \
+             WHERE t.project_id = u.p AND t.session_id = u.sid",
+        )
+        .await?;
+    tx.execute(
+        &write,
+        &[
+            &projects,
+            &sessions,
+            &w.first_call_at,
+            &w.last_call_at,
+            &w.health_tag,
+            &w.agents,
+            &w.rollup,
+            &w.model_id,
+            &w.input_tokens,
+            &w.output_tokens,
+            &w.thinking_tokens,
+            &w.span_count,
+            &w.agent_name,
+            &w.first,
+            &w.links,
+            &w.missing_parents,
+            &w.llm_calls,
+        ],
+    )
+    .await?;
     let mut rollups = RollupBatch::from_spans(spans);
     rollups.absorb(delegations);
     super::rollups::merge_into(tx, &rollups).await?;
     Ok(updates)
+}
+
+/// The new state of a group's sessions, one array per column (in the order of the group's keys).
+#[derive(Default)]
+struct SessionWrites {
+    first_call_at: Vec<i64>,
+    last_call_at: Vec<i64>,
+    health_tag: Vec<&'static str>,
+    /// Each session's agents as a JSON array: PostgreSQL arrays must be rectangular, so a text[] per row cannot
+    /// travel inside one parameter.
+    agents: Vec<String>,
+    rollup: Vec<String>,
+    model_id: Vec<Option<String>>,
+    input_tokens: Vec<Option<i64>>,
+    output_tokens: Vec<Option<i64>>,
+    thinking_tokens: Vec<Option<i64>>,
+    span_count: Vec<i64>,
+    agent_name: Vec<Option<String>>,
+    /// True where this batch is the session's first (its links are computed here).
+    first: Vec<bool>,
+    links: Vec<Option<Vec<u8>>>,
+    missing_parents: Vec<bool>,
+    llm_calls: Vec<i64>,
+}
+
+impl SessionWrites {
+    fn with_capacity(n: usize) -> SessionWrites {
+        SessionWrites {
+            first_call_at: Vec::with_capacity(n),
+            last_call_at: Vec::with_capacity(n),
+            health_tag: Vec::with_capacity(n),
+            agents: Vec::with_capacity(n),
+            rollup: Vec::with_capacity(n),
+            ..Default::default()
+        }
+    }
 }
 
 fn spans_from_rows(rows: &[Row]) -> Result<Vec<Span>, StorageError> {
