@@ -1058,6 +1058,38 @@ async fn postgres_group_commit_isolates_a_bad_batch() {
     assert_eq!(db.list_sessions(all).await.unwrap().len(), 2);
 }
 
+/// Dual mode inserts a group's spans into ClickHouse while PostgreSQL folds them. When ClickHouse refuses, the
+/// fold is rolled back (no session is counted without its spans); once it is back, each batch lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_group_commit_keeps_no_rollup_without_its_spans() {
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let mut ch_server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let pg = Arc::new(PgStorage::open(&cluster.database("dualgroups"), 4).await.unwrap());
+    let ch = langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dualgroups", "default", "").await;
+    // No spool: an unreachable ClickHouse fails the write instead of parking it.
+    let dual = langsight_storage::clickhouse::DualSpans { pg: pg.clone(), ch: Arc::new(ch.unwrap()), spool: None };
+    let run = |s: &str| spans(test_support::agent_run(s, 3, Some("p1")));
+    let (a, b) = (test_support::session_id(), test_support::session_id());
+    let all = SessionQuery { active_since: 0, limit: 10, ..Default::default() };
+
+    tokio::task::block_in_place(|| ch_server.stop());
+    let results = dual.ingest_group(vec![run(&a), run(&b)]).await;
+    assert!(results.iter().all(|r| r.is_err()), "{results:?}");
+    assert!(pg.list_sessions(all.clone()).await.unwrap().is_empty(), "a session was counted without its spans");
+
+    tokio::task::block_in_place(|| ch_server.restart());
+    let results = dual.ingest_group(vec![run(&a), run(&b)]).await;
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|o| o.accepted == 3)), "{results:?}");
+    let rows = pg.list_sessions(all).await.unwrap();
+    assert_eq!(rows.len(), 2);
+    for session in [&a, &b] {
+        let row = rows.iter().find(|r| &r.session_id == session).unwrap();
+        assert_eq!(row.rollup.span_count, 3, "each span folded once");
+        assert_eq!(dual.session_spans(session, Some("p1"), 100).await.unwrap().len(), 3, "each span stored once");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrates_once_when_many_start_together() {
     let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();

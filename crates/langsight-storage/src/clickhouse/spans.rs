@@ -241,6 +241,21 @@ impl DualSpans {
         Ok(Some(BackfillProgress { spans: facts.len() as u64, done: done as u64, total: total as u64 }))
     }
 
+    /// The spans into ClickHouse while the same spans are folded into PostgreSQL's session rollups and hourly
+    /// aggregates, at the same time rather than one after the other (a group costs the slower of the two
+    /// instead of their sum). The transaction commits only once ClickHouse has the spans, so a failed insert
+    /// leaves no rollup behind.
+    async fn store_and_fold(&self, spans: &[Span]) -> Result<IngestOutcome, Written> {
+        let mut client = self.pg.client().await.map_err(Written::Nothing)?;
+        let tx = client.transaction().await.map_err(|e| Written::Nothing(e.into()))?;
+        let (raw, folded) = tokio::join!(self.store_raw(spans), crate::postgres::fold(&tx, spans));
+        // On any error below the transaction is dropped, which rolls it back.
+        raw.map_err(Written::Nothing)?;
+        let sessions = folded.map_err(Written::SpansOnly)?;
+        tx.commit().await.map_err(|e| Written::SpansOnly(e.into()))?;
+        Ok(IngestOutcome { accepted: spans.len(), sessions })
+    }
+
     /// The session rollups and hourly aggregates in PostgreSQL, in one transaction.
     async fn fold(&self, spans: &[Span]) -> Result<IngestOutcome, StorageError> {
         let mut client = self.pg.client().await?;
@@ -251,17 +266,32 @@ impl DualSpans {
     }
 }
 
+/// How far a failed write got: what a retry batch by batch must redo.
+enum Written {
+    /// Nothing is stored (the ClickHouse insert failed, or PostgreSQL could not be reached): redo everything.
+    Nothing(StorageError),
+    /// The spans are in ClickHouse, the rollups are not: fold again, do not insert again.
+    SpansOnly(StorageError),
+}
+
+impl Written {
+    fn into_error(self) -> StorageError {
+        match self {
+            Written::Nothing(e) | Written::SpansOnly(e) => e,
+        }
+    }
+}
+
 #[async_trait]
 impl SpanStore for DualSpans {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
         if spans.is_empty() {
             return Ok(IngestOutcome::default());
         }
-        self.store_raw(&spans).await?;
-        self.fold(&spans).await
+        self.store_and_fold(&spans).await.map_err(Written::into_error)
     }
 
-    /// One ClickHouse INSERT for the whole group, then one PostgreSQL transaction for its rollups. A failure
+    /// One ClickHouse INSERT for the whole group beside one PostgreSQL transaction for its rollups. A failure
     /// falls back to batch by batch, from the step that failed (spans already in ClickHouse are not sent twice).
     async fn ingest_group(&self, batches: Vec<Vec<Span>>) -> Vec<Result<IngestOutcome, StorageError>> {
         if batches.len() == 1 {
@@ -269,13 +299,13 @@ impl SpanStore for DualSpans {
             return vec![self.ingest(batches.remove(0)).await];
         }
         let all: Vec<Span> = batches.iter().flatten().cloned().collect();
-        if let Err(e) = self.store_raw(&all).await {
-            tracing::warn!(error = %e, batches = batches.len(), "grouped ClickHouse insert failed; one by one");
-            return crate::group_commit::one_by_one(self, batches).await;
-        }
-        match self.fold(&all).await {
+        match self.store_and_fold(&all).await {
             Ok(merged) => crate::group_commit::split_outcome(&batches, merged).into_iter().map(Ok).collect(),
-            Err(e) => {
+            Err(Written::Nothing(e)) => {
+                tracing::warn!(error = %e, batches = batches.len(), "grouped ClickHouse insert failed; one by one");
+                crate::group_commit::one_by_one(self, batches).await
+            }
+            Err(Written::SpansOnly(e)) => {
                 tracing::warn!(error = %e, batches = batches.len(), "grouped rollup fold failed; one by one");
                 let mut out = Vec::with_capacity(batches.len());
                 for batch in &batches {
