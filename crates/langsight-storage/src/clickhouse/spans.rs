@@ -43,6 +43,48 @@ fn span_row(s: &Span, ingested_at: i64) -> Value {
     })
 }
 
+/// The columns [`span_row_binary`] writes, in its order.
+const BINARY_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
+    started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
+    replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version, \
+    ingested_at";
+
+/// A span as its ClickHouse row in `RowBinary` (the live insert; the spool keeps JSON rows, see [`span_row`]).
+fn span_row_binary(s: &Span, ingested_at: i64, out: &mut super::RowBinary) {
+    out.string(&s.span_id);
+    out.opt_string(s.parent_span_id.as_deref());
+    out.string(s.span_type.as_str());
+    out.opt_string(s.trace_id.as_deref());
+    out.opt_string(s.session_id.as_deref());
+    out.string(&s.server_name);
+    out.string(&s.tool_name);
+    out.int64(s.started_at);
+    out.int64(s.ended_at);
+    out.float64(s.latency_ms);
+    out.string(s.status.as_str());
+    out.opt_string(s.error.as_deref());
+    out.opt_string(s.agent_name.as_deref());
+    out.opt_string(s.input_json.as_deref());
+    out.opt_string(s.output_json.as_deref());
+    out.opt_string(s.llm_input.as_deref());
+    out.opt_string(s.llm_output.as_deref());
+    out.opt_string(s.replay_of.as_deref());
+    out.string(s.project().unwrap_or(""));
+    out.opt_int64(s.input_tokens);
+    out.opt_int64(s.output_tokens);
+    out.opt_string(s.model_id.as_deref());
+    out.opt_string(s.finish_reason.as_deref());
+    out.opt_int64(s.cache_read_tokens);
+    out.opt_int64(s.cache_creation_tokens);
+    out.opt_int64(s.thinking_tokens);
+    out.opt_string(s.target_agent_name.as_deref());
+    out.string(s.lineage_provenance.as_str());
+    out.string(s.lineage_status.as_str());
+    out.string(&s.schema_version);
+    out.int64(ingested_at);
+}
+
 fn opt_int(m: &Map<String, Value>, k: &str) -> Option<i64> {
     match m.get(k) {
         None | Some(Value::Null) => None,
@@ -143,14 +185,20 @@ impl DualSpans {
     /// sends them later).
     async fn store_raw(&self, spans: &[Span]) -> Result<(), StorageError> {
         let now = langsight_core::time::now_micros();
-        let rows: Vec<Value> = spans.iter().map(|s| span_row(s, now)).collect();
-        let body = super::json_lines(&rows);
-        match self.ch.insert_raw("spans", body.clone()).await {
+        let mut body = super::RowBinary(Vec::with_capacity(spans.len() * 512));
+        for s in spans {
+            span_row_binary(s, now, &mut body);
+        }
+        match self.ch.insert_row_binary("spans", BINARY_COLUMNS, body.0).await {
             Ok(()) => Ok(()),
             Err(StorageError::Unavailable(e)) if self.spool.is_some() => {
                 tracing::warn!(error = %e, "clickhouse.unreachable: spooling the batch");
                 match &self.spool {
-                    Some(spool) => spool.append("spans", body).await,
+                    // The spool keeps JSON rows (what it has always replayed); built only during an outage.
+                    Some(spool) => {
+                        let rows: Vec<Value> = spans.iter().map(|s| span_row(s, now)).collect();
+                        spool.append("spans", super::json_lines(&rows)).await
+                    }
                     None => Ok(()),
                 }
             }
