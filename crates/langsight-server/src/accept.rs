@@ -289,7 +289,7 @@ mod tests {
         if q == "deny" {
             return (axum::http::StatusCode::UNAUTHORIZED, "nope").into_response();
         }
-        let hold = if q.starts_with("hold=") { Some(Dropped(q[5..].to_string())) } else { None };
+        let hold = q.strip_prefix("hold=").map(|name| Dropped(name.to_string()));
         let chunks = futures_util::stream::unfold((0u32, hold), |(i, hold)| async move {
             match i {
                 0 => Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from("a")), (1, hold))),
