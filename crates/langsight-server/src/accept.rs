@@ -96,7 +96,7 @@ pub async fn serve(
         stop_rx.mark_unchanged();
         let done_rx = done_rx.clone();
         let task = tokio::spawn(async move {
-            let stream = match direct::first_request(stream, app, peer, deadline, &on_first).await {
+            let stream = match direct::first_request(stream, app, peer, deadline, &on_first, &mut stop_rx).await {
                 direct::First::Done => {
                     drop(done_rx);
                     return;
@@ -453,5 +453,30 @@ mod tests {
         s.write_all(b"GET /api/live/events HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         let (got, took) = until_closed(&mut s).await;
         assert!(got.is_empty() && took >= HEADER - Duration::from_millis(50) && took < 3 * HEADER, "{got} {took:?}");
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_wait_for_a_connection_that_never_sent_a_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().route("/ok", get(|| async { "ok" }));
+        // A header deadline far longer than the test: only shutdown can end the silent connection in time.
+        let timeouts = Timeouts { header: Duration::from_secs(30), body: Duration::from_secs(30) };
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(listener, app, timeouts, async move {
+            let _ = stop_rx.await;
+        }));
+        let _silent = TcpStream::connect(addr).await.unwrap();
+        // Connections are accepted in order: once this one is answered, the silent one has its task.
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut b = [0u8; 256];
+        let n = s.read(&mut b).await.unwrap();
+        assert!(String::from_utf8_lossy(&b[..n]).starts_with("HTTP/1.1 200"));
+        let started = Instant::now();
+        stop_tx.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(10), served).await;
+        assert!(ended.is_ok(), "serve still waits for the silent connection");
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     }
 }

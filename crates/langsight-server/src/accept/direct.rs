@@ -50,12 +50,18 @@ pub(super) async fn first_request(
     peer: SocketAddr,
     deadline: BodyDeadline,
     conn: &ConnState,
+    stop: &mut tokio::sync::watch::Receiver<()>,
 ) -> First {
     let mut buf = Vec::with_capacity(FIRST_READ);
     // Where the search for the head's end resumes (a head that trickles in is not scanned again from the start).
     let mut scanned = 0;
     loop {
-        match stream.read_buf(&mut buf).await {
+        // Shutdown closes a connection still owing its first request at once, as hyper closes an idle one.
+        let read = tokio::select! {
+            read = stream.read_buf(&mut buf) => read,
+            _ = stop.changed() => return First::Done,
+        };
+        match read {
             Ok(0) if buf.is_empty() => return First::Done,
             Ok(0) => return First::Hyper(Prefixed::new(stream, buf)),
             Ok(_) => {}
