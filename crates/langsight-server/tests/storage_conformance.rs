@@ -492,6 +492,16 @@ async fn spans_conform(b: &Backend) {
     let calls: i64 = hours.iter().map(|h| h.calls).sum();
     let errors: i64 = hours.iter().map(|h| h.errors).sum();
     assert_eq!((calls, errors), (11, 2), "{n}: hourly tool aggregates");
+    // Later batches add to an hour's row rather than replace it.
+    let now = chrono::Utc::now().to_rfc3339();
+    for (id, status) in [("h1", "success"), ("h2", "error")] {
+        let one = serde_json::json!([{"span_id": id, "span_type": "tool_call", "server_name": "hs", "tool_name": "ht",
+            "started_at": now, "ended_at": now, "status": status, "latency_ms": 10.0, "project_id": "ph"}]);
+        b.spans.ingest(spans(one)).await.unwrap();
+    }
+    let hours = b.spans.tool_hours(Some("ph"), 0).await.unwrap();
+    let sums: Vec<(i64, i64)> = hours.iter().map(|h| (h.calls, h.errors)).collect();
+    assert_eq!(sums, [(2, 1)], "{n}: two batches into one hour's row");
 
     // Retention: an old session goes, with its spans and aggregates; recent data stays.
     let old = test_support::session_id();

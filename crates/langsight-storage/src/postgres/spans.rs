@@ -178,17 +178,35 @@ pub(crate) async fn fold(
     tx: &deadpool_postgres::Transaction<'_>,
     spans: &[Span],
 ) -> Result<Vec<SessionTagUpdate>, StorageError> {
+    // The hourly tool aggregates in one upsert, rows taken in key order (the ordinality) so concurrent writers
+    // lock them in the same order.
     let hours = tool_hour_groups(spans);
-    let upsert_hour = tx
+    if !hours.is_empty() {
+        let n = hours.len();
+        let (mut projects, mut servers, mut tools, mut at) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut calls, mut errors, mut latency) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for ((p, server, tool, hour), (c, e, l)) in &hours {
+            projects.push(*p);
+            servers.push(*server);
+            tools.push(*tool);
+            at.push(*hour);
+            calls.push(*c);
+            errors.push(*e);
+            latency.push(*l);
+        }
+        let upsert_hours = tx
             .prepare_cached(
                 "INSERT INTO tool_hourly (project_id, server_name, tool_name, hour, calls, errors, latency_sum) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
+                 SELECT p, s, t, h, c, e, l FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], \
+                 $5::bigint[], $6::bigint[], $7::float8[]) WITH ORDINALITY AS u(p, s, t, h, c, e, l, o) ORDER BY o \
+                 ON CONFLICT (project_id, server_name, tool_name, hour) DO UPDATE SET \
                  calls = tool_hourly.calls + excluded.calls, errors = tool_hourly.errors + excluded.errors, \
                  latency_sum = tool_hourly.latency_sum + excluded.latency_sum",
             )
             .await?;
-    for ((p, server, tool, hour), (calls, errors, latency)) in &hours {
-        tx.execute(&upsert_hour, &[p, server, tool, hour, calls, errors, latency]).await?;
+        tx.execute(&upsert_hours, &[&projects, &servers, &tools, &at, &calls, &errors, &latency]).await?;
     }
 
     // Session rollups: make sure each row exists, lock them in key order, fold, write back.
