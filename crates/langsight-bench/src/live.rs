@@ -183,7 +183,26 @@ async fn main() -> Result<(), String> {
         after as f64 / 1024.0,
         per / 1024.0
     );
-    // One event reaches all of them.
+    // One event reaches all of them. Each socket gets a reader before the event is posted, which notes when the
+    // event arrived on it: sockets are read as they become readable, not one after another after the fact.
+    let readers: Vec<_> = conns
+        .drain(..)
+        .map(|mut s| {
+            tokio::spawn(async move {
+                let mut b = vec![0u8; 2048];
+                let mut got = Vec::new();
+                loop {
+                    match tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await {
+                        Ok(Ok(n)) if n > 0 => got.extend_from_slice(&b[..n]),
+                        _ => return (None, s),
+                    }
+                    if got.windows(6).any(|w| w == b"fanout") {
+                        return (Some(Instant::now()), s);
+                    }
+                }
+            })
+        })
+        .collect();
     let now = chrono::Utc::now().to_rfc3339();
     let t = Instant::now();
     http.post(format!("{url}/api/traces/spans"))
@@ -193,24 +212,25 @@ async fn main() -> Result<(), String> {
         .send()
         .await
         .map_err(|e| e.to_string())?;
-    let mut reached = 0;
-    for s in conns.iter_mut() {
-        let mut b = vec![0u8; 4096];
-        let mut got = String::new();
-        while !got.contains("fanout") {
-            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut b)).await {
-                Ok(Ok(n)) if n > 0 => got.push_str(&String::from_utf8_lossy(&b[..n])),
-                _ => break,
-            }
+    let acknowledged = t.elapsed();
+    let mut arrivals = Vec::with_capacity(readers.len());
+    for r in readers {
+        let (arrived, s) = r.await.map_err(|e| e.to_string())?;
+        if let Some(at) = arrived {
+            arrivals.push(at.duration_since(t).as_secs_f64() * 1000.0);
         }
-        if got.contains("fanout") {
-            reached += 1;
-        }
+        conns.push(s);
     }
+    arrivals.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "live-bench: one event reached {reached}/{} subscribers in {:.0} ms",
+        "live-bench: one event reached {}/{} subscribers: POST answered after {:.0} ms, first arrival {:.0} ms, \
+         half {:.0} ms, last {:.0} ms",
+        arrivals.len(),
         conns.len(),
-        t.elapsed().as_secs_f64() * 1000.0
+        acknowledged.as_secs_f64() * 1000.0,
+        arrivals.first().copied().unwrap_or(f64::NAN),
+        arrivals.get(arrivals.len() / 2).copied().unwrap_or(f64::NAN),
+        arrivals.last().copied().unwrap_or(f64::NAN),
     );
     drop(conns);
     let _ = std::fs::remove_dir_all(&dir);
