@@ -108,12 +108,9 @@ fn parse(buf: &[u8]) -> Option<Request<Body>> {
     }
     let mut builder = Request::builder().method(Method::GET).uri(req.path?).version(Version::HTTP_11);
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        let refused = match name.as_str() {
-            "transfer-encoding" | "upgrade" | "expect" => true,
-            "content-length" => h.value != b"0",
-            _ => false,
-        };
+        let is = |name: &str| h.name.eq_ignore_ascii_case(name);
+        let refused =
+            is("transfer-encoding") || is("upgrade") || is("expect") || (is("content-length") && h.value != b"0");
         if refused {
             return None;
         }

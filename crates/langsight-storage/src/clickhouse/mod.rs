@@ -164,13 +164,7 @@ impl RowBinary {
     }
 
     pub fn opt_string(&mut self, s: Option<&str>) {
-        match s {
-            None => self.0.push(1),
-            Some(s) => {
-                self.0.push(0);
-                self.string(s);
-            }
-        }
+        self.nullable(s, Self::string);
     }
 
     pub fn int64(&mut self, v: i64) {
@@ -178,12 +172,14 @@ impl RowBinary {
     }
 
     pub fn opt_int64(&mut self, v: Option<i64>) {
-        match v {
-            None => self.0.push(1),
-            Some(v) => {
-                self.0.push(0);
-                self.int64(v);
-            }
+        self.nullable(v, Self::int64);
+    }
+
+    /// `Nullable(T)`: the null byte, then the value when there is one.
+    fn nullable<T>(&mut self, v: Option<T>, write: impl FnOnce(&mut Self, T)) {
+        self.0.push(u8::from(v.is_none()));
+        if let Some(v) = v {
+            write(self, v);
         }
     }
 

@@ -243,9 +243,8 @@ pub(crate) async fn fold(
             *slot = Some(r.get(1));
         }
     }
-    let n = groups.len();
-    let mut w = SessionWrites::with_capacity(n);
-    let mut updates = Vec::with_capacity(n);
+    let mut w = SessionWrites::default();
+    let mut updates = Vec::with_capacity(groups.len());
     let mut delegations = RollupBatch::default();
     for (((project, session), members), stored) in groups.into_iter().zip(stored) {
         let stored = stored.ok_or_else(|| {
@@ -355,19 +354,6 @@ struct SessionWrites {
     links: Vec<Option<Vec<u8>>>,
     missing_parents: Vec<bool>,
     llm_calls: Vec<i64>,
-}
-
-impl SessionWrites {
-    fn with_capacity(n: usize) -> SessionWrites {
-        SessionWrites {
-            first_call_at: Vec::with_capacity(n),
-            last_call_at: Vec::with_capacity(n),
-            health_tag: Vec::with_capacity(n),
-            agents: Vec::with_capacity(n),
-            rollup: Vec::with_capacity(n),
-            ..Default::default()
-        }
-    }
 }
 
 fn spans_from_rows(rows: &[Row]) -> Result<Vec<Span>, StorageError> {
