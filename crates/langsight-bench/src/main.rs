@@ -46,10 +46,17 @@ struct Args {
     /// Start a private redis-server and point the started server at it.
     #[arg(long)]
     redis: bool,
+    /// Write the started server's log lines to this file (else they are discarded).
+    #[arg(long)]
+    server_log: Option<PathBuf>,
     /// Extra environment for the started server, KEY=VALUE (repeatable).
     #[arg(long = "server-env")]
     server_env: Vec<String>,
 }
+
+/// Requests at least this slow are listed with the moment they were sent, so a stall shared by every request in
+/// flight (one cause on the server) can be told from scattered slow requests (the machine).
+const SLOW: Duration = Duration::from_millis(250);
 
 const PLACEHOLDER: &str = "SESSIONIDSESSIONIDSESSIONID00000";
 
@@ -226,7 +233,15 @@ fn start_server(bin: PathBuf, keys: &str, args: &Args) -> Result<Started, String
             }
         }
     };
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let mut log = args.server_log.as_ref().and_then(|p| std::fs::File::create(p).ok());
+    std::thread::spawn(move || {
+        for line in lines.by_ref().map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                use std::io::Write;
+                let _ = writeln!(f, "{line}");
+            }
+        }
+    });
     Ok(Started { child, url: format!("http://{addr}"), redis, _dir: dir })
 }
 
@@ -271,7 +286,7 @@ fn main() -> Result<(), String> {
     let threads_before = pid.map(thread_ticks).unwrap_or_default();
     let own_before = cpu_one(std::process::id());
     let began = Instant::now();
-    let latencies: Vec<u32> = rt.block_on(async {
+    let (latencies, mut slow): (Vec<u32>, Vec<(u64, u64)>) = rt.block_on(async {
         if let Some(pid) = pid {
             let peak = peak.clone();
             tokio::spawn(async move {
@@ -290,6 +305,7 @@ fn main() -> Result<(), String> {
             let (client, url, template, errors) = (client.clone(), url.clone(), template.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
+                let mut slow = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let r = match &get {
@@ -309,7 +325,11 @@ fn main() -> Result<(), String> {
                     match r {
                         Ok(resp) if resp.status().is_success() => {
                             let _ = resp.bytes().await;
-                            lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                            let took = t.elapsed();
+                            if took >= SLOW {
+                                slow.push((t.duration_since(began).as_millis() as u64, took.as_millis() as u64));
+                            }
+                            lat.push(took.as_micros().min(u32::MAX as u128) as u32);
                         }
                         Ok(resp) => {
                             if errors.fetch_add(1, Ordering::Relaxed) < 3 {
@@ -323,16 +343,17 @@ fn main() -> Result<(), String> {
                         }
                     }
                 }
-                lat
+                (lat, slow)
             }));
         }
-        let mut all = Vec::new();
+        let (mut all, mut slow) = (Vec::new(), Vec::new());
         for t in tasks {
-            if let Ok(mut l) = t.await {
+            if let Ok((mut l, mut s)) = t.await {
                 all.append(&mut l);
+                slow.append(&mut s);
             }
         }
-        all
+        (all, slow)
     });
     let elapsed = began.elapsed().as_secs_f64();
     let cpu = match (cpu_before, pid.and_then(cpu_ticks)) {
@@ -384,6 +405,23 @@ fn main() -> Result<(), String> {
         percentile(&sorted, 0.99),
         percentile(&sorted, 1.0)
     );
+    if !slow.is_empty() {
+        // Grouped by the 100 ms in which they were sent: "at 7.3 s: 41 (max 612 ms)".
+        slow.sort_unstable();
+        let mut groups: Vec<(u64, usize, u64)> = Vec::new();
+        for (at, took) in slow {
+            match groups.last_mut() {
+                Some((start, n, max)) if at / 100 == *start / 100 => {
+                    *n += 1;
+                    *max = (*max).max(took);
+                }
+                _ => groups.push((at, 1, took)),
+            }
+        }
+        let shown: Vec<String> =
+            groups.iter().map(|(at, n, max)| format!("at {:.1} s: {n} (max {max} ms)", *at as f64 / 1000.0)).collect();
+        println!("requests over {} ms, by when they were sent: {}", SLOW.as_millis(), shown.join(", "));
+    }
     println!(
         "server RSS MiB: idle {}  peak {}  after {}   server CPU: {}",
         mib(idle_rss),

@@ -89,6 +89,15 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
 impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
+        SqliteStorage::open_with(path, checkpoint::Policy::default(), Default::default())
+    }
+
+    /// [`SqliteStorage::open`] with the WAL's checkpoint thresholds given (tests use small ones).
+    pub(crate) fn open_with(
+        path: &Path,
+        policy: checkpoint::Policy,
+        hand_over: Arc<checkpoint::HandOver>,
+    ) -> Result<SqliteStorage, StorageError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StorageError::Open(format!(
@@ -138,8 +147,8 @@ impl SqliteStorage {
         }
         let mut wal = path.as_os_str().to_owned();
         wal.push("-wal");
-        let (writer, thread) = Writer::start(conn, PathBuf::from(wal))?;
-        let checkpointer = checkpoint::Checkpointer::start(path)?;
+        let (writer, thread) = Writer::start(conn, PathBuf::from(wal), hand_over.clone())?;
+        let checkpointer = checkpoint::Checkpointer::start(path, policy, hand_over)?;
         Ok(SqliteStorage {
             checkpointer: Mutex::new(Some(checkpointer)),
             path: path.to_path_buf(),
@@ -168,6 +177,15 @@ impl SqliteStorage {
         F: FnOnce(&Connection) -> Result<T, StorageError> + Send + 'static,
     {
         self.writer()?.write(f).await
+    }
+
+    /// [`SqliteStorage::write`] for a job that may run twice ([`Writer::write_rerunnable`]).
+    pub(crate) async fn write_rerunnable<T, F>(&self, f: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StorageError> + Send + 'static,
+    {
+        self.writer()?.write_rerunnable(f).await
     }
 
     /// Runs `f` on a pooled read connection on a blocking thread.

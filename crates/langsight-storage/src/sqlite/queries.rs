@@ -325,8 +325,11 @@ impl SpanStore for SqliteStorage {
             return Ok(IngestOutcome::default());
         }
         // Folded here, on the request's task: the writer thread only merges the deltas of its group.
-        let mut rollups = RollupBatch::from_spans(&spans);
-        self.write(move |conn| {
+        // Rerunnable: the group's first attempt runs it without a savepoint (see writer.rs); a second run starts
+        // again from the request's own deltas.
+        let deltas = RollupBatch::from_spans(&spans);
+        self.write_rerunnable(move |conn| {
+            let mut rollups = deltas.clone();
             insert_spans(conn, &spans)?;
             update_tool_hours(conn, &spans)?;
             let sessions = update_sessions(conn, &spans, &mut rollups)?;
