@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct Policy {
     /// Past this many WAL pages (4 KiB each) the WAL should start over.
     pub restart_pages: i64,
-    /// A pass that copied at most this many pages leaves about as few behind: the writer can copy them in a
-    /// few milliseconds.
+    /// A pass that copied at most this many pages leaves about as few behind: the writer copies them in a few
+    /// milliseconds (its pass costs ~10–20 ms here, mostly the two fsyncs every checkpoint makes).
     pub hand_over_pages: i64,
     /// Past this many pages a `RESTART` is forced (the writer never got its chance, e.g. readers kept old
     /// snapshots open for minutes): the stall is accepted over an unbounded file.
@@ -71,6 +71,12 @@ fn next(policy: &Policy, log: i64, copied: i64) -> Next {
     } else {
         Next::Again
     }
+}
+
+/// After a hand-over at `at` pages: whether a WAL of `log` pages is still the one the writer copied, waiting for
+/// its next transaction to start it over (a restarted WAL is shorter; one that kept growing needs another pass).
+fn awaiting_restart(policy: &Policy, at: i64, log: i64) -> bool {
+    log >= at && log <= at + policy.restart_pages
 }
 
 /// The hand-over between the checkpoint thread and the writer.
@@ -146,6 +152,7 @@ impl Drop for Checkpointer {
 
 fn run(conn: Connection, stop: Arc<AtomicBool>, policy: Policy, hand_over: Arc<HandOver>) {
     let mut copied_before = 0;
+    let mut handed_over_at: Option<i64> = None;
     while !stop.load(Ordering::Relaxed) {
         if hand_over.wanted.load(Ordering::Acquire) {
             // The writer runs the next pass; wait for it (briefly: it may be idle).
@@ -169,10 +176,23 @@ fn run(conn: Connection, stop: Arc<AtomicBool>, policy: Policy, hand_over: Arc<H
         // A restarted WAL counts from zero again.
         let this_pass = if copied >= copied_before { copied - copied_before } else { copied };
         copied_before = copied;
+        if let Some(at) = handed_over_at {
+            // The writer ran the last pass; its next transaction starts the WAL over. Until then the WAL is
+            // still long but already copied: handing over again would only stall the writer for nothing. If
+            // it does not start over (a reader held an old snapshot) and grows again, ask again.
+            if awaiting_restart(&policy, at, log) {
+                std::thread::sleep(policy.poll);
+                continue;
+            }
+            handed_over_at = None;
+        }
         match next(&policy, log, this_pass) {
             Next::Sleep => std::thread::sleep(policy.poll),
             Next::Again => {}
-            Next::HandOver => hand_over.wanted.store(true, Ordering::Release),
+            Next::HandOver => {
+                handed_over_at = Some(log);
+                hand_over.wanted.store(true, Ordering::Release);
+            }
             Next::Force => {
                 tracing::warn!(
                     pages = log,
@@ -265,5 +285,9 @@ mod tests {
         assert_eq!(next(&p, p.restart_pages + 1, p.hand_over_pages + 1), Next::Again, "a big gap: close it first");
         assert_eq!(next(&p, p.restart_pages + 1, p.hand_over_pages), Next::HandOver, "a small gap: the writer ends it");
         assert_eq!(next(&p, p.force_restart_pages + 1, 0), Next::Force, "a runaway WAL restarts anyway");
+        let at = p.restart_pages + 10;
+        assert!(awaiting_restart(&p, at, at), "copied by the writer, not yet restarted: no second hand-over");
+        assert!(!awaiting_restart(&p, at, 300), "restarted: back to the usual rule");
+        assert!(!awaiting_restart(&p, at, at + p.restart_pages + 1), "never restarted and grew again: ask again");
     }
 }
