@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 /// When the checkpoint thread hands the WAL's restart to the writer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Policy {
-    /// Past this many WAL pages (4 KiB each) the WAL should start over.
+    /// Past this many WAL pages (4 KiB each, 64 MiB) the WAL should start over. Each start-over costs the writer
+    /// one pass, 10–75 ms under load; a WAL four times larger made the passes rarer but longer (p99 137–169 ms
+    /// against 90–107, BENCHMARKS.md).
     pub restart_pages: i64,
     /// A pass that copied at most this many pages leaves about as few behind: the writer copies them in a few
     /// milliseconds (its pass costs ~10–20 ms here, mostly the two fsyncs every checkpoint makes).
