@@ -31,8 +31,9 @@ pub(crate) struct Policy {
     /// A pass that copied at most this many pages leaves about as few behind: the writer copies them in a few
     /// milliseconds (its pass costs ~10–20 ms here, mostly the two fsyncs every checkpoint makes).
     pub hand_over_pages: i64,
-    /// Past this many pages a `RESTART` is forced (the writer never got its chance, e.g. readers kept old
-    /// snapshots open for minutes): the stall is accepted over an unbounded file.
+    /// Past this many pages (256 MiB) a `RESTART` is forced: the stall is accepted over an unbounded file. One
+    /// process's hand-over starts its WAL over long before; this is for what it cannot: readers keeping old
+    /// snapshots open, or other worker processes appending while this one's writer runs its pass.
     pub force_restart_pages: i64,
     /// Pause between passes while the WAL is small.
     pub poll: Duration,
@@ -43,7 +44,7 @@ impl Default for Policy {
         Policy {
             restart_pages: 16_384,
             hand_over_pages: 1_024,
-            force_restart_pages: 262_144,
+            force_restart_pages: 65_536,
             poll: Duration::from_millis(100),
         }
     }
