@@ -363,7 +363,9 @@ async function walk(page, who, { session, admin, instanceAdmin }) {
     await page.goto(`${URL}/#/sessions/${E.SESSION}`);
     await page.waitForSelector('#tree .row', { timeout: 5000 });
     for (const b of await page.locator('#tree button').all()) await b.click();
-    await page.waitForFunction(() => [...document.querySelectorAll('#tree .payload')].every((p) => p.dataset.loaded === '1'), null, { timeout: 5000 });
+    // One payload request per span, each waited for: 5 s was too little once with the whole suite beside it on two
+    // cores (the same test run alone then passed three times in ~45 s); the wait ends as soon as all have loaded.
+    await page.waitForFunction(() => [...document.querySelectorAll('#tree .payload')].every((p) => p.dataset.loaded === '1'), null, { timeout: 20000 });
     const payloads = await page.locator('#tree .payload').allTextContents();
     if (!payloads.some((t) => t.includes('<script>window.__pwned = 1</script>'))) fail(`the <script> payload is not shown as text: ${JSON.stringify(payloads)}`);
     if (await page.evaluate(() => window.__pwned !== undefined || document.querySelectorAll('#tree script, #tree img').length > 0)) fail('a payload ran as HTML');
