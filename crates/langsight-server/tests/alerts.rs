@@ -409,6 +409,8 @@ async fn mcp_server_down_recovered_and_circuit_alerts() {
     let server = TestServer::start_with(|c| {
         with_receiver(c, &receiver);
         c.alerts.consecutive_failures = 2;
+        // Not a latency test: one check slowed threefold by a loaded machine fired `high_latency` here once.
+        c.alerts.latency_spike_multiplier = 1_000.0;
         c.monitor_interval = Duration::from_millis(300);
         c.servers = vec![MonitoredServer {
             spec: ServerSpec {
