@@ -325,11 +325,11 @@ impl SpanStore for SqliteStorage {
             return Ok(IngestOutcome::default());
         }
         // Folded here, on the request's task: the writer thread only merges the deltas of its group.
-        // Rerunnable: the group's first attempt runs it without a savepoint (see writer.rs); a second run starts
-        // again from the request's own deltas.
-        let deltas = RollupBatch::from_spans(&spans);
+        // Rerunnable (see writer.rs): a second run, after its group's first attempt was rolled back, has no
+        // deltas left and folds the spans again on the writer — rare, so the common run need not copy them.
+        let mut deltas = Some(RollupBatch::from_spans(&spans));
         self.write_rerunnable(move |conn| {
-            let mut rollups = deltas.clone();
+            let mut rollups = deltas.take().unwrap_or_else(|| RollupBatch::from_spans(&spans));
             insert_spans(conn, &spans)?;
             update_tool_hours(conn, &spans)?;
             let sessions = update_sessions(conn, &spans, &mut rollups)?;

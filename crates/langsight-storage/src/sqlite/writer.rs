@@ -11,7 +11,7 @@
 //! ingest) runs straight in the transaction; if one of them fails, the group's transaction is rolled back and
 //! each is run again in its own savepoint. Every other job runs in its own savepoint from the start. A
 //! savepoint is not free: SQLite copies each page a job changes that existed before the savepoint into a
-//! sub-journal, which cost ingest a fifth of its throughput (docs/decisions.md).
+//! sub-journal, once per job (docs/decisions.md).
 //!
 //! Durability is split from the commit: the connection runs with `synchronous=NORMAL` (no fsync inside
 //! COMMIT) and a second thread, the syncer, fsyncs the WAL file after each commit and only then answers
@@ -205,6 +205,17 @@ fn run(mut conn: Connection, mut rx: mpsc::Receiver<Job>, synced: std_mpsc::Send
     tracing::debug!("storage.writer.stopped");
 }
 
+/// Runs `job` in its own savepoint and keeps its changes only if it says so.
+fn in_savepoint(conn: &Connection, job: impl FnOnce(&Connection) -> bool) -> Result<(), StorageError> {
+    conn.execute_batch("SAVEPOINT job")?;
+    if job(conn) {
+        conn.execute_batch("RELEASE job")?;
+    } else {
+        conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+    }
+    Ok(())
+}
+
 fn commit_group(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
     let mut delivers: Vec<Deliver> = Vec::with_capacity(batch.len());
     let mut again: Vec<Box<dyn Rerun>> = Vec::new();
@@ -227,24 +238,16 @@ fn commit_group(conn: &mut Connection, batch: &mut Vec<Job>) -> Committed {
             );
             conn.execute_batch("BEGIN IMMEDIATE")?;
             for job in again.iter_mut() {
-                conn.execute_batch("SAVEPOINT job")?;
-                if job.run(conn) {
-                    conn.execute_batch("RELEASE job")?;
-                } else {
-                    conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-                }
+                in_savepoint(conn, |c| job.run(c))?;
             }
         }
         delivers.extend(again.drain(..).map(|job| job.finish()));
         for work in once.drain(..) {
-            conn.execute_batch("SAVEPOINT job")?;
-            let (keep, deliver) = work(conn);
-            delivers.push(deliver);
-            if keep {
-                conn.execute_batch("RELEASE job")?;
-            } else {
-                conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
-            }
+            in_savepoint(conn, |c| {
+                let (keep, deliver) = work(c);
+                delivers.push(deliver);
+                keep
+            })?;
         }
         // The group's analytics rollups, merged once per row for all its jobs.
         super::rollups::flush_pending(conn)?;
