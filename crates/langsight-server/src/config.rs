@@ -343,6 +343,9 @@ pub struct ClickHouseSettings {
     pub spool_max_bytes: u64,
     /// How often spooled batches are retried.
     pub spool_replay_every: std::time::Duration,
+    /// How often the spans accepted since the last flush go to ClickHouse, in one insert (a read of spans
+    /// flushes first, so this bounds only when other workers' reads see them).
+    pub spool_flush_every: std::time::Duration,
 }
 
 /// Users, login and the dashboard proxy.
@@ -770,6 +773,7 @@ impl Config {
             } * 1024
                 * 1024,
             spool_replay_every: std::time::Duration::from_secs(2),
+            spool_flush_every: std::time::Duration::from_millis(250),
         };
         let retention_days = match get("LANGSIGHT_RETENTION_DAYS") {
             Some(v) => parse_num::<u64>("LANGSIGHT_RETENTION_DAYS", v, "a whole number of days (0 keeps everything)")?,

@@ -92,8 +92,13 @@ async fn open_backend(config: &Config) -> Result<Storage, StartupError> {
                 langsight_storage::clickhouse::ClickHouse::open(&c.url, &c.database, &c.username, &c.password.0)
                     .await?,
             );
-            let spool = Arc::new(langsight_storage::clickhouse::spool::Spool::new(&c.spool_dir, c.spool_max_bytes)?);
+            let spool = Arc::new(langsight_storage::clickhouse::spool::Spool::for_database(
+                &c.spool_dir,
+                &c.database,
+                c.spool_max_bytes,
+            )?);
             spool.clone().spawn_replayer(ch.clone(), c.spool_replay_every);
+            spool.clone().spawn_flusher(ch.clone(), c.spool_flush_every);
             tracing::info!(database = %c.database, spool = %c.spool_dir.display(), "storage.opened mode=dual");
             Ok(Storage::dual(Arc::new(pg), ch, Some(spool)))
         }

@@ -108,6 +108,8 @@ async fn the_api_works_in_dual_mode() {
         c.postgres_url = Some(Secret(pg_url));
         c.clickhouse.url = ch_url;
         c.clickhouse.database = "langsight_api".into();
+        // Only reads and shutdown flush the spool here.
+        c.clickhouse.spool_flush_every = Duration::from_secs(3600);
     })
     .await;
     let admin = s.admin();
@@ -122,7 +124,14 @@ async fn the_api_works_in_dual_mode() {
     assert_eq!(trace.body["total_spans"], json!(20), "spans read back from ClickHouse: {}", trace.text);
     let inv = admin.get("/api/health/servers/invocations").await;
     assert!(inv.text.contains("github"), "{}", inv.text);
-    s.stop().await;
+    // Accepted and never read: shutdown sends it to ClickHouse instead of leaving it in the spool.
+    assert_eq!(admin.ingest(&agent_run(&session_id(), 7, None)).await.status, 202);
+    let stopped = s.stop().await;
+    let spool = stopped.db_path.parent().unwrap().join("spool").join("langsight_api");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "the spool is empty after shutdown");
+    let ch_query = langsight_storage::clickhouse::ClickHouse::open(&ch.url, "langsight_api", "default", "").await;
+    let n = ch_query.unwrap().query("SELECT count() FROM langsight_api.spans").await.unwrap();
+    assert_eq!(n.trim(), "27", "every accepted span is in ClickHouse");
     drop(ch);
 }
 
@@ -144,6 +153,8 @@ async fn clickhouse_down_spools_then_replays_without_losing_a_span() {
     })
     .await;
     let admin = s.admin();
+    // The database's own directory under LANGSIGHT_SPOOL_DIR.
+    let files = spool.path().join("langsight_spool");
     let before = session_id();
     assert_eq!(admin.ingest(&agent_run(&before, 10, None)).await.status, 202);
 
@@ -159,8 +170,9 @@ async fn clickhouse_down_spools_then_replays_without_losing_a_span() {
         let r = admin.ingest(&agent_run(sid, 10, None)).await;
         assert_eq!(r.status, 202, "{}", r.text);
     }
-    let spooled = std::fs::read_dir(spool.path()).unwrap().count();
-    assert!(spooled >= 3, "{spooled} spool files");
+    // All of them wait in the spool, on disk (the flusher's failed flushes hand its segments to the replayer).
+    let spooled: u64 = std::fs::read_dir(&files).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(spooled > 3 * 10 * 200, "30 spans spooled: {spooled} bytes");
     assert_eq!(admin.get("/api/agents/sessions").await.body.as_array().unwrap().len(), 4);
 
     let _ch = tokio::task::spawn_blocking(move || {
@@ -177,7 +189,7 @@ async fn clickhouse_down_spools_then_replays_without_losing_a_span() {
             let t = admin.get(&format!("/api/agents/sessions/{sid}")).await;
             complete &= t.body["total_spans"] == json!(10);
         }
-        if complete && std::fs::read_dir(spool.path()).unwrap().count() == 0 {
+        if complete && std::fs::read_dir(&files).unwrap().count() == 0 {
             break;
         }
         assert!(Instant::now() < deadline, "spooled batches replayed");
@@ -208,6 +220,7 @@ async fn a_full_spool_answers_503_then_recovers() {
     })
     .await;
     let admin = s.admin();
+    let files = spool.path().join("langsight_full");
     ch = tokio::task::spawn_blocking(move || {
         ch.stop();
         ch
@@ -231,7 +244,7 @@ async fn a_full_spool_answers_503_then_recovers() {
         assert!(spooled.len() < 100, "the spool never filled up");
     };
     assert!(!spooled.is_empty(), "some batches fit in the spool first");
-    let pending: u64 = std::fs::read_dir(spool.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    let pending: u64 = std::fs::read_dir(&files).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
     assert!(pending <= 40_000, "the spool stays within its limit: {pending} bytes");
     // Refused for want of room (batches are alike: one more would not have fitted), not for another reason.
     assert!(pending + pending / spooled.len() as u64 > 40_000, "{pending} bytes in {} batches", spooled.len());
@@ -248,7 +261,7 @@ async fn a_full_spool_answers_503_then_recovers() {
     .unwrap();
     // The spool drains by itself; the refused batch, sent again, is accepted; everything reads back whole.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(spool.path()).unwrap().count() > 0 {
+    while std::fs::read_dir(&files).unwrap().count() > 0 {
         assert!(Instant::now() < deadline, "the spool drained after ClickHouse returned");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

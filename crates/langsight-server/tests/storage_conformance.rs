@@ -667,8 +667,11 @@ async fn dual_conforms_on(start: fn() -> test_support::clickhouse::ClickHouseSer
     let pg = Arc::new(PgStorage::open(&cluster.database("dual"), 8).await.unwrap());
     let ch =
         Arc::new(langsight_storage::clickhouse::ClickHouse::open(&ch_server.url, "dual", "default", "").await.unwrap());
-    // The span store as the server uses it (group-committed).
-    let spans = Storage::dual(pg.clone(), ch.clone(), None).spans;
+    // The span store as the server uses it (group-committed, through the spool), but with no flusher: every
+    // span a read finds was sent by that read's own flush, so each read path is checked to flush first.
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = Arc::new(langsight_storage::clickhouse::spool::Spool::new(spool_dir.path(), 1 << 30).unwrap());
+    let spans = Storage::dual(pg.clone(), ch.clone(), Some(spool)).spans;
     let pg_pricing: Arc<dyn PricingStore> = pg.clone();
     let pg_agents: Arc<dyn AgentStore> = pg.clone();
     let pg_security: Arc<dyn SecurityStore> = pg.clone();
@@ -1098,6 +1101,67 @@ async fn dual_group_commit_keeps_no_rollup_without_its_spans() {
         assert_eq!(row.rollup.span_count, 3, "each span folded once");
         assert_eq!(dual.session_spans(session, Some("p1"), 100).await.unwrap().len(), 3, "each span stored once");
     }
+}
+
+/// Dual mode with its spool: accepted spans are fsynced to the spool's open segment and reach ClickHouse in one
+/// insert for many groups, not one per group; a read of spans flushes first, so it sees every accepted span.
+/// A worker that dies before its flush leaves its segment on disk, and another worker sends it once it counts
+/// as left behind (never while it may still be written to).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dual_spool_sends_many_groups_in_one_insert_and_reads_see_them_first() {
+    use langsight_storage::clickhouse::{spool::Spool, ClickHouse, DualSpans};
+    langsight_server::install_tls();
+    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
+    let ch_server = tokio::task::spawn_blocking(test_support::clickhouse::ClickHouseServer::start).await.unwrap();
+    let pg = Arc::new(PgStorage::open(&cluster.database("dualspool"), 4).await.unwrap());
+    let ch = Arc::new(ClickHouse::open(&ch_server.url, "dualspool", "default", "").await.unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    // No flusher is running: only reads (and an explicit flush) send the segment.
+    let spool = Arc::new(Spool::new(dir.path(), 1 << 30).unwrap());
+    let dual = DualSpans { pg: pg.clone(), ch: ch.clone(), spool: Some(spool.clone()) };
+    let in_clickhouse = || async {
+        let q = "SELECT count() FROM dualspool.spans";
+        ch.query(q).await.unwrap().trim().parse::<usize>().unwrap()
+    };
+    let inserts = || async {
+        // Every insert is a new part; nothing merges a handful of tiny parts within the test.
+        let q = "SELECT count() FROM system.parts WHERE database = 'dualspool' AND table = 'spans'";
+        ch.query(q).await.unwrap().trim().parse::<usize>().unwrap()
+    };
+    let run = |s: &str| spans(test_support::agent_run(s, 5, Some("p1")));
+    let sessions: Vec<String> = (0..12).map(|_| test_support::session_id()).collect();
+    for pair in sessions.chunks(2) {
+        let results = dual.ingest_group(pair.iter().map(|s| run(s)).collect()).await;
+        assert!(results.iter().all(|r| r.as_ref().is_ok_and(|o| o.accepted == 5)), "{results:?}");
+    }
+    assert_eq!(in_clickhouse().await, 0, "accepted spans wait in the spool until a flush");
+    let on_disk: u64 = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+    assert!(on_disk > 60 * 200, "60 spans are on disk: {on_disk} bytes");
+
+    // The read flushes first: every span of the six groups, from one insert.
+    for sid in &sessions {
+        assert_eq!(dual.session_spans(sid, Some("p1"), 100).await.unwrap().len(), 5, "session {sid} whole");
+    }
+    assert_eq!(in_clickhouse().await, 60);
+    assert_eq!(inserts().await, 1, "six groups, one insert");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "the sent segment is removed");
+
+    // A worker dies after its 202s, before its flush: the segment stays on disk, and a second worker on the
+    // same directory takes it only once it has been left alone long enough to be a dead worker's.
+    let lost = test_support::session_id();
+    assert!(dual.ingest(run(&lost)).await.is_ok());
+    drop(dual);
+    drop(spool);
+    let survivor = Spool::new(dir.path(), 1 << 30).unwrap();
+    assert_eq!(survivor.replay(&ch).await.unwrap(), 0, "a fresh open segment may be a live worker's");
+    assert_eq!(in_clickhouse().await, 60);
+    let survivor = survivor.with_stale_after(std::time::Duration::ZERO);
+    assert_eq!(survivor.replay(&ch).await.unwrap(), 1, "the dead worker's segment is sent");
+    assert_eq!(in_clickhouse().await, 65);
+    let reader = DualSpans { pg, ch: ch.clone(), spool: Some(Arc::new(survivor)) };
+    assert_eq!(reader.session_spans(&lost, Some("p1"), 100).await.unwrap().len(), 5);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    drop(ch_server);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -410,7 +410,7 @@ impl Storage {
             spans: group_commit::GroupCommit::spawn(Arc::new(clickhouse::DualSpans {
                 pg: pg.clone(),
                 ch: ch.clone(),
-                spool,
+                spool: spool.clone(),
             })),
             keys: pg.clone(),
             projects: pg.clone(),
@@ -421,8 +421,8 @@ impl Storage {
             users: pg.clone(),
             pricing: pg.clone(),
             agents: pg.clone(),
-            probes: vec![pg.clone(), ch],
-            closer: pg,
+            probes: vec![pg.clone(), ch.clone()],
+            closer: Arc::new(clickhouse::DualCloser { pg, ch, spool }),
         }
     }
 

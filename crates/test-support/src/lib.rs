@@ -35,6 +35,8 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temporary directory for the test database");
         let db_path = dir.path().join("langsight.db");
         let mut config = Config::for_database(&db_path);
+        // Dual mode's spool beside the database, not in the home directory other tests share.
+        config.clickhouse.spool_dir = dir.path().join("spool");
         tweak(&mut config);
         Self::start_in(dir, db_path, config).await
     }

@@ -193,6 +193,26 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// Shutdown in `dual` mode: what the spool's open segment holds goes to ClickHouse now rather than at the next
+/// start (it would wait there, durable, for a minute before another worker took it), then PostgreSQL closes.
+pub struct DualCloser {
+    pub pg: std::sync::Arc<crate::postgres::PgStorage>,
+    pub ch: std::sync::Arc<ClickHouse>,
+    pub spool: Option<std::sync::Arc<spool::Spool>>,
+}
+
+#[async_trait::async_trait]
+impl crate::Closer for DualCloser {
+    async fn close(&self) {
+        if let Some(spool) = &self.spool {
+            if let Err(e) = spool.flush(&self.ch).await {
+                tracing::warn!(error = %e, "clickhouse.spool_flush_at_shutdown_failed: the spans stay spooled");
+            }
+        }
+        crate::Closer::close(&*self.pg).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl crate::Probe for ClickHouse {
     fn name(&self) -> &'static str {

@@ -10,7 +10,7 @@ use crate::{SpanStore, StorageError};
 use async_trait::async_trait;
 use langsight_core::rollup::RollupBatch;
 use langsight_core::span::{LineageProvenance, LineageStatus, Span, SpanStatus, SpanType};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub struct DualSpans {
@@ -25,24 +25,6 @@ const COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id,
     replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version";
 
-/// A span as its ClickHouse row; `ingested_at` (now, µs) tells the rollup backfill this row's rollups were
-/// kept at ingest (rows written before that column existed read 0).
-fn span_row(s: &Span, ingested_at: i64) -> Value {
-    json!({
-        "span_id": s.span_id, "parent_span_id": s.parent_span_id, "span_type": s.span_type.as_str(),
-        "trace_id": s.trace_id, "session_id": s.session_id, "server_name": s.server_name, "tool_name": s.tool_name,
-        "started_at": s.started_at, "ended_at": s.ended_at, "latency_ms": s.latency_ms, "status": s.status.as_str(),
-        "error": s.error, "agent_name": s.agent_name, "input_json": s.input_json, "output_json": s.output_json,
-        "llm_input": s.llm_input, "llm_output": s.llm_output, "replay_of": s.replay_of,
-        "project_id": s.project().unwrap_or(""), "input_tokens": s.input_tokens, "output_tokens": s.output_tokens,
-        "model_id": s.model_id, "finish_reason": s.finish_reason, "cache_read_tokens": s.cache_read_tokens,
-        "cache_creation_tokens": s.cache_creation_tokens, "thinking_tokens": s.thinking_tokens,
-        "target_agent_name": s.target_agent_name, "lineage_provenance": s.lineage_provenance.as_str(),
-        "lineage_status": s.lineage_status.as_str(), "schema_version": s.schema_version,
-        "ingested_at": ingested_at,
-    })
-}
-
 /// The columns [`span_row_binary`] writes, in its order.
 const BINARY_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
     started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
@@ -50,7 +32,8 @@ const BINARY_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, sess
     cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version, \
     ingested_at";
 
-/// A span as its ClickHouse row in `RowBinary` (the live insert; the spool keeps JSON rows, see [`span_row`]).
+/// A span as its ClickHouse row in `RowBinary`; `ingested_at` (now, µs) tells the rollup backfill this row's
+/// rollups were kept at ingest (rows written before that column existed read 0).
 fn span_row_binary(s: &Span, ingested_at: i64, out: &mut super::RowBinary) {
     out.string(&s.span_id);
     out.opt_string(s.parent_span_id.as_deref());
@@ -181,28 +164,24 @@ fn project_filter(project_id: Option<&str>, include_global: bool) -> String {
 }
 
 impl DualSpans {
-    /// The raw spans into ClickHouse, or into the durable spool while ClickHouse is unreachable (the replayer
-    /// sends them later).
+    /// The raw spans into the spool's open segment (fsynced; the flusher sends it to ClickHouse in bulk), or
+    /// straight into ClickHouse when there is no spool.
     async fn store_raw(&self, spans: &[Span]) -> Result<(), StorageError> {
         let now = langsight_core::time::now_micros();
         let mut body = super::RowBinary(Vec::with_capacity(spans.len() * 512));
         for s in spans {
             span_row_binary(s, now, &mut body);
         }
-        match self.ch.insert_row_binary("spans", BINARY_COLUMNS, body.0).await {
-            Ok(()) => Ok(()),
-            Err(StorageError::Unavailable(e)) if self.spool.is_some() => {
-                tracing::warn!(error = %e, "clickhouse.unreachable: spooling the batch");
-                match &self.spool {
-                    // The spool keeps JSON rows (what it has always replayed); built only during an outage.
-                    Some(spool) => {
-                        let rows: Vec<Value> = spans.iter().map(|s| span_row(s, now)).collect();
-                        spool.append("spans", super::json_lines(&rows)).await
-                    }
-                    None => Ok(()),
-                }
-            }
-            Err(e) => Err(e),
+        match &self.spool {
+            Some(spool) => spool.append_rows("spans", BINARY_COLUMNS, body.0).await,
+            None => self.ch.insert_row_binary("spans", BINARY_COLUMNS, body.0).await,
+        }
+    }
+
+    /// Before a read of spans: every span this process has accepted reaches ClickHouse first.
+    async fn settle(&self) {
+        if let Some(spool) = &self.spool {
+            spool.settle(&self.ch).await;
         }
     }
 
@@ -377,6 +356,7 @@ impl SpanStore for DualSpans {
         project_id: Option<&str>,
         since: i64,
     ) -> Result<Vec<ServerInvocations>, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let out = self
             .ch
@@ -411,6 +391,7 @@ impl SpanStore for DualSpans {
         since: i64,
         limit: usize,
     ) -> Result<Vec<Span>, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let out = self
             .ch
@@ -425,6 +406,7 @@ impl SpanStore for DualSpans {
     }
 
     async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let n: u64 = self
             .ch
@@ -505,6 +487,7 @@ impl SpanStore for DualSpans {
         session_ids: &[String],
         since: i64,
     ) -> Result<Vec<LinkSpan>, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let mut found = Vec::new();
         // Lists of at most 64 KiB of ids: ClickHouse refuses queries over 256 KiB by default.
@@ -551,6 +534,7 @@ impl SpanStore for DualSpans {
     }
 
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let project = match &q.project_id {
             Some(p) => project_filter(Some(p), q.include_global),
@@ -581,6 +565,7 @@ impl SpanStore for DualSpans {
         project_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Span>, StorageError> {
+        self.settle().await;
         let db = self.ch.database();
         let out = self
             .ch
