@@ -1164,36 +1164,6 @@ async fn dual_spool_sends_many_groups_in_one_insert_and_reads_see_them_first() {
     drop(ch_server);
 }
 
-/// PostgreSQL reads spans by session only for equality, through a hash index (cheaper to keep at ingest than a
-/// B-tree over random ids): both reads — one session's trace and the link pass's list of sessions — must be
-/// able to use it, or they would scan the table.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_session_reads_use_the_session_hash_index() {
-    let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();
-    let db = PgStorage::open(&cluster.database("hashed"), 2).await.unwrap();
-    // Enough sessions that reading one is selective.
-    let sids: Vec<String> = (0..400).map(|_| test_support::session_id()).collect();
-    let all: Vec<langsight_core::span::Span> =
-        sids.iter().flat_map(|s| spans(test_support::agent_run(s, 5, Some("p1")))).collect();
-    assert!(db.ingest(all).await.is_ok());
-    let sid = &sids[0];
-    assert_eq!(db.session_spans(sid, Some("p1"), 100).await.unwrap().len(), 5);
-    let plan = |query: &str| {
-        cluster.psql("hashed", &["ANALYZE spans", "SET enable_seqscan = off", &format!("EXPLAIN {query}")])
-    };
-    let trace = plan(&format!(
-        "SELECT * FROM spans WHERE session_id = '{sid}' AND ('p1'::text IS NULL OR project_id = 'p1') \
-         ORDER BY started_at, seq LIMIT 100"
-    ));
-    assert!(trace.contains("spans_by_session_hash"), "{trace}");
-    let listed = plan(&format!(
-        "SELECT span_id FROM spans WHERE session_id = ANY(ARRAY['{sid}', 'other']) AND project_id = 'p1' ORDER BY seq"
-    ));
-    assert!(listed.contains("spans_by_session_hash"), "{listed}");
-    let indexes = cluster.psql("hashed", &["SELECT indexname FROM pg_indexes WHERE tablename = 'spans' ORDER BY 1"]);
-    assert!(!indexes.lines().any(|i| i == "spans_by_session"), "the B-tree is gone: {indexes}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_migrates_once_when_many_start_together() {
     let cluster = tokio::task::spawn_blocking(PgCluster::start).await.unwrap();

@@ -83,19 +83,6 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// Runs `statements` (each its own `-c`, one session) in database `name` and returns what psql printed
-    /// (unaligned, tuples only).
-    pub fn psql(&self, name: &str, statements: &[&str]) -> String {
-        let mut cmd = Command::new(self.bin.join("psql"));
-        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", "-d", name, "-At"]);
-        for s in statements {
-            cmd.args(["-c", s]);
-        }
-        let out = cmd.output().expect("psql runs");
-        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
     /// Stops the server at once (immediate shutdown: connections are cut, no checkpoint), as in a crash.
     pub fn stop_now(&mut self) {
         let _ = Command::new("kill").args(["-QUIT", &self.child.id().to_string()]).status();

@@ -20,7 +20,6 @@ const MIGRATIONS: &[(i32, &str)] = &[
     (13, include_str!("migrations/013_session_costs_index.sql")),
     (14, include_str!("migrations/014_rollup_backfill_clickhouse.sql")),
     (15, include_str!("migrations/015_session_links.sql")),
-    (16, include_str!("migrations/016_spans_by_session_hash.sql")),
 ];
 
 /// An arbitrary constant naming our lock among the database's advisory locks.
