@@ -26,6 +26,9 @@ struct Args {
     /// Put the event log in a private Redis.
     #[arg(long)]
     redis: bool,
+    /// The langsight binary to start (default: next to this one).
+    #[arg(long)]
+    server_bin: Option<std::path::PathBuf>,
 }
 
 const KEY: &str = "live-bench-key";
@@ -73,7 +76,10 @@ async fn main() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("langsight-live-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let mut procs = Procs(Vec::new());
-    let bin = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("langsight");
+    let bin = match &args.server_bin {
+        Some(bin) => bin.clone(),
+        None => std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("langsight"),
+    };
     let mut cmd = Command::new(bin);
     cmd.args(["serve", "--port", "0"])
         .env("LANGSIGHT_SQLITE_PATH", dir.join("bench.db"))
