@@ -624,6 +624,8 @@ async fn one_session(run: &Run) -> String {
                 "ended_at": now, "status": "success"}]),
     )
     .await;
+    // In dual mode the spans may still wait in the spool; reading the trace sends them to ClickHouse first.
+    get(run, &format!("/api/agents/sessions/{sid}")).await;
     sid
 }
 
