@@ -74,6 +74,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "LANGSIGHT_PORT",
     "LANGSIGHT_WORKER_ID",
     "LANGSIGHT_WORKER_SECRET",
+    "LANGSIGHT_SPAN_WRITER_SOCKET",
     "LANGSIGHT_SSE_REPLAY_MESSAGES",
     "LANGSIGHT_SSE_REPLAY_BYTES",
     "LANGSIGHT_SSE_REPLAY_SECONDS",
@@ -188,6 +189,9 @@ pub struct Config {
     pub workers: usize,
     /// Set in worker processes started by the supervisor (their index); such a worker shares the port.
     pub worker_id: Option<usize>,
+    /// Set by the supervisor in its workers when it runs the span writer (SQLite): the Unix socket their
+    /// ingest goes to (`langsight_storage::sqlite::forward`).
+    pub span_writer_socket: Option<PathBuf>,
     /// `LANGSIGHT_REDIS_URL`, parsed: shared state lives in Redis when set.
     pub redis_url: Option<RedisUrl>,
     pub redis_ca_file: Option<PathBuf>,
@@ -1030,6 +1034,7 @@ impl Config {
             metrics_token: get("LANGSIGHT_METRICS_TOKEN").map(|t| Secret(t.trim().to_string())),
             workers,
             worker_id,
+            span_writer_socket: get("LANGSIGHT_SPAN_WRITER_SOCKET").filter(|_| worker_id.is_some()).map(PathBuf::from),
             redis_url,
             redis_ca_file,
             redis_pool_max,

@@ -72,11 +72,25 @@ async fn open_backend(config: &Config) -> Result<Storage, StartupError> {
     match config.storage_mode {
         StorageMode::Sqlite => {
             let path = config.sqlite_path.clone();
-            let db = tokio::task::spawn_blocking(move || SqliteStorage::open(&path))
-                .await
-                .map_err(|e| StorageError::Open(format!("opening SQLite failed: {e}")))??;
+            let forward = config.span_writer_socket.clone();
+            let beside_writer = forward.is_some();
+            let db = tokio::task::spawn_blocking(move || {
+                if beside_writer {
+                    SqliteStorage::open_beside_writer(&path)
+                } else {
+                    SqliteStorage::open(&path)
+                }
+            })
+            .await
+            .map_err(|e| StorageError::Open(format!("opening SQLite failed: {e}")))??;
             tracing::info!(path = %db.path().display(), "storage.opened mode=sqlite");
-            Ok(Storage::sqlite(Arc::new(db)))
+            let db = Arc::new(db);
+            let mut storage = Storage::sqlite(db.clone());
+            if let Some(socket) = forward {
+                // Spans go to the supervisor's writer; everything else stays on this worker's connections.
+                storage.spans = Arc::new(langsight_storage::sqlite::forward::ForwardedSpans::new(db, socket));
+            }
+            Ok(storage)
         }
         StorageMode::Postgres => {
             let url = config.postgres_url.as_ref().map(|u| u.0.clone()).unwrap_or_default();

@@ -7,10 +7,15 @@
 //! A worker that dies is restarted (a crash loop gives up instead of spinning); SIGTERM or SIGINT is passed
 //! to every worker, which drains its in-flight requests and commits what it accepted, and the parent waits
 //! for all of them.
+//!
+//! With SQLite the supervisor also keeps the database open and runs the only span writer: workers send their
+//! decoded batches to it over a Unix socket in a private directory (`langsight_storage::sqlite::forward`), so
+//! several workers commit as one writer instead of taking turns through the file lock.
 
 use crate::config::Config;
 use crate::StartupError;
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,7 +32,7 @@ struct Worker {
     child: Child,
 }
 
-fn spawn_worker(id: usize, config: &Config, port: u16) -> Result<Worker, StartupError> {
+fn spawn_worker(id: usize, config: &Config, port: u16, writer: Option<&Path>) -> Result<Worker, StartupError> {
     let exe = std::env::current_exe().map_err(|e| StartupError::Workers(format!("cannot find own binary: {e}")))?;
     let mut cmd = Command::new(exe);
     cmd.arg("serve")
@@ -46,6 +51,10 @@ fn spawn_worker(id: usize, config: &Config, port: u16) -> Result<Worker, Startup
     if let Some(file) = &config.config_file {
         cmd.env("LANGSIGHT_CONFIG_PATH", file);
     }
+    match writer {
+        Some(socket) => cmd.env("LANGSIGHT_SPAN_WRITER_SOCKET", socket),
+        None => cmd.env_remove("LANGSIGHT_SPAN_WRITER_SOCKET"),
+    };
     let mut child = cmd.spawn().map_err(|e| StartupError::Workers(format!("cannot start worker {id}: {e}")))?;
     // Wait for READY on the worker's stdout, on a thread so a silent worker cannot hang us past the timeout.
     let stdout = child.stdout.take().ok_or_else(|| StartupError::Workers("worker stdout missing".into()))?;
@@ -98,14 +107,72 @@ fn signal(child: &Child, sig: i32) {
 pub async fn supervise(config: Config) -> Result<(), StartupError> {
     // Fail fast, once, on what every worker needs.
     crate::open_shared(&config).await?;
-    {
-        let storage = crate::open_storage(&config).await?;
+    let storage = crate::open_storage(&config).await?;
+    let writer = match config.storage_mode {
+        crate::config::StorageMode::Sqlite => Some(SpanWriter::start(storage.spans.clone())?),
+        _ => {
+            storage.closer.close().await;
+            None
+        }
+    };
+    let socket = writer.as_ref().map(|w| w.socket.clone());
+    let result = run_workers(&config, socket.as_deref()).await;
+    if let Some(w) = writer {
+        // Every worker has stopped and had its answers: nothing is in flight any more.
+        w.stop();
         storage.closer.close().await;
     }
+    result
+}
+
+/// The supervisor's span writer: a Unix socket in a directory only this user can enter, served until stopped.
+struct SpanWriter {
+    dir: PathBuf,
+    socket: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+    counts: std::sync::Arc<langsight_storage::sqlite::forward::WriterCounts>,
+}
+
+impl SpanWriter {
+    fn start(spans: std::sync::Arc<dyn langsight_storage::SpanStore>) -> Result<SpanWriter, StartupError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let failed = |e: std::io::Error| {
+            StartupError::Workers(format!(
+                "cannot create the span writer's socket under {}: {e}; set TMPDIR to a writable directory",
+                std::env::temp_dir().display()
+            ))
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "langsight-writer-{}-{}",
+            std::process::id(),
+            langsight_core::time::now_micros()
+        ));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).map_err(failed)?;
+        let socket = dir.join("spans.sock");
+        let listener = tokio::net::UnixListener::bind(&socket).map_err(failed)?;
+        let counts = std::sync::Arc::new(langsight_storage::sqlite::forward::WriterCounts::default());
+        let task = tokio::spawn(langsight_storage::sqlite::forward::serve(listener, spans, counts.clone()));
+        tracing::info!(socket = %socket.display(), "storage.span_writer.listening");
+        Ok(SpanWriter { dir, socket, task, counts })
+    }
+
+    fn stop(self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        use std::sync::atomic::Ordering::Relaxed;
+        tracing::info!(
+            batches = self.counts.batches.load(Relaxed),
+            spans = self.counts.spans.load(Relaxed),
+            "storage.span_writer.stopped"
+        );
+    }
+}
+
+async fn run_workers(config: &Config, writer: Option<&Path>) -> Result<(), StartupError> {
     let (reservation, port) = reserve_port(&config.host, config.port)?;
     let mut workers = Vec::with_capacity(config.workers);
     for id in 0..config.workers {
-        match tokio::task::block_in_place(|| spawn_worker(id, &config, port)) {
+        match tokio::task::block_in_place(|| spawn_worker(id, config, port, writer)) {
             Ok(w) => workers.push(w),
             Err(e) => {
                 stop_all(&mut workers);
@@ -142,7 +209,7 @@ pub async fn supervise(config: Config) -> Result<(), StartupError> {
             }
             restarts.push(Instant::now());
             tracing::warn!(worker = id, %status, "worker.exited: restarting");
-            match tokio::task::block_in_place(|| spawn_worker(id, &config, port)) {
+            match tokio::task::block_in_place(|| spawn_worker(id, config, port, writer)) {
                 Ok(w) => workers[i] = w,
                 Err(e) => tracing::error!(worker = id, error = %e, "worker.restart_failed"),
             }

@@ -8,6 +8,7 @@
 mod agents;
 mod alerts;
 mod checkpoint;
+pub mod forward;
 mod migrations;
 mod pricing;
 mod queries;
@@ -15,6 +16,7 @@ mod rollups;
 mod security;
 mod servers;
 mod users;
+mod wire;
 mod writer;
 
 use crate::{Closer, Probe, StorageError};
@@ -90,6 +92,18 @@ impl SqliteStorage {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<SqliteStorage, StorageError> {
         SqliteStorage::open_with(path, checkpoint::Policy::default(), Default::default())
+    }
+
+    /// [`SqliteStorage::open`] for a worker whose supervisor runs the span writer ([`forward`]): no checkpoint
+    /// thread, since the process that appends nearly all of the WAL is the one that can start it over without
+    /// forcing (checkpoint.rs); a second process checkpointing the same WAL would only copy pages twice and force
+    /// `RESTART`s that stall every writer.
+    pub fn open_beside_writer(path: &Path) -> Result<SqliteStorage, StorageError> {
+        let mut db = SqliteStorage::open(path)?;
+        if let Some(mut c) = db.checkpointer.get_mut().ok().and_then(|c| c.take()) {
+            c.stop();
+        }
+        Ok(db)
     }
 
     /// [`SqliteStorage::open`] with the WAL's checkpoint thresholds given (tests use small ones).
