@@ -474,3 +474,84 @@ async fn sentinel_failover_under_load_keeps_serving_and_sharing() {
         assert_eq!(stored.get(sid), Some(&30), "session {sid} fully stored");
     }
 }
+
+/// Several workers on one SQLite file commit through the supervisor's one span writer: every batch any worker
+/// accepted was written by it (its count at shutdown), each 202 is readable at once on any worker, and its
+/// socket lives in a directory only this user can enter, removed at shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
+    use std::os::unix::fs::PermissionsExt;
+    let topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (d, url_env) = (dir.path().to_path_buf(), topo.url.clone());
+    let mut server =
+        tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
+    let log = server.log_text();
+    let socket = log
+        .lines()
+        .find(|l| l.contains("storage.span_writer.listening"))
+        .and_then(|l| l.split("socket=").nth(1))
+        .and_then(|s| s.split_whitespace().next())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("the supervisor runs a span writer:\n{log}"));
+    let private = socket.parent().unwrap();
+    assert_eq!(std::fs::metadata(private).unwrap().permissions().mode() & 0o777, 0o700, "{}", private.display());
+
+    let (batches, per_batch) = (24usize, 30usize);
+    let mut tasks = Vec::new();
+    for _ in 0..batches {
+        let url = server.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let sid = session_id();
+            // A client per request: new connections, so SO_REUSEPORT spreads the batches over the workers.
+            let r = test_support::http()
+                .post(format!("{url}/api/traces/spans"))
+                .header("X-API-Key", "wk-key-0000000000001")
+                .json(&agent_run(&sid, per_batch, None))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 202);
+            let worker = r.headers()["x-langsight-worker"].to_str().unwrap().to_string();
+            // Committed before the 202: any worker reads the whole session now.
+            let trace: Value = test_support::http()
+                .get(format!("{url}/api/agents/sessions/{sid}"))
+                .header("X-API-Key", "wk-key-0000000000001")
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(trace["spans_flat"].as_array().map(Vec::len), Some(per_batch), "{trace}");
+            (sid, worker)
+        }));
+    }
+    let mut workers = BTreeSet::new();
+    let mut sids = BTreeSet::new();
+    for t in tasks {
+        let (sid, worker) = t.await.unwrap();
+        workers.insert(worker);
+        sids.insert(sid);
+    }
+    assert!(workers.len() >= 2, "batches reached several workers: {workers:?}");
+    tokio::task::spawn_blocking(move || {
+        server.stop();
+        server
+    })
+    .await
+    .map(|server| {
+        let log = server.log_text();
+        let stopped = log.lines().find(|l| l.contains("storage.span_writer.stopped")).unwrap_or_default();
+        assert!(
+            stopped.contains(&format!("batches={batches} "))
+                && stopped.contains(&format!("spans={}", batches * per_batch)),
+            "every accepted batch went through the supervisor's writer: {stopped:?}\n{log}"
+        );
+        assert!(!private.exists(), "the socket's directory is removed at shutdown");
+    })
+    .unwrap();
+    let stored = stored_sessions(&dir.path().join("langsight.db"));
+    assert_eq!(stored.len(), batches);
+    assert!(sids.iter().all(|s| stored.get(s) == Some(&(per_batch as i64))), "{stored:?}");
+}
