@@ -42,6 +42,12 @@ impl TestServer {
     }
 
     async fn start_in(dir: tempfile::TempDir, db_path: PathBuf, config: Config) -> TestServer {
+        // The server's warnings and errors (a 500's cause, a slow commit) in the test's output, which the runner
+        // shows when the test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+            .try_init();
         let server = langsight_server::start(config).await.expect("test server starts");
         TestServer { url: format!("http://{}", server.addr), db_path, server: Some(server), _dir: dir }
     }

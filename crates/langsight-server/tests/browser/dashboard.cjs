@@ -38,7 +38,9 @@ async function context(browser, extra) {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, colorScheme: 'dark', ...(extra || {}) });
   const page = await ctx.newPage();
   page.on('pageerror', (e) => { console.error(`page error: ${e.message}`); pageErrors.push(e.message); });
-  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') console.log(`console ${m.type()}: ${m.text()}`); });
+  page.on('console', (m) => { if (m.type() === 'warning' || m.type() === 'error') console.log(`console ${m.type()}: ${m.text()} (${m.location().url || 'no url'})`); });
+  // Which request failed, when one did: a console line does not say (the 500s breakApi makes on purpose show too).
+  page.on('response', (r) => { if (r.status() >= 500) console.log(`response ${r.status()}: ${r.request().method()} ${r.url()}`); });
   return page;
 }
 
