@@ -222,11 +222,18 @@ pub struct ForwardedSpans {
     link: tokio::sync::Mutex<Option<Arc<Link>>>,
     /// Batches stored by the worker itself because the writer could not be reached.
     pub fallbacks: AtomicU64,
+    unreachable: std::sync::atomic::AtomicBool,
 }
 
 impl ForwardedSpans {
     pub fn new(local: Arc<dyn SpanStore>, socket: PathBuf) -> ForwardedSpans {
-        ForwardedSpans { local, socket, link: tokio::sync::Mutex::new(None), fallbacks: AtomicU64::new(0) }
+        ForwardedSpans {
+            local,
+            socket,
+            link: tokio::sync::Mutex::new(None),
+            fallbacks: AtomicU64::new(0),
+            unreachable: Default::default(),
+        }
     }
 
     /// The open link, connecting if there is none or the last one died; `None` if the writer cannot be reached.
@@ -237,12 +244,18 @@ impl ForwardedSpans {
         }
         match Link::open(&self.socket).await {
             Ok(l) => {
+                if self.unreachable.swap(false, Ordering::Relaxed) {
+                    tracing::info!(socket = %self.socket.display(), "storage.forward.reconnected");
+                }
                 *slot = Some(l.clone());
                 Some(l)
             }
             Err(e) => {
                 *slot = None;
-                tracing::warn!(socket = %self.socket.display(), error = %e, "storage.forward.unreachable: this worker stores the batch itself");
+                // Said once per outage, not once per batch.
+                if !self.unreachable.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(socket = %self.socket.display(), error = %e, "storage.forward.unreachable: this worker stores its batches itself until the span writer is back");
+                }
                 None
             }
         }
