@@ -238,31 +238,42 @@ fn encode(events: &[Event]) -> String {
             s.push(',');
         }
         s.push('[');
-        s.push_str(&json_string(&e.name));
+        push_json_string(&mut s, &e.name);
         s.push(',');
-        s.push_str(&json_string(&e.data));
+        push_json_string(&mut s, &e.data);
         s.push(']');
     }
     s.push(']');
     s
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
+/// Appends `s` as a JSON string. Every ingest's events are encoded here on their way to the stream, so runs of plain text
+/// are copied whole and only the bytes JSON must escape (all ASCII, so never inside a multi-byte character) are
+/// rewritten — a char-by-char copy was 3 % of a multi-worker server's CPU.
+fn push_json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let mut plain = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escaped);
         }
+        plain = i + 1;
     }
+    out.push_str(&s[plain..]);
     out.push('"');
-    out
 }
 
 fn decode(events: &str) -> Option<Vec<Event>> {
@@ -502,6 +513,7 @@ mod tests {
         let events = vec![
             Event { name: "span:new".into(), data: r#"{"a":"q\"uote\n"}"#.into() },
             Event { name: "alert:fired".into(), data: "{}".into() },
+            Event { name: "ünï\u{1}c\u{1f}de\\".into(), data: "\"\r\t\u{7f}€𝄞\"\\\"".into() },
         ];
         assert_eq!(decode(&encode(&events)).unwrap(), events);
     }

@@ -58,9 +58,12 @@ async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> std::
     }
     let mut id = [0u8; 8];
     r.read_exact(&mut id).await?;
+    // Read into spare capacity: zero-filling a batch's worth of buffer first showed in the profile.
     buf.clear();
-    buf.resize(len - 8, 0);
-    r.read_exact(buf).await?;
+    let want = len - 8;
+    if r.take(want as u64).read_to_end(buf).await? < want {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the stream ended inside a frame"));
+    }
     Ok(Some(u64::from_le_bytes(id)))
 }
 
