@@ -484,8 +484,7 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
     let topo = tokio::task::spawn_blocking(RedisTopology::standalone).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (d, url_env) = (dir.path().to_path_buf(), topo.url.clone());
-    let mut server =
-        tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
+    let server = tokio::task::spawn_blocking(move || start(&d, 4, &[("LANGSIGHT_REDIS_URL", &url_env)])).await.unwrap();
     let log = server.log_text();
     let socket = log
         .lines()
@@ -535,6 +534,42 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
         sids.insert(sid);
     }
     assert!(workers.len() >= 2, "batches reached several workers: {workers:?}");
+
+    // A worker killed outright is restarted, and the new process hands its batches to the same writer.
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid())).unwrap();
+    let victim = children.split_whitespace().next().expect("the supervisor has workers").to_string();
+    let _ = Command::new("kill").args(["-KILL", &victim]).status();
+    let (mut server, restarted_id) = tokio::task::spawn_blocking(move || {
+        server.wait_for_log("worker.exited: restarting", Duration::from_secs(20));
+        let log = server.log_text();
+        let line = log.lines().find(|l| l.contains("worker.exited: restarting")).unwrap_or_default();
+        let id = line.split("worker=").nth(1).and_then(|w| w.split_whitespace().next()).unwrap_or_default();
+        let id = id.to_string();
+        (server, id)
+    })
+    .await
+    .unwrap();
+    assert!(!restarted_id.is_empty(), "the restart names its worker");
+    let mut more = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sid = session_id();
+        let r = test_support::http()
+            .post(format!("{}/api/traces/spans", server.url))
+            .header("X-API-Key", "wk-key-0000000000001")
+            .json(&agent_run(&sid, per_batch, None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+        sids.insert(sid);
+        more += 1;
+        if r.headers()["x-langsight-worker"].to_str().unwrap() == restarted_id {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no batch reached the restarted worker {restarted_id}");
+    }
+    let batches = batches + more;
     tokio::task::spawn_blocking(move || {
         server.stop();
         server
