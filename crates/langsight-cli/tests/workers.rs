@@ -536,8 +536,14 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
     assert!(workers.len() >= 2, "batches reached several workers: {workers:?}");
 
     // A worker killed outright is restarted, and the new process hands its batches to the same writer.
-    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", server.pid())).unwrap();
-    let victim = children.split_whitespace().next().expect("the supervisor has workers").to_string();
+    // Children are listed per thread of the supervisor (whichever thread spawned them).
+    let children: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| c.split_whitespace().map(String::from).collect::<Vec<_>>())
+        .collect();
+    let victim = children.first().expect("the supervisor has workers").clone();
     let _ = Command::new("kill").args(["-KILL", &victim]).status();
     let (mut server, restarted_id) = tokio::task::spawn_blocking(move || {
         server.wait_for_log("worker.exited: restarting", Duration::from_secs(20));
