@@ -165,14 +165,7 @@ async fn four_workers_share_limits(kind: Kind) {
     assert!(workers.len() >= 2, "requests reached several workers: {workers:?}");
     // Ingest through the workers lands in the one database.
     let sid = session_id();
-    let r = test_support::http()
-        .post(format!("{}/api/traces/spans", server.url))
-        .header("X-API-Key", "wk-key-0000000000001")
-        .json(&agent_run(&sid, 30, None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
+    ingest_run(&server.url, &sid, 30).await;
     let ready: Value =
         test_support::http_get(format!("{}/api/readiness", server.url)).await.unwrap().json().await.unwrap();
     assert_eq!(ready["storage"]["redis"], json!("ok"));
@@ -503,15 +496,7 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
         tasks.push(tokio::spawn(async move {
             let sid = session_id();
             // A client per request: new connections, so SO_REUSEPORT spreads the batches over the workers.
-            let r = test_support::http()
-                .post(format!("{url}/api/traces/spans"))
-                .header("X-API-Key", "wk-key-0000000000001")
-                .json(&agent_run(&sid, per_batch, None))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status().as_u16(), 202);
-            let worker = r.headers()["x-langsight-worker"].to_str().unwrap().to_string();
+            let worker = ingest_run(&url, &sid, per_batch).await;
             // Committed before the 202: any worker reads the whole session now.
             let trace: Value = test_support::http()
                 .get(format!("{url}/api/agents/sessions/{sid}"))
@@ -560,17 +545,10 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let sid = session_id();
-        let r = test_support::http()
-            .post(format!("{}/api/traces/spans", server.url))
-            .header("X-API-Key", "wk-key-0000000000001")
-            .json(&agent_run(&sid, per_batch, None))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
+        let worker = ingest_run(&server.url, &sid, per_batch).await;
         sids.insert(sid);
         more += 1;
-        if r.headers()["x-langsight-worker"].to_str().unwrap() == restarted_id {
+        if worker == restarted_id {
             break;
         }
         assert!(Instant::now() < deadline, "no batch reached the restarted worker {restarted_id}");
@@ -595,4 +573,17 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
     let stored = stored_sessions(&dir.path().join("langsight.db"));
     assert_eq!(stored.len(), batches);
     assert!(sids.iter().all(|s| stored.get(s) == Some(&(per_batch as i64))), "{stored:?}");
+}
+
+/// Posts an `n`-span agent run of session `sid` on a new connection, expects 202, and returns which worker took it.
+async fn ingest_run(url: &str, sid: &str, n: usize) -> String {
+    let r = test_support::http()
+        .post(format!("{url}/api/traces/spans"))
+        .header("X-API-Key", "wk-key-0000000000001")
+        .json(&agent_run(sid, n, None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    r.headers().get("x-langsight-worker").and_then(|w| w.to_str().ok()).unwrap_or_default().to_string()
 }

@@ -11,6 +11,118 @@
 //! A backend is chosen once at start-up and handed out as a [`Storage`] of trait objects; handlers never know
 //! which backend they talk to. Backends: [`sqlite`] (embedded, the zero-setup default).
 
+/// Implements [`SpanStore`] for a wrapper that handles `ingest` itself (given as `own`) and hands every other call
+/// to its field `inner` unchanged: the group commit of the networked stores, and a SQLite worker's forwarding to the
+/// span writer process.
+macro_rules! span_store_with_own_ingest {
+    ($ty:ty, $inner:ident, { $($own:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::SpanStore for $ty {
+            $($own)*
+
+            async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
+                self.$inner.list_sessions(query).await
+            }
+
+            async fn count_sessions(&self, query: SessionQuery) -> Result<SessionCounts, StorageError> {
+                self.$inner.count_sessions(query).await
+            }
+
+            async fn server_invocations(
+                &self,
+                project_id: Option<&str>,
+                since: i64,
+            ) -> Result<Vec<ServerInvocations>, StorageError> {
+                self.$inner.server_invocations(project_id, since).await
+            }
+
+            async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
+                self.$inner.tool_hours(project_id, since_hour).await
+            }
+
+            async fn server_calls(
+                &self,
+                server: &str,
+                project_id: Option<&str>,
+                since: i64,
+                limit: usize,
+            ) -> Result<Vec<Span>, StorageError> {
+                self.$inner.server_calls(server, project_id, since, limit).await
+            }
+
+            async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
+                self.$inner.prune_before(before).await
+            }
+
+            async fn session_spans(
+                &self,
+                session_id: &str,
+                project_id: Option<&str>,
+                limit: usize,
+            ) -> Result<Vec<Span>, StorageError> {
+                self.$inner.session_spans(session_id, project_id, limit).await
+            }
+
+            async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
+                self.$inner.span_facts(query).await
+            }
+
+            async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
+                self.$inner.mark_incomplete(project_id, session_id).await
+            }
+
+            async fn get_session(
+                &self,
+                project_id: Option<&str>,
+                session_id: &str,
+            ) -> Result<Option<SessionRow>, StorageError> {
+                self.$inner.get_session(project_id, session_id).await
+            }
+
+            async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
+                self.$inner.session_costs(query).await
+            }
+
+            async fn agent_sessions(
+                &self,
+                project_id: Option<&str>,
+                active_since: i64,
+            ) -> Result<Vec<AgentSessions>, StorageError> {
+                self.$inner.agent_sessions(project_id, active_since).await
+            }
+
+            async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
+                self.$inner.rollups(query).await
+            }
+
+            async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
+                self.$inner.backfill_rollups(page).await
+            }
+
+            async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
+                self.$inner.unlinked_sessions(limit).await
+            }
+
+            async fn link_spans(
+                &self,
+                project_id: &str,
+                session_ids: &[String],
+                since: i64,
+            ) -> Result<Vec<LinkSpan>, StorageError> {
+                self.$inner.link_spans(project_id, session_ids, since).await
+            }
+
+            async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
+                self.$inner.commit_links(updates).await
+            }
+
+            async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
+                self.$inner.incomplete_sessions(query).await
+            }
+        }
+    };
+}
+
 pub mod clickhouse;
 pub mod error;
 pub mod group_commit;

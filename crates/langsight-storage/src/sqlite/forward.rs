@@ -18,7 +18,6 @@
 use super::wire;
 use crate::model::*;
 use crate::{SpanStore, StorageError};
-use async_trait::async_trait;
 use langsight_core::span::Span;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -265,8 +264,7 @@ impl ForwardedSpans {
     }
 }
 
-#[async_trait]
-impl SpanStore for ForwardedSpans {
+span_store_with_own_ingest!(ForwardedSpans, local, {
     async fn ingest(&self, spans: Vec<Span>) -> Result<IngestOutcome, StorageError> {
         if spans.is_empty() {
             return Ok(IngestOutcome::default());
@@ -287,107 +285,7 @@ impl SpanStore for ForwardedSpans {
         self.fallbacks.fetch_add(1, Ordering::Relaxed);
         self.local.ingest(spans).await
     }
-
-    async fn list_sessions(&self, query: SessionQuery) -> Result<Vec<SessionRow>, StorageError> {
-        self.local.list_sessions(query).await
-    }
-
-    async fn count_sessions(&self, query: SessionQuery) -> Result<SessionCounts, StorageError> {
-        self.local.count_sessions(query).await
-    }
-
-    async fn server_invocations(
-        &self,
-        project_id: Option<&str>,
-        since: i64,
-    ) -> Result<Vec<ServerInvocations>, StorageError> {
-        self.local.server_invocations(project_id, since).await
-    }
-
-    async fn tool_hours(&self, project_id: Option<&str>, since_hour: i64) -> Result<Vec<ToolHour>, StorageError> {
-        self.local.tool_hours(project_id, since_hour).await
-    }
-
-    async fn server_calls(
-        &self,
-        server: &str,
-        project_id: Option<&str>,
-        since: i64,
-        limit: usize,
-    ) -> Result<Vec<Span>, StorageError> {
-        self.local.server_calls(server, project_id, since, limit).await
-    }
-
-    async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
-        self.local.prune_before(before).await
-    }
-
-    async fn session_spans(
-        &self,
-        session_id: &str,
-        project_id: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<Span>, StorageError> {
-        self.local.session_spans(session_id, project_id, limit).await
-    }
-
-    async fn span_facts(&self, query: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
-        self.local.span_facts(query).await
-    }
-
-    async fn mark_incomplete(&self, project_id: &str, session_id: &str) -> Result<bool, StorageError> {
-        self.local.mark_incomplete(project_id, session_id).await
-    }
-
-    async fn get_session(
-        &self,
-        project_id: Option<&str>,
-        session_id: &str,
-    ) -> Result<Option<SessionRow>, StorageError> {
-        self.local.get_session(project_id, session_id).await
-    }
-
-    async fn session_costs(&self, query: CostRankQuery) -> Result<Vec<SessionCost>, StorageError> {
-        self.local.session_costs(query).await
-    }
-
-    async fn agent_sessions(
-        &self,
-        project_id: Option<&str>,
-        active_since: i64,
-    ) -> Result<Vec<AgentSessions>, StorageError> {
-        self.local.agent_sessions(project_id, active_since).await
-    }
-
-    async fn rollups(&self, query: RollupQuery) -> Result<Vec<RollupRow>, StorageError> {
-        self.local.rollups(query).await
-    }
-
-    async fn backfill_rollups(&self, page: usize) -> Result<Option<BackfillProgress>, StorageError> {
-        self.local.backfill_rollups(page).await
-    }
-
-    async fn unlinked_sessions(&self, limit: usize) -> Result<Vec<UnlinkedSession>, StorageError> {
-        self.local.unlinked_sessions(limit).await
-    }
-
-    async fn link_spans(
-        &self,
-        project_id: &str,
-        session_ids: &[String],
-        since: i64,
-    ) -> Result<Vec<LinkSpan>, StorageError> {
-        self.local.link_spans(project_id, session_ids, since).await
-    }
-
-    async fn commit_links(&self, updates: Vec<LinkUpdate>) -> Result<usize, StorageError> {
-        self.local.commit_links(updates).await
-    }
-
-    async fn incomplete_sessions(&self, query: IncompleteQuery) -> Result<Vec<IncompleteSession>, StorageError> {
-        self.local.incomplete_sessions(query).await
-    }
-}
+});
 
 #[cfg(test)]
 mod tests {
