@@ -600,8 +600,9 @@ pub struct FactQuery {
     pub include_global: bool,
     pub since: i64,
     pub until: i64,
-    /// Continue after this fact (the last one of the previous page): facts come ordered by start time and a
-    /// backend-specific tie-breaker, so a window of any size is read in bounded pages.
+    /// Continue after this fact (the last one of the previous page): facts come ordered by start time (SQLite:
+    /// by start second, the grain of its time index) and a backend-specific tie-breaker, so a window of any size
+    /// is read in bounded pages.
     pub after: Option<FactCursor>,
     /// Facts per page at most.
     pub limit: usize,

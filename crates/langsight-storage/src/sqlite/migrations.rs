@@ -28,6 +28,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("migrations/017_sessions_window.sql")),
     (18, include_str!("migrations/018_one_session_index.sql")),
     (19, include_str!("migrations/019_session_links.sql")),
+    (20, include_str!("migrations/020_spans_by_second.sql")),
+    (21, include_str!("migrations/021_spans_by_session_key.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
@@ -35,7 +37,7 @@ pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {
 }
 
 /// Applies the migrations up to `last` (tests upgrade a database written by an older schema).
-fn run_until(conn: &mut Connection, last: i64) -> Result<i64, StorageError> {
+pub(super) fn run_until(conn: &mut Connection, last: i64) -> Result<i64, StorageError> {
     for (version, sql) in MIGRATIONS.iter().take_while(|m| m.0 <= last) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -15,9 +15,14 @@ use std::collections::HashMap;
 const INSERT_SPAN: &str = "INSERT INTO spans (span_id, parent_span_id, span_type, trace_id, session_id, server_name, \
     tool_name, started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, \
     llm_output, replay_of, project_id, input_tokens, output_tokens, model_id, finish_reason, cache_read_tokens, \
-    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version) \
+    cache_creation_tokens, thinking_tokens, target_agent_name, lineage_provenance, lineage_status, schema_version, \
+    seq, session_seq) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30)";
+    ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32)";
+
+/// The seqs of session `?1`'s spans stored before sessions had keys (migration 21), by the id index that now
+/// holds only those.
+pub(super) const UNKEYED_SPANS: &str = "SELECT seq FROM spans WHERE session_id = ?1 AND session_seq IS NULL";
 
 const SPAN_COLUMNS: &str = "span_id, parent_span_id, span_type, trace_id, session_id, server_name, tool_name, \
     started_at, ended_at, latency_ms, status, error, agent_name, input_json, output_json, llm_input, llm_output, \
@@ -74,9 +79,17 @@ fn update_tool_hours(conn: &Connection, spans: &[Span]) -> Result<(), StorageErr
     Ok(())
 }
 
-fn insert_spans(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
+/// The seq the next stored span gets: SQLite's own choice for a rowid (the largest plus one), made here so a
+/// new session's key — its first span's seq — is known before its spans are written. The caller holds the write
+/// lock, so nothing takes these numbers in between.
+fn next_seq(conn: &Connection) -> Result<i64, StorageError> {
+    Ok(conn.prepare_cached("SELECT coalesce(max(seq), 0) + 1 FROM spans")?.query_row([], |r| r.get(0))?)
+}
+
+/// Stores the spans as seqs `first`, `first + 1`, …, each with its session's key (`keys`, by position).
+fn insert_spans(conn: &Connection, spans: &[Span], first: i64, keys: &[Option<i64>]) -> Result<(), StorageError> {
     let mut stmt = conn.prepare_cached(INSERT_SPAN)?;
-    for s in spans {
+    for (i, s) in spans.iter().enumerate() {
         stmt.execute(params![
             s.span_id,
             s.parent_span_id,
@@ -108,6 +121,8 @@ fn insert_spans(conn: &Connection, spans: &[Span]) -> Result<(), StorageError> {
             s.lineage_provenance.as_str(),
             s.lineage_status.as_str(),
             s.schema_version,
+            first + i as i64,
+            keys.get(i).copied().flatten(),
         ])?;
     }
     Ok(())
@@ -164,32 +179,49 @@ fn span_from_row(r: &Row) -> rusqlite::Result<Span> {
 ///
 /// A session's first batch is linked here too ([`langsight_core::links`]: delegation deltas into `rollups`, the
 /// record on the new row), so the link pass re-reads only sessions that receive a later batch.
+///
+/// Runs before the spans are stored (as seqs from `first_seq` on): returns, by span position, the key of the
+/// span's session — the one its row keeps, or for a new session (or one stored before keys existed) the seq its
+/// first span in this batch will get.
 fn update_sessions(
     conn: &Connection,
     spans: &[Span],
+    first_seq: i64,
     rollups: &mut RollupBatch,
-) -> Result<Vec<SessionTagUpdate>, StorageError> {
-    let mut groups: HashMap<(&str, &str), Vec<&Span>> = HashMap::new();
-    for s in spans {
+) -> Result<(Vec<SessionTagUpdate>, Vec<Option<i64>>), StorageError> {
+    let mut groups: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
         if let Some(session) = s.session() {
-            groups.entry((s.project().unwrap_or(""), session)).or_default().push(s);
+            groups.entry((s.project().unwrap_or(""), session)).or_default().push(i);
         }
     }
-    let mut select = conn.prepare_cached("SELECT rollup FROM sessions WHERE project_id = ?1 AND session_id = ?2")?;
+    let mut keys = vec![None; spans.len()];
+    let mut select =
+        conn.prepare_cached("SELECT rollup, first_seq FROM sessions WHERE project_id = ?1 AND session_id = ?2")?;
     let mut upsert = conn.prepare_cached(
         "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, health_tag, rollup, model_id, \
          input_tokens, output_tokens, thinking_tokens, span_count, agent_name, linked_count, links, missing_parents, \
-         llm_calls) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) \
+         llm_calls, first_seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) \
          ON CONFLICT (project_id, session_id) DO UPDATE SET \
          first_call_at = excluded.first_call_at, last_call_at = excluded.last_call_at, \
          health_tag = excluded.health_tag, rollup = excluded.rollup, model_id = excluded.model_id, \
          input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens, \
          thinking_tokens = excluded.thinking_tokens, span_count = excluded.span_count, \
-         agent_name = excluded.agent_name",
+         agent_name = excluded.agent_name, first_seq = coalesce(first_seq, excluded.first_seq)",
     )?;
     let mut updates = Vec::with_capacity(groups.len());
-    for ((project, session), members) in groups {
-        let stored: Option<String> = select.query_row(params![project, session], |r| r.get(0)).optional()?;
+    for ((project, session), positions) in groups {
+        let found: Option<(String, Option<i64>)> =
+            select.query_row(params![project, session], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+        let (stored, key) = match found {
+            Some((rollup, key)) => (Some(rollup), key),
+            None => (None, None),
+        };
+        let key = key.unwrap_or(first_seq + positions[0] as i64);
+        for &i in &positions {
+            keys[i] = Some(key);
+        }
+        let members: Vec<&Span> = positions.iter().map(|&i| &spans[i]).collect();
         // A new row's link record (ignored on conflict: only a first batch is linked here).
         let first = if stored.is_none() {
             let views: Vec<LinkView> = members.iter().map(|s| LinkView::from(*s)).collect();
@@ -225,6 +257,7 @@ fn update_sessions(
             first.as_ref().map(|l| links::encode(&l.contribution)),
             first.as_ref().is_some_and(|l| l.missing_parents),
             first.as_ref().map_or(0, |l| l.llm_calls),
+            key,
         ])?;
         updates.push(SessionTagUpdate {
             project_id: project.to_string(),
@@ -233,7 +266,7 @@ fn update_sessions(
             current,
         });
     }
-    Ok(updates)
+    Ok((updates, keys))
 }
 
 /// The cost ranking (`?1` window start, `?2` project, `?3` sessions read, `?4` rows returned, `?5` the prices as
@@ -330,9 +363,10 @@ impl SpanStore for SqliteStorage {
         let mut deltas = Some(RollupBatch::from_spans(&spans));
         self.write_rerunnable(move |conn| {
             let mut rollups = deltas.take().unwrap_or_else(|| RollupBatch::from_spans(&spans));
-            insert_spans(conn, &spans)?;
+            let first = next_seq(conn)?;
+            let (sessions, keys) = update_sessions(conn, &spans, first, &mut rollups)?;
+            insert_spans(conn, &spans, first, &keys)?;
             update_tool_hours(conn, &spans)?;
-            let sessions = update_sessions(conn, &spans, &mut rollups)?;
             super::rollups::defer(rollups);
             Ok(IngestOutcome { accepted: spans.len(), sessions })
         })
@@ -402,7 +436,8 @@ impl SpanStore for SqliteStorage {
             // The last call's status: SQLite returns the bare column from the row holding max(started_at).
             let mut stmt = conn.prepare_cached(
                 "SELECT server_name, max(started_at), status, count(*), sum(status = 'success') FROM spans \
-                 WHERE started_at >= ?1 AND server_name != '' AND span_type = 'tool_call' \
+                 WHERE started_at / 1000000 >= ?1 / 1000000 AND started_at >= ?1 AND server_name != '' \
+                 AND span_type = 'tool_call' \
                  AND (?2 IS NULL OR project_id = ?2) GROUP BY server_name ORDER BY 2 DESC",
             )?;
             let rows = stmt.query_map(params![since, project_id], |r| {
@@ -452,8 +487,10 @@ impl SpanStore for SqliteStorage {
         let (server, project_id) = (server.to_string(), project_id.map(str::to_string));
         self.read(move |conn| {
             let sql = format!(
-                "SELECT {SPAN_COLUMNS} FROM spans WHERE server_name = ?1 AND span_type = 'tool_call' AND started_at >= ?2 \
-                 AND (?3 IS NULL OR project_id = ?3 OR project_id = '') ORDER BY started_at DESC LIMIT ?4"
+                "SELECT {SPAN_COLUMNS} FROM spans WHERE server_name = ?1 AND span_type = 'tool_call' \
+                 AND started_at / 1000000 >= ?2 / 1000000 AND started_at >= ?2 \
+                 AND (?3 IS NULL OR project_id = ?3 OR project_id = '') \
+                 ORDER BY started_at / 1000000 DESC, started_at DESC LIMIT ?4"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![server, since, project_id, limit as i64], span_from_row)?;
@@ -464,7 +501,10 @@ impl SpanStore for SqliteStorage {
 
     async fn prune_before(&self, before: i64) -> Result<u64, StorageError> {
         self.write(move |conn| {
-            let n = conn.execute("DELETE FROM spans WHERE started_at < ?1", params![before])?;
+            let n = conn.execute(
+                "DELETE FROM spans WHERE started_at / 1000000 <= ?1 / 1000000 AND started_at < ?1",
+                params![before],
+            )?;
             conn.execute("DELETE FROM sessions WHERE last_call_at < ?1", params![before])?;
             conn.execute("DELETE FROM tool_hourly WHERE hour < ?1", params![before.div_euclid(3_600_000_000)])?;
             super::rollups::prune(conn, before)?;
@@ -601,12 +641,14 @@ impl SpanStore for SqliteStorage {
 
     async fn span_facts(&self, q: FactQuery) -> Result<Vec<SpanFact>, StorageError> {
         self.read(move |conn| {
-            // The time index holds the rowid (seq), so this order is the index's: no sort.
+            // In the time index's order — by second, then seq (the rowid it holds) — so no sort; the cursor is the
+            // last row's second (from its `started_at`) and seq.
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {FACT_COLUMNS} FROM spans WHERE started_at >= ?1 AND started_at < ?2 \
+                "SELECT {FACT_COLUMNS} FROM spans WHERE started_at / 1000000 >= max(?1, coalesce(?5, ?1)) / 1000000 \
+                 AND started_at / 1000000 <= (?2 - 1) / 1000000 AND started_at >= ?1 AND started_at < ?2 \
                  AND (?3 IS NULL OR project_id = ?3 OR (?4 AND project_id = '')) \
-                 AND (?5 IS NULL OR started_at > ?5 OR (started_at = ?5 AND seq > ?6)) \
-                 ORDER BY started_at, seq LIMIT ?7"
+                 AND (?5 IS NULL OR started_at / 1000000 > ?5 / 1000000 OR (started_at / 1000000 = ?5 / 1000000 AND seq > ?6)) \
+                 ORDER BY started_at / 1000000, seq LIMIT ?7"
             ))?;
             let (after_at, after_seq) = match &q.after {
                 Some(c) => (Some(c.started_at), c.tiebreak.parse::<i64>().unwrap_or(i64::MAX)),
@@ -630,9 +672,16 @@ impl SpanStore for SqliteStorage {
         let session_id = session_id.to_string();
         let project_id = project_id.map(str::to_string);
         self.read(move |conn| {
+            // Without a project the session's key is looked up in each project's part of the primary key: the
+            // recursive part walks the distinct project ids, one index seek each.
             let sql = format!(
-                "SELECT {SPAN_COLUMNS} FROM spans WHERE session_id = ?1 AND (?2 IS NULL OR project_id = ?2) \
-                 ORDER BY started_at, seq LIMIT ?3"
+                "WITH RECURSIVE p(id) AS (SELECT min(project_id) FROM sessions UNION ALL \
+                 SELECT (SELECT min(project_id) FROM sessions WHERE project_id > p.id) FROM p WHERE p.id IS NOT NULL) \
+                 SELECT {SPAN_COLUMNS} FROM spans WHERE seq IN ( \
+                 SELECT seq FROM spans WHERE session_seq IN (SELECT first_seq FROM sessions WHERE session_id = ?1 \
+                 AND project_id IN (SELECT id FROM p WHERE ?2 IS NULL UNION ALL SELECT ?2 WHERE ?2 IS NOT NULL)) \
+                 UNION ALL {UNKEYED_SPANS}) \
+                 AND session_id = ?1 AND (?2 IS NULL OR project_id = ?2) ORDER BY started_at, seq LIMIT ?3"
             );
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows = stmt.query_map(params![session_id, project_id, limit as i64], span_from_row)?;
@@ -1094,6 +1143,87 @@ impl HealthStore for SqliteStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Spans of a session stored before sessions had keys (schema 20) are read whole after the upgrade, beside
+    /// the spans a later batch brings under the session's new key — by project and without, by the session reads
+    /// and the link pass — while a new session's spans are found by its key alone (the id index no longer takes
+    /// them).
+    #[tokio::test]
+    async fn a_session_stored_before_keys_reads_whole_after_the_upgrade() {
+        const OLD: &str = "01d00000000000000000000000000000";
+        const NEW: &str = "9e000000000000000000000000000000";
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        {
+            let mut conn = Connection::open(&path).expect("database");
+            crate::sqlite::migrations::run_until(&mut conn, 20).expect("schema 20");
+            for (i, span) in ["old-0", "old-1"].into_iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO spans (span_id, span_type, session_id, server_name, tool_name, started_at, ended_at, \
+                     latency_ms, status, project_id, lineage_provenance, lineage_status, schema_version) \
+                     VALUES (?1, 'tool_call', ?3, 's', 't', ?2, ?2, 1.0, 'success', 'p', 'explicit', 'complete', '1.0')",
+                    params![span, 1_700_000_000_000_000i64 + i as i64, OLD],
+                )
+                .expect("old span");
+            }
+            let rollup = serde_json::to_string(&SessionRollup::default()).expect("rollup");
+            conn.execute(
+                "INSERT INTO sessions (project_id, session_id, first_call_at, last_call_at, rollup, span_count, \
+                 linked_count) VALUES ('p', ?2, 0, 0, ?1, 2, 2)",
+                [rollup.as_str(), OLD],
+            )
+            .expect("old session");
+        }
+        let db = SqliteStorage::open(&path).expect("upgrade");
+        let batch = |sid: &str, from: usize, n: usize| -> Vec<Span> {
+            let name = if sid == OLD { "old" } else { "new" };
+            let spans: Vec<serde_json::Value> = (from..from + n)
+                .map(|i| {
+                    serde_json::json!({"span_id": format!("{name}-{i}"), "session_id": sid, "server_name": "s",
+                        "tool_name": "t", "status": "success", "project_id": "p",
+                        "started_at": 1_700_000_010 + i, "ended_at": 1_700_000_010 + i})
+                })
+                .collect();
+            langsight_core::span::decode_batch(&serde_json::to_vec(&spans).expect("json")).expect("batch")
+        };
+        let mut mixed = batch(OLD, 2, 2);
+        mixed.extend(batch(NEW, 0, 3));
+        mixed.swap(1, 3); // the sessions' spans interleaved in the batch
+        db.ingest(mixed).await.expect("ingest");
+        db.ingest(batch(NEW, 3, 1)).await.expect("a later batch of the new session");
+        let ids = |spans: Vec<Span>| spans.into_iter().map(|s| s.span_id).collect::<Vec<_>>();
+        let old = ["old-0", "old-1", "old-2", "old-3"];
+        let new = ["new-0", "new-1", "new-2", "new-3"];
+        for project in [Some("p"), None] {
+            assert_eq!(ids(db.session_spans(OLD, project, 100).await.expect("old")), old, "{project:?}");
+            assert_eq!(ids(db.session_spans(NEW, project, 100).await.expect("new")), new, "{project:?}");
+        }
+        assert!(db.session_spans(NEW, Some("q"), 100).await.expect("other project").is_empty());
+        assert_eq!(ids(db.session_spans(NEW, None, 2).await.expect("limit")), ["new-0", "new-1"]);
+        let (linked, unkeyed, keyed_new) = db
+            .read(|conn| {
+                let linked = super::super::rollups::link_spans(conn, "p", &[OLD.into(), NEW.into()])?;
+                let unkeyed: i64 = conn.query_row(
+                    "SELECT count(*) FROM spans INDEXED BY spans_by_session WHERE session_id IS NOT NULL \
+                     AND session_seq IS NULL",
+                    [],
+                    |r| r.get(0),
+                )?;
+                let keyed_new: (i64, i64) = conn.query_row(
+                    "SELECT count(DISTINCT session_seq), min(seq) = min(session_seq) FROM spans WHERE session_id = ?1",
+                    [NEW],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                Ok((linked, unkeyed, keyed_new))
+            })
+            .await
+            .expect("reads");
+        let mut linked: Vec<String> = linked.into_iter().map(|l| l.span_id).collect();
+        linked.sort();
+        assert_eq!(linked, [&new[..], &old[..]].concat(), "the link pass reads every span of both sessions");
+        assert_eq!(unkeyed, 2, "only the spans stored before the upgrade stay in the id index");
+        assert_eq!(keyed_new, (1, 1), "one key for the new session, its first span's seq");
+    }
 
     /// The plan of each form of the sessions list: the plain request walks a start-time index with no sort
     /// step (so it stops after the page), and the bounded window of a search or sort is read in that index's

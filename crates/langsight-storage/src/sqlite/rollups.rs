@@ -124,12 +124,16 @@ pub(crate) fn unlinked(conn: &Connection, limit: usize) -> Result<Vec<UnlinkedSe
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// The spans of some sessions of one project, by the session index.
+/// The spans of some sessions of one project, by each session's key (and, for spans stored before keys existed,
+/// by the id index).
 pub(crate) fn link_spans(conn: &Connection, project: &str, sessions: &[String]) -> Result<Vec<LinkSpan>, StorageError> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT span_id, parent_span_id, agent_name, started_at, span_type = 'agent' AND model_id IS NOT NULL \
-         FROM spans WHERE session_id = ?1 AND project_id = ?2 ORDER BY seq",
-    )?;
+         FROM spans WHERE seq IN (SELECT seq FROM spans WHERE session_seq = \
+         (SELECT first_seq FROM sessions WHERE project_id = ?2 AND session_id = ?1) UNION ALL {}) \
+         AND session_id = ?1 AND project_id = ?2 ORDER BY seq",
+        super::queries::UNKEYED_SPANS
+    ))?;
     let mut out = Vec::new();
     for session in sessions {
         let rows = stmt.query_map(params![session, project], |r| {
