@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (19, include_str!("migrations/019_session_links.sql")),
     (20, include_str!("migrations/020_spans_by_second.sql")),
     (21, include_str!("migrations/021_spans_by_session_key.sql")),
+    (22, include_str!("migrations/022_sessions_by_arrival.sql")),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<i64, StorageError> {

@@ -1214,6 +1214,11 @@ mod tests {
                     [NEW],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
+                let rows: i64 =
+                    conn.query_row("SELECT count(*) FROM sessions WHERE session_id IN (?1, ?2)", [OLD, NEW], |r| {
+                        r.get(0)
+                    })?;
+                assert_eq!(rows, 2, "a later batch updates its session's row (the key is unique), never adds one");
                 Ok((linked, unkeyed, keyed_new))
             })
             .await
