@@ -49,6 +49,10 @@ struct Args {
     /// Write the started server's log lines to this file (else they are discarded).
     #[arg(long)]
     server_log: Option<PathBuf>,
+    /// Batches each session receives, one after another from the same client (an SDK flushing a run in parts);
+    /// 1 = a fresh session per request.
+    #[arg(long, default_value_t = 1)]
+    batches_per_session: usize,
     /// With `--url`: send `KEY-0000`, `KEY-0001`, … (one per in-flight request, as a started server is given)
     /// instead of `KEY` alone, so a per-key rate limit is not what is measured.
     #[arg(long)]
@@ -80,46 +84,54 @@ struct Template {
 enum Piece {
     Text(String),
     Session,
+    /// The start of a span id: the session id and the batch's number in its session.
+    SpanPrefix,
     Time(i64),
 }
+
+/// Stands for the start of each span id in the template, so the batches of one session carry distinct span ids.
+const SPAN_MARK: &str = "SPANIDPREFIX";
 
 impl Template {
     fn new(text: &str, span_ms: i64) -> Template {
         let mut pieces = Vec::new();
         let mut rest = text;
         loop {
-            let next_session = rest.find(PLACEHOLDER);
-            let next_time = rest.find(TIME_MARK);
-            let (at, is_time) = match (next_session, next_time) {
-                (Some(s), Some(t)) if t < s => (t, true),
-                (Some(s), _) => (s, false),
-                (None, Some(t)) => (t, true),
-                (None, None) => break,
-            };
+            let next = [PLACEHOLDER, SPAN_MARK, TIME_MARK]
+                .into_iter()
+                .filter_map(|mark| rest.find(mark).map(|at| (at, mark)))
+                .min_by_key(|(at, _)| *at);
+            let Some((at, mark)) = next else { break };
             pieces.push(Piece::Text(rest[..at].to_string()));
-            rest = &rest[at..];
-            if is_time {
-                let digits = &rest[TIME_MARK.len()..];
-                let end = digits.find("ms").unwrap_or(0);
-                pieces.push(Piece::Time(digits[..end].parse().unwrap_or(0)));
-                rest = &digits[end + 2..];
+            rest = &rest[at + mark.len()..];
+            if mark == TIME_MARK {
+                let end = rest.find("ms").unwrap_or(0);
+                pieces.push(Piece::Time(rest[..end].parse().unwrap_or(0)));
+                rest = &rest[end + 2..];
+            } else if mark == SPAN_MARK {
+                pieces.push(Piece::SpanPrefix);
             } else {
                 pieces.push(Piece::Session);
-                rest = &rest[PLACEHOLDER.len()..];
             }
         }
         pieces.push(Piece::Text(rest.to_string()));
         Template { pieces, span_ms, len: text.len() }
     }
 
-    /// The body of one request: a fresh session id, its spans stamped as if the run just ended.
-    fn render(&self, session: &str) -> String {
+    /// The body of one request, batch `batch` (from 0) of session `session`: its spans stamped as if the run
+    /// just ended.
+    fn render(&self, session: &str, batch: usize) -> String {
         let start = chrono::Utc::now() - chrono::Duration::milliseconds(self.span_ms);
         let mut out = String::with_capacity(self.len + 64);
         for p in &self.pieces {
             match p {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Session => out.push_str(session),
+                Piece::SpanPrefix => {
+                    out.push_str(session);
+                    out.push_str("-b");
+                    out.push_str(&batch.to_string());
+                }
                 Piece::Time(ms) => out.push_str(&(start + chrono::Duration::milliseconds(*ms)).to_rfc3339()),
             }
         }
@@ -131,7 +143,7 @@ impl Template {
 fn batch_template(n: usize) -> Template {
     let at = |ms: i64| format!("{TIME_MARK}{ms:06}ms");
     let mut spans = vec![json!({
-        "span_id": format!("{PLACEHOLDER}-0"), "span_type": "agent", "session_id": PLACEHOLDER,
+        "span_id": format!("{SPAN_MARK}-0"), "span_type": "agent", "session_id": PLACEHOLDER,
         "trace_id": PLACEHOLDER, "server_name": "crewai", "tool_name": "session", "agent_name": "research-crew",
         "started_at": at(0), "ended_at": at(n as i64 * 120), "status": "success", "latency_ms": null,
         "llm_input": "Research the latest release notes of the project and summarise breaking changes.",
@@ -141,7 +153,7 @@ fn batch_template(n: usize) -> Template {
         let llm = i % 5 == 0;
         let failed = i % 11 == 0;
         spans.push(json!({
-            "span_id": format!("{PLACEHOLDER}-{i}"), "parent_span_id": format!("{PLACEHOLDER}-0"),
+            "span_id": format!("{SPAN_MARK}-{i}"), "parent_span_id": format!("{SPAN_MARK}-0"),
             "span_type": if llm { "agent" } else { "tool_call" }, "session_id": PLACEHOLDER, "trace_id": PLACEHOLDER,
             "server_name": if llm { "anthropic" } else if i % 2 == 0 { "github" } else { "filesystem" },
             "tool_name": if llm { "generate/claude-sonnet-4" } else if i % 2 == 0 { "search_issues" } else { "read_file" },
@@ -368,17 +380,22 @@ fn main() -> Result<(), String> {
         for i in 0..args.concurrency {
             let key = if args.url.is_some() && !args.numbered_keys { args.key.clone() } else { keys[i].clone() };
             let get = args.get.clone();
+            let batches = args.batches_per_session.max(1);
             let (client, url, template, errors) = (client.clone(), url.clone(), template.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat = Vec::with_capacity(4096);
                 let mut slow = Vec::new();
+                let (mut sid, mut batch) = (String::new(), 0);
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let r = match &get {
                         Some(path) => client.get(format!("{url}{path}")).header("X-API-Key", &key).send().await,
                         None => {
-                            let sid = uuid::Uuid::new_v4().simple().to_string();
-                            let body = template.render(&sid);
+                            if sid.is_empty() || batch == batches {
+                                (sid, batch) = (uuid::Uuid::new_v4().simple().to_string(), 0);
+                            }
+                            let body = template.render(&sid, batch);
+                            batch += 1;
                             client
                                 .post(format!("{url}/api/traces/spans"))
                                 .header("X-API-Key", &key)
@@ -450,11 +467,12 @@ fn main() -> Result<(), String> {
             args.concurrency, args.duration, args.workers
         ),
         None => println!(
-            "ingest-bench: POST spans concurrency={} duration={}s batch={} spans ({} bytes/request) workers={} redis={redis}",
+            "ingest-bench: POST spans concurrency={} duration={}s batch={} spans ({} bytes/request), {} per session, workers={} redis={redis}",
             args.concurrency,
             args.duration,
             args.batch,
-            template.len,
+            template.render(&"0".repeat(32), 0).len(),
+            args.batches_per_session.max(1),
             args.workers
         ),
     }
@@ -513,9 +531,10 @@ mod tests {
     fn each_request_gets_its_own_session_and_the_current_time() {
         let template = batch_template(30);
         let before = chrono::Utc::now();
-        let body = template.render("abc123");
+        let body = template.render("abc123", 0);
         let after = chrono::Utc::now();
-        assert!(!body.contains(PLACEHOLDER) && !body.contains(TIME_MARK), "unfilled placeholder in {body}");
+        let unfilled = [PLACEHOLDER, SPAN_MARK, TIME_MARK].iter().any(|m| body.contains(m));
+        assert!(!unfilled, "unfilled placeholder in {body}");
         let spans: Vec<Value> = serde_json::from_str(&body).expect("the body is JSON");
         assert_eq!(spans.len(), 30);
         let at = |s: &Value, f: &str| {
@@ -528,7 +547,10 @@ mod tests {
             assert!(start >= before - chrono::Duration::milliseconds(30 * 120), "{start} is older than the run");
         }
         std::thread::sleep(Duration::from_millis(5));
-        let later: Vec<Value> = serde_json::from_str(&template.render("abc123")).expect("JSON");
+        let later: Vec<Value> = serde_json::from_str(&template.render("abc123", 1)).expect("JSON");
         assert!(at(&later[0], "started_at") > at(&spans[0], "started_at"), "the second request has the same times");
+        assert_eq!(later[0]["session_id"], "abc123");
+        assert_ne!(later[0]["span_id"], spans[0]["span_id"], "a session's second batch reuses its span ids");
+        assert_eq!(later[1]["parent_span_id"], later[0]["span_id"], "a batch's spans hang under its own root");
     }
 }
