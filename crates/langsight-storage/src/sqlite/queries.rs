@@ -221,10 +221,10 @@ fn update_sessions(
         for &i in &positions {
             keys[i] = Some(key);
         }
-        let members: Vec<&Span> = positions.iter().map(|&i| &spans[i]).collect();
+        let members = || positions.iter().map(|&i| &spans[i]);
         // A new row's link record (ignored on conflict: only a first batch is linked here).
         let first = if stored.is_none() {
-            let views: Vec<LinkView> = members.iter().map(|s| LinkView::from(*s)).collect();
+            let views: Vec<LinkView> = members().map(LinkView::from).collect();
             let l = links::session_links(&views);
             rollups.absorb(links::delegation_delta(project, session, &Default::default(), &l.contribution));
             Some(l)
@@ -236,7 +236,7 @@ fn update_sessions(
             None => SessionRollup::default(),
         };
         let previous = rollup.health_tag;
-        for s in members {
+        for s in members() {
             rollup.absorb(s);
         }
         let current = rollup.retag();
