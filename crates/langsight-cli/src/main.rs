@@ -348,11 +348,15 @@ fn main() -> ExitCode {
                     return refuse(&e.to_string());
                 }
             };
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let supervise = config.workers > 1 && config.worker_id.is_none();
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = supervise.then(langsight_server::workers::supervisor_runtime_threads).flatten() {
+                builder.worker_threads(threads);
+            }
+            let runtime = match builder.enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
             };
-            let supervise = config.workers > 1 && config.worker_id.is_none();
             let run = async move {
                 if supervise {
                     langsight_server::workers::supervise(config).await

@@ -488,6 +488,14 @@ async fn sqlite_workers_commit_through_the_supervisors_one_writer() {
         .unwrap_or_else(|| panic!("the supervisor runs a span writer:\n{log}"));
     let private = socket.parent().unwrap();
     assert_eq!(std::fs::metadata(private).unwrap().permissions().mode() & 0o777, 0o700, "{}", private.display());
+    // The cores are shared out among the runtimes: each worker's runtime gets its share, the supervisor's one thread.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let listening: Vec<&str> = log.lines().filter(|l| l.contains("api.listening")).collect();
+    let (supervisor, workers): (Vec<&str>, Vec<&str>) = listening.iter().partition(|l| l.contains("workers="));
+    let share = format!("runtime_threads={}", (cores / 4).max(1));
+    assert_eq!(workers.len(), 4, "{log}");
+    assert!(workers.iter().all(|l| l.split_whitespace().any(|f| f == share)), "each worker: {share}\n{log}");
+    assert!(supervisor.iter().any(|l| l.split_whitespace().any(|f| f == "runtime_threads=1")), "{log}");
 
     let (batches, per_batch) = (24usize, 30usize);
     let mut tasks = Vec::new();

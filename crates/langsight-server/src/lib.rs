@@ -247,7 +247,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartupError> {
         storage.closer.close().await;
         tracing::info!("api.shutdown");
     });
-    tracing::info!(addr = %local, "api.listening");
+    // The runtime's size as built (a worker's is set by its supervisor: workers.rs).
+    let runtime_threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(addr = %local, runtime_threads, "api.listening");
     if state_ready_line() {
         // The supervisor waits for this line on the worker's stdout before it reports the port as served.
         println!("READY {local}");

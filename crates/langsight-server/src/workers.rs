@@ -27,6 +27,28 @@ const CRASH_WINDOW: Duration = Duration::from_secs(60);
 /// How long SIGTERM may take before the worker is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(40);
 
+/// Tokio's own setting for the threads of a runtime; an operator's value is passed through untouched.
+pub const RUNTIME_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
+
+/// The threads of each worker's runtime: the cores shared out among the workers, at least one each.
+///
+/// Every runtime sizes itself to all the cores by default, so N workers ran N × cores threads on the same cores:
+/// idle threads searched for work and woke each other for every request, and 4 workers on 2 cores stored 16 %
+/// fewer spans than one worker; with one thread each, 8 % fewer (BENCHMARKS.md). The supervisor's own runtime
+/// only relays and supervises: one thread ([`supervisor_runtime_threads`]).
+pub fn worker_runtime_threads(cores: usize, workers: usize) -> usize {
+    (cores / workers.max(1)).max(1)
+}
+
+/// The supervisor's runtime: one thread unless the operator set `TOKIO_WORKER_THREADS` (then `None`: tokio reads it).
+pub fn supervisor_runtime_threads() -> Option<usize> {
+    std::env::var_os(RUNTIME_THREADS_VAR).is_none().then_some(1)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 struct Worker {
     id: usize,
     child: Child,
@@ -50,6 +72,9 @@ fn spawn_worker(id: usize, config: &Config, port: u16, writer: Option<&Path>) ->
         .stderr(Stdio::inherit());
     if let Some(file) = &config.config_file {
         cmd.env("LANGSIGHT_CONFIG_PATH", file);
+    }
+    if std::env::var_os(RUNTIME_THREADS_VAR).is_none() {
+        cmd.env(RUNTIME_THREADS_VAR, worker_runtime_threads(cores(), config.workers).to_string());
     }
     match writer {
         Some(socket) => cmd.env("LANGSIGHT_SPAN_WRITER_SOCKET", socket),
@@ -181,7 +206,8 @@ async fn run_workers(config: &Config, writer: Option<&Path>) -> Result<(), Start
         }
     }
     drop(reservation); // the workers hold the port now
-    tracing::info!(addr = %format!("{}:{port}", config.host), workers = config.workers, "api.listening");
+    let runtime_threads = tokio::runtime::Handle::current().metrics().num_workers();
+    tracing::info!(addr = %format!("{}:{port}", config.host), workers = config.workers, runtime_threads, "api.listening");
 
     let mut restarts: Vec<Instant> = Vec::new();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
