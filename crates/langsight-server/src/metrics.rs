@@ -206,6 +206,10 @@ langsight_shared_state_backend{{backend=\"{}\"}} 1",
 # TYPE langsight_redis_pubsub_reconnects_total counter
 ");
         let _ = writeln!(out, "langsight_redis_pubsub_reconnects_total {}", get(&m.pubsub_reconnects));
+        out.push_str("# HELP langsight_redis_bus_messages_read_total Event-log messages this worker read from Redis (only while it has live-view subscribers).
+# TYPE langsight_redis_bus_messages_read_total counter
+");
+        let _ = writeln!(out, "langsight_redis_bus_messages_read_total {}", get(&m.bus_messages_read));
     }
 
     pub fn render(&self) -> String {

@@ -106,7 +106,7 @@ async fn suite(a: &SharedState, b: &SharedState) {
         assert!(tokio::time::Instant::now() < deadline, "bus followers up");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (mut rx_a, mut rx_b) = (a.bus.subscribe(), b.bus.subscribe());
+    let (mut rx_a, mut rx_b) = (a.bus.subscribe().await, b.bus.subscribe().await);
     let ev = |d: &str| vec![Event { name: "span:new".into(), data: d.into() }];
     for i in 0..10 {
         let publisher = if i % 2 == 0 { a } else { b };
@@ -146,6 +146,7 @@ async fn redis_conforms(kind: Kind) {
     let p = prefix();
     let (a, b) = (connect(&topo, &p).await, connect(&topo, &p).await);
     suite(&a, &b).await;
+    unwatched_workers_read_nothing(&topo, &p, &b).await;
     // Every key the suite left has a TTL, and only the documented families exist.
     let keys = topo.keys_with_ttl(&format!("{p}:*"));
     assert!(!keys.is_empty());
@@ -161,6 +162,34 @@ async fn redis_conforms(kind: Kind) {
     assert!(cb[0].1 > 110_000 && cb[0].1 <= 120_000, "breaker TTL: {}", cb[0].1);
     let rl = keys.iter().find(|(k, _)| k.contains(":rl:")).expect("rate-limit key");
     assert!(rl.1 <= 60_000);
+}
+
+/// A worker with no live-view subscriber reads nothing of the event log (each message would cross from Redis and
+/// be decoded by every worker), and its first subscriber still gets every message published after it subscribed.
+async fn unwatched_workers_read_nothing(topo: &RedisTopology, prefix: &str, publisher: &SharedState) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let quiet = connect(topo, prefix).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !quiet.bus.connected() {
+        assert!(tokio::time::Instant::now() < deadline, "bus follower up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let read = || quiet.redis.as_ref().map(|r| r.metrics.bus_messages_read.load(Relaxed)).unwrap_or(0);
+    let ev = |d: &str| vec![Event { name: "span:new".into(), data: d.into() }];
+    let mut watcher = publisher.bus.subscribe().await;
+    for i in 0..20 {
+        publisher.bus.publish(None, ev(&format!("unwatched-{i}"))).await;
+    }
+    for _ in 0..20 {
+        tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await.expect("delivered").expect("no lag");
+    }
+    // The log holds all twenty and a worker that listens has read them; now the quiet worker gets a subscriber.
+    let mut rx = quiet.bus.subscribe().await;
+    publisher.bus.publish(None, ev("watched")).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    assert_eq!(first.events[0].data, "watched", "the first message after subscribing, nothing older");
+    // A reader that had followed the log would have read the twenty before this one (one order).
+    assert_eq!(read(), 1, "the unwatched worker read only what came after its subscriber");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,7 +227,7 @@ async fn redis_outage_falls_back_and_recovers() {
     assert!(started.elapsed() < Duration::from_secs(3), "no request waits on a dead Redis: {:?}", started.elapsed());
     assert!(s.rate_limiter.hit("b", 10, 60_000).await.fallback);
     assert!(s.dedup.first_fire("x:y:z", 60).await, "dedup fails open");
-    let mut rx = s.bus.subscribe();
+    let mut rx = s.bus.subscribe().await;
     s.bus.publish(None, vec![Event { name: "n".into(), data: "still delivered locally".into() }]).await;
     let local = rx.recv().await.unwrap();
     assert_eq!(local.events[0].data, "still delivered locally");
@@ -218,7 +247,7 @@ async fn redis_outage_falls_back_and_recovers() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(s.metrics.redis_up.load(std::sync::atomic::Ordering::Relaxed), 1);
-    let mut rx = s.bus.subscribe();
+    let mut rx = s.bus.subscribe().await;
     s.bus.publish(None, vec![Event { name: "n".into(), data: "through redis again".into() }]).await;
     // The follower found its last id gone (Redis restarted empty) and said so, then delivers again.
     let mut kinds = Vec::new();

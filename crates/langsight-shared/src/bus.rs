@@ -26,6 +26,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// A position in the log: milliseconds and a sequence within that millisecond (Redis stream id form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -124,9 +125,9 @@ impl Default for BusLimits {
 pub trait EventBus: Send + Sync {
     /// Appends one message. Never fails the caller.
     async fn publish(&self, project: Option<&str>, events: Vec<Event>);
-    /// Messages from now on, in log order. A receiver more than `subscriber_buffer` messages or
+    /// Messages published from its return on, in log order. A receiver more than `subscriber_buffer` messages or
     /// `subscriber_bytes` bytes behind loses the oldest (`RecvError::Lagged(n)`).
-    fn subscribe(&self) -> Subscriber;
+    async fn subscribe(&self) -> Subscriber;
     /// Messages from `from` on (inclusive), oldest first; `complete` says whether `from` itself was still in
     /// the log (so nothing before the returned messages is missing).
     async fn replay(&self, from: MsgId) -> Replay;
@@ -187,7 +188,7 @@ impl EventBus for MemoryBus {
         let _ = self.tx.send(msg);
     }
 
-    fn subscribe(&self) -> Subscriber {
+    async fn subscribe(&self) -> Subscriber {
         self.tx.subscribe()
     }
 
@@ -218,6 +219,7 @@ pub struct RedisBus {
     append: redis::Script,
     tx: Fanout,
     following: Arc<AtomicBool>,
+    reader: Arc<Reader>,
     task: tokio::task::JoinHandle<()>,
     /// Running average size of an appended message (bytes), to turn the byte budget into a stream length.
     avg_bytes: std::sync::atomic::AtomicUsize,
@@ -310,7 +312,9 @@ impl RedisBus {
         let key = format!("{prefix}:events:admin");
         let tx = Fanout::new(limits.budget());
         let following = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone()));
+        let reader =
+            Arc::new(Reader { state: tokio::sync::watch::Sender::new(ReaderState::Down), wake: Notify::new() });
+        let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone(), reader.clone()));
         RedisBus {
             redis,
             key,
@@ -318,18 +322,55 @@ impl RedisBus {
             append: redis::Script::new(APPEND),
             tx,
             following,
+            reader,
             task,
             avg_bytes: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 }
 
-/// The worker's single reader: blocking XREAD from the last id seen, forever, reconnecting as needed.
-async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<AtomicBool>) {
+/// What the worker's reader is doing, as a subscriber needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReaderState {
+    /// Not connected to Redis (starting, or reconnecting): it starts from a point read when it connects.
+    Down,
+    /// Reading the log: every message after its position reaches every registered subscriber.
+    Reading,
+    /// No subscriber here: it reads nothing until one arrives, then starts from the log's end as it is then.
+    Rest,
+}
+
+/// The reader's state and its wake-up call, shared with [`RedisBus::subscribe`].
+///
+/// Every worker reading every message of the log is what several workers cost most beyond one: with 4 workers
+/// each ingest batch's events crossed from Redis and were decoded four times, mostly by workers nobody watched
+/// (docs/decisions.md). So a worker reads only while it has subscribers. The rest is decided under the state's
+/// lock after counting subscribers, and a subscriber reads the state after registering: either the reader saw
+/// it (and keeps reading), or it sees `Rest` and wakes the reader, which reads the log's end only then.
+struct Reader {
+    state: tokio::sync::watch::Sender<ReaderState>,
+    wake: Notify,
+}
+
+/// How long a subscriber waits for a resting reader to start (a Redis that does not answer: the stream opens
+/// anyway, with local deliveries, as when Redis is down).
+const RESUME_WAIT: Duration = Duration::from_secs(2);
+
+/// The log's last id (the default id when it is empty).
+async fn log_end(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> redis::RedisResult<MsgId> {
+    let top: redis::Value =
+        redis::cmd("XREVRANGE").arg(key).arg("+").arg("-").arg("COUNT").arg(1).query_async(conn).await?;
+    Ok(entries(top).into_iter().next().and_then(|(id, _)| id.parse::<MsgId>().ok()).unwrap_or_default())
+}
+
+/// The worker's single reader: blocking XREAD from the last id seen while this worker has subscribers,
+/// reconnecting as needed.
+async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<AtomicBool>, reader: Arc<Reader>) {
     let mut last: Option<MsgId> = None;
     let mut backoff = Duration::from_millis(100);
     let mut first_connect = true;
     loop {
+        reader.state.send_replace(ReaderState::Down);
         let conn = redis.blocking_connection(&key).await;
         let mut conn = match conn {
             Ok(c) => c,
@@ -341,35 +382,20 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
             }
         };
         // Where to start: after the last id seen — if the log still has it; otherwise say events may be lost.
-        // The first time, after the log's current last entry (read explicitly: `$` would skip an entry
-        // appended between two reads).
+        // The first time (and after a rest), after the log's current last entry (read explicitly: `$` would
+        // skip an entry appended between two reads).
         let start = match last {
-            None => {
-                let top: redis::RedisResult<redis::Value> = redis::cmd("XREVRANGE")
-                    .arg(&key)
-                    .arg("+")
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(1)
-                    .query_async(&mut conn)
-                    .await;
-                match top {
-                    Ok(v) => {
-                        let id = entries(v)
-                            .into_iter()
-                            .next()
-                            .and_then(|(id, _)| id.parse::<MsgId>().ok())
-                            .unwrap_or_default();
-                        last = Some(id);
-                        id.to_string()
-                    }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "redis.bus.start_failed");
-                        tokio::time::sleep(backoff).await;
-                        continue;
-                    }
+            None => match log_end(&mut conn, &key).await {
+                Ok(id) => {
+                    last = Some(id);
+                    id.to_string()
                 }
-            }
+                Err(e) => {
+                    tracing::debug!(error = %e, "redis.bus.start_failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
             Some(l) if l == MsgId::default() => l.to_string(),
             Some(l) => {
                 let still: redis::RedisResult<redis::Value> =
@@ -389,6 +415,7 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
             }
         };
         following.store(true, Ordering::Relaxed);
+        reader.state.send_replace(ReaderState::Reading);
         backoff = Duration::from_millis(100);
         if first_connect {
             tracing::debug!(key = %key, "redis.bus.following");
@@ -399,6 +426,33 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
         first_connect = false;
         let mut cursor = start;
         loop {
+            // Nobody here listens: rest until a subscriber arrives (decided under the state's lock, see `Reader`).
+            let mut rest = false;
+            reader.state.send_if_modified(|state| {
+                rest = tx.subscriber_count() == 0;
+                let was = *state;
+                if rest {
+                    *state = ReaderState::Rest;
+                }
+                was != *state
+            });
+            if rest {
+                reader.wake.notified().await;
+                match log_end(&mut conn, &key).await {
+                    Ok(id) => {
+                        // Nothing was missed while resting: no one was here to miss it.
+                        last = Some(id);
+                        cursor = id.to_string();
+                        reader.state.send_replace(ReaderState::Reading);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "redis.pubsub.disconnected: reconnecting to the event log");
+                        last = None;
+                        break;
+                    }
+                }
+            }
             let r: redis::RedisResult<redis::Value> = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(1000)
@@ -420,6 +474,7 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
             let streams: Vec<(String, redis::Value)> = redis::from_redis_value(v).unwrap_or_default();
             for (_, list) in streams {
                 for entry in entries(list) {
+                    redis.metrics.bus_messages_read.fetch_add(1, Ordering::Relaxed);
                     if let Some(msg) = to_message(entry) {
                         cursor = msg.id.to_string();
                         last = Some(msg.id);
@@ -429,6 +484,7 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
             }
         }
         following.store(false, Ordering::Relaxed);
+        reader.state.send_replace(ReaderState::Down);
         tokio::time::sleep(backoff).await;
     }
 }
@@ -470,8 +526,19 @@ impl EventBus for RedisBus {
         }
     }
 
-    fn subscribe(&self) -> Subscriber {
-        self.tx.subscribe()
+    async fn subscribe(&self) -> Subscriber {
+        let subscriber = self.tx.subscribe();
+        // Registered first, then the reader's state read (see `Reader`): a resting reader is woken and starts
+        // from the log's end as it is after this registration, so every message published from here on arrives.
+        let mut state = self.reader.state.subscribe();
+        if *state.borrow_and_update() == ReaderState::Rest {
+            self.reader.wake.notify_one();
+            let started = state.wait_for(|s| *s != ReaderState::Rest);
+            if tokio::time::timeout(RESUME_WAIT, started).await.is_err() {
+                tracing::warn!("redis.bus.slow_start: the event-log reader did not start in time");
+            }
+        }
+        subscriber
     }
 
     async fn replay(&self, from: MsgId) -> Replay {

@@ -39,6 +39,8 @@ pub struct SharedMetrics {
     pub fallback_bus: AtomicU64,
     pub fallback_breaker: AtomicU64,
     pub pubsub_reconnects: AtomicU64,
+    /// Event-log messages this worker's reader took from Redis (it reads only while it has subscribers).
+    pub bus_messages_read: AtomicU64,
 }
 
 impl Default for SharedMetrics {
@@ -51,6 +53,7 @@ impl Default for SharedMetrics {
             fallback_bus: AtomicU64::new(0),
             fallback_breaker: AtomicU64::new(0),
             pubsub_reconnects: AtomicU64::new(0),
+            bus_messages_read: AtomicU64::new(0),
         }
     }
 }

@@ -158,7 +158,7 @@ async fn open_stream(
         return Ok(sse_response(Body::from(frame)));
     }
     // Subscribe before replaying, so nothing published in between is missed; duplicates are skipped by id.
-    let rx = state.shared.bus.subscribe();
+    let rx = state.shared.bus.subscribe().await;
     let resume = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
