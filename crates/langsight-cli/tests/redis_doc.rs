@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use test_support::process::ServerProcess;
 use test_support::redis::RedisTopology;
+use test_support::sse::SseStream;
 use test_support::{agent_run, session_id};
 
 const KEY: &str = "redis-doc-admin-key";
@@ -97,8 +98,13 @@ fn expectations(primary_port: u16, session: String) -> Vec<(&'static str, Check)
         (
             "redis-cli client list",
             Box::new(move |o: &str| {
+                // One live-view client is open (on one worker): that worker reads the log, the others rest.
                 let readers = o.lines().filter(|l| l.contains(" cmd=xread ")).count();
-                yes(readers == WORKERS, &format!("one cmd=xread client per worker ({WORKERS}), found {readers}"))
+                let resting = o.lines().filter(|l| l.contains(" cmd=xrevrange ")).count();
+                yes(
+                    readers == 1 && resting == WORKERS - 1,
+                    &format!("one cmd=xread client (the worker with the live-view client) and {} resting, found {readers} and {resting}", WORKERS - 1),
+                )
             }),
         ),
         (
@@ -203,6 +209,8 @@ async fn redis_doc_commands_answer_on_a_live_deployment() {
     })
     .await
     .unwrap();
+    // A live-view client on one worker: that worker follows the event log.
+    let mut live = SseStream::connect(&format!("{}/api/live/events", server.url), Some(KEY), None).await;
     let first = session_id();
     ingest(&server.url, &first).await;
     let session = session_id();
@@ -232,6 +240,14 @@ async fn redis_doc_commands_answer_on_a_live_deployment() {
     let before = len(&redis).expect("xlen");
     ingest(&server.url, &session_id()).await;
     assert_eq!(len(&redis), Some(before + 1), "one stream entry per ingest request");
+    // The live-view client, on whichever worker it reached, got the events of what was ingested after it connected.
+    assert_eq!(live.status, 200);
+    let frames = live
+        .read_until(Duration::from_secs(10), |f| {
+            f.iter().any(|x| x.data.as_deref().is_some_and(|d| d.contains(&first)))
+        })
+        .await;
+    assert!(frames.iter().any(|x| x.event.as_deref() == Some("span:new")), "{frames:?}");
 
     // And the seed's checks do show nothing, as the doc says.
     assert_eq!(redis.cli(&["pubsub", "channels", "langsight:*"]).map(|o| o.trim().to_string()), Some(String::new()));

@@ -369,6 +369,14 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
     .await
     .unwrap();
     let port = topo.ports[0];
+    // A live-view client: the worker it reaches follows the event log, and must follow it again after the outage.
+    let live = test_support::sse::SseStream::connect(
+        &format!("{}/api/live/events", server.url),
+        Some("wk-key-0000000000001"),
+        None,
+    )
+    .await;
+    assert_eq!(live.status, 200);
     let (topo_tx, topo_rx) = tokio::sync::oneshot::channel();
     let metrics_url = format!("{}/metrics", server.url);
     let server_url = server.url.clone();
@@ -414,7 +422,11 @@ async fn redis_dying_under_ingest_load_loses_nothing() {
     let log = server.log_text();
     assert!(log.contains("redis.down"), "the outage was noticed and logged");
     assert!(log.contains("redis.recovered"), "the recovery was noticed and logged");
-    assert!(log.contains("redis.pubsub.resubscribed"), "the event bus resubscribed");
+    assert!(
+        log.contains("redis.pubsub.resubscribed"),
+        "the event bus of the worker with a live-view client resubscribed"
+    );
+    drop(live);
     assert!(!log.contains(crate_password()), "the password never reaches the log");
     let stored = stored_sessions(&dir.path().join("langsight.db"));
     for sid in &accepted {
