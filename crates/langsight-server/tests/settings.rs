@@ -576,7 +576,14 @@ static CH: std::sync::OnceLock<(String, std::sync::Mutex<test_support::clickhous
     std::sync::OnceLock::new();
 
 fn pg() -> &'static test_support::postgres::PgCluster {
-    PG.get_or_init(|| tokio::task::block_in_place(test_support::postgres::PgCluster::start))
+    PG.get_or_init(|| {
+        test_support::at_exit(|| {
+            if let Some(pg) = PG.get() {
+                pg.shut_down();
+            }
+        });
+        tokio::task::block_in_place(test_support::postgres::PgCluster::start)
+    })
 }
 
 /// A new database for one run.
@@ -586,6 +593,11 @@ fn pg_database(port: u16) -> String {
 
 fn clickhouse() -> &'static (String, std::sync::Mutex<test_support::clickhouse::ClickHouseServer>) {
     CH.get_or_init(|| {
+        test_support::at_exit(|| {
+            if let Some(Ok(mut ch)) = CH.get().map(|(_, ch)| ch.lock()) {
+                ch.shut_down();
+            }
+        });
         let ch = tokio::task::block_in_place(test_support::clickhouse::ClickHouseServer::start);
         (ch.url.clone(), std::sync::Mutex::new(ch))
     })

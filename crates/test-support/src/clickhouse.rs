@@ -101,6 +101,13 @@ impl ClickHouseServer {
         let _ = self.child.wait();
     }
 
+    /// Stops the server and removes its directory, for a server kept in a `static` (never dropped): call it from
+    /// [`crate::at_exit`].
+    pub fn shut_down(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+
     pub fn restart(&mut self) {
         self.child = spawn(&self.engine, self.dir.path(), self.port);
         wait(self.port);

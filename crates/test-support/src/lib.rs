@@ -12,6 +12,30 @@ use langsight_server::config::{Config, Secret};
 use langsight_server::RunningServer;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::Mutex;
+
+type ExitHook = Box<dyn FnOnce() + Send>;
+static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
+
+extern "C" fn run_exit_hooks() {
+    let hooks = EXIT_HOOKS.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+    for hook in hooks {
+        hook();
+    }
+}
+
+/// Runs `f` when the test process exits. What a test keeps in a `static` (one server shared by the tests of a
+/// process) is never dropped, so without this its server and directory outlive the run.
+pub fn at_exit(f: impl FnOnce() + Send + 'static) {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    // SAFETY: `atexit` with a plain `extern "C"` function that takes no arguments; it runs once, at exit.
+    REGISTERED.call_once(|| unsafe {
+        libc::atexit(run_exit_hooks);
+    });
+    if let Ok(mut hooks) = EXIT_HOOKS.lock() {
+        hooks.push(Box::new(f));
+    }
+}
 
 /// A bootstrap (global admin) key every test server accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";

@@ -139,6 +139,28 @@ fn id_of(flag: &str) -> u32 {
         .expect("a postgres user exists (the postgresql package creates it)")
 }
 
+impl PgCluster {
+    /// Stops the server and removes its directory, for a cluster kept in a `static` (never dropped): call it from
+    /// [`crate::at_exit`].
+    pub fn shut_down(&self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-QUIT", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Not reaped here (that needs the `Child` mutably): a zombie counts as stopped.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+                .unwrap_or(false)
+        };
+        while running() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        let _ = std::fs::remove_dir_all(self.dir.path());
+    }
+}
+
 impl Drop for PgCluster {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
