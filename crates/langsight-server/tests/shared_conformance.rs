@@ -190,6 +190,21 @@ async fn unwatched_workers_read_nothing(topo: &RedisTopology, prefix: &str, publ
     assert_eq!(first.events[0].data, "watched", "the first message after subscribing, nothing older");
     // A reader that had followed the log would have read the twenty before this one (one order).
     assert_eq!(read(), 1, "the unwatched worker read only what came after its subscriber");
+
+    // Its last subscriber gone, it rests again: at most the message that ends its pending read, then nothing.
+    drop(rx);
+    publisher.bus.publish(None, ev("ends the pending read")).await;
+    for i in 0..20 {
+        publisher.bus.publish(None, ev(&format!("unwatched-again-{i}"))).await;
+    }
+    for _ in 0..21 {
+        tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await.expect("delivered").expect("no lag");
+    }
+    let mut rx = quiet.bus.subscribe().await;
+    publisher.bus.publish(None, ev("watched again")).await;
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    assert_eq!(first.events[0].data, "watched again");
+    assert!(read() <= 3, "a worker whose subscriber left stopped reading: {} messages read", read());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
