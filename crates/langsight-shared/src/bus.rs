@@ -133,6 +133,9 @@ pub trait EventBus: Send + Sync {
     async fn replay(&self, from: MsgId) -> Replay;
     /// Whether this worker currently follows the shared log (always true in memory mode).
     fn connected(&self) -> bool;
+    /// Whether this worker reads the shared log now: it rests while it has no subscriber (always true in memory
+    /// mode).
+    fn reading(&self) -> bool;
 }
 
 fn now_ms() -> u64 {
@@ -199,6 +202,10 @@ impl EventBus for MemoryBus {
     }
 
     fn connected(&self) -> bool {
+        true
+    }
+
+    fn reading(&self) -> bool {
         true
     }
 }
@@ -312,8 +319,11 @@ impl RedisBus {
         let key = format!("{prefix}:events:admin");
         let tx = Fanout::new(limits.budget());
         let following = Arc::new(AtomicBool::new(false));
-        let reader =
-            Arc::new(Reader { state: tokio::sync::watch::Sender::new(ReaderState::Down), wake: Notify::new() });
+        let reader = Arc::new(Reader {
+            state: tokio::sync::watch::Sender::new(ReaderState::Down),
+            wake: Notify::new(),
+            owe_gap: AtomicBool::new(false),
+        });
         let task = tokio::spawn(follow(redis.clone(), key.clone(), tx.clone(), following.clone(), reader.clone()));
         RedisBus {
             redis,
@@ -350,6 +360,9 @@ enum ReaderState {
 struct Reader {
     state: tokio::sync::watch::Sender<ReaderState>,
     wake: Notify,
+    /// A subscriber stopped waiting for the reader to start (Redis did not answer in time): it may miss what is
+    /// published until the reader starts, which then tells its subscribers that events may be missing.
+    owe_gap: AtomicBool,
 }
 
 /// How long a subscriber waits for a resting reader to start (a Redis that does not answer: the stream opens
@@ -414,6 +427,15 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
                 l.to_string()
             }
         };
+        if reader.owe_gap.swap(false, Ordering::AcqRel) {
+            let _ = tx.send(Arc::new(BusMessage {
+                id: last.unwrap_or_default(),
+                kind: Delivery::Gap,
+                project: None,
+                events: Arc::from(Vec::new()),
+                published_ms: now_ms(),
+            }));
+        }
         following.store(true, Ordering::Relaxed);
         reader.state.send_replace(ReaderState::Reading);
         backoff = Duration::from_millis(100);
@@ -531,10 +553,16 @@ impl EventBus for RedisBus {
         // Registered first, then the reader's state read (see `Reader`): a resting reader is woken and starts
         // from the log's end as it is after this registration, so every message published from here on arrives.
         let mut state = self.reader.state.subscribe();
-        if *state.borrow_and_update() == ReaderState::Rest {
-            self.reader.wake.notify_one();
-            let started = state.wait_for(|s| *s != ReaderState::Rest);
+        let now = *state.borrow_and_update();
+        if now != ReaderState::Reading {
+            if now == ReaderState::Rest {
+                self.reader.wake.notify_one();
+            }
+            // Until it reads (its connection may have died while it rested: then it reconnects first). Not
+            // forever: with Redis down the stream opens anyway, and the reader owes its subscribers a gap notice.
+            let started = state.wait_for(|s| *s == ReaderState::Reading);
             if tokio::time::timeout(RESUME_WAIT, started).await.is_err() {
+                self.reader.owe_gap.store(true, Ordering::Release);
                 tracing::warn!("redis.bus.slow_start: the event-log reader did not start in time");
             }
         }
@@ -559,6 +587,10 @@ impl EventBus for RedisBus {
 
     fn connected(&self) -> bool {
         self.following.load(Ordering::Relaxed)
+    }
+
+    fn reading(&self) -> bool {
+        *self.reader.state.borrow() == ReaderState::Reading
     }
 }
 
