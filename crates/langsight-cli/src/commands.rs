@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        eprintln!("langsight: cannot start the async runtime: {e}");
+    crate::runtime::build(None).map_err(|e| {
+        eprintln!("langsight: {e}");
         ExitCode::from(2)
     })
 }

@@ -5,6 +5,7 @@
 mod commands;
 mod discover;
 mod output;
+mod runtime;
 mod setup;
 mod source;
 
@@ -349,14 +350,11 @@ fn main() -> ExitCode {
                 }
             };
             let supervise = config.workers > 1 && config.worker_id.is_none();
-            let mut builder = tokio::runtime::Builder::new_multi_thread();
-            if let Some(threads) = supervise.then(langsight_server::workers::supervisor_runtime_threads).flatten() {
-                builder.worker_threads(threads);
-            }
-            let runtime = match builder.enable_all().build() {
-                Ok(rt) => rt,
-                Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
-            };
+            let runtime =
+                match runtime::build(supervise.then_some(langsight_server::workers::SUPERVISOR_RUNTIME_THREADS)) {
+                    Ok(rt) => rt,
+                    Err(e) => return refuse(&e),
+                };
             let run = async move {
                 if supervise {
                     langsight_server::workers::supervise(config).await
@@ -390,9 +388,9 @@ fn mcp_health(config: Option<PathBuf>, server: Option<String>, json: bool) -> Ex
         }
         servers.retain(|s| &s.name == name);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime::build(None) {
         Ok(rt) => rt,
-        Err(e) => return refuse(&format!("cannot start the async runtime: {e}")),
+        Err(e) => return refuse(&e),
     };
     let results = runtime.block_on(async {
         let tasks: Vec<_> =

@@ -75,10 +75,7 @@ fn spec_of(s: &FoundServer, timeout: Duration) -> ServerSpec {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    crate::runtime::build(None)
 }
 
 fn fail(msg: &str) -> ExitCode {

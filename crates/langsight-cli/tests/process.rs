@@ -331,6 +331,12 @@ fn bad_configuration_refuses_start_up_naming_the_variable() {
     assert!(e.contains("/no/such/langsight.yaml"), "{e}");
     let e = refused(&db, &[("LANGSIGHT_SQLITE_PATH", "/proc/forbidden/langsight.db")], &[]);
     assert!(e.contains("LANGSIGHT_SQLITE_PATH"), "{e}");
+    // tokio's own variable: read by tokio it panics on these; refused here with what to set.
+    for bad in ["0", "many", ""] {
+        let e = refused(&db, &[("TOKIO_WORKER_THREADS", bad)], &[]);
+        assert!(e.contains("TOKIO_WORKER_THREADS") && e.contains("positive whole number"), "{bad:?}: {e}");
+        assert!(!e.contains("panicked"), "{bad:?}: {e}");
+    }
     let yaml = dir.path().join("bad.yaml");
     std::fs::write(&yaml, "storage: [unclosed").unwrap();
     let e = refused(&db, &[], &["--config", yaml.to_str().unwrap()]);

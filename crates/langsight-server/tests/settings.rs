@@ -594,9 +594,15 @@ fn pg_database(port: u16) -> String {
 fn clickhouse() -> &'static (String, std::sync::Mutex<test_support::clickhouse::ClickHouseServer>) {
     CH.get_or_init(|| {
         test_support::at_exit(|| {
-            if let Some(Ok(mut ch)) = CH.get().map(|(_, ch)| ch.lock()) {
-                ch.shut_down();
-            }
+            // A test that panicked while holding it (a restart that failed) poisons the lock; one still holding
+            // it at exit is left alone rather than waited for.
+            let Some((_, ch)) = CH.get() else { return };
+            let mut ch = match ch.try_lock() {
+                Ok(ch) => ch,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            ch.shut_down();
         });
         let ch = tokio::task::block_in_place(test_support::clickhouse::ClickHouseServer::start);
         (ch.url.clone(), std::sync::Mutex::new(ch))

@@ -20,7 +20,10 @@ static EXIT_HOOKS: Mutex<Vec<ExitHook>> = Mutex::new(Vec::new());
 extern "C" fn run_exit_hooks() {
     let hooks = EXIT_HOOKS.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
     for hook in hooks {
-        hook();
+        // A panic cannot unwind out of this `extern "C"` function (it would abort a run that passed): contained.
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)).is_err() {
+            eprintln!("test-support: an exit hook panicked; a test server may be left running");
+        }
     }
 }
 
@@ -28,9 +31,11 @@ extern "C" fn run_exit_hooks() {
 /// process) is never dropped, so without this its server and directory outlive the run.
 pub fn at_exit(f: impl FnOnce() + Send + 'static) {
     static REGISTERED: std::sync::Once = std::sync::Once::new();
-    // SAFETY: `atexit` with a plain `extern "C"` function that takes no arguments; it runs once, at exit.
-    REGISTERED.call_once(|| unsafe {
-        libc::atexit(run_exit_hooks);
+    REGISTERED.call_once(|| {
+        // SAFETY: `atexit` with a plain `extern "C"` function that takes no arguments; it runs once, at exit.
+        if unsafe { libc::atexit(run_exit_hooks) } != 0 {
+            eprintln!("test-support: atexit failed; servers kept in statics will outlive this process");
+        }
     });
     if let Ok(mut hooks) = EXIT_HOOKS.lock() {
         hooks.push(Box::new(f));
