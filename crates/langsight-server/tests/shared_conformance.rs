@@ -9,6 +9,11 @@ use langsight_shared::SharedState;
 use std::time::Duration;
 use test_support::redis::{Kind, RedisTopology};
 
+/// The subscriber's next message (at most 5 s away, and not lagged).
+async fn next(rx: &mut langsight_shared::fanout::Subscriber) -> std::sync::Arc<langsight_shared::bus::BusMessage> {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag")
+}
+
 fn prefix() -> String {
     format!("lstest{}", uuid::Uuid::new_v4().simple())
 }
@@ -181,12 +186,12 @@ async fn unwatched_workers_read_nothing(topo: &RedisTopology, prefix: &str, publ
         publisher.bus.publish(None, ev(&format!("unwatched-{i}"))).await;
     }
     for _ in 0..20 {
-        tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await.expect("delivered").expect("no lag");
+        next(&mut watcher).await;
     }
     // The log holds all twenty and a worker that listens has read them; now the quiet worker gets a subscriber.
     let mut rx = quiet.bus.subscribe().await;
     publisher.bus.publish(None, ev("watched")).await;
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    let first = next(&mut rx).await;
     assert_eq!(first.events[0].data, "watched", "the first message after subscribing, nothing older");
     // A reader that had followed the log would have read the twenty before this one (one order).
     assert_eq!(read(), 1, "the unwatched worker read only what came after its subscriber");
@@ -205,11 +210,11 @@ async fn unwatched_workers_read_nothing(topo: &RedisTopology, prefix: &str, publ
         publisher.bus.publish(None, ev(&format!("unwatched-again-{i}"))).await;
     }
     for _ in 0..21 {
-        tokio::time::timeout(Duration::from_secs(5), watcher.recv()).await.expect("delivered").expect("no lag");
+        next(&mut watcher).await;
     }
     let mut rx = quiet.bus.subscribe().await;
     publisher.bus.publish(None, ev("watched again")).await;
-    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    let first = next(&mut rx).await;
     assert_eq!(first.events[0].data, "watched again");
     assert_eq!(read(), before + 1, "resting, it read none of the twenty, only what came after its new subscriber");
 }
@@ -320,6 +325,6 @@ async fn a_resting_reader_whose_connection_died_still_delivers() {
     }
     let mut rx = quiet.bus.subscribe().await;
     publisher.bus.publish(None, vec![Event { name: "n".into(), data: "right after".into() }]).await;
-    let msg = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("delivered").expect("no lag");
+    let msg = next(&mut rx).await;
     assert_eq!((msg.kind.clone(), msg.events[0].data.as_str()), (Delivery::Message, "right after"));
 }

@@ -376,6 +376,17 @@ async fn log_end(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> red
     Ok(entries(top).into_iter().next().and_then(|(id, _)| id.parse::<MsgId>().ok()).unwrap_or_default())
 }
 
+/// Tells subscribers that events after `id` may be missing.
+fn gap(id: MsgId) -> Arc<BusMessage> {
+    Arc::new(BusMessage {
+        id,
+        kind: Delivery::Gap,
+        project: None,
+        events: Arc::from(Vec::new()),
+        published_ms: now_ms(),
+    })
+}
+
 /// The worker's single reader: blocking XREAD from the last id seen while this worker has subscribers,
 /// reconnecting as needed.
 async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<AtomicBool>, reader: Arc<Reader>) {
@@ -416,25 +427,13 @@ async fn follow(redis: Arc<Redis>, key: String, tx: Fanout, following: Arc<Atomi
                 let present = still.map(|v| !entries(v).is_empty()).unwrap_or(false);
                 if !present {
                     tracing::warn!(last = %l, "redis.bus.gap: the event log lost entries while this worker was away");
-                    let _ = tx.send(Arc::new(BusMessage {
-                        id: l,
-                        kind: Delivery::Gap,
-                        project: None,
-                        events: Arc::from(Vec::new()),
-                        published_ms: now_ms(),
-                    }));
+                    let _ = tx.send(gap(l));
                 }
                 l.to_string()
             }
         };
         if reader.owe_gap.swap(false, Ordering::AcqRel) {
-            let _ = tx.send(Arc::new(BusMessage {
-                id: last.unwrap_or_default(),
-                kind: Delivery::Gap,
-                project: None,
-                events: Arc::from(Vec::new()),
-                published_ms: now_ms(),
-            }));
+            let _ = tx.send(gap(last.unwrap_or_default()));
         }
         following.store(true, Ordering::Relaxed);
         reader.state.send_replace(ReaderState::Reading);
